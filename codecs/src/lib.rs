@@ -1,0 +1,1 @@
+//! chorus-codecs: audio and video codecs. Filled in by the conferencing issue.

@@ -1,0 +1,5 @@
+//! chorus-engine: the per-core media runtime of Chorus.
+
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;

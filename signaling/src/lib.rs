@@ -1,0 +1,1 @@
+//! chorus-signaling: SIP, SDP and the control side. Filled in by the SIP issue.

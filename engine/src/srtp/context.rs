@@ -1584,6 +1584,40 @@ mod tests {
         assert!(!rx.authenticates_rtp(&too_long));
     }
 
+    /// The runtime builds contexts on one thread and hands them to a core.
+    #[test]
+    fn context_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<SrtpContext>();
+    }
+
+    /// Packets per second through protect + unprotect, per suite, for a
+    /// 20 ms G.711 packet and a 1200-byte video packet. Run on purpose:
+    /// `cargo test --release -p chorus-engine --lib srtp -- --ignored stress_ --nocapture`.
+    #[test]
+    #[ignore]
+    fn stress_throughput() {
+        const PACKETS: u32 = 200_000;
+        for payload_len in [160, 1200] {
+            for suite in ALL_SUITES {
+                let mut tx = context(suite);
+                let mut rx = context(suite);
+                let packet = rtp(0, 0x5757, payload_len);
+                let mut buf = [0u8; 1500];
+                let started = std::time::Instant::now();
+                for n in 0..PACKETS {
+                    buf[..packet.len()].copy_from_slice(&packet);
+                    buf[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                    let len = tx.protect_rtp(&mut buf, packet.len()).unwrap();
+                    let plain = rx.unprotect_rtp(&mut buf[..len]).unwrap();
+                    assert_eq!(plain, packet.len());
+                }
+                let per_packet_ns = started.elapsed().as_nanos() / u128::from(PACKETS);
+                println!("{suite} {payload_len} B: {per_packet_ns} ns per protect+unprotect");
+            }
+        }
+    }
+
     #[test]
     fn debug_output_has_no_key_material() {
         let text = format!("{:?}", context(SrtpSuite::AesCm128HmacSha1_80));

@@ -54,6 +54,12 @@ impl SrtpError {
         SrtpError::BadSaltLength,
     ];
 
+    /// Position of the variant in [`SrtpError::ALL`], for a counter array
+    /// indexed by error.
+    pub const fn counter_index(self) -> usize {
+        self as usize
+    }
+
     /// A stable snake_case name for a drop counter (`srtp_auth_failed`, ...).
     pub fn counter_name(self) -> &'static str {
         match self {
@@ -77,6 +83,7 @@ mod tests {
     #[test]
     fn counter_names_are_distinct_and_prefixed() {
         for (i, a) in SrtpError::ALL.iter().enumerate() {
+            assert_eq!(a.counter_index(), i);
             assert!(a.counter_name().starts_with("srtp_"));
             for b in &SrtpError::ALL[i + 1..] {
                 assert_ne!(a.counter_name(), b.counter_name());

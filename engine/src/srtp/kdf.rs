@@ -42,6 +42,7 @@ where
 {
     let mut iv = [0u8; BLOCK_LEN];
     let salt_len = master_salt.len().min(MAX_MASTER_SALT_LEN);
+    // INVARIANT: salt_len <= 14 < BLOCK_LEN and salt_len <= master_salt.len().
     iv[..salt_len].copy_from_slice(&master_salt[..salt_len]);
     iv[7] ^= label as u8;
     out.fill(0);

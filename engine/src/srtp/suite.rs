@@ -6,8 +6,8 @@ pub enum SrtpSuite {
     /// AES-128 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 4568 §6.2.1).
     AesCm128HmacSha1_80,
     /// AES-128 counter mode, HMAC-SHA1 with a 32-bit SRTP tag; SRTCP keeps
-    /// the 80-bit tag (RFC 4568 §6.2.2, RFC 3711 §5.2 mandates 80 bits for
-    /// SRTCP).
+    /// the 80-bit tag (RFC 4568 §6.2.2, RFC 5764 §4.1.2; checked against
+    /// libsrtp in the context tests).
     AesCm128HmacSha1_32,
     /// AES-128 GCM with a 16-octet tag (RFC 7714).
     AeadAes128Gcm,

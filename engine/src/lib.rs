@@ -2,4 +2,5 @@
 
 pub mod rtcp;
 pub mod rtp;
+pub mod runtime;
 pub mod srtp;

@@ -75,7 +75,7 @@ impl<'a> App<'a> {
         if subtype > 0x1f {
             return Err(RtcpError::AppSubtype(subtype));
         }
-        if data.len() % 4 != 0 {
+        if !data.len().is_multiple_of(4) {
             return Err(RtcpError::AppDataUnaligned(data.len()));
         }
         let mut w = Writer::new(buf);

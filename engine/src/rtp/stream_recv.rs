@@ -416,7 +416,7 @@ mod tests {
         let mut lost = 0;
         while ext < 65_536 + 200 {
             ext += 1;
-            if ext % 10 == 0 {
+            if ext.is_multiple_of(10) {
                 lost += 1;
                 continue;
             }

@@ -1,0 +1,208 @@
+//! What the control side tells a core, and what a core tells the control side.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::srtp::SrtpSuite;
+
+/// A media core, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(pub u16);
+
+impl fmt::Display for CoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "core{}", self.0)
+    }
+}
+
+/// A media leg (one caller's media session), named by the control side; unique per engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u32);
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "leg{}", self.0)
+    }
+}
+
+/// SRTP master key material for one direction (RFC 4568 `inline:` key and salt).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKey {
+    /// The crypto suite.
+    pub suite: SrtpSuite,
+    /// Master key (16 or 32 bytes).
+    pub key: Vec<u8>,
+    /// Master salt (14 or 12 bytes).
+    pub salt: Vec<u8>,
+}
+
+impl fmt::Debug for SrtpKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys never reach logs.
+        f.debug_struct("SrtpKey")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a core needs to create a leg. Leg state travels as data, so a leg can be
+/// created on one core and re-created on another.
+#[derive(Clone, Debug)]
+pub struct LegConfig {
+    /// The leg's id.
+    pub id: LegId,
+    /// Where to send RTP (from the remote SDP), if known yet.
+    pub remote_rtp: Option<SocketAddr>,
+    /// Where to send RTCP when not multiplexed (default: RTP port + 1).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share one port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Keys to decrypt what the remote sends; None for plain RTP.
+    pub srtp_in: Option<SrtpKey>,
+    /// Keys to encrypt what we send; None for plain RTP.
+    pub srtp_out: Option<SrtpKey>,
+    /// The SSRC the remote announced (a=ssrc), if any.
+    pub remote_ssrc: Option<u32>,
+    /// Symmetric RTP: send to wherever the first authenticated packet came from (callers
+    /// behind NAT).
+    pub latch: bool,
+    /// Report the leg inactive after this long without RTP or RTCP from the remote.
+    pub inactivity_timeout: Option<Duration>,
+}
+
+impl LegConfig {
+    /// A plain-RTP leg with latching on and nothing else set.
+    pub fn new(id: LegId) -> Self {
+        LegConfig {
+            id,
+            remote_rtp: None,
+            remote_rtcp: None,
+            rtcp_mux: true,
+            srtp_in: None,
+            srtp_out: None,
+            remote_ssrc: None,
+            latch: true,
+            inactivity_timeout: None,
+        }
+    }
+}
+
+/// A command to a core.
+#[derive(Debug)]
+pub enum Command {
+    /// Create a leg; answered by `LegCreated` or `LegRejected`.
+    CreateLeg(Box<LegConfig>),
+    /// Change where a leg sends (re-INVITE with a new address).
+    SetRemote {
+        /// The leg.
+        id: LegId,
+        /// New RTP destination.
+        rtp: SocketAddr,
+        /// New RTCP destination (None: RTP port + 1, or RTP address with rtcp-mux).
+        rtcp: Option<SocketAddr>,
+    },
+    /// Remove a leg; answered by `LegRemoved`.
+    RemoveLeg(LegId),
+    /// Forward the RTP received on `from` to `to` (both on this core).
+    Connect {
+        /// Source leg.
+        from: LegId,
+        /// Destination leg.
+        to: LegId,
+    },
+    /// Stop forwarding `from` to `to`.
+    Disconnect {
+        /// Source leg.
+        from: LegId,
+        /// Destination leg.
+        to: LegId,
+    },
+    /// Ask for a leg's counters; answered by `LegStats`.
+    QueryLeg(LegId),
+    /// Stop the core (legs are dropped; their final stats are reported).
+    Shutdown,
+}
+
+/// Per-leg counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// RTP packets accepted (decrypted and valid).
+    pub rtp_in: u64,
+    /// RTP payload bytes accepted.
+    pub rtp_bytes_in: u64,
+    /// RTCP packets accepted.
+    pub rtcp_in: u64,
+    /// RTP packets sent to this leg.
+    pub rtp_out: u64,
+    /// RTCP packets sent to this leg.
+    pub rtcp_out: u64,
+    /// Packets that failed SRTP/SRTCP authentication.
+    pub auth_failed: u64,
+    /// Replayed packets (already seen, or older than the replay window).
+    pub replayed: u64,
+    /// Malformed RTP/RTCP (bad version, truncated, bad lengths).
+    pub malformed: u64,
+    /// Other SRTP refusals (unknown SSRC beyond the table, key lifetime).
+    pub srtp_other: u64,
+    /// Outgoing packets dropped (no remote address yet, protect failed, no send buffer).
+    pub out_dropped: u64,
+    /// Times the remote address was latched or re-latched.
+    pub latched: u64,
+}
+
+/// An event from a core.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A leg exists and listens at these local addresses.
+    LegCreated {
+        /// The leg.
+        id: LegId,
+        /// The core that owns it.
+        core: CoreId,
+        /// Local RTP address (for the SDP answer).
+        rtp: SocketAddr,
+        /// Local RTCP address (same as `rtp` with rtcp-mux).
+        rtcp: SocketAddr,
+    },
+    /// A leg could not be created.
+    LegRejected {
+        /// The leg.
+        id: LegId,
+        /// Why.
+        reason: String,
+    },
+    /// A command named a leg this core does not have.
+    UnknownLeg {
+        /// The leg.
+        id: LegId,
+    },
+    /// The leg's remote address was learned from its first authenticated packet.
+    Latched {
+        /// The leg.
+        id: LegId,
+        /// Where its media comes from (and now goes to).
+        remote: SocketAddr,
+    },
+    /// Answer to `QueryLeg`.
+    LegStats {
+        /// The leg.
+        id: LegId,
+        /// Its counters.
+        stats: LegStats,
+    },
+    /// A leg was removed.
+    LegRemoved {
+        /// The leg.
+        id: LegId,
+        /// Its final counters.
+        stats: LegStats,
+    },
+    /// No RTP or RTCP from the remote for longer than the leg's inactivity timeout.
+    Inactive {
+        /// The leg.
+        id: LegId,
+        /// How long it has been silent.
+        idle: Duration,
+    },
+}

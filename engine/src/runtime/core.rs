@@ -1,0 +1,683 @@
+//! One media core: its legs, flow table and the run-to-completion loop.
+//!
+//! ```text
+//! loop {
+//!     io.wait(next tick)          -- one submit: sends queued last round, recvs, timers
+//!     io.drain(on_packet)         -- demux -> SRTP unprotect -> RTP/RTCP check -> forward
+//!     commands                    -- create/remove/connect legs (bounded per round)
+//!     tick                        -- inactivity, publish counters
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::command::{Command, CoreId, Event, LegConfig, LegId};
+use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
+use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
+use super::leg::Leg;
+use super::mailbox::Mailbox;
+use super::metrics::{CoreMetrics, Counters, Metric};
+use super::tick::{Tick, TickClock};
+use crate::rtcp::PacketKind;
+use crate::srtp::SrtpError;
+
+/// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
+const COMMANDS_PER_ROUND: usize = 256;
+/// Legs waiting to latch that one unknown-source packet is tried against at most. The window
+/// rotates, so every waiting leg is tried within a few packets of its caller's stream.
+const LATCH_TRIES: usize = 32;
+/// Trial authentications per tick for packets from unknown sources, so a flood of garbage
+/// costs a bounded share of the core (32 per packet, 2,048 per 20 ms: well under 1 ms).
+const LATCH_BUDGET_PER_TICK: u32 = 2048;
+
+/// A UDP socket pair of a core: RTP on an even port, RTCP on the next one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SocketPair {
+    pub rtp: SockId,
+    pub rtcp: SockId,
+    pub rtp_addr: SocketAddr,
+    pub rtcp_addr: SocketAddr,
+}
+
+/// Everything a core thread starts with.
+pub(crate) struct CoreParams {
+    pub core: CoreId,
+    pub io: IoKind,
+    pub sizes: IoSizes,
+    pub sockets: Vec<(UdpSocket, UdpSocket)>,
+    pub tick: Duration,
+    pub pin_cpu: Option<usize>,
+    pub mailbox: Arc<Mailbox>,
+    pub metrics: Arc<CoreMetrics>,
+}
+
+/// What a core reports once it is running (or why it could not start).
+pub(crate) type CoreReady = Result<(IoKind, Option<String>), String>;
+
+/// Leg state and packet handling of one core, separate from its I/O so that the handler can
+/// borrow it while the backend lends out buffers.
+pub(crate) struct CoreState {
+    core: CoreId,
+    mailbox: Arc<Mailbox>,
+    pairs: Vec<SocketPair>,
+    next_pair: usize,
+    legs: Vec<Option<Leg>>,
+    free: Vec<LegSlot>,
+    by_id: HashMap<LegId, LegSlot, FastBuild>,
+    flows: FlowTable,
+    /// Per socket: legs waiting for their first authenticated packet from a new address.
+    pending: Vec<Vec<LegSlot>>,
+    /// Per socket: where the next latch scan starts in `pending`.
+    pending_cursor: Vec<usize>,
+    /// Trial authentications left in this tick.
+    latch_budget: u32,
+    pub counters: Counters,
+    events_emitted: bool,
+    shutdown: bool,
+}
+
+/// The SSRC of a packet of the given kind (RTP: header; RTCP: sender SSRC), if long enough.
+fn packet_ssrc(buf: &[u8], kind: PacketKind) -> Option<u32> {
+    let at = if kind == PacketKind::Rtcp { 4 } else { 8 };
+    let b = buf.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl CoreState {
+    pub fn new(core: CoreId, mailbox: Arc<Mailbox>, pairs: Vec<SocketPair>, socks: usize) -> Self {
+        CoreState {
+            core,
+            mailbox,
+            pairs,
+            next_pair: 0,
+            legs: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::default(),
+            flows: FlowTable::new(),
+            pending: vec![Vec::new(); socks],
+            pending_cursor: vec![0; socks],
+            latch_budget: LATCH_BUDGET_PER_TICK,
+            counters: Counters::default(),
+            events_emitted: false,
+            shutdown: false,
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.counters.inc(Metric::Events);
+        self.mailbox.emit(event);
+        self.events_emitted = true;
+    }
+
+    fn leg_mut(&mut self, slot: LegSlot) -> Option<&mut Leg> {
+        self.legs.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    // ---- packets -------------------------------------------------------------------------
+
+    /// Handles one received datagram (decrypted in place in `buf`).
+    pub fn on_packet(&mut self, now: Instant, meta: RxMeta, buf: &mut [u8], tx: &mut TxQueue) {
+        let kind = crate::rtcp::classify(buf);
+        if !matches!(kind, PacketKind::Rtp | PacketKind::Rtcp) {
+            self.counters.inc(Metric::DropNotRtp);
+            return;
+        }
+        let key = FlowKey {
+            sock: meta.sock,
+            remote: meta.src,
+        };
+        let slot = match self.flows.lookup(&key, || packet_ssrc(buf, kind)) {
+            Some(slot) => slot,
+            None => match self.try_latch(now, key, buf, kind) {
+                Some(slot) => slot,
+                None => {
+                    self.counters.inc(Metric::DropUnknownFlow);
+                    return;
+                }
+            },
+        };
+        match kind {
+            PacketKind::Rtp => self.on_rtp(now, slot, key, buf, tx),
+            _ => self.on_rtcp(now, slot, buf),
+        }
+    }
+
+    fn on_rtp(
+        &mut self,
+        now: Instant,
+        slot: LegSlot,
+        key: FlowKey,
+        buf: &mut [u8],
+        tx: &mut TxQueue,
+    ) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let len = match leg.srtp_in.as_mut() {
+            Some(ctx) => match ctx.unprotect_rtp(buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    leg.count_srtp_error(e);
+                    let m = drop_metric(e);
+                    self.counters.inc(m);
+                    return;
+                }
+            },
+            None => buf.len(),
+        };
+        let plain = &buf[..len];
+        let ssrc = match crate::rtp::RtpPacket::parse(plain) {
+            Ok(p) => p.ssrc().0,
+            Err(_) => {
+                leg.stats.malformed += 1;
+                self.counters.inc(Metric::DropMalformed);
+                return;
+            }
+        };
+        leg.stats.rtp_in += 1;
+        leg.stats.rtp_bytes_in += len as u64;
+        leg.last_rx = now;
+        leg.inactive_reported = false;
+        let learn_ssrc = leg.remote_ssrc.is_none();
+        if learn_ssrc {
+            leg.remote_ssrc = Some(ssrc);
+        }
+        let first = !leg.latched;
+        leg.latched = true;
+        let targets = std::mem::take(&mut leg.targets);
+        self.counters.inc(Metric::RtpIn);
+        if learn_ssrc {
+            // Knowing the SSRC lets other legs share this address later.
+            let _ = self.flows.insert(key, slot, Some(ssrc));
+        }
+        if first {
+            self.drop_pending(slot);
+        }
+        for &t in &targets {
+            self.forward_rtp(t, plain, tx);
+        }
+        if let Some(leg) = self.leg_mut(slot) {
+            leg.targets = targets;
+        }
+    }
+
+    fn forward_rtp(&mut self, to: LegSlot, plain: &[u8], tx: &mut TxQueue) {
+        let Some(leg) = self.legs.get_mut(to as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(dst) = leg.remote_rtp else {
+            leg.stats.out_dropped += 1;
+            self.counters.inc(Metric::DropNoRemote);
+            return;
+        };
+        let mut protect_failed = false;
+        let queued = tx.send_with(leg.rtp_sock, dst, |out| {
+            let n = plain.len();
+            let Some(dst) = out.get_mut(..n) else {
+                return 0;
+            };
+            dst.copy_from_slice(plain);
+            match leg.srtp_out.as_mut() {
+                Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
+                    protect_failed = true;
+                    0
+                }),
+                None => n,
+            }
+        });
+        if queued {
+            leg.stats.rtp_out += 1;
+            self.counters.inc(Metric::Forwarded);
+        } else {
+            leg.stats.out_dropped += 1;
+            self.counters.inc(if protect_failed {
+                Metric::DropSrtpOther
+            } else {
+                Metric::DropTxFull
+            });
+        }
+    }
+
+    fn on_rtcp(&mut self, now: Instant, slot: LegSlot, buf: &mut [u8]) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let len = match leg.srtp_in.as_mut() {
+            Some(ctx) => match ctx.unprotect_rtcp(buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    leg.count_srtp_error(e);
+                    let m = drop_metric(e);
+                    self.counters.inc(m);
+                    return;
+                }
+            },
+            None => buf.len(),
+        };
+        if crate::rtcp::parse_rtcp_compound(&buf[..len]).any(|p| p.is_err()) {
+            leg.stats.malformed += 1;
+            self.counters.inc(Metric::DropMalformed);
+            return;
+        }
+        leg.stats.rtcp_in += 1;
+        leg.last_rx = now;
+        leg.inactive_reported = false;
+        self.counters.inc(Metric::RtcpIn);
+    }
+
+    /// A packet came from an address no flow knows: offer it to the legs on that socket that
+    /// wait for their first packet. SRTP legs take it only if it authenticates with their key;
+    /// a plain-RTP leg takes it if its SDP named the same IP, or if it is the only plain leg
+    /// waiting on that socket (otherwise the packet cannot be attributed and is dropped).
+    fn try_latch(
+        &mut self,
+        now: Instant,
+        key: FlowKey,
+        buf: &[u8],
+        kind: PacketKind,
+    ) -> Option<LegSlot> {
+        if kind != PacketKind::Rtp {
+            return None;
+        }
+        let sock = usize::from(key.sock.0);
+        let waiting = self.pending.get(sock)?;
+        if waiting.is_empty() || self.latch_budget == 0 {
+            return None;
+        }
+        // When every waiting leg is in view, a lone plain-RTP leg may take the packet.
+        let complete = waiting.len() <= LATCH_TRIES;
+        let start = self.pending_cursor.get(sock).copied().unwrap_or(0) % waiting.len();
+        let mut plain_only: Option<LegSlot> = None;
+        let mut plain_count = 0;
+        let mut chosen = None;
+        let mut tried = 0;
+        for k in 0..waiting.len().min(LATCH_TRIES) {
+            let slot = waiting[(start + k) % waiting.len()];
+            let Some(leg) = self.legs.get(slot as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            match &leg.srtp_in {
+                Some(ctx) => {
+                    if tried == self.latch_budget {
+                        break;
+                    }
+                    tried += 1;
+                    if ctx.authenticates_rtp(buf) {
+                        chosen = Some(slot);
+                        break;
+                    }
+                }
+                None => {
+                    if leg.remote_rtp.is_some_and(|r| r.ip() == key.remote.ip()) {
+                        chosen = Some(slot);
+                        break;
+                    }
+                    plain_count += 1;
+                    plain_only = Some(slot);
+                }
+            }
+        }
+        self.latch_budget -= tried;
+        if let Some(c) = self.pending_cursor.get_mut(sock) {
+            *c = start + LATCH_TRIES;
+        }
+        let lone_plain = if complete && plain_count == 1 {
+            plain_only
+        } else {
+            None
+        };
+        let slot = chosen.or(lone_plain)?;
+        let ssrc = packet_ssrc(buf, kind);
+        let leg = self.leg_mut(slot)?;
+        let old = leg.flow_rtp;
+        leg.set_remote(key.remote, None);
+        let rtcp_new = leg.wanted_flows().1;
+        let rtcp_old = leg.flow_rtcp;
+        let id = leg.id;
+        if let Some(old) = old {
+            self.flows.remove(old, slot);
+        }
+        if self.flows.insert(key, slot, ssrc).is_err() {
+            self.counters.inc(Metric::DropUnknownFlow);
+            return None;
+        }
+        if rtcp_new != rtcp_old {
+            if let Some(k) = rtcp_old {
+                self.flows.remove(k, slot);
+            }
+            if let Some(k) = rtcp_new {
+                let _ = self.flows.insert(k, slot, ssrc);
+            }
+        }
+        let leg = self.leg_mut(slot)?;
+        leg.flow_rtp = Some(key);
+        leg.flow_rtcp = rtcp_new;
+        leg.stats.latched += 1;
+        leg.last_rx = now;
+        self.emit(Event::Latched {
+            id,
+            remote: key.remote,
+        });
+        Some(slot)
+    }
+
+    fn drop_pending(&mut self, slot: LegSlot) {
+        for list in &mut self.pending {
+            list.retain(|&s| s != slot);
+        }
+    }
+
+    // ---- commands ------------------------------------------------------------------------
+
+    /// Handles one command from the control side.
+    pub fn on_command(&mut self, now: Instant, cmd: Command) {
+        self.counters.inc(Metric::Commands);
+        match cmd {
+            Command::CreateLeg(cfg) => self.create_leg(now, &cfg),
+            Command::SetRemote { id, rtp, rtcp } => match self.by_id.get(&id).copied() {
+                Some(slot) => self.set_remote(slot, rtp, rtcp),
+                None => self.emit(Event::UnknownLeg { id }),
+            },
+            Command::RemoveLeg(id) => self.remove_leg(id),
+            Command::Connect { from, to } => self.link(from, to, true),
+            Command::Disconnect { from, to } => self.link(from, to, false),
+            Command::QueryLeg(id) => {
+                match self.by_id.get(&id).copied().and_then(|s| self.leg_mut(s)) {
+                    Some(leg) => {
+                        let stats = leg.stats;
+                        self.emit(Event::LegStats { id, stats });
+                    }
+                    None => self.emit(Event::UnknownLeg { id }),
+                }
+            }
+            Command::Shutdown => self.shutdown = true,
+        }
+    }
+
+    fn create_leg(&mut self, now: Instant, cfg: &LegConfig) {
+        let id = cfg.id;
+        if self.by_id.contains_key(&id) {
+            self.emit(Event::LegRejected {
+                id,
+                reason: format!("{id} already exists on {}", self.core),
+            });
+            return;
+        }
+        let Some(&pair) = self.pairs.get(self.next_pair % self.pairs.len().max(1)) else {
+            self.emit(Event::LegRejected {
+                id,
+                reason: "core has no media sockets".into(),
+            });
+            return;
+        };
+        self.next_pair = self.next_pair.wrapping_add(1);
+        let leg = match Leg::new(cfg, pair.rtp, pair.rtcp, now) {
+            Ok(leg) => leg,
+            Err(e) => {
+                self.emit(Event::LegRejected {
+                    id,
+                    reason: format!("SRTP keys rejected: {e}"),
+                });
+                return;
+            }
+        };
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.legs.push(None);
+                (self.legs.len() - 1) as LegSlot
+            }
+        };
+        let rtcp_addr = if leg.rtcp_mux {
+            pair.rtp_addr
+        } else {
+            pair.rtcp_addr
+        };
+        let latch = leg.latch || leg.remote_rtp.is_none();
+        self.legs[slot as usize] = Some(leg);
+        self.by_id.insert(id, slot);
+        self.install_flows(slot);
+        if latch && let Some(list) = self.pending.get_mut(usize::from(pair.rtp.0)) {
+            list.push(slot);
+        }
+        self.counters.set(Metric::Legs, self.by_id.len() as u64);
+        self.emit(Event::LegCreated {
+            id,
+            core: self.core,
+            rtp: pair.rtp_addr,
+            rtcp: rtcp_addr,
+        });
+    }
+
+    /// Puts the leg's current remote addresses into the flow table (replacing old keys).
+    fn install_flows(&mut self, slot: LegSlot) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let (rtp, rtcp) = leg.wanted_flows();
+        let (old_rtp, old_rtcp) = (leg.flow_rtp.take(), leg.flow_rtcp.take());
+        let ssrc = leg.remote_ssrc;
+        for k in [old_rtp, old_rtcp].into_iter().flatten() {
+            self.flows.remove(k, slot);
+        }
+        // An address shared with a leg of unknown SSRC cannot be routed yet; the leg then
+        // stays reachable through latching only.
+        let rtp = rtp.filter(|k| self.flows.insert(*k, slot, ssrc).is_ok());
+        let rtcp = rtcp.filter(|k| self.flows.insert(*k, slot, ssrc).is_ok());
+        if let Some(leg) = self.leg_mut(slot) {
+            leg.flow_rtp = rtp;
+            leg.flow_rtcp = rtcp;
+        }
+    }
+
+    fn set_remote(&mut self, slot: LegSlot, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        if let Some(leg) = self.leg_mut(slot) {
+            leg.set_remote(rtp, rtcp);
+        }
+        self.install_flows(slot);
+    }
+
+    fn remove_leg(&mut self, id: LegId) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        for k in [leg.flow_rtp, leg.flow_rtcp].into_iter().flatten() {
+            self.flows.remove(k, slot);
+        }
+        self.drop_pending(slot);
+        for &s in leg.sources.iter().chain(leg.targets.iter()) {
+            if let Some(other) = self.leg_mut(s) {
+                other.targets.retain(|&t| t != slot);
+                other.sources.retain(|&t| t != slot);
+            }
+        }
+        self.free.push(slot);
+        self.counters.set(Metric::Legs, self.by_id.len() as u64);
+        self.emit(Event::LegRemoved {
+            id,
+            stats: leg.stats,
+        });
+    }
+
+    fn link(&mut self, from: LegId, to: LegId, connect: bool) {
+        let (Some(&f), Some(&t)) = (self.by_id.get(&from), self.by_id.get(&to)) else {
+            let id = if self.by_id.contains_key(&from) {
+                to
+            } else {
+                from
+            };
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        if let Some(src) = self.leg_mut(f) {
+            src.targets.retain(|&x| x != t);
+            if connect {
+                src.targets.push(t);
+            }
+        }
+        if let Some(dst) = self.leg_mut(t) {
+            dst.sources.retain(|&x| x != f);
+            if connect {
+                dst.sources.push(f);
+            }
+        }
+    }
+
+    // ---- tick ----------------------------------------------------------------------------
+
+    /// Runs one media tick.
+    pub fn on_tick(&mut self, now: Instant, tick: Tick, period: Duration) {
+        self.counters.inc(Metric::Ticks);
+        self.counters.add(Metric::TicksSkipped, tick.skipped);
+        self.latch_budget = LATCH_BUDGET_PER_TICK;
+        let late_us = tick.late.as_micros() as u64;
+        if late_us > self.counters.get(Metric::TickLateMaxUs) {
+            self.counters.set(Metric::TickLateMaxUs, late_us);
+        }
+        // Inactivity is checked about once a second.
+        let per_second = (1_000_000 / period.as_micros().max(1)) as u64;
+        if tick.index.is_multiple_of(per_second.max(1)) {
+            self.check_inactivity(now);
+        }
+    }
+
+    fn check_inactivity(&mut self, now: Instant) {
+        let mut idle_legs = Vec::new();
+        for leg in self.legs.iter_mut().flatten() {
+            let Some(limit) = leg.inactivity_timeout else {
+                continue;
+            };
+            let idle = now.saturating_duration_since(leg.last_rx);
+            if idle >= limit && !leg.inactive_reported {
+                leg.inactive_reported = true;
+                idle_legs.push((leg.id, idle));
+            }
+        }
+        for (id, idle) in idle_legs {
+            self.emit(Event::Inactive { id, idle });
+        }
+    }
+}
+
+fn drop_metric(e: SrtpError) -> Metric {
+    match e {
+        SrtpError::AuthFailed => Metric::DropAuthFailed,
+        SrtpError::Replayed | SrtpError::TooOld => Metric::DropReplayed,
+        SrtpError::Malformed => Metric::DropMalformed,
+        _ => Metric::DropSrtpOther,
+    }
+}
+
+/// The core thread: sets up the backend on this thread (io_uring rings are single-issuer),
+/// reports readiness, then loops until shutdown.
+pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreReady>) {
+    let CoreParams {
+        core,
+        io: kind,
+        sizes,
+        sockets,
+        tick,
+        pin_cpu,
+        mailbox,
+        metrics,
+    } = params;
+    if let Some(cpu) = pin_cpu
+        && let Err(e) = sys::pin_current_thread(cpu)
+    {
+        tracing::warn!(%core, cpu, error = %e, "could not pin core thread");
+    }
+    let (mut backend, fallback) = match io::open_backend(kind, mailbox.wake_fd(), sizes) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(format!("{core}: packet I/O setup failed: {e}")));
+            return;
+        }
+    };
+    let mut pairs = Vec::with_capacity(sockets.len());
+    for (rtp, rtcp) in sockets {
+        let (rtp_addr, rtcp_addr) = match (rtp.local_addr(), rtcp.local_addr()) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = ready.send(Err(format!("{core}: socket address: {e}")));
+                return;
+            }
+        };
+        match (backend.add_socket(rtp), backend.add_socket(rtcp)) {
+            (Ok(r), Ok(c)) => pairs.push(SocketPair {
+                rtp: r,
+                rtcp: c,
+                rtp_addr,
+                rtcp_addr,
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = ready.send(Err(format!("{core}: socket registration: {e}")));
+                return;
+            }
+        }
+    }
+    let socks = pairs.len() * 2;
+    let mut state = CoreState::new(core, mailbox.clone(), pairs, socks);
+    let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
+    drop(ready);
+    tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");
+
+    let mut clock = TickClock::new(Instant::now(), tick);
+    let mut last_counters = io::IoCounters::default();
+    loop {
+        if let Err(e) = backend.wait(clock.next_deadline()) {
+            tracing::error!(%core, error = %e, "packet I/O wait failed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let now = Instant::now();
+        state.counters.inc(Metric::Loops);
+        backend.drain(&mut |meta, buf, tx| state.on_packet(now, meta, buf, tx));
+        for _ in 0..COMMANDS_PER_ROUND {
+            let Some(cmd) = mailbox.next_command() else {
+                break;
+            };
+            state.on_command(now, cmd);
+        }
+        if let Some(t) = clock.poll(now) {
+            state.on_tick(now, t, clock.period());
+            let c = backend.counters();
+            fold_io_counters(&mut state.counters, &last_counters, &c);
+            last_counters = c;
+            state.counters.set(Metric::CpuNs, sys::thread_cpu_ns());
+            metrics.publish(&state.counters);
+        }
+        if state.events_emitted {
+            state.events_emitted = false;
+            mailbox.notify_events();
+        }
+        if state.shutdown {
+            break;
+        }
+    }
+    // Final stats of every leg still here, then one last publish.
+    let ids: Vec<LegId> = state.by_id.keys().copied().collect();
+    for id in ids {
+        state.remove_leg(id);
+    }
+    let c = backend.counters();
+    fold_io_counters(&mut state.counters, &last_counters, &c);
+    state.counters.set(Metric::CpuNs, sys::thread_cpu_ns());
+    metrics.publish(&state.counters);
+    mailbox.notify_events();
+    tracing::debug!(%core, "media core stopped");
+}
+
+fn fold_io_counters(c: &mut Counters, last: &io::IoCounters, now: &io::IoCounters) {
+    c.add(Metric::RxPackets, now.rx_packets - last.rx_packets);
+    c.add(Metric::TxPackets, now.tx_packets - last.tx_packets);
+    c.add(Metric::TxErrors, now.tx_errors - last.tx_errors);
+    c.add(Metric::RxTruncated, now.rx_truncated - last.rx_truncated);
+    c.add(Metric::RxNoBuffers, now.rx_no_buffers - last.rx_no_buffers);
+    c.add(Metric::IoSyscalls, now.syscalls - last.syscalls);
+}

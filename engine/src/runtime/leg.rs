@@ -1,0 +1,124 @@
+//! A leg as its core holds it: addresses, SRTP contexts, forwarding targets, counters.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::command::{LegConfig, LegId, LegStats, SrtpKey};
+use super::flow::{FlowKey, LegSlot};
+use super::io::SockId;
+use crate::srtp::{SrtpContext, SrtpError};
+
+/// One leg on a core.
+pub(crate) struct Leg {
+    pub id: LegId,
+    pub rtp_sock: SockId,
+    pub rtcp_sock: SockId,
+    pub rtcp_mux: bool,
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTCP address given explicitly (a=rtcp), kept when the RTP address is latched.
+    pub rtcp_explicit: bool,
+    /// Flow keys this leg is reachable by, as inserted in the flow table.
+    pub flow_rtp: Option<FlowKey>,
+    pub flow_rtcp: Option<FlowKey>,
+    pub latch: bool,
+    /// The first authenticated packet has arrived (and, with `latch`, fixed the remote).
+    pub latched: bool,
+    pub srtp_in: Option<SrtpContext>,
+    pub srtp_out: Option<SrtpContext>,
+    pub remote_ssrc: Option<u32>,
+    /// Legs that receive this leg's RTP.
+    pub targets: Vec<LegSlot>,
+    /// Legs whose RTP this leg receives (to unlink on removal).
+    pub sources: Vec<LegSlot>,
+    pub stats: LegStats,
+    pub last_rx: Instant,
+    pub inactivity_timeout: Option<Duration>,
+    pub inactive_reported: bool,
+}
+
+fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
+    key.as_ref()
+        .map(|k| SrtpContext::new(k.suite, &k.key, &k.salt))
+        .transpose()
+}
+
+impl Leg {
+    /// Builds a leg from its configuration on the given sockets.
+    pub fn new(
+        cfg: &LegConfig,
+        rtp_sock: SockId,
+        rtcp_sock: SockId,
+        now: Instant,
+    ) -> Result<Self, SrtpError> {
+        let rtcp_sock = if cfg.rtcp_mux { rtp_sock } else { rtcp_sock };
+        let mut leg = Leg {
+            id: cfg.id,
+            rtp_sock,
+            rtcp_sock,
+            rtcp_mux: cfg.rtcp_mux,
+            remote_rtp: None,
+            remote_rtcp: None,
+            rtcp_explicit: cfg.remote_rtcp.is_some(),
+            flow_rtp: None,
+            flow_rtcp: None,
+            latch: cfg.latch,
+            latched: false,
+            srtp_in: context(&cfg.srtp_in)?,
+            srtp_out: context(&cfg.srtp_out)?,
+            remote_ssrc: cfg.remote_ssrc,
+            targets: Vec::new(),
+            sources: Vec::new(),
+            stats: LegStats::default(),
+            last_rx: now,
+            inactivity_timeout: cfg.inactivity_timeout,
+            inactive_reported: false,
+        };
+        if let Some(rtp) = cfg.remote_rtp {
+            leg.set_remote(rtp, cfg.remote_rtcp);
+        }
+        Ok(leg)
+    }
+
+    /// Sets where media goes; RTCP defaults to the RTP address (mux) or RTP port + 1.
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.remote_rtp = Some(rtp);
+        if let Some(r) = rtcp {
+            self.rtcp_explicit = true;
+            self.remote_rtcp = Some(r);
+        } else if !self.rtcp_explicit || self.remote_rtcp.is_none() {
+            self.remote_rtcp = Some(if self.rtcp_mux {
+                rtp
+            } else {
+                SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+            });
+        }
+    }
+
+    /// The flow keys for the current remote addresses.
+    pub fn wanted_flows(&self) -> (Option<FlowKey>, Option<FlowKey>) {
+        let rtp = self.remote_rtp.map(|remote| FlowKey {
+            sock: self.rtp_sock,
+            remote,
+        });
+        let rtcp = if self.rtcp_mux {
+            None
+        } else {
+            self.remote_rtcp.map(|remote| FlowKey {
+                sock: self.rtcp_sock,
+                remote,
+            })
+        };
+        (rtp, rtcp)
+    }
+
+    /// Counts an SRTP refusal on this leg.
+    pub fn count_srtp_error(&mut self, e: SrtpError) {
+        match e {
+            SrtpError::AuthFailed => self.stats.auth_failed += 1,
+            SrtpError::Replayed | SrtpError::TooOld => self.stats.replayed += 1,
+            SrtpError::Malformed => self.stats.malformed += 1,
+            _ => self.stats.srtp_other += 1,
+        }
+    }
+}

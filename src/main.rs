@@ -1,4 +1,219 @@
+//! `chorus`: the Chorus conferencing media server.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chorus_engine::runtime::{CoreId, Engine, Metric};
+use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
+
+mod config;
+use config::{KEYS, ServeConfig};
+
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-fn main() {}
+
+/// Chorus: a SIP conferencing media engine (audio mixer and video SFU), thread-per-core.
+#[derive(Parser, Debug)]
+#[command(name = "chorus", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the server: start the media cores and serve until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// Settings for `serve`. Each is also a key of the `--config` file (same name with `_`);
+/// a flag overrides the file, the file overrides the default.
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
+    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
+    /// IP:PORT for both UDP and TCP [default: 127.0.0.1:5060]
+    #[arg(long, value_name = "ADDR")]
+    sip: Vec<String>,
+    /// IP address media sockets bind to and SDP advertises [default: 127.0.0.1]
+    #[arg(long, value_name = "IP")]
+    media_ip: Option<String>,
+    /// UDP port range for media, LO-HI; each core takes RTP/RTCP pairs from it (ports in use
+    /// are skipped) [default: 20000-39999]
+    #[arg(long, value_name = "LO-HI")]
+    media_ports: Option<String>,
+    /// Directory for the server's own files; locked so two servers cannot share it
+    /// [default: ./chorus-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Number of media cores (threads); 0 means one per CPU [default: 0]
+    #[arg(long, value_name = "N")]
+    cores: Option<String>,
+    /// Packet I/O backend: uring (io_uring; falls back to syscalls with a warning where it is
+    /// blocked) or syscalls (recvmmsg/sendmmsg with epoll) [default: uring]
+    #[arg(long, value_name = "uring|syscalls")]
+    io: Option<String>,
+    /// Log level: error, warn, info, debug or trace [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Media tick in milliseconds: 20 or 10 [default: 20]
+    #[arg(long, value_name = "MS")]
+    tick_ms: Option<String>,
+    /// RTP/RTCP socket pairs per core [default: 2]
+    #[arg(long, value_name = "N")]
+    pairs_per_core: Option<String>,
+    /// Capacity of each core's command and event queue [default: 4096]
+    #[arg(long, value_name = "N")]
+    queue_capacity: Option<String>,
+    /// Pin each media core to its own CPU: true or false [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pin_cores: Option<String>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the file, then the flags.
+    fn resolve(&self) -> Result<ServeConfig, String> {
+        let mut cfg = ServeConfig::default();
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read configuration: {e}", path.display()))?;
+            cfg.apply_toml(&text, path)?;
+        }
+        if !self.sip.is_empty() {
+            let mut all = Vec::new();
+            for s in &self.sip {
+                all.extend(config::parse_sip(s).map_err(|e| format!("--sip: {e}"))?);
+            }
+            cfg.sip = all;
+        }
+        let flags: [(&str, &Option<String>); 10] = [
+            ("media_ip", &self.media_ip),
+            ("media_ports", &self.media_ports),
+            ("data_dir", &self.data_dir),
+            ("cores", &self.cores),
+            ("io", &self.io),
+            ("log_level", &self.log_level),
+            ("tick_ms", &self.tick_ms),
+            ("pairs_per_core", &self.pairs_per_core),
+            ("queue_capacity", &self.queue_capacity),
+            ("pin_cores", &self.pin_cores),
+        ];
+        debug_assert_eq!(flags.len() + 1, KEYS.len());
+        for (key, value) in flags {
+            if let Some(v) = value {
+                cfg.set(key, v)
+                    .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve(args) => {
+            let cfg = match args.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("chorus: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&cfg.log_level);
+            match serve(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("chorus: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Takes an exclusive lock on the data directory, so two servers never share one.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let path = dir.join("chorus.lock");
+    let file = File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    file.try_lock().map_err(|e| {
+        anyhow::anyhow!(
+            "data directory {} is in use by another chorus server ({e}); give each server its \
+             own --data-dir",
+            dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+fn serve(cfg: ServeConfig) -> Result<()> {
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let started = Instant::now();
+    let engine = Engine::start(cfg.engine()).context("starting the media engine")?;
+    let io: Vec<String> = (0..engine.core_count())
+        .filter_map(|i| engine.io_kind(CoreId(i as u16)).map(|k| k.to_string()))
+        .collect();
+    let sip: Vec<String> = cfg.sip.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        cores = engine.core_count(),
+        io = io.join(","),
+        media_ip = %cfg.media_ip,
+        media_ports = %cfg.media_ports,
+        data_dir = %cfg.data_dir.display(),
+        sip = sip.join(","),
+        "chorus media engine running; the SIP listeners start with the signaling layer"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let signal = runtime.block_on(wait_for_signal())?;
+    tracing::info!(signal, "shutting down");
+    let totals: Vec<(Metric, u64)> = [Metric::RxPackets, Metric::Forwarded, Metric::TxPackets]
+        .into_iter()
+        .map(|m| {
+            let sum = (0..engine.core_count())
+                .map(|i| engine.counters(CoreId(i as u16)).get(m))
+                .sum();
+            (m, sum)
+        })
+        .collect();
+    engine.shutdown();
+    tracing::info!(
+        uptime_s = started.elapsed().as_secs(),
+        rx_packets = totals[0].1,
+        forwarded = totals[1].1,
+        tx_packets = totals[2].1,
+        "stopped cleanly"
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

@@ -1,0 +1,382 @@
+//! Server configuration: defaults, then a TOML file (`--config`), then command-line flags.
+//!
+//! Every setting is both a TOML key and a flag, parsed by the same function, so the two cannot
+//! disagree. Unknown keys and bad values are rejected with a message naming the key.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chorus_engine::runtime::{EngineConfig, IoKind};
+
+/// A SIP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SipTransport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+    /// SIP over TLS.
+    Tls,
+}
+
+impl fmt::Display for SipTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        })
+    }
+}
+
+/// One SIP listening address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SipListen {
+    /// Transport.
+    pub transport: SipTransport,
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for SipListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// Parses `udp:ADDR`, `tcp:ADDR`, `tls:ADDR` or a bare `ADDR` (UDP and TCP).
+pub fn parse_sip(s: &str) -> Result<Vec<SipListen>, String> {
+    let (transports, addr): (&[SipTransport], &str) = match s.split_once(':') {
+        Some(("udp", rest)) => (&[SipTransport::Udp], rest),
+        Some(("tcp", rest)) => (&[SipTransport::Tcp], rest),
+        Some(("tls", rest)) => (&[SipTransport::Tls], rest),
+        _ => (&[SipTransport::Udp, SipTransport::Tcp], s),
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        format!(
+            "{s:?} is not a SIP address (expected [udp:|tcp:|tls:]IP:PORT, e.g. 127.0.0.1:5060)"
+        )
+    })?;
+    Ok(transports
+        .iter()
+        .map(|&transport| SipListen { transport, addr })
+        .collect())
+}
+
+/// An inclusive UDP port range `LO-HI`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub lo: u16,
+    /// Last port.
+    pub hi: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a port range (expected LO-HI, e.g. 20000-39999)");
+        let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+        if lo == 0 || hi < lo.saturating_add(1) {
+            return Err(format!(
+                "port range {s:?} must hold at least two ports, lowest first, and not start at 0"
+            ));
+        }
+        Ok(PortRange { lo, hi })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+/// Log level names accepted by `--log-level`.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+/// Everything `chorus serve` is configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeConfig {
+    /// SIP listening addresses.
+    pub sip: Vec<SipListen>,
+    /// IP the media sockets bind to and SDP advertises.
+    pub media_ip: IpAddr,
+    /// UDP ports for media.
+    pub media_ports: PortRange,
+    /// Directory for the server's data (lock file, later the SQLite database, TLS keys).
+    pub data_dir: PathBuf,
+    /// Media cores; 0 = one per CPU.
+    pub cores: usize,
+    /// Packet I/O backend.
+    pub io: IoKind,
+    /// Log level.
+    pub log_level: String,
+    /// Media tick in milliseconds (10 or 20).
+    pub tick_ms: u64,
+    /// RTP/RTCP socket pairs per core.
+    pub pairs_per_core: usize,
+    /// Capacity of each core's command and event queue.
+    pub queue_capacity: usize,
+    /// Pin media cores to CPUs.
+    pub pin_cores: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            sip: parse_sip("127.0.0.1:5060").unwrap_or_default(),
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+            media_ports: PortRange {
+                lo: 20_000,
+                hi: 39_999,
+            },
+            data_dir: PathBuf::from("./chorus-data"),
+            cores: 0,
+            io: IoKind::Uring,
+            log_level: "info".into(),
+            tick_ms: 20,
+            pairs_per_core: 2,
+            queue_capacity: 4096,
+            pin_cores: true,
+        }
+    }
+}
+
+/// The keys of the TOML file, each also a flag `--KEY` (with `-` for `_`).
+pub const KEYS: &[&str] = &[
+    "sip",
+    "media_ip",
+    "media_ports",
+    "data_dir",
+    "cores",
+    "io",
+    "log_level",
+    "tick_ms",
+    "pairs_per_core",
+    "queue_capacity",
+    "pin_cores",
+];
+
+fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a valid {what}"))
+}
+
+impl ServeConfig {
+    /// Sets one setting from its textual value (a flag's argument or a TOML scalar).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "sip" => self.sip = parse_sip(value)?,
+            "media_ip" => {
+                self.media_ip = value
+                    .parse()
+                    .map_err(|_| format!("{value:?} is not an IP address"))?
+            }
+            "media_ports" => self.media_ports = value.parse()?,
+            "data_dir" => {
+                if value.is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.data_dir = PathBuf::from(value)
+            }
+            "cores" => {
+                let n: usize = parse_num(value, "number of cores")?;
+                if n > 1024 {
+                    return Err(format!("{n} cores is more than 1024"));
+                }
+                self.cores = n
+            }
+            "io" => self.io = value.parse()?,
+            "log_level" => {
+                if !LOG_LEVELS.contains(&value) {
+                    return Err(format!(
+                        "{value:?} is not a log level (expected one of {})",
+                        LOG_LEVELS.join(", ")
+                    ));
+                }
+                self.log_level = value.into()
+            }
+            "tick_ms" => {
+                let ms: u64 = parse_num(value, "tick in milliseconds")?;
+                if ms != 10 && ms != 20 {
+                    return Err(format!("tick must be 10 or 20 ms, not {ms}"));
+                }
+                self.tick_ms = ms
+            }
+            "pairs_per_core" => {
+                let n: usize = parse_num(value, "socket pair count")?;
+                if !(1..=64).contains(&n) {
+                    return Err(format!("{n} is outside 1..=64"));
+                }
+                self.pairs_per_core = n
+            }
+            "queue_capacity" => {
+                let n: usize = parse_num(value, "queue capacity")?;
+                if !(16..=1 << 20).contains(&n) {
+                    return Err(format!("{n} is outside 16..=1048576"));
+                }
+                self.queue_capacity = n
+            }
+            "pin_cores" => {
+                self.pin_cores = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("{value:?} is not true or false")),
+                }
+            }
+            _ => {
+                return Err(format!("unknown setting (known: {})", KEYS.join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document. Errors name the file and the key.
+    pub fn apply_toml(&mut self, text: &str, origin: &Path) -> Result<(), String> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| format!("{}: not valid TOML: {e}", origin.display()))?;
+        for (key, value) in &table {
+            let err = |msg: String| format!("{}: key `{key}`: {msg}", origin.display());
+            if !KEYS.contains(&key.as_str()) {
+                return Err(err(format!(
+                    "unknown key (known keys: {})",
+                    KEYS.join(", ")
+                )));
+            }
+            match (key.as_str(), value) {
+                ("sip", toml::Value::Array(items)) => {
+                    let mut all = Vec::new();
+                    for item in items {
+                        let toml::Value::String(s) = item else {
+                            return Err(err(format!("expected strings, found {item}")));
+                        };
+                        all.extend(parse_sip(s).map_err(err)?);
+                    }
+                    if all.is_empty() {
+                        return Err(err("needs at least one address".into()));
+                    }
+                    self.sip = all;
+                }
+                (_, toml::Value::String(s)) => self.set(key, s).map_err(err)?,
+                (_, toml::Value::Integer(i)) => self.set(key, &i.to_string()).map_err(err)?,
+                (_, toml::Value::Boolean(b)) => self.set(key, &b.to_string()).map_err(err)?,
+                (_, other) => {
+                    return Err(err(format!("unsupported value {other}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The media engine's settings.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            cores: self.cores,
+            io: self.io,
+            media_ip: self.media_ip,
+            media_ports: (self.media_ports.lo, self.media_ports.hi),
+            pairs_per_core: self.pairs_per_core,
+            tick: Duration::from_millis(self.tick_ms),
+            queue_capacity: self.queue_capacity,
+            pin_cores: self.pin_cores,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_addresses() {
+        let both = parse_sip("127.0.0.1:5070").unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].transport, SipTransport::Udp);
+        assert_eq!(both[1].transport, SipTransport::Tcp);
+        let tls = parse_sip("tls:127.0.0.1:5061").unwrap();
+        assert_eq!(
+            tls,
+            vec![SipListen {
+                transport: SipTransport::Tls,
+                addr: "127.0.0.1:5061".parse().unwrap()
+            }]
+        );
+        assert_eq!(parse_sip("udp:[::1]:5060").unwrap()[0].addr.port(), 5060);
+        assert!(parse_sip("sctp:127.0.0.1:5060").is_err());
+        assert!(parse_sip("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(
+            "20000-20099".parse::<PortRange>().unwrap(),
+            PortRange {
+                lo: 20000,
+                hi: 20099
+            }
+        );
+        for bad in ["20000", "9-8", "0-10", "a-b", "5-5", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn toml_overrides_defaults() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            r#"
+sip = ["udp:127.0.0.1:5070", "tls:127.0.0.1:5071"]
+media_ports = "30000-30999"
+cores = 2
+io = "syscalls"
+tick_ms = 10
+pin_cores = false
+"#,
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.sip.len(), 2);
+        assert_eq!(c.media_ports.lo, 30000);
+        assert_eq!(c.cores, 2);
+        assert_eq!(c.io, IoKind::Syscalls);
+        assert_eq!(c.tick_ms, 10);
+        assert!(!c.pin_cores);
+        assert_eq!(c.engine().tick, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("colour = \"blue\"", "key `colour`: unknown key"),
+            ("io = \"dpdk\"", "key `io`: unknown I/O backend"),
+            ("cores = \"many\"", "key `cores`"),
+            ("tick_ms = 15", "key `tick_ms`: tick must be 10 or 20"),
+            ("media_ports = \"1-\"", "key `media_ports`"),
+            ("sip = [5060]", "key `sip`: expected strings"),
+            ("pin_cores = 3", "key `pin_cores`"),
+            ("log_level = \"loud\"", "key `log_level`"),
+        ];
+        for (text, want) in cases {
+            let err = ServeConfig::default()
+                .apply_toml(text, Path::new("c.toml"))
+                .unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+            assert!(err.starts_with("c.toml: "), "{err}");
+        }
+        assert!(
+            ServeConfig::default()
+                .apply_toml("= nonsense", Path::new("c.toml"))
+                .unwrap_err()
+                .contains("not valid TOML")
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The `chorus` command line as an operator meets it: version, help, configuration errors that
+//! name the key, two servers side by side, and a clean stop on SIGTERM and SIGINT.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn chorus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chorus"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("chorus-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    chorus().args(args).output().expect("chorus runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn version_and_help() {
+    let v = run(&["--version"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("chorus "));
+    let h = run(&["serve", "--help"]);
+    assert!(h.status.success());
+    let text = String::from_utf8_lossy(&h.stdout);
+    for flag in [
+        "--config",
+        "--sip",
+        "--media-ip",
+        "--media-ports",
+        "--data-dir",
+        "--cores",
+        "--io",
+        "--log-level",
+        "--tick-ms",
+        "--pairs-per-core",
+        "--queue-capacity",
+        "--pin-cores",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let dir = scratch("bad");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "media_ports = \"30000-30099\"\nspeed = 11\n").unwrap();
+    let o = run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("key `speed`: unknown key"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(&cfg, "io = \"dpdk\"\n").unwrap();
+    let o = run(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("key `io`"), "{}", stderr(&o));
+
+    let o = run(&["serve", "--media-ports", "40000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--media-ports"), "{}", stderr(&o));
+
+    let o = run(&["serve", "--sip", "sctp:1.2.3.4:5060"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--sip"), "{}", stderr(&o));
+
+    let o = run(&["serve", "--config", "/nonexistent/chorus.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read configuration"));
+
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn start(data: &Path, sip: &str, ports: &str, io: &str) -> Child {
+    chorus()
+        .args([
+            "serve",
+            "--sip",
+            sip,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--media-ports",
+            ports,
+            "--cores",
+            "2",
+            "--io",
+            io,
+            "--pin-cores",
+            "false",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chorus starts")
+}
+
+/// Reads the child's stderr until `needle` appears (or the child exits, or 10 s pass).
+fn wait_for_log(child: &mut Child, needle: &str) -> String {
+    let mut err = child.stderr.take().unwrap();
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !log.contains(needle) && Instant::now() < deadline {
+        match err.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => log.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    child.stderr = Some(err);
+    log
+}
+
+fn stop(mut child: Child, signal: libc::c_int) -> (Option<i32>, String) {
+    // SAFETY: kill with a valid pid of our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut rest = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut rest);
+            }
+            return (status.code(), rest);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chorus did not stop on signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_servers_side_by_side_stop_cleanly() {
+    let dir = scratch("pair");
+    let (d1, d2) = (dir.join("a"), dir.join("b"));
+    let mut a = start(&d1, "127.0.0.1:15060", "44000-44099", "uring");
+    let log_a = wait_for_log(&mut a, "media engine running");
+    assert!(log_a.contains("media engine running"), "{log_a}");
+    assert!(log_a.contains("uring"), "{log_a}");
+    // Same media range: the second server skips the ports the first one holds.
+    let mut b = start(&d2, "127.0.0.1:15070", "44000-44099", "syscalls");
+    let log_b = wait_for_log(&mut b, "media engine running");
+    assert!(log_b.contains("media engine running"), "{log_b}");
+
+    // A third server on a data directory in use is refused with a clear message.
+    let o = chorus()
+        .args(["serve", "--data-dir", d1.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("in use by another chorus server"),
+        "{}",
+        stderr(&o)
+    );
+
+    let (code_a, rest_a) = stop(a, libc::SIGTERM);
+    assert_eq!(code_a, Some(0), "{rest_a}");
+    assert!(rest_a.contains("stopped cleanly"), "{rest_a}");
+    let (code_b, rest_b) = stop(b, libc::SIGINT);
+    assert_eq!(code_b, Some(0), "{rest_b}");
+    assert!(rest_b.contains("stopped cleanly"), "{rest_b}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -681,3 +681,280 @@ fn fold_io_counters(c: &mut Counters, last: &io::IoCounters, now: &io::IoCounter
     c.add(Metric::RxNoBuffers, now.rx_no_buffers - last.rx_no_buffers);
     c.add(Metric::IoSyscalls, now.syscalls - last.syscalls);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::command::{LegStats, SrtpKey};
+    use crate::runtime::io::sys::EventFd;
+    use crate::srtp::{SrtpContext, SrtpSuite};
+
+    const SUITE: SrtpSuite = SrtpSuite::AeadAes128Gcm;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn key(seed: u32) -> SrtpKey {
+        let b = seed.to_be_bytes();
+        SrtpKey {
+            suite: SUITE,
+            key: (0..16).map(|i| b[i % 4] ^ i as u8).collect(),
+            salt: (0..12).map(|i| b[i % 4].wrapping_add(i as u8)).collect(),
+        }
+    }
+
+    fn ctx(k: &SrtpKey) -> SrtpContext {
+        SrtpContext::new(k.suite, &k.key, &k.salt).unwrap()
+    }
+
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        p
+    }
+
+    fn srtp(c: &mut SrtpContext, ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = rtp(ssrc, seq);
+        let n = p.len();
+        p.resize(n + 16, 0);
+        let len = c.protect_rtp(&mut p, n).unwrap();
+        p.truncate(len);
+        p
+    }
+
+    struct Rig {
+        state: CoreState,
+        tx: TxQueue,
+        now: Instant,
+        mailbox: Arc<Mailbox>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let mailbox = Arc::new(
+                Mailbox::new(CoreId(0), 4096, Arc::new(EventFd::new(true).unwrap())).unwrap(),
+            );
+            let pair = SocketPair {
+                rtp: SockId(0),
+                rtcp: SockId(1),
+                rtp_addr: addr(20_000),
+                rtcp_addr: addr(20_001),
+            };
+            Rig {
+                state: CoreState::new(CoreId(0), mailbox.clone(), vec![pair], 2),
+                tx: TxQueue::new(64),
+                now: Instant::now(),
+                mailbox,
+            }
+        }
+
+        fn create(&mut self, cfg: LegConfig) {
+            self.state
+                .on_command(self.now, Command::CreateLeg(Box::new(cfg)));
+        }
+
+        fn packet(&mut self, from: SocketAddr, mut pkt: Vec<u8>) {
+            let meta = RxMeta {
+                sock: SockId(0),
+                src: from,
+            };
+            self.state.on_packet(self.now, meta, &mut pkt, &mut self.tx);
+        }
+
+        fn stats(&mut self, id: u32) -> LegStats {
+            let slot = self.state.by_id[&LegId(id)];
+            self.state.legs[slot as usize].as_ref().unwrap().stats
+        }
+
+        fn events(&self) -> Vec<Event> {
+            std::iter::from_fn(|| self.mailbox.next_event()).collect()
+        }
+    }
+
+    #[test]
+    fn one_address_many_legs_split_by_ssrc() {
+        let mut r = Rig::new();
+        let gateway = addr(5004);
+        for id in 1..=3u32 {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(gateway);
+            c.remote_ssrc = Some(0x1000 + id);
+            c.latch = false;
+            r.create(c);
+        }
+        r.packet(gateway, rtp(0x1002, 1));
+        r.packet(gateway, rtp(0x1002, 2));
+        r.packet(gateway, rtp(0x1003, 1));
+        r.packet(gateway, rtp(0x9999, 1));
+        assert_eq!(r.stats(1).rtp_in, 0);
+        assert_eq!(r.stats(2).rtp_in, 2);
+        assert_eq!(r.stats(3).rtp_in, 1);
+        assert_eq!(r.state.counters.get(Metric::DropUnknownFlow), 1);
+    }
+
+    #[test]
+    fn srtp_leg_among_many_waiting_latches_by_its_key() {
+        let mut r = Rig::new();
+        // 200 callers behind NAT, none with a usable SDP address.
+        for id in 1..=200u32 {
+            let mut c = LegConfig::new(LegId(id));
+            c.srtp_in = Some(key(id));
+            r.create(c);
+        }
+        let nat = addr(61_000);
+        let mut caller = ctx(&key(177));
+        // Its stream is tried against a rotating window of 32 waiting legs per packet; it
+        // latches within 200 / 32 packets.
+        let mut latched_after = None;
+        for seq in 1..=10u16 {
+            r.packet(nat, srtp(&mut caller, 0xabc, seq));
+            if r.stats(177).rtp_in > 0 {
+                latched_after = Some(seq);
+                break;
+            }
+        }
+        let n = latched_after.expect("leg 177 latched");
+        assert!(n <= 7, "latched after {n} packets");
+        assert!(
+            r.events()
+                .iter()
+                .any(|e| matches!(e, Event::Latched { id: LegId(177), remote } if *remote == nat))
+        );
+        // From now on the flow is direct: the next packet needs no trial.
+        r.packet(nat, srtp(&mut caller, 0xabc, 100));
+        assert_eq!(r.stats(177).rtp_in, 2);
+        for id in (1..=200u32).filter(|&i| i != 177) {
+            assert_eq!(r.stats(id).rtp_in + r.stats(id).auth_failed, 0, "leg {id}");
+        }
+    }
+
+    #[test]
+    fn garbage_flood_is_bounded_by_the_latch_budget() {
+        let mut r = Rig::new();
+        for id in 1..=64u32 {
+            let mut c = LegConfig::new(LegId(id));
+            c.srtp_in = Some(key(id));
+            r.create(c);
+        }
+        let attacker = addr(6666);
+        let mut forged = ctx(&key(9999));
+        for seq in 0..1000u16 {
+            r.packet(attacker, srtp(&mut forged, 1, seq));
+        }
+        assert_eq!(r.state.counters.get(Metric::DropUnknownFlow), 1000);
+        assert_eq!(
+            r.state.latch_budget, 0,
+            "the flood used up this tick's trials"
+        );
+        // A real caller arriving during the flood waits for the next tick's budget.
+        let mut real = ctx(&key(5));
+        r.packet(addr(7000), srtp(&mut real, 2, 1));
+        assert_eq!(r.stats(5).rtp_in, 0);
+        let t = Tick {
+            index: 1,
+            at: r.now,
+            late: Duration::ZERO,
+            skipped: 0,
+        };
+        r.state.on_tick(r.now, t, Duration::from_millis(20));
+        for seq in 2..=3 {
+            r.packet(addr(7000), srtp(&mut real, 2, seq));
+        }
+        assert!(r.stats(5).rtp_in >= 1);
+    }
+
+    #[test]
+    fn plain_rtp_latch_rules() {
+        let mut r = Rig::new();
+        let mut c = LegConfig::new(LegId(1));
+        c.remote_rtp = Some(SocketAddr::from(([10, 0, 0, 7], 4000)));
+        r.create(c);
+        // The only plain leg waiting: a packet from elsewhere (NAT) is its.
+        r.packet(addr(30_000), rtp(7, 1));
+        assert_eq!(r.stats(1).rtp_in, 1);
+        assert_eq!(r.stats(1).latched, 1);
+
+        // Two plain legs waiting: an unknown source can't be attributed unless its IP
+        // matches one leg's SDP.
+        r.create(LegConfig::new(LegId(2)));
+        let mut c = LegConfig::new(LegId(3));
+        c.remote_rtp = Some(SocketAddr::from(([127, 0, 0, 9], 4000)));
+        r.create(c);
+        r.packet(addr(30_002), rtp(8, 1));
+        assert_eq!(r.stats(2).rtp_in + r.stats(3).rtp_in, 0);
+        r.packet(SocketAddr::from(([127, 0, 0, 9], 4444)), rtp(9, 1));
+        assert_eq!(
+            r.stats(3).rtp_in,
+            1,
+            "SDP IP matches, port rewritten by NAT"
+        );
+    }
+
+    #[test]
+    fn bad_packets_are_counted_and_never_forwarded() {
+        let mut r = Rig::new();
+        let (pa, pb) = (addr(9000), addr(9002));
+        for (id, remote) in [(1, pa), (2, pb)] {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(remote);
+            c.latch = false;
+            r.create(c);
+        }
+        r.state.on_command(
+            r.now,
+            Command::Connect {
+                from: LegId(1),
+                to: LegId(2),
+            },
+        );
+        r.packet(pa, vec![0x00, 0x01]); // not RTP
+        r.packet(pa, vec![0x80, 0x00, 0x00]); // truncated RTP
+        let mut padded = rtp(1, 1);
+        padded[0] |= 0x20; // padding bit with a bogus count
+        *padded.last_mut().unwrap() = 200;
+        r.packet(pa, padded);
+        r.packet(pa, vec![0x80, 200, 0, 1]); // RTCP SR with a bad length
+        assert_eq!(r.state.counters.get(Metric::DropNotRtp), 1);
+        assert_eq!(r.state.counters.get(Metric::DropMalformed), 3);
+        assert_eq!(r.tx.queued_len(), 0);
+        r.packet(pa, rtp(1, 2));
+        assert_eq!(r.tx.queued_len(), 1, "a good packet still goes through");
+        assert_eq!(r.stats(2).rtp_out, 1);
+    }
+
+    #[test]
+    fn removing_a_leg_unlinks_it() {
+        let mut r = Rig::new();
+        for id in 1..=2 {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(addr(9000 + id as u16 * 2));
+            c.latch = false;
+            r.create(c);
+        }
+        r.state.on_command(
+            r.now,
+            Command::Connect {
+                from: LegId(1),
+                to: LegId(2),
+            },
+        );
+        r.state.on_command(r.now, Command::RemoveLeg(LegId(2)));
+        r.packet(addr(9002), rtp(1, 1));
+        assert_eq!(r.tx.queued_len(), 0);
+        assert_eq!(r.state.counters.get(Metric::Legs), 1);
+        // The slot is reused by the next leg, which starts clean.
+        let mut c = LegConfig::new(LegId(3));
+        c.remote_rtp = Some(addr(9100));
+        c.latch = false;
+        r.create(c);
+        assert_eq!(r.stats(3), LegStats::default());
+        assert!(
+            r.events()
+                .iter()
+                .any(|e| matches!(e, Event::LegRemoved { id: LegId(2), .. }))
+        );
+    }
+}

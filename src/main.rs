@@ -168,6 +168,12 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
 fn serve(cfg: ServeConfig) -> Result<()> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    // Handlers first: a signal that arrives while the engine starts still stops it cleanly.
+    let signals = runtime.block_on(async { Signals::install() })?;
     let engine = Engine::start(cfg.engine()).context("starting the media engine")?;
     let io: Vec<String> = (0..engine.core_count())
         .filter_map(|i| engine.io_kind(CoreId(i as u16)).map(|k| k.to_string()))
@@ -182,11 +188,7 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         sip = sip.join(","),
         "chorus media engine running; the SIP listeners start with the signaling layer"
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control runtime")?;
-    let signal = runtime.block_on(wait_for_signal())?;
+    let signal = runtime.block_on(signals.next());
     tracing::info!(signal, "shutting down");
     let totals: Vec<(Metric, u64)> = [Metric::RxPackets, Metric::Forwarded, Metric::TxPackets]
         .into_iter()
@@ -208,12 +210,25 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, the two ways an operator or init system stops the server.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
+    }
+
+    async fn next(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }

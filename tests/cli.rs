@@ -175,3 +175,92 @@ fn two_servers_side_by_side_stop_cleanly() {
     assert!(rest_b.contains("stopped cleanly"), "{rest_b}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Installs a seccomp filter in the child that makes io_uring_setup fail with EPERM, as
+/// container runtimes' default profiles do.
+#[cfg(target_arch = "x86_64")]
+fn block_io_uring(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    const NR_IO_URING_SETUP: u32 = 425;
+    let filter = [
+        // Load the syscall number (seccomp_data.nr at offset 0).
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // io_uring_setup? then the next instruction, else skip it.
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: NR_IO_URING_SETUP,
+        },
+        // Fail with EPERM.
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0005_0000 | libc::EPERM as u32,
+        },
+        // Allow everything else.
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        },
+    ];
+    // SAFETY: between fork and exec the closure only makes two prctl calls (async-signal
+    // safe) reading `filter`, which the moved closure owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn io_uring_blocked_by_seccomp_falls_back_to_syscalls() {
+    let dir = scratch("seccomp");
+    let mut cmd = chorus();
+    cmd.args([
+        "serve",
+        "--sip",
+        "127.0.0.1:15090",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--media-ports",
+        "44200-44299",
+        "--cores",
+        "2",
+        "--io",
+        "uring",
+        "--pin-cores",
+        "false",
+    ])
+    .stderr(Stdio::piped());
+    block_io_uring(&mut cmd);
+    let mut child = cmd.spawn().expect("chorus starts under seccomp");
+    let log = wait_for_log(&mut child, "media engine running");
+    assert!(log.contains("io_uring unavailable"), "{log}");
+    assert!(log.contains("syscalls,syscalls"), "{log}");
+    let (code, rest) = stop(child, libc::SIGTERM);
+    assert_eq!(code, Some(0), "{rest}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -50,6 +50,8 @@ struct Peer {
     engine_addr: Option<SocketAddr>,
     /// Sequence numbers received and verified so far.
     got: Vec<u16>,
+    /// RTCP reports received from the engine (verified SRTCP).
+    rtcp: u32,
 }
 
 impl Peer {
@@ -64,6 +66,7 @@ impl Peer {
             rx: ctx(from_engine),
             engine_addr: None,
             got: Vec::new(),
+            rtcp: 0,
         }
     }
 
@@ -94,6 +97,14 @@ impl Peer {
                 continue;
             };
             last = Instant::now();
+            if (200..=206).contains(&buf[1]) {
+                // The engine's periodic RTCP report: must be valid SRTCP from this leg's keys.
+                self.rx
+                    .unprotect_rtcp(&mut buf[..n])
+                    .expect("engine RTCP must authenticate with the leg's keys");
+                self.rtcp += 1;
+                continue;
+            }
             let len = self
                 .rx
                 .unprotect_rtp(&mut buf[..n])

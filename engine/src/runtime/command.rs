@@ -69,6 +69,12 @@ pub struct LegConfig {
     pub latch: bool,
     /// Report the leg inactive after this long without RTP or RTCP from the remote.
     pub inactivity_timeout: Option<Duration>,
+    /// RTP clock rate of what the remote sends (for jitter), e.g. 8000 for G.711.
+    pub clock_rate: u32,
+    /// The SSRC the engine uses in RTCP reports to this leg.
+    pub local_ssrc: u32,
+    /// CNAME in the engine's RTCP SDES to this leg.
+    pub cname: String,
 }
 
 impl LegConfig {
@@ -84,6 +90,10 @@ impl LegConfig {
             remote_ssrc: None,
             latch: true,
             inactivity_timeout: None,
+            clock_rate: 8000,
+            // A fixed odd multiplier spreads consecutive ids over the SSRC space.
+            local_ssrc: id.0.wrapping_mul(0x9e37_79b1) | 1,
+            cname: format!("{id}@chorus"),
         }
     }
 }
@@ -149,6 +159,15 @@ pub struct LegStats {
     pub out_dropped: u64,
     /// Times the remote address was latched or re-latched.
     pub latched: u64,
+    /// RTP packets lost from the remote (RFC 3550 A.3: expected - received; negative with
+    /// duplicates).
+    pub lost: i64,
+    /// Interarrival jitter of the remote's stream (RFC 3550 A.8), in microseconds.
+    pub jitter_us: u64,
+    /// Duplicate RTP packets from the remote.
+    pub duplicates: u64,
+    /// RTP packets that arrived out of order.
+    pub reordered: u64,
 }
 
 /// An event from a core.

@@ -18,10 +18,12 @@ use super::command::{Command, CoreId, Event, LegConfig, LegId};
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::Leg;
+use super::leg::REPORT_INTERVAL;
 use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
-use crate::rtcp::PacketKind;
+use crate::rtcp::{CompoundBuilder, PacketKind, ReceiverReport, RtcpPacket, SourceDescription};
+use crate::rtp::Ssrc;
 use crate::srtp::SrtpError;
 
 /// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
@@ -169,8 +171,8 @@ impl CoreState {
             None => buf.len(),
         };
         let plain = &buf[..len];
-        let ssrc = match crate::rtp::RtpPacket::parse(plain) {
-            Ok(p) => p.ssrc().0,
+        let (ssrc, seq, timestamp) = match crate::rtp::RtpPacket::parse(plain) {
+            Ok(p) => (p.ssrc().0, p.seq(), p.timestamp()),
             Err(_) => {
                 leg.stats.malformed += 1;
                 self.counters.inc(Metric::DropMalformed);
@@ -179,6 +181,7 @@ impl CoreState {
         };
         leg.stats.rtp_in += 1;
         leg.stats.rtp_bytes_in += len as u64;
+        leg.account_rtp(now, ssrc, seq, timestamp);
         leg.last_rx = now;
         leg.inactive_reported = false;
         let learn_ssrc = leg.remote_ssrc.is_none();
@@ -257,7 +260,20 @@ impl CoreState {
             },
             None => buf.len(),
         };
-        if crate::rtcp::parse_rtcp_compound(&buf[..len]).any(|p| p.is_err()) {
+        let mut malformed = false;
+        for packet in crate::rtcp::parse_rtcp_compound(&buf[..len]) {
+            match packet {
+                // The remote's SR feeds LSR/DLSR of our reports, so it can measure RTT.
+                Ok(RtcpPacket::SenderReport(sr)) => {
+                    if let Some(recv) = leg.recv.as_mut().filter(|r| r.ssrc() == sr.ssrc()) {
+                        recv.handle_sender_report(now, sr.info().ntp);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        if malformed {
             leg.stats.malformed += 1;
             self.counters.inc(Metric::DropMalformed);
             return;
@@ -502,7 +518,7 @@ impl CoreState {
         self.counters.set(Metric::Legs, self.by_id.len() as u64);
         self.emit(Event::LegRemoved {
             id,
-            stats: leg.stats,
+            stats: leg.stats(),
         });
     }
 
@@ -533,7 +549,7 @@ impl CoreState {
     // ---- tick ----------------------------------------------------------------------------
 
     /// Runs one media tick.
-    pub fn on_tick(&mut self, now: Instant, tick: Tick, period: Duration) {
+    pub fn on_tick(&mut self, now: Instant, tick: Tick, period: Duration, tx: &mut TxQueue) {
         self.counters.inc(Metric::Ticks);
         self.counters.add(Metric::TicksSkipped, tick.skipped);
         self.latch_budget = LATCH_BUDGET_PER_TICK;
@@ -545,6 +561,53 @@ impl CoreState {
         let per_second = (1_000_000 / period.as_micros().max(1)) as u64;
         if tick.index.is_multiple_of(per_second.max(1)) {
             self.check_inactivity(now);
+            self.send_reports(now, tx);
+        }
+    }
+
+    /// Sends each leg whose report is due an RR (with a block on the remote's stream once it
+    /// is valid) and an SDES CNAME, SRTCP-protected, to its RTCP address.
+    fn send_reports(&mut self, now: Instant, tx: &mut TxQueue) {
+        for leg in self.legs.iter_mut().flatten() {
+            if leg.next_report > now {
+                continue;
+            }
+            leg.next_report = (leg.next_report + REPORT_INTERVAL).max(now + REPORT_INTERVAL / 2);
+            let Some(dst) = leg.remote_rtcp else {
+                continue;
+            };
+            let block = leg.recv.as_mut().and_then(|r| r.report_block(now));
+            let blocks = block.as_slice();
+            let (ssrc, cname) = (Ssrc(leg.local_ssrc), &leg.cname);
+            let mut failed = false;
+            let queued = tx.send_with(leg.rtcp_sock, dst, |out| {
+                let overhead = leg
+                    .srtp_out
+                    .as_ref()
+                    .map_or(0, |c| c.suite().rtcp_overhead());
+                let room = out.len().saturating_sub(overhead);
+                let mut b = CompoundBuilder::new(&mut out[..room]);
+                let built = b
+                    .append(|o| ReceiverReport::write(o, ssrc, blocks))
+                    .and_then(|b| b.append(|o| SourceDescription::write_cname(o, ssrc, cname)));
+                if built.is_err() {
+                    failed = true;
+                    return 0;
+                }
+                let n = b.len();
+                match leg.srtp_out.as_mut() {
+                    Some(ctx) => ctx.protect_rtcp(out, n).unwrap_or_else(|_| {
+                        failed = true;
+                        0
+                    }),
+                    None => n,
+                }
+            });
+            if queued {
+                leg.stats.rtcp_out += 1;
+            } else if !failed {
+                self.counters.inc(Metric::DropTxFull);
+            }
         }
     }
 
@@ -645,7 +708,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
             state.on_command(now, cmd);
         }
         if let Some(t) = clock.poll(now) {
-            state.on_tick(now, t, clock.period());
+            state.on_tick(now, t, clock.period(), backend.tx());
             let c = backend.counters();
             fold_io_counters(&mut state.counters, &last_counters, &c);
             last_counters = c;
@@ -766,7 +829,7 @@ mod tests {
 
         fn stats(&mut self, id: u32) -> LegStats {
             let slot = self.state.by_id[&LegId(id)];
-            self.state.legs[slot as usize].as_ref().unwrap().stats
+            self.state.legs[slot as usize].as_ref().unwrap().stats()
         }
 
         fn events(&self) -> Vec<Event> {
@@ -859,7 +922,8 @@ mod tests {
             late: Duration::ZERO,
             skipped: 0,
         };
-        r.state.on_tick(r.now, t, Duration::from_millis(20));
+        r.state
+            .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
         for seq in 2..=3 {
             r.packet(addr(7000), srtp(&mut real, 2, seq));
         }
@@ -956,5 +1020,72 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, Event::LegRemoved { id: LegId(2), .. }))
         );
+    }
+
+    #[test]
+    fn periodic_receiver_report_describes_the_remote_stream() {
+        let mut r = Rig::new();
+        let peer = addr(9000);
+        let (k_in, k_out) = (key(1), key(2));
+        let mut c = LegConfig::new(LegId(1));
+        c.remote_rtp = Some(peer);
+        c.srtp_in = Some(k_in.clone());
+        c.srtp_out = Some(k_out.clone());
+        c.latch = false;
+        r.create(c);
+        let mut caller = ctx(&k_in);
+        // Packets 1..=101 with every 20th missing: 5 lost.
+        for seq in (1..=100u16).filter(|s| s % 20 != 0) {
+            r.packet(peer, srtp(&mut caller, 0x5151, seq));
+        }
+        r.packet(peer, srtp(&mut caller, 0x5151, 100 + 1));
+        let stats = r.stats(1);
+        assert_eq!(stats.lost, 5);
+        // Nothing due yet; 6 s later the report goes out.
+        let tick = |index, at| Tick {
+            index,
+            at,
+            late: Duration::ZERO,
+            skipped: 0,
+        };
+        r.state
+            .on_tick(r.now, tick(0, r.now), Duration::from_millis(20), &mut r.tx);
+        assert_eq!(r.tx.queued_len(), 0);
+        r.now += Duration::from_secs(6);
+        let t = tick(300, r.now);
+        r.state
+            .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+        assert_eq!(r.tx.queued_len(), 1);
+        let mut sent = Vec::new();
+        r.tx.take_queued(&mut sent);
+        let e = sent[0];
+        assert_eq!(
+            (e.sock, e.dst),
+            (SockId(0), peer),
+            "rtcp-mux: to the RTP address"
+        );
+        let mut pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+        let n = ctx(&k_out).unprotect_rtcp(&mut pkt).expect("valid SRTCP");
+        let mut blocks = Vec::new();
+        let mut cname = None;
+        for p in crate::rtcp::parse_rtcp_compound(&pkt[..n]) {
+            match p.unwrap() {
+                RtcpPacket::ReceiverReport(rr) => blocks.extend(rr.report_blocks()),
+                RtcpPacket::SourceDescription(sd) => {
+                    cname = sd
+                        .chunks()
+                        .next()
+                        .and_then(|c| c.item(crate::rtcp::SdesType::Cname).map(<[u8]>::to_vec))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(cname.as_deref(), Some(&b"leg1@chorus"[..]));
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].ssrc, Ssrc(0x5151));
+        assert_eq!(blocks[0].highest_seq, 101);
+        assert_eq!(blocks[0].cumulative_lost, 5);
+        assert!(blocks[0].fraction_lost > 0);
+        assert_eq!(r.stats(1).rtcp_out, 1);
     }
 }

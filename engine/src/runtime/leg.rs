@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 use super::command::{LegConfig, LegId, LegStats, SrtpKey};
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
+use crate::rtp::{RtpStreamRecv, Ssrc};
 use crate::srtp::{SrtpContext, SrtpError};
+
+/// Interval between RTCP reports to a leg (RFC 3550's 5 s minimum for a small session).
+pub(crate) const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One leg on a core.
 pub(crate) struct Leg {
@@ -35,6 +39,13 @@ pub(crate) struct Leg {
     pub last_rx: Instant,
     pub inactivity_timeout: Option<Duration>,
     pub inactive_reported: bool,
+    /// Reception statistics of the remote's RTP stream (RFC 3550 Appendix A).
+    pub recv: Option<RtpStreamRecv>,
+    pub clock_rate: u32,
+    pub local_ssrc: u32,
+    pub cname: Box<[u8]>,
+    /// When the next RTCP report to this leg is due.
+    pub next_report: Instant,
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -73,6 +84,12 @@ impl Leg {
             last_rx: now,
             inactivity_timeout: cfg.inactivity_timeout,
             inactive_reported: false,
+            recv: None,
+            clock_rate: cfg.clock_rate.max(1),
+            local_ssrc: cfg.local_ssrc,
+            cname: cfg.cname.as_bytes()[..cfg.cname.len().min(255)].into(),
+            // Spread the legs' reports over the interval instead of bursting them together.
+            next_report: now + REPORT_INTERVAL.mul_f64(0.5 + f64::from(cfg.id.0 % 97) / 97.0),
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
@@ -110,6 +127,30 @@ impl Leg {
             })
         };
         (rtp, rtcp)
+    }
+
+    /// Feeds one accepted RTP packet to the reception statistics.
+    pub fn account_rtp(&mut self, now: Instant, ssrc: u32, seq: u16, timestamp: u32) {
+        let recv = match &mut self.recv {
+            Some(r) if r.ssrc() == Ssrc(ssrc) => r,
+            // A new SSRC (the remote restarted its stream) starts new statistics.
+            _ => self
+                .recv
+                .insert(RtpStreamRecv::new(Ssrc(ssrc), self.clock_rate)),
+        };
+        recv.handle_packet(now, seq, timestamp);
+    }
+
+    /// Counters including the reception statistics.
+    pub fn stats(&self) -> LegStats {
+        let mut s = self.stats;
+        if let Some(r) = &self.recv {
+            s.lost = i64::from(r.cumulative_lost());
+            s.jitter_us = u64::from(r.jitter_ticks()) * 1_000_000 / u64::from(self.clock_rate);
+            s.duplicates = r.duplicates();
+            s.reordered = r.reordered();
+        }
+        s
     }
 
     /// Counts an SRTP refusal on this leg.

@@ -712,7 +712,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
             let c = backend.counters();
             fold_io_counters(&mut state.counters, &last_counters, &c);
             last_counters = c;
-            state.counters.set(Metric::CpuNs, sys::thread_cpu_ns());
+            publish_cpu(&mut state.counters);
             metrics.publish(&state.counters);
         }
         if state.events_emitted {
@@ -730,10 +730,17 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     }
     let c = backend.counters();
     fold_io_counters(&mut state.counters, &last_counters, &c);
-    state.counters.set(Metric::CpuNs, sys::thread_cpu_ns());
+    publish_cpu(&mut state.counters);
     metrics.publish(&state.counters);
     mailbox.notify_events();
     tracing::debug!(%core, "media core stopped");
+}
+
+fn publish_cpu(c: &mut Counters) {
+    c.set(Metric::CpuNs, sys::thread_cpu_ns());
+    let (user, system) = sys::thread_cpu_split_ns();
+    c.set(Metric::CpuUserNs, user);
+    c.set(Metric::CpuSysNs, system);
 }
 
 fn fold_io_counters(c: &mut Counters, last: &io::IoCounters, now: &io::IoCounters) {

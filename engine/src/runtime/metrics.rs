@@ -77,6 +77,10 @@ metrics! {
     IoSyscalls => "io_syscalls",
     /// CPU time of the core thread, in nanoseconds.
     CpuNs => "cpu_ns",
+    /// Of which in user space (the engine's own work), in nanoseconds.
+    CpuUserNs => "cpu_user_ns",
+    /// Of which in the kernel (system calls, the UDP stack), in nanoseconds.
+    CpuSysNs => "cpu_sys_ns",
 }
 
 /// Number of metrics.

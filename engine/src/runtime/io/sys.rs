@@ -338,6 +338,19 @@ pub fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// User and system CPU time of the calling thread, in nanoseconds (microsecond resolution):
+/// how much of a core's time is the engine's own work and how much the kernel's.
+pub fn thread_cpu_split_ns() -> (u64, u64) {
+    // SAFETY: rusage is plain data; zeroed is valid and getrusage fills it.
+    let mut ru: libc::rusage = unsafe { zeroed() };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return (0, 0);
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    (ns(ru.ru_utime), ns(ru.ru_stime))
+}
+
 /// The kernel thread id of the calling thread.
 pub fn thread_id() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail.

@@ -32,6 +32,8 @@ const TAG_SEND: u64 = 2;
 const TAG_WAKE: u64 = 3;
 const TAG_TIMEOUT: u64 = 4;
 const BUF_GROUP: u16 = 0;
+/// Slots in the registered-file table (sockets a core can serve).
+const MAX_SOCKETS: u32 = 256;
 /// Bytes before the payload in a multishot recvmsg buffer: the io_uring_recvmsg_out header
 /// (16 bytes) and the fixed-size name field.
 const RECV_HEADER: usize = 16 + RawAddr::CAPACITY as usize;
@@ -132,7 +134,8 @@ struct RxDone {
 }
 
 struct Socket {
-    sock: UdpSocket,
+    /// Owned here so the descriptor stays open; the ring uses it by its registered index.
+    _sock: UdpSocket,
     /// The msghdr template of the multishot recvmsg (boxed: its address is handed to the kernel).
     msghdr: Box<libc::msghdr>,
     armed: bool,
@@ -170,6 +173,9 @@ impl UringIo {
     /// Sets up the ring and its provided-buffer ring. Errors mean io_uring is unusable here.
     pub fn new(wake_fd: RawFd, sizes: IoSizes) -> io::Result<Self> {
         let sq = 1024u32;
+        // Single issuer + deferred task work: completions are posted only when this thread
+        // enters the kernel to wait, instead of interrupting it (kernel 6.1+); older kernels
+        // get a plain ring.
         let ring = IoUring::builder()
             .setup_cqsize(sq * 8)
             .setup_single_issuer()
@@ -191,6 +197,8 @@ impl UringIo {
                 ));
             }
         }
+        // Sockets are used as registered files: no fd lookup and refcount per operation.
+        ring.submitter().register_files_sparse(MAX_SOCKETS)?;
         let bufs = BufRing::new(sizes.rx_buffers)?;
         // SAFETY: the entries mapping is page-aligned (mmap), holds `count` entries, and lives
         // in `bufs`, which is dropped after `ring` (field order).
@@ -246,7 +254,7 @@ impl UringIo {
             }
             let s = &self.socks[i];
             let entry = opcode::RecvMsgMulti::new(
-                types::Fd(s.sock.as_raw_fd()),
+                types::Fixed(i as u32),
                 &*s.msghdr as *const libc::msghdr,
                 BUF_GROUP,
             )
@@ -296,15 +304,11 @@ impl UringIo {
         for i in 0..self.tx_entries.len() {
             let e = self.tx_entries[i];
             let slot = e.slot as usize;
-            let Some(fd) = self
-                .socks
-                .get(usize::from(e.sock.0))
-                .map(|s| s.sock.as_raw_fd())
-            else {
+            if usize::from(e.sock.0) >= self.socks.len() {
                 self.counters.tx_errors += 1;
                 self.txq.release(e.slot);
                 continue;
-            };
+            }
             let namelen = self.tx_addrs[slot].set(e.dst);
             self.tx_iovs[slot] = libc::iovec {
                 iov_base: self.txq.slot_ptr(e.slot).cast(),
@@ -317,9 +321,10 @@ impl UringIo {
             msg.msg_iovlen = 1;
             // The slot's buffer, iovec, msghdr and address belong to this send until its
             // completion releases the slot.
-            let entry = opcode::SendMsg::new(types::Fd(fd), &self.tx_msgs[slot])
-                .build()
-                .user_data(user_data(TAG_SEND, u64::from(e.slot)));
+            let entry =
+                opcode::SendMsg::new(types::Fixed(u32::from(e.sock.0)), &self.tx_msgs[slot])
+                    .build()
+                    .user_data(user_data(TAG_SEND, u64::from(e.slot)));
             self.push(entry)?;
         }
         self.tx_entries.clear();
@@ -422,12 +427,18 @@ impl PacketIo for UringIo {
     fn add_socket(&mut self, socket: UdpSocket) -> io::Result<SockId> {
         socket.set_nonblocking(true)?;
         let idx = self.socks.len();
+        if idx >= MAX_SOCKETS as usize {
+            return Err(io::Error::other("too many sockets for one core"));
+        }
         let id = u16::try_from(idx).map_err(|_| io::Error::other("too many sockets"))?;
+        self.ring
+            .submitter()
+            .register_files_update(idx as u32, &[socket.as_raw_fd()])?;
         // SAFETY: plain data; zeroed is valid.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { zeroed() });
         msghdr.msg_namelen = RawAddr::CAPACITY;
         self.socks.push(Socket {
-            sock: socket,
+            _sock: socket,
             msghdr,
             armed: false,
         });

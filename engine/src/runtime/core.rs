@@ -155,20 +155,11 @@ impl CoreState {
         buf: &mut [u8],
         tx: &mut TxQueue,
     ) {
-        let Some(leg) = self.leg_mut(slot) else {
+        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        let len = match leg.srtp_in.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtp(buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    leg.count_srtp_error(e);
-                    let m = drop_metric(e);
-                    self.counters.inc(m);
-                    return;
-                }
-            },
-            None => buf.len(),
+        let Some(len) = unprotect(leg, &mut self.counters, buf, PacketKind::Rtp) else {
+            return;
         };
         let plain = &buf[..len];
         let (ssrc, seq, timestamp) = match crate::rtp::RtpPacket::parse(plain) {
@@ -245,20 +236,11 @@ impl CoreState {
     }
 
     fn on_rtcp(&mut self, now: Instant, slot: LegSlot, buf: &mut [u8]) {
-        let Some(leg) = self.leg_mut(slot) else {
+        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        let len = match leg.srtp_in.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtcp(buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    leg.count_srtp_error(e);
-                    let m = drop_metric(e);
-                    self.counters.inc(m);
-                    return;
-                }
-            },
-            None => buf.len(),
+        let Some(len) = unprotect(leg, &mut self.counters, buf, PacketKind::Rtcp) else {
+            return;
         };
         let mut malformed = false;
         for packet in crate::rtcp::parse_rtcp_compound(&buf[..len]) {
@@ -627,6 +609,30 @@ impl CoreState {
             self.emit(Event::Inactive { id, idle });
         }
     }
+}
+
+/// Decrypts a packet from `leg` in place (plain legs pass it through) and returns its plain
+/// length; a refusal is counted on the leg and the core, and gives None.
+fn unprotect(
+    leg: &mut Leg,
+    counters: &mut Counters,
+    buf: &mut [u8],
+    kind: PacketKind,
+) -> Option<usize> {
+    let Some(ctx) = leg.srtp_in.as_mut() else {
+        return Some(buf.len());
+    };
+    let result = if kind == PacketKind::Rtcp {
+        ctx.unprotect_rtcp(buf)
+    } else {
+        ctx.unprotect_rtp(buf)
+    };
+    result
+        .map_err(|e| {
+            leg.count_srtp_error(e);
+            counters.inc(drop_metric(e));
+        })
+        .ok()
 }
 
 fn drop_metric(e: SrtpError) -> Metric {

@@ -80,16 +80,9 @@ fn xor_block(bytes: &mut [u8], key_block: &GenericArray<u8, U16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::srtp::unhex;
     use aes::Aes128;
     use aes::cipher::KeyInit;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// RFC 3711 Appendix B.2, "AES-CM Test Vectors", verbatim:
     ///

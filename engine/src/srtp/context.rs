@@ -574,14 +574,7 @@ impl SrtpContext {
 mod tests {
     use super::*;
     use crate::srtp::stream_table::MAX_SSRCS;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::srtp::unhex;
 
     const ALL_SUITES: [SrtpSuite; 4] = SrtpSuite::ALL;
 

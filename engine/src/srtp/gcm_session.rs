@@ -102,14 +102,7 @@ impl GcmSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::srtp::unhex;
 
     /// RFC 7714 §16.1.1: the salt is "Quid pro quo" and the packet has
     /// SSRC 5501a0b2, ROC 0, SEQ f17b; the RFC's IV is

@@ -44,6 +44,16 @@ pub mod sdes;
 mod stream_table;
 mod suite;
 
+/// Test vectors are written as hex with spaces and line breaks, as the RFCs print them.
+#[cfg(test)]
+pub(crate) fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
 pub use context::{GCM_TRIAL_MAX_PACKET_LEN, MAX_SRTCP_PACKETS, MAX_SRTP_PACKETS, SrtpContext};
 pub use error::SrtpError;
 pub use replay_window::REPLAY_WINDOW_PACKETS;

@@ -15,6 +15,14 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Reads the 8-byte counter of an eventfd or timerfd; None if nothing was there.
+pub(crate) fn read_counter(fd: RawFd) -> Option<u64> {
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64 from a descriptor the caller owns.
+    let n = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), size_of::<u64>()) };
+    (n == size_of::<u64>() as isize).then_some(v)
+}
+
 /// A non-blocking eventfd: the doorbell between the control side and a core.
 #[derive(Debug)]
 pub struct EventFd(OwnedFd);
@@ -45,16 +53,7 @@ impl EventFd {
 
     /// Clears the counter; returns whether it was rung.
     pub fn drain(&self) -> bool {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from our own fd.
-        let n = unsafe {
-            libc::read(
-                self.0.as_raw_fd(),
-                (&mut v as *mut u64).cast(),
-                size_of::<u64>(),
-            )
-        };
-        n == size_of::<u64>() as isize && v > 0
+        read_counter(self.0.as_raw_fd()).is_some_and(|v| v > 0)
     }
 
     /// Blocks up to `timeout` until the doorbell rings (does not clear it).
@@ -170,16 +169,7 @@ impl TimerFd {
 
     /// Consumes expirations; returns whether any had happened.
     pub fn drain(&self) -> bool {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from our own fd.
-        let n = unsafe {
-            libc::read(
-                self.0.as_raw_fd(),
-                (&mut v as *mut u64).cast(),
-                size_of::<u64>(),
-            )
-        };
-        n == size_of::<u64>() as isize
+        read_counter(self.0.as_raw_fd()).is_some()
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use super::sys::{MonoClock, RawAddr, TimerFd};
+use super::sys::{self, MonoClock, RawAddr, TimerFd};
 use super::{
     BUF_SIZE, IoCounters, IoKind, IoSizes, PacketIo, Readiness, RxMeta, SockId, TxEntry, TxQueue,
 };
@@ -292,9 +292,8 @@ impl PacketIo for SyscallIo {
             let token = self.events[i].u64;
             match token {
                 TOKEN_WAKE => {
-                    let mut v: u64 = 0;
-                    // SAFETY: reads 8 bytes into a live u64; epoll said the fd is readable.
-                    unsafe { libc::read(self.wake_fd, (&mut v as *mut u64).cast(), 8) };
+                    // Epoll said the (blocking) eventfd is readable, so this read returns.
+                    sys::read_counter(self.wake_fd);
                     ready.woken = true;
                 }
                 TOKEN_TIMER => {

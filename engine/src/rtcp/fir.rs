@@ -8,7 +8,9 @@
 //! | Seq nr.       |    Reserved                                   |
 //! ```
 
-use crate::rtcp::header::{Frame, begin_packet, finish_packet, frame_exact, split_feedback};
+use crate::rtcp::header::{
+    Frame, begin_packet, finish_packet, frame_exact, split_feedback_entries,
+};
 use crate::rtcp::{FMT_FIR, PT_PSFB, RtcpError};
 use crate::rtp::Ssrc;
 use crate::rtp::cursor::Writer;
@@ -38,14 +40,7 @@ impl<'a> Fir<'a> {
     }
 
     pub(crate) fn from_frame(f: &Frame<'a>) -> Result<Self, RtcpError> {
-        let (sender_ssrc, media_ssrc, fci) = split_feedback(f)?;
-        if fci.is_empty() || fci.len() % 8 != 0 {
-            return Err(RtcpError::FciLength {
-                pt: f.header.pt,
-                fmt: f.header.count,
-                len: fci.len(),
-            });
-        }
+        let (sender_ssrc, media_ssrc, fci) = split_feedback_entries(f, 8)?;
         Ok(Self {
             sender_ssrc,
             media_ssrc,

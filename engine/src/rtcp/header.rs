@@ -153,6 +153,27 @@ pub(crate) fn split_feedback<'a>(f: &Frame<'a>) -> Result<(Ssrc, Ssrc, &'a [u8])
     }
 }
 
+/// The error for a feedback packet whose FCI has the wrong length.
+pub(crate) fn fci_error(f: &Frame<'_>, len: usize) -> RtcpError {
+    RtcpError::FciLength {
+        pt: f.header.pt,
+        fmt: f.header.count,
+        len,
+    }
+}
+
+/// Splits a feedback packet whose FCI is one or more entries of `entry_len` bytes.
+pub(crate) fn split_feedback_entries<'a>(
+    f: &Frame<'a>,
+    entry_len: usize,
+) -> Result<(Ssrc, Ssrc, &'a [u8]), RtcpError> {
+    let (sender, media, fci) = split_feedback(f)?;
+    if fci.is_empty() || !fci.len().is_multiple_of(entry_len) {
+        return Err(fci_error(f, fci.len()));
+    }
+    Ok((sender, media, fci))
+}
+
 /// Writes a common header with a placeholder length; [`finish_packet`] fills it in.
 /// Returns where the packet starts.
 pub(crate) fn begin_packet(w: &mut Writer<'_>, count: u8, pt: u8) -> Result<usize, RtcpError> {

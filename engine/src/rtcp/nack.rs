@@ -9,7 +9,9 @@
 //! PID is a lost packet's sequence number; bit i of BLP (least significant first) reports
 //! PID + i + 1 lost as well.
 
-use crate::rtcp::header::{Frame, begin_packet, finish_packet, frame_exact, split_feedback};
+use crate::rtcp::header::{
+    Frame, begin_packet, finish_packet, frame_exact, split_feedback_entries,
+};
 use crate::rtcp::{FMT_NACK, PT_RTPFB, RtcpError};
 use crate::rtp::Ssrc;
 use crate::rtp::cursor::Writer;
@@ -49,14 +51,7 @@ impl<'a> Nack<'a> {
     }
 
     pub(crate) fn from_frame(f: &Frame<'a>) -> Result<Self, RtcpError> {
-        let (sender_ssrc, media_ssrc, fci) = split_feedback(f)?;
-        if fci.is_empty() || fci.len() % 4 != 0 {
-            return Err(RtcpError::FciLength {
-                pt: f.header.pt,
-                fmt: f.header.count,
-                len: fci.len(),
-            });
-        }
+        let (sender_ssrc, media_ssrc, fci) = split_feedback_entries(f, 4)?;
         Ok(Self {
             sender_ssrc,
             media_ssrc,

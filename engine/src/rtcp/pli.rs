@@ -2,7 +2,9 @@
 //!
 //! Only the feedback header: packet sender and media source SSRCs, no FCI (length 2).
 
-use crate::rtcp::header::{Frame, begin_packet, finish_packet, frame_exact, split_feedback};
+use crate::rtcp::header::{
+    Frame, begin_packet, fci_error, finish_packet, frame_exact, split_feedback,
+};
 use crate::rtcp::{FMT_PLI, PT_PSFB, RtcpError};
 use crate::rtp::Ssrc;
 use crate::rtp::cursor::Writer;
@@ -25,11 +27,7 @@ impl Pli {
     pub(crate) fn from_frame(f: &Frame<'_>) -> Result<Self, RtcpError> {
         let (sender_ssrc, media_ssrc, fci) = split_feedback(f)?;
         if !fci.is_empty() {
-            return Err(RtcpError::FciLength {
-                pt: f.header.pt,
-                fmt: f.header.count,
-                len: fci.len(),
-            });
+            return Err(fci_error(f, fci.len()));
         }
         Ok(Self {
             sender_ssrc,

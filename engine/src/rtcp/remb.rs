@@ -10,7 +10,9 @@
 //! ```
 //! The bitrate is mantissa * 2^exp bits per second.
 
-use crate::rtcp::header::{Frame, begin_packet, finish_packet, frame_exact, split_feedback};
+use crate::rtcp::header::{
+    Frame, begin_packet, fci_error, finish_packet, frame_exact, split_feedback,
+};
 use crate::rtcp::{FMT_AFB, PT_PSFB, RtcpError};
 use crate::rtp::Ssrc;
 use crate::rtp::cursor::{Reader, Writer};
@@ -50,11 +52,7 @@ impl<'a> Remb<'a> {
         }
         let mut r = Reader::new(fci);
         let (Some(_), Some(num), Some(packed)) = (r.u32(), r.u8(), r.array::<3>()) else {
-            return Err(RtcpError::FciLength {
-                pt: f.header.pt,
-                fmt: f.header.count,
-                len: fci.len(),
-            });
+            return Err(fci_error(f, fci.len()));
         };
         let available = r.remaining() / 4;
         let ssrcs = r

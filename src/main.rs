@@ -190,21 +190,24 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     );
     let signal = runtime.block_on(signals.next());
     tracing::info!(signal, "shutting down");
-    let totals: Vec<(Metric, u64)> = [Metric::RxPackets, Metric::Forwarded, Metric::TxPackets]
-        .into_iter()
-        .map(|m| {
-            let sum = (0..engine.core_count())
-                .map(|i| engine.counters(CoreId(i as u16)).get(m))
-                .sum();
-            (m, sum)
-        })
-        .collect();
+    let cores = || (0..engine.core_count()).map(|i| CoreId(i as u16));
+    let total = |m: Metric| -> u64 { cores().map(|c| engine.counters(c).get(m)).sum() };
+    let (rx, forwarded, tx) = (
+        total(Metric::RxPackets),
+        total(Metric::Forwarded),
+        total(Metric::TxPackets),
+    );
+    let (commands_refused, events_dropped) = cores()
+        .map(|c| engine.queue_overflows(c))
+        .fold((0, 0), |(a, b), (c, e)| (a + c, b + e));
     engine.shutdown();
     tracing::info!(
         uptime_s = started.elapsed().as_secs(),
-        rx_packets = totals[0].1,
-        forwarded = totals[1].1,
-        tx_packets = totals[2].1,
+        rx_packets = rx,
+        forwarded,
+        tx_packets = tx,
+        commands_refused,
+        events_dropped,
         "stopped cleanly"
     );
     Ok(())

@@ -1,1 +1,13 @@
-//! chorus-signaling: SIP, SDP and the control side. Filled in by the SIP issue.
+//! chorus-signaling: the control side's SIP layer.
+//!
+//! Sans-IO throughout: every state machine takes `now` and yields what to send; transports and
+//! the tokio glue live elsewhere.
+//!
+//! - [`message`]: SIP messages (RFC 3261 syntax, compact forms, RFC 4475 robustness), stream
+//!   framing and size limits.
+//! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
+//! - [`transaction`]: RFC 3261 client and server transactions with their timers.
+
+pub mod message;
+pub mod sdp;
+pub mod transaction;

@@ -1,0 +1,1 @@
+//! SIP messages: parsing, access, serialization, stream framing, limits.

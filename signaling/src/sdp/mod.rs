@@ -1,0 +1,1 @@
+//! SDP (RFC 8866) parsing and RFC 3264 offer/answer for Chorus.

@@ -125,12 +125,19 @@ pub struct ServeConfig {
     pub queue_capacity: usize,
     /// Pin media cores to CPUs.
     pub pin_cores: bool,
+    /// TLS certificate chain (PEM) for SIP over TLS; with `tls_key`. None: self-signed.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
-            sip: parse_sip("127.0.0.1:5060").unwrap_or_default(),
+            sip: ["127.0.0.1:5060", "tls:127.0.0.1:5061"]
+                .iter()
+                .flat_map(|s| parse_sip(s).unwrap_or_default())
+                .collect(),
             media_ip: IpAddr::from([127, 0, 0, 1]),
             media_ports: PortRange {
                 lo: 20_000,
@@ -144,6 +151,8 @@ impl Default for ServeConfig {
             pairs_per_core: 2,
             queue_capacity: 4096,
             pin_cores: true,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -161,6 +170,8 @@ pub const KEYS: &[&str] = &[
     "pairs_per_core",
     "queue_capacity",
     "pin_cores",
+    "tls_cert",
+    "tls_key",
 ];
 
 fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
@@ -231,6 +242,17 @@ impl ServeConfig {
                     _ => return Err(format!("{value:?} is not true or false")),
                 }
             }
+            "tls_cert" | "tls_key" => {
+                if value.is_empty() {
+                    return Err("must not be empty".into());
+                }
+                let path = Some(PathBuf::from(value));
+                if key == "tls_cert" {
+                    self.tls_cert = path
+                } else {
+                    self.tls_key = path
+                }
+            }
             _ => {
                 return Err(format!("unknown setting (known: {})", KEYS.join(", ")));
             }
@@ -276,6 +298,21 @@ impl ServeConfig {
         Ok(())
     }
 
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                Err("tls_cert and tls_key must be given together".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether any SIP listener uses TLS.
+    pub fn wants_tls(&self) -> bool {
+        self.sip.iter().any(|l| l.transport == SipTransport::Tls)
+    }
+
     /// The media engine's settings.
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
@@ -298,6 +335,9 @@ mod tests {
 
     #[test]
     fn sip_addresses() {
+        let d = ServeConfig::default();
+        assert_eq!(d.sip.len(), 3, "UDP and TCP on 5060, TLS on 5061");
+        assert!(d.wants_tls());
         let both = parse_sip("127.0.0.1:5070").unwrap();
         assert_eq!(both.len(), 2);
         assert_eq!(both[0].transport, SipTransport::Udp);
@@ -351,6 +391,16 @@ pin_cores = false
         assert_eq!(c.tick_ms, 10);
         assert!(!c.pin_cores);
         assert_eq!(c.engine().tick, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let mut c = ServeConfig::default();
+        c.apply_toml("tls_cert = \"/etc/chorus/cert.pem\"", Path::new("c.toml"))
+            .unwrap();
+        assert!(c.validate().unwrap_err().contains("together"));
+        c.set("tls_key", "/etc/chorus/key.pem").unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

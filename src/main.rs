@@ -35,11 +35,11 @@ enum Cmd {
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
-    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores.
+    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
-    /// IP:PORT for both UDP and TCP [default: 127.0.0.1:5060]
+    /// IP:PORT for both UDP and TCP [default: 127.0.0.1:5060 and tls:127.0.0.1:5061]
     #[arg(long, value_name = "ADDR")]
     sip: Vec<String>,
     /// IP address media sockets bind to and SDP advertises [default: 127.0.0.1]
@@ -75,6 +75,13 @@ struct ServeArgs {
     /// Pin each media core to its own CPU: true or false [default: true]
     #[arg(long, value_name = "BOOL")]
     pin_cores: Option<String>,
+    /// Certificate chain (PEM) for SIP over TLS, with --tls-key [default: a self-signed pair
+    /// generated into DATA_DIR/tls/ on first start]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -93,7 +100,7 @@ impl ServeArgs {
             }
             cfg.sip = all;
         }
-        let flags: [(&str, &Option<String>); 10] = [
+        let flags: [(&str, &Option<String>); 12] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -104,6 +111,8 @@ impl ServeArgs {
             ("pairs_per_core", &self.pairs_per_core),
             ("queue_capacity", &self.queue_capacity),
             ("pin_cores", &self.pin_cores),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
         ];
         debug_assert_eq!(flags.len() + 1, KEYS.len());
         for (key, value) in flags {
@@ -112,6 +121,7 @@ impl ServeArgs {
                     .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
             }
         }
+        cfg.validate()?;
         Ok(cfg)
     }
 }
@@ -168,6 +178,17 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
 fn serve(cfg: ServeConfig) -> Result<()> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let started = Instant::now();
+    if cfg.wants_tls() {
+        let configured = cfg.tls_cert.as_deref().zip(cfg.tls_key.as_deref());
+        let mut names = vec!["localhost".to_string(), cfg.media_ip.to_string()];
+        names.extend(cfg.sip.iter().map(|l| l.addr.ip().to_string()));
+        names.sort();
+        names.dedup();
+        let tls = chorus_signaling::tls::load_or_generate(&cfg.data_dir, configured, &names)
+            .context("TLS certificate for SIP over TLS")?;
+        chorus_signaling::tls::server_config(&tls).context("TLS certificate for SIP over TLS")?;
+        tracing::info!(origin = ?tls.origin, cert = %tls.cert_path.display(), "TLS certificate ready");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -46,6 +46,8 @@ fn version_and_help() {
         "--pairs-per-core",
         "--queue-capacity",
         "--pin-cores",
+        "--tls-cert",
+        "--tls-key",
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
@@ -76,6 +78,14 @@ fn bad_settings_are_named() {
     let o = run(&["serve", "--sip", "sctp:1.2.3.4:5060"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--sip"), "{}", stderr(&o));
+
+    let o = run(&["serve", "--tls-cert", "/etc/chorus/cert.pem"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("tls_cert and tls_key"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = run(&["serve", "--config", "/nonexistent/chorus.toml"]);
     assert_eq!(o.status.code(), Some(2));
@@ -146,10 +156,13 @@ fn stop(mut child: Child, signal: libc::c_int) -> (Option<i32>, String) {
 fn two_servers_side_by_side_stop_cleanly() {
     let dir = scratch("pair");
     let (d1, d2) = (dir.join("a"), dir.join("b"));
-    let mut a = start(&d1, "127.0.0.1:15060", "44000-44099", "uring");
+    let mut a = start(&d1, "tls:127.0.0.1:15061", "44000-44099", "uring");
     let log_a = wait_for_log(&mut a, "media engine running");
     assert!(log_a.contains("media engine running"), "{log_a}");
     assert!(log_a.contains("uring"), "{log_a}");
+    // No certificate configured: a self-signed one was generated into the data directory.
+    assert!(log_a.contains("TLS certificate ready"), "{log_a}");
+    assert!(d1.join("tls/cert.pem").exists() && d1.join("tls/key.pem").exists());
     // Same media range: the second server skips the ports the first one holds.
     let mut b = start(&d2, "127.0.0.1:15070", "44000-44099", "syscalls");
     let log_b = wait_for_log(&mut b, "media engine running");

@@ -7,7 +7,10 @@
 //!   framing and size limits.
 //! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
+//! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
+//!   start).
 
 pub mod message;
 pub mod sdp;
+pub mod tls;
 pub mod transaction;

@@ -7,9 +7,11 @@
 //!   framing and size limits.
 //! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
+//! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
+pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod tls;

@@ -7,10 +7,12 @@
 //!   framing and size limits.
 //! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
+//! - [`admission`]: overload control for new calls (503 with Retry-After).
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
+pub mod admission;
 pub mod digest;
 pub mod message;
 pub mod sdp;

@@ -52,6 +52,8 @@ pub struct Peer {
     pub got: Vec<u16>,
     /// RTCP reports received from the engine (verified SRTCP).
     pub rtcp: u32,
+    /// The SSRC the engine sends this peer's leg its media with (the leg's own).
+    pub leg_ssrc: u32,
 }
 
 impl Peer {
@@ -65,6 +67,7 @@ impl Peer {
             tx: ctx(to_engine),
             rx: ctx(from_engine),
             engine_addr: None,
+            leg_ssrc: 0,
             got: Vec::new(),
             rtcp: 0,
         }
@@ -110,11 +113,10 @@ impl Peer {
                 .unprotect_rtp(&mut buf[..n])
                 .expect("engine output must authenticate with the leg's keys");
             let seq = u16::from_be_bytes([buf[2], buf[3]]);
-            assert_eq!(
-                &buf[..len],
-                &rtp(from_ssrc, seq, 160)[..],
-                "packet {seq} arrived altered"
-            );
+            // Payload and numbering of the sender, under the SSRC of this peer's own leg.
+            let mut want = rtp(from_ssrc, seq, 160);
+            want[8..12].copy_from_slice(&self.leg_ssrc.to_be_bytes());
+            assert_eq!(&buf[..len], &want[..], "packet {seq} arrived altered");
             self.got.push(seq);
         }
         std::mem::take(&mut self.got)
@@ -235,6 +237,8 @@ pub fn set_up_call(
     cfg_b.remote_rtp = if latch_b { None } else { Some(b.addr()) };
     cfg_b.srtp_in = Some(b_in);
     cfg_b.srtp_out = Some(b_out);
+    a.leg_ssrc = cfg_a.local_ssrc;
+    b.leg_ssrc = cfg_b.local_ssrc;
     a.engine_addr = Some(h.create(core, cfg_a));
     b.engine_addr = Some(h.create(core, cfg_b));
     h.send(

@@ -191,14 +191,17 @@ impl CoreState {
             self.drop_pending(slot);
         }
         for &t in &targets {
-            self.forward_rtp(t, plain, tx);
+            self.forward_rtp(t, plain, (ssrc, seq, timestamp), tx);
         }
         if let Some(leg) = self.leg_mut(slot) {
             leg.targets = targets;
         }
     }
 
-    fn forward_rtp(&mut self, to: LegSlot, plain: &[u8], tx: &mut TxQueue) {
+    /// Sends a copy of `plain` (a validated RTP packet from source `ids` = (SSRC, sequence,
+    /// timestamp)) to leg `to`, renumbered into that leg's outbound stream and protected with
+    /// its keys.
+    fn forward_rtp(&mut self, to: LegSlot, plain: &[u8], ids: (u32, u16, u32), tx: &mut TxQueue) {
         let Some(leg) = self.legs.get_mut(to as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -208,12 +211,18 @@ impl CoreState {
             return;
         };
         let mut protect_failed = false;
+        let (seq, ts) = leg.out_numbering.map(ids.0, ids.1, ids.2);
+        let ssrc = leg.local_ssrc;
         let queued = tx.send_with(leg.rtp_sock, dst, |out| {
             let n = plain.len();
             let Some(dst) = out.get_mut(..n) else {
                 return 0;
             };
             dst.copy_from_slice(plain);
+            // INVARIANT: `plain` parsed as RTP, so it holds the 12-byte fixed header.
+            dst[2..4].copy_from_slice(&seq.to_be_bytes());
+            dst[4..8].copy_from_slice(&ts.to_be_bytes());
+            dst[8..12].copy_from_slice(&ssrc.to_be_bytes());
             match leg.srtp_out.as_mut() {
                 Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
                     protect_failed = true;
@@ -1100,5 +1109,48 @@ mod tests {
         assert_eq!(blocks[0].cumulative_lost, 5);
         assert!(blocks[0].fraction_lost > 0);
         assert_eq!(r.stats(1).rtcp_out, 1);
+    }
+
+    #[test]
+    fn forwarded_media_carries_the_receiving_legs_own_numbering() {
+        let mut r = Rig::new();
+        let (pa, pb) = (addr(9000), addr(9002));
+        for (id, remote) in [(1, pa), (2, pb)] {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(remote);
+            c.latch = false;
+            r.create(c);
+        }
+        // Echo: leg 1 hears itself; then leg 2 is also forwarded to leg 1.
+        for from in [1, 2] {
+            r.state.on_command(
+                r.now,
+                Command::Connect {
+                    from: LegId(from),
+                    to: LegId(1),
+                },
+            );
+        }
+        r.packet(pa, rtp(0xaaaa, 500));
+        r.packet(pa, rtp(0xaaaa, 501));
+        r.packet(pb, rtp(0xbbbb, 9));
+        let mut sent = Vec::new();
+        r.tx.take_queued(&mut sent);
+        let leg1_ssrc = LegConfig::new(LegId(1)).local_ssrc;
+        let got: Vec<(u16, u32)> = sent
+            .iter()
+            .map(|e| {
+                let p =
+                    crate::rtp::RtpPacket::parse(&r.tx.slot(e.slot)[..usize::from(e.len)]).unwrap();
+                assert_eq!(e.dst, pa);
+                (p.seq(), p.ssrc().0)
+            })
+            .collect();
+        // The caller never sees its own SSRC come back, and the switch to leg 2's stream
+        // continues the numbering instead of jumping.
+        assert_eq!(
+            got,
+            vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::command::{LegConfig, LegId, LegStats, SrtpKey};
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
+use super::seq_rewriter::SeqRewriter;
 use crate::rtp::{RtpStreamRecv, Ssrc};
 use crate::srtp::{SrtpContext, SrtpError};
 
@@ -46,6 +47,8 @@ pub(crate) struct Leg {
     pub cname: Box<[u8]>,
     /// When the next RTCP report to this leg is due.
     pub next_report: Instant,
+    /// Numbering of the RTP the engine sends to this leg (its own SSRC, continuous).
+    pub out_numbering: SeqRewriter,
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -90,6 +93,7 @@ impl Leg {
             cname: cfg.cname.as_bytes()[..cfg.cname.len().min(255)].into(),
             // Spread the legs' reports over the interval instead of bursting them together.
             next_report: now + REPORT_INTERVAL.mul_f64(0.5 + f64::from(cfg.id.0 % 97) / 97.0),
+            out_numbering: SeqRewriter::new(cfg.clock_rate.max(1)),
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);

@@ -31,6 +31,7 @@ pub mod io;
 mod leg;
 pub mod mailbox;
 pub mod metrics;
+mod seq_rewriter;
 pub mod tick;
 
 pub use command::{Command, CoreId, Event, LegConfig, LegId, LegStats, SrtpKey};

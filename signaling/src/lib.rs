@@ -9,6 +9,7 @@
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
 //! - [`admission`]: overload control for new calls (503 with Retry-After).
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
+//! - [`session_timer`]: RFC 4028 session timers (negotiation, refresh and expiry).
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
@@ -16,5 +17,6 @@ pub mod admission;
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod session_timer;
 pub mod tls;
 pub mod transaction;

@@ -8,6 +8,7 @@
 //! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
 //! - [`admission`]: overload control for new calls (503 with Retry-After).
+//! - [`dtmf_info`]: DTMF in SIP INFO bodies (application/dtmf-relay, application/dtmf).
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`session_timer`]: RFC 4028 session timers (negotiation, refresh and expiry).
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
@@ -15,6 +16,7 @@
 
 pub mod admission;
 pub mod digest;
+pub mod dtmf_info;
 pub mod message;
 pub mod sdp;
 pub mod session_timer;

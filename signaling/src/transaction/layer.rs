@@ -371,3 +371,664 @@ impl<M: TxPayload> TransactionLayer<M> {
         self.outbox.event(TxEvent::Terminated { id });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Wire(String);
+
+    impl TxPayload for Wire {
+        fn ack_for_non2xx(_request: &TxMessage<Self>, response: &TxMessage<Self>) -> Self {
+            Wire(format!("ACK for {}", response.status().unwrap_or(0)))
+        }
+        fn trying_for(_request: &TxMessage<Self>) -> Self {
+            Wire("100 Trying".into())
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn req(method: Method, branch: &str, call_id: &str, cseq: u32) -> TxMessage<Wire> {
+        TxMessage {
+            kind: TxKind::Request {
+                method: method.clone(),
+            },
+            branch: branch.into(),
+            sent_by: "192.0.2.1:5060".into(),
+            cseq_method: method.clone(),
+            cseq,
+            call_id: call_id.into(),
+            from_tag: "from1".into(),
+            to_tag: None,
+            request_uri: "sip:conf@chorus.example".into(),
+            top_via: format!("SIP/2.0/UDP 192.0.2.1:5060;branch={branch}"),
+            payload: Wire(format!("{method} {call_id}")),
+        }
+    }
+
+    fn resp(request: &TxMessage<Wire>, status: u16) -> TxMessage<Wire> {
+        TxMessage {
+            kind: TxKind::Response { status },
+            request_uri: String::new(),
+            to_tag: Some("to1".into()),
+            payload: Wire(format!("{status} {}", request.call_id)),
+            ..request.clone()
+        }
+    }
+
+    /// The ACK for a non-2xx (same branch as the INVITE, To tag of the response).
+    fn ack(invite: &TxMessage<Wire>) -> TxMessage<Wire> {
+        TxMessage {
+            kind: TxKind::Request {
+                method: Method::Ack,
+            },
+            cseq_method: Method::Ack,
+            to_tag: Some("to1".into()),
+            payload: Wire("ACK".into()),
+            ..invite.clone()
+        }
+    }
+
+    fn layer() -> TransactionLayer<Wire> {
+        TransactionLayer::new(Config::default())
+    }
+
+    fn drain(layer: &mut TransactionLayer<Wire>) -> (Vec<Transmit<Wire>>, Vec<TxEvent<Wire>>) {
+        let transmits = std::iter::from_fn(|| layer.poll_transmit()).collect();
+        let events = std::iter::from_fn(|| layer.poll_event()).collect();
+        (transmits, events)
+    }
+
+    /// Runs the timers up to `end`; returns (time since `t0`, payload) of each transmit and
+    /// (time since `t0`, event) of each event.
+    #[allow(clippy::type_complexity)]
+    fn run_until(
+        layer: &mut TransactionLayer<Wire>,
+        t0: Instant,
+        end: Instant,
+    ) -> (Vec<(Duration, Wire)>, Vec<(Duration, TxEvent<Wire>)>) {
+        let mut sent = Vec::new();
+        let mut events = Vec::new();
+        while let Some((at, _)) = layer.poll_timeout() {
+            if at > end {
+                break;
+            }
+            layer.handle_timeout(at);
+            let (t, e) = drain(layer);
+            sent.extend(t.into_iter().map(|t| (at - t0, t.message.payload)));
+            events.extend(e.into_iter().map(|e| (at - t0, e)));
+        }
+        (sent, events)
+    }
+
+    fn times(sent: &[(Duration, Wire)]) -> Vec<u128> {
+        sent.iter().map(|(d, _)| d.as_millis()).collect()
+    }
+
+    #[test]
+    fn invite_client_udp_timer_a_schedule_until_b() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = l
+            .send_request(t0, req(Method::Invite, "z9hG4bK1", "c1", 1), false)
+            .unwrap();
+        assert_eq!(drain(&mut l).0.len(), 1);
+        let (sent, events) = run_until(&mut l, t0, t0 + Duration::from_secs(40));
+        // Intervals 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s; the 32 s one is cut by timer B.
+        assert_eq!(times(&sent), [500, 1_500, 3_500, 7_500, 15_500, 31_500]);
+        assert_eq!(
+            events,
+            [
+                (ms(32_000), TxEvent::Timeout { id }),
+                (ms(32_000), TxEvent::Terminated { id })
+            ]
+        );
+        assert!(l.is_empty());
+        assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn invite_client_tcp_never_retransmits() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = l
+            .send_request(t0, req(Method::Invite, "z9hG4bK1", "c1", 1), true)
+            .unwrap();
+        drain(&mut l);
+        let (sent, events) = run_until(&mut l, t0, t0 + Duration::from_secs(40));
+        assert!(sent.is_empty());
+        assert_eq!(events[0], (ms(32_000), TxEvent::Timeout { id }));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn non_invite_client_udp_timer_e_schedule_until_f() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = l
+            .send_request(t0, req(Method::Options, "z9hG4bK1", "c1", 1), false)
+            .unwrap();
+        drain(&mut l);
+        let (sent, events) = run_until(&mut l, t0, t0 + Duration::from_secs(40));
+        assert_eq!(
+            times(&sent),
+            [
+                500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500
+            ]
+        );
+        assert_eq!(events[0], (ms(32_000), TxEvent::Timeout { id }));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn non_invite_client_proceeding_retransmits_every_t2() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Bye, "z9hG4bK1", "c1", 2);
+        let id = l.send_request(t0, r.clone(), false).unwrap();
+        drain(&mut l);
+        assert_eq!(l.handle_response(t0 + ms(100), &resp(&r, 100)), Some(id));
+        let (_, events) = drain(&mut l);
+        assert!(matches!(
+            events[..],
+            [TxEvent::ResponseReceived { status: 100, .. }]
+        ));
+        let (sent, _) = run_until(&mut l, t0, t0 + ms(10_000));
+        assert_eq!(times(&sent), [500, 4_500, 8_500]);
+    }
+
+    #[test]
+    fn non_invite_client_tcp_never_retransmits_and_k_is_zero() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        let id = l.send_request(t0, r.clone(), true).unwrap();
+        drain(&mut l);
+        let (sent, _) = run_until(&mut l, t0, t0 + ms(5_000));
+        assert!(sent.is_empty());
+        l.handle_response(t0 + ms(5_000), &resp(&r, 200));
+        let (_, events) = drain(&mut l);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1], TxEvent::Terminated { id });
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn non_invite_client_absorbs_final_retransmissions_until_k() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        let id = l.send_request(t0, r.clone(), false).unwrap();
+        drain(&mut l);
+        l.handle_response(t0 + ms(10), &resp(&r, 200));
+        assert_eq!(drain(&mut l).1.len(), 1);
+        l.handle_response(t0 + ms(20), &resp(&r, 200));
+        assert_eq!(drain(&mut l), (vec![], vec![]));
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(6_000));
+        assert!(sent.is_empty());
+        assert_eq!(events, [(ms(5_010), TxEvent::Terminated { id })]);
+    }
+
+    #[test]
+    fn invite_client_acks_non2xx_and_resends_ack_on_retransmission() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let id = l.send_request(t0, invite.clone(), false).unwrap();
+        drain(&mut l);
+        l.handle_response(t0 + ms(100), &resp(&invite, 180));
+        let (sent, events) = drain(&mut l);
+        assert!(sent.is_empty());
+        assert!(matches!(
+            events[..],
+            [TxEvent::ResponseReceived { status: 180, .. }]
+        ));
+        // Proceeding: no more INVITE retransmissions.
+        assert!(run_until(&mut l, t0, t0 + ms(2_000)).0.is_empty());
+        l.handle_response(t0 + ms(2_000), &resp(&invite, 486));
+        let (sent, events) = drain(&mut l);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].message.method(), Some(&Method::Ack));
+        assert_eq!(sent[0].message.branch, "z9hG4bK1");
+        assert_eq!(sent[0].message.to_tag.as_deref(), Some("to1"));
+        assert_eq!(sent[0].message.payload, Wire("ACK for 486".into()));
+        assert!(matches!(
+            events[..],
+            [TxEvent::ResponseReceived { status: 486, .. }]
+        ));
+        // A retransmitted 486 is answered with the same ACK and not shown to the TU.
+        l.handle_response(t0 + ms(2_500), &resp(&invite, 486));
+        let (sent, events) = drain(&mut l);
+        assert_eq!(sent.len(), 1);
+        assert!(events.is_empty());
+        let (_, events) = run_until(&mut l, t0, t0 + ms(40_000));
+        assert_eq!(events, [(ms(34_000), TxEvent::Terminated { id })]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn invite_client_tcp_terminates_on_non2xx() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let id = l.send_request(t0, invite.clone(), true).unwrap();
+        drain(&mut l);
+        l.handle_response(t0 + ms(10), &resp(&invite, 503));
+        let (sent, events) = drain(&mut l);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(events.last(), Some(&TxEvent::Terminated { id }));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn invite_client_accepted_passes_every_2xx_until_m() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let id = l.send_request(t0, invite.clone(), false).unwrap();
+        drain(&mut l);
+        l.handle_response(t0 + ms(10), &resp(&invite, 200));
+        let (sent, events) = drain(&mut l);
+        assert!(sent.is_empty(), "the ACK for a 2xx is the dialog layer's");
+        assert_eq!(events.len(), 1);
+        l.handle_response(t0 + ms(510), &resp(&invite, 200));
+        assert_eq!(drain(&mut l).1.len(), 1);
+        l.handle_response(t0 + ms(520), &resp(&invite, 486));
+        assert_eq!(drain(&mut l), (vec![], vec![]));
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(40_000));
+        assert!(sent.is_empty());
+        assert_eq!(events, [(ms(32_010), TxEvent::Terminated { id })]);
+    }
+
+    #[test]
+    fn invite_server_sends_100_after_200ms_and_resends_it() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let id = match l.handle_request(t0, &invite, false).unwrap() {
+            RequestDisposition::New { id } => id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            l.poll_timeout().map(|(at, r)| (at - t0, r.timer)),
+            Some((ms(200), Timer::Trying100))
+        );
+        // A retransmission before any response: absorbed, nothing to re-send.
+        assert_eq!(
+            l.handle_request(t0 + ms(100), &invite, false).unwrap(),
+            RequestDisposition::Retransmission { id }
+        );
+        assert_eq!(drain(&mut l), (vec![], vec![]));
+        let (sent, _) = run_until(&mut l, t0, t0 + ms(300));
+        assert_eq!(sent, [(ms(200), Wire("100 Trying".into()))]);
+        l.handle_request(t0 + ms(500), &invite, false).unwrap();
+        let (sent, _) = drain(&mut l);
+        assert_eq!(sent[0].message.status(), Some(100));
+    }
+
+    #[test]
+    fn invite_server_tu_response_suppresses_100() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, false).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0 + ms(50), id, resp(&invite, 180)).unwrap();
+        assert_eq!(drain(&mut l).0.len(), 1);
+        assert!(run_until(&mut l, t0, t0 + ms(1_000)).0.is_empty());
+    }
+
+    #[test]
+    fn invite_server_udp_timer_g_schedule_until_h() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, false).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0 + ms(100), id, resp(&invite, 486)).unwrap();
+        drain(&mut l);
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(60_000));
+        assert_eq!(
+            times(&sent),
+            [
+                600, 1_600, 3_600, 7_600, 11_600, 15_600, 19_600, 23_600, 27_600, 31_600
+            ]
+        );
+        assert_eq!(
+            events,
+            [
+                (ms(32_100), TxEvent::Timeout { id }),
+                (ms(32_100), TxEvent::Terminated { id })
+            ]
+        );
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn invite_server_absorbs_ack_and_resends_final_on_retransmission() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, false).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0, id, resp(&invite, 603)).unwrap();
+        drain(&mut l);
+        assert_eq!(
+            l.handle_request(t0 + ms(100), &invite, false).unwrap(),
+            RequestDisposition::Retransmission { id }
+        );
+        let (sent, _) = drain(&mut l);
+        assert_eq!(sent[0].message.status(), Some(603));
+        assert_eq!(
+            l.handle_request(t0 + ms(200), &ack(&invite), false)
+                .unwrap(),
+            RequestDisposition::AckForNon2xx { id }
+        );
+        assert_eq!(
+            l.handle_request(t0 + ms(300), &ack(&invite), false)
+                .unwrap(),
+            RequestDisposition::AckForNon2xx { id }
+        );
+        // Confirmed: INVITE retransmissions absorbed silently; no more G.
+        l.handle_request(t0 + ms(400), &invite, false).unwrap();
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(60_000));
+        assert!(sent.is_empty());
+        assert_eq!(events, [(ms(5_200), TxEvent::Terminated { id })]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn invite_server_tcp_no_g_and_i_is_zero() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, true).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0, id, resp(&invite, 486)).unwrap();
+        drain(&mut l);
+        assert_eq!(
+            l.poll_timeout().map(|(at, r)| (at - t0, r.timer)),
+            Some((ms(32_000), Timer::H))
+        );
+        l.handle_request(t0 + ms(10), &ack(&invite), true).unwrap();
+        assert_eq!(drain(&mut l).1, [TxEvent::Terminated { id }]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn invite_server_accepted_absorbs_invites_and_passes_2xx_ack() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, false).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0, id, resp(&invite, 200)).unwrap();
+        assert_eq!(drain(&mut l).0.len(), 1);
+        assert_eq!(
+            l.handle_request(t0 + ms(10), &invite, false).unwrap(),
+            RequestDisposition::Retransmission { id }
+        );
+        assert_eq!(
+            drain(&mut l),
+            (vec![], vec![]),
+            "RFC 6026: absorbed, not re-sent"
+        );
+        // The TU's own 2xx retransmission passes through.
+        l.respond(t0 + ms(500), id, resp(&invite, 200)).unwrap();
+        assert_eq!(drain(&mut l).0.len(), 1);
+        assert!(l.respond(t0 + ms(500), id, resp(&invite, 486)).is_err());
+        let mut ack2xx = ack(&invite);
+        ack2xx.branch = "z9hG4bKack".into();
+        assert_eq!(
+            l.handle_request(t0 + ms(600), &ack2xx, false).unwrap(),
+            RequestDisposition::Ack2xx
+        );
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(60_000));
+        assert!(sent.is_empty());
+        assert_eq!(events, [(ms(32_000), TxEvent::Terminated { id })]);
+    }
+
+    #[test]
+    fn non_invite_server_resends_last_response_and_waits_j() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &r, false).unwrap() else {
+            panic!("not new");
+        };
+        l.handle_request(t0 + ms(10), &r, false).unwrap();
+        assert_eq!(
+            drain(&mut l),
+            (vec![], vec![]),
+            "Trying: nothing to re-send"
+        );
+        l.respond(t0 + ms(20), id, resp(&r, 183)).unwrap();
+        l.handle_request(t0 + ms(30), &r, false).unwrap();
+        let (sent, _) = drain(&mut l);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].message.status(), Some(183));
+        l.respond(t0 + ms(40), id, resp(&r, 200)).unwrap();
+        l.handle_request(t0 + ms(50), &r, false).unwrap();
+        let (sent, _) = drain(&mut l);
+        assert_eq!(sent[1].message.status(), Some(200));
+        assert_eq!(
+            l.respond(t0 + ms(60), id, resp(&r, 500)),
+            Err(TransactionError::WrongState { id, status: 500 })
+        );
+        let (sent, events) = run_until(&mut l, t0, t0 + ms(60_000));
+        assert!(sent.is_empty());
+        assert_eq!(events, [(ms(32_040), TxEvent::Terminated { id })]);
+    }
+
+    #[test]
+    fn non_invite_server_tcp_j_is_zero() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &r, true).unwrap() else {
+            panic!("not new");
+        };
+        l.respond(t0, id, resp(&r, 200)).unwrap();
+        assert_eq!(drain(&mut l).1, [TxEvent::Terminated { id }]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn cancel_gets_its_own_transaction_and_finds_its_invite() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id: invite_id } =
+            l.handle_request(t0, &invite, false).unwrap()
+        else {
+            panic!("not new");
+        };
+        let mut cancel = req(Method::Cancel, "z9hG4bK1", "c1", 1);
+        cancel.cseq_method = Method::Cancel;
+        let RequestDisposition::Cancel { id, invite } =
+            l.handle_request(t0 + ms(10), &cancel, false).unwrap()
+        else {
+            panic!("not cancel");
+        };
+        assert_ne!(id, invite_id);
+        assert_eq!(invite, Some(invite_id));
+        assert_eq!(l.find_invite_for_cancel(&cancel), Some(invite_id));
+        assert_eq!(
+            l.handle_request(t0 + ms(20), &cancel, false).unwrap(),
+            RequestDisposition::Retransmission { id }
+        );
+        // A CANCEL from another sent-by cancels nothing.
+        let mut other = req(Method::Cancel, "z9hG4bK1", "c2", 1);
+        other.sent_by = "192.0.2.99:5060".into();
+        assert!(matches!(
+            l.handle_request(t0, &other, false).unwrap(),
+            RequestDisposition::Cancel { invite: None, .. }
+        ));
+    }
+
+    #[test]
+    fn merged_request_is_detected_and_not_allocated() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let first = req(Method::Invite, "z9hG4bK1", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &first, false).unwrap() else {
+            panic!("not new");
+        };
+        let forked = req(Method::Invite, "z9hG4bK2", "c1", 1);
+        assert_eq!(
+            l.handle_request(t0 + ms(5), &forked, false).unwrap(),
+            RequestDisposition::Merged { original: id }
+        );
+        assert_eq!(l.len(), 1);
+        // With a To tag it is in-dialog and never a merge.
+        let mut in_dialog = req(Method::Invite, "z9hG4bK3", "c1", 1);
+        in_dialog.to_tag = Some("t".into());
+        assert!(matches!(
+            l.handle_request(t0, &in_dialog, false).unwrap(),
+            RequestDisposition::New { .. }
+        ));
+        // Once the original is gone, the same request is new.
+        l.respond(t0, id, resp(&first, 200)).unwrap();
+        run_until(&mut l, t0, t0 + ms(40_000));
+        assert!(matches!(
+            l.handle_request(t0 + ms(40_000), &forked, false).unwrap(),
+            RequestDisposition::New { .. }
+        ));
+    }
+
+    #[test]
+    fn rfc2543_requests_match_on_the_old_fields() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let invite = req(Method::Invite, "0a1b", "c1", 1);
+        let RequestDisposition::New { id } = l.handle_request(t0, &invite, false).unwrap() else {
+            panic!("not new");
+        };
+        assert_eq!(
+            l.handle_request(t0, &invite, false).unwrap(),
+            RequestDisposition::Retransmission { id }
+        );
+        l.respond(t0, id, resp(&invite, 486)).unwrap();
+        // An ACK with a To tag other than the response's is not this transaction's.
+        let mut wrong = ack(&invite);
+        wrong.to_tag = Some("other".into());
+        assert_eq!(
+            l.handle_request(t0, &wrong, false).unwrap(),
+            RequestDisposition::Ack2xx
+        );
+        assert_eq!(
+            l.handle_request(t0, &ack(&invite), false).unwrap(),
+            RequestDisposition::AckForNon2xx { id }
+        );
+        // Another CSeq is another transaction.
+        let next = req(Method::Invite, "0a1b", "c1", 2);
+        assert!(matches!(
+            l.handle_request(t0, &next, false).unwrap(),
+            RequestDisposition::New { .. }
+        ));
+        // A CANCEL finds its INVITE by the same fields.
+        let mut cancel = req(Method::Cancel, "0a1b", "c1", 2);
+        cancel.cseq_method = Method::Cancel;
+        assert!(l.find_invite_for_cancel(&cancel).is_some());
+    }
+
+    #[test]
+    fn overload_bound_refuses_without_allocating() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::<Wire>::new(Config {
+            max_transactions: 2,
+            ..Config::default()
+        });
+        for (i, branch) in ["z9hG4bK1", "z9hG4bK2"].iter().enumerate() {
+            let r = req(Method::Options, branch, &format!("c{i}"), 1);
+            assert!(matches!(
+                l.handle_request(t0, &r, false).unwrap(),
+                RequestDisposition::New { .. }
+            ));
+        }
+        let r = req(Method::Options, "z9hG4bK3", "c3", 1);
+        assert_eq!(
+            l.handle_request(t0, &r, false).unwrap(),
+            RequestDisposition::Overloaded
+        );
+        assert_eq!(
+            l.send_request(t0, r, false),
+            Err(TransactionError::Overloaded(2))
+        );
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn misuse_is_an_error() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        assert_eq!(
+            l.handle_request(t0, &resp(&r, 200), false),
+            Err(TransactionError::NotARequest)
+        );
+        assert_eq!(
+            l.send_request(t0, ack(&r), false),
+            Err(TransactionError::AckIsNotATransaction)
+        );
+        let id = l.send_request(t0, r.clone(), false).unwrap();
+        assert_eq!(
+            l.send_request(t0, r.clone(), false),
+            Err(TransactionError::DuplicateBranch("z9hG4bK1".into()))
+        );
+        assert_eq!(
+            l.respond(t0, id, resp(&r, 200)),
+            Err(TransactionError::NotAServerTransaction(id))
+        );
+        assert_eq!(
+            l.respond(t0, TransactionId(99), resp(&r, 200)),
+            Err(TransactionError::UnknownTransaction(TransactionId(99)))
+        );
+        let RequestDisposition::New { id } = l.handle_request(t0, &r, false).unwrap() else {
+            panic!("not new");
+        };
+        assert_eq!(
+            l.respond(t0, id, resp(&r, 700)),
+            Err(TransactionError::InvalidStatus(700))
+        );
+        assert_eq!(
+            l.respond(t0, id, r.clone()),
+            Err(TransactionError::NotAResponse)
+        );
+    }
+
+    #[test]
+    fn transport_error_ends_the_transaction() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let id = l
+            .send_request(t0, req(Method::Invite, "z9hG4bK1", "c1", 1), false)
+            .unwrap();
+        drain(&mut l);
+        l.handle_transport_error(id);
+        assert_eq!(
+            drain(&mut l).1,
+            [TxEvent::TransportError { id }, TxEvent::Terminated { id }]
+        );
+        assert!(l.is_empty());
+        assert_eq!(l.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stray_response_matches_nothing() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let r = req(Method::Options, "z9hG4bK1", "c1", 1);
+        assert_eq!(l.handle_response(t0, &resp(&r, 200)), None);
+    }
+}

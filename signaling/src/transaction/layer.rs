@@ -1031,4 +1031,133 @@ mod tests {
         let r = req(Method::Options, "z9hG4bK1", "c1", 1);
         assert_eq!(l.handle_response(t0, &resp(&r, 200)), None);
     }
+
+    /// Drains everything, counting `Terminated` events.
+    fn drain_terminated(l: &mut TransactionLayer<Wire>) -> usize {
+        while l.poll_transmit().is_some() {}
+        std::iter::from_fn(|| l.poll_event())
+            .filter(|e| matches!(e, TxEvent::Terminated { .. }))
+            .count()
+    }
+
+    fn advance(l: &mut TransactionLayer<Wire>, now: Instant) -> usize {
+        let mut terminated = 0;
+        while let Some((at, _)) = l.poll_timeout() {
+            if at > now {
+                break;
+            }
+            l.handle_timeout(at);
+            terminated += drain_terminated(l);
+        }
+        terminated
+    }
+
+    #[test]
+    fn hundred_thousand_transactions_through_every_path_leave_nothing() {
+        let t0 = Instant::now();
+        let mut l = layer();
+        let mut created = 0usize;
+        let mut terminated = 0usize;
+        for i in 0..100_000u32 {
+            let now = t0 + ms(u64::from(i));
+            terminated += advance(&mut l, now);
+            let reliable = (i / 10) % 2 == 1;
+            let branch = format!("z9hG4bK{i}");
+            let call_id = format!("c{i}");
+            let invite = req(Method::Invite, &branch, &call_id, 1);
+            let options = req(Method::Options, &branch, &call_id, 1);
+            let new_id = |d: RequestDisposition| match d {
+                RequestDisposition::New { id } => id,
+                other => panic!("{other:?}"),
+            };
+            match i % 10 {
+                // Client INVITE: no answer, timer B.
+                0 => {
+                    l.send_request(now, invite, reliable).unwrap();
+                    created += 1;
+                }
+                // Client INVITE: 180 then 486, ACK, timer D.
+                1 => {
+                    l.send_request(now, invite.clone(), reliable).unwrap();
+                    l.handle_response(now, &resp(&invite, 180)).unwrap();
+                    l.handle_response(now, &resp(&invite, 486)).unwrap();
+                    created += 1;
+                }
+                // Client INVITE: 200, Accepted, timer M.
+                2 => {
+                    l.send_request(now, invite.clone(), reliable).unwrap();
+                    l.handle_response(now, &resp(&invite, 200)).unwrap();
+                    created += 1;
+                }
+                // Client OPTIONS: 200, timer K.
+                3 => {
+                    l.send_request(now, options.clone(), reliable).unwrap();
+                    l.handle_response(now, &resp(&options, 200)).unwrap();
+                    created += 1;
+                }
+                // Client OPTIONS: no answer, timer F.
+                4 => {
+                    l.send_request(now, options, reliable).unwrap();
+                    created += 1;
+                }
+                // Server INVITE: 486, ACK, timer I.
+                5 => {
+                    let id = new_id(l.handle_request(now, &invite, reliable).unwrap());
+                    l.respond(now, id, resp(&invite, 486)).unwrap();
+                    l.handle_request(now, &ack(&invite), reliable).unwrap();
+                    created += 1;
+                }
+                // Server INVITE: 486, ACK never comes, timer H.
+                6 => {
+                    let id = new_id(l.handle_request(now, &invite, reliable).unwrap());
+                    l.respond(now, id, resp(&invite, 486)).unwrap();
+                    created += 1;
+                }
+                // Server INVITE: 100 automatically, then 200, timer L.
+                7 => {
+                    let id = new_id(l.handle_request(now, &invite, reliable).unwrap());
+                    terminated += advance(&mut l, now + ms(300));
+                    l.respond(now + ms(300), id, resp(&invite, 200)).unwrap();
+                    created += 1;
+                }
+                // Server INVITE cancelled: CANCEL 200, INVITE 487, ACK.
+                8 => {
+                    let id = new_id(l.handle_request(now, &invite, reliable).unwrap());
+                    let mut cancel = req(Method::Cancel, &branch, &call_id, 1);
+                    cancel.cseq_method = Method::Cancel;
+                    let RequestDisposition::Cancel {
+                        id: cancel_id,
+                        invite: Some(invite_id),
+                    } = l.handle_request(now, &cancel, reliable).unwrap()
+                    else {
+                        panic!("cancel not associated");
+                    };
+                    assert_eq!(invite_id, id);
+                    l.respond(now, cancel_id, resp(&cancel, 200)).unwrap();
+                    l.respond(now, id, resp(&invite, 487)).unwrap();
+                    l.handle_request(now, &ack(&invite), reliable).unwrap();
+                    created += 2;
+                }
+                // Server OPTIONS 200 (timer J) and a client INVITE failing in transport.
+                _ => {
+                    let id = new_id(l.handle_request(now, &options, reliable).unwrap());
+                    l.respond(now, id, resp(&options, 200)).unwrap();
+                    let mut other = invite.clone();
+                    other.branch = format!("z9hG4bKx{i}");
+                    let id = l.send_request(now, other, reliable).unwrap();
+                    l.handle_transport_error(id);
+                    created += 2;
+                }
+            }
+            terminated += drain_terminated(&mut l);
+        }
+        terminated += advance(&mut l, t0 + Duration::from_secs(1_000));
+        assert_eq!(terminated, created);
+        assert!(l.is_empty());
+        assert_eq!(l.poll_timeout(), None);
+        assert!(l.deadlines.is_empty());
+        assert!(l.server_keys.is_empty());
+        assert!(l.client_keys.is_empty());
+        assert!(l.merge_keys.is_empty());
+    }
 }

@@ -1160,4 +1160,292 @@ mod tests {
         assert!(l.client_keys.is_empty());
         assert!(l.merge_keys.is_empty());
     }
+
+    /// A client layer and a server layer (with its TU and a 2xx retransmitter) wired through
+    /// a lossy, jittery network in virtual time.
+    mod lossy_network {
+        use super::*;
+        use crate::transaction::{AckKey, Uas2xxEvent, Uas2xxRetransmitter};
+        use std::collections::HashMap;
+
+        /// xorshift64*: deterministic, seeded.
+        struct Rng(u64);
+
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            }
+            fn below(&mut self, n: u64) -> u64 {
+                self.next() % n
+            }
+        }
+
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        enum Side {
+            Client,
+            Server,
+        }
+
+        struct Net {
+            rng: Rng,
+            loss_percent: u64,
+            in_flight: Vec<(Instant, Side, TxMessage<Wire>)>,
+        }
+
+        impl Net {
+            fn send(&mut self, now: Instant, to: Side, msg: TxMessage<Wire>) {
+                if self.rng.below(100) < self.loss_percent {
+                    return;
+                }
+                let delay = ms(10 + self.rng.below(90));
+                self.in_flight.push((now + delay, to, msg));
+            }
+            fn next_at(&self) -> Option<Instant> {
+                self.in_flight.iter().map(|p| p.0).min()
+            }
+            fn pop_due(&mut self, now: Instant) -> Option<(Side, TxMessage<Wire>)> {
+                let (i, _) = self
+                    .in_flight
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.0 <= now)
+                    .min_by_key(|(_, p)| p.0)?;
+                let (_, side, msg) = self.in_flight.swap_remove(i);
+                Some((side, msg))
+            }
+        }
+
+        enum Action {
+            Provisional(TransactionId, TxMessage<Wire>),
+            Final(TransactionId, TxMessage<Wire>, u16),
+        }
+
+        #[derive(Default, Debug)]
+        struct Outcome {
+            /// Finals seen by the client TU, per request index.
+            finals: HashMap<usize, Vec<u16>>,
+            client_timeouts: Vec<usize>,
+            client_terminated: usize,
+            /// Times the server TU saw each request as new, and the final it chose.
+            server_new: HashMap<usize, usize>,
+            server_final: HashMap<usize, u16>,
+            server_timeouts: usize,
+            ack_timeouts: usize,
+        }
+
+        fn index_of(call_id: &str) -> usize {
+            // INVARIANT: the simulation names calls "s<index>".
+            call_id[1..].parse().expect("call id")
+        }
+
+        fn simulate(seed: u64, loss_percent: u64, requests: usize) -> Outcome {
+            let t0 = Instant::now();
+            let mut rng = Rng(seed);
+            let mut net = Net {
+                rng: Rng(seed ^ 0x9e37_79b9_7f4a_7c15),
+                loss_percent,
+                in_flight: Vec::new(),
+            };
+            let mut client = layer();
+            let mut server = layer();
+            let mut retransmitter = Uas2xxRetransmitter::new(ms(500), ms(4_000));
+            let mut starts: Vec<(Instant, TxMessage<Wire>)> = (0..requests)
+                .map(|i| {
+                    let method = match rng.below(4) {
+                        0 | 1 => Method::Invite,
+                        2 => Method::Options,
+                        _ => Method::Bye,
+                    };
+                    let at = t0 + ms(rng.below(20_000));
+                    (
+                        at,
+                        req(method, &format!("z9hG4bKs{i}"), &format!("s{i}"), 1),
+                    )
+                })
+                .collect();
+            starts.sort_by_key(|s| std::cmp::Reverse(s.0));
+            let mut client_requests: HashMap<TransactionId, TxMessage<Wire>> = HashMap::new();
+            let mut actions: Vec<(Instant, Action)> = Vec::new();
+            let mut out = Outcome::default();
+            let mut now = t0;
+            loop {
+                let next = [
+                    starts.last().map(|s| s.0),
+                    net.next_at(),
+                    client.poll_timeout().map(|t| t.0),
+                    server.poll_timeout().map(|t| t.0),
+                    retransmitter.poll_timeout().map(|t| t.0),
+                    actions.iter().map(|a| a.0).min(),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                let Some(next) = next else { break };
+                now = now.max(next);
+
+                while starts.last().is_some_and(|s| s.0 <= now) {
+                    // INVARIANT: just checked non-empty.
+                    let (_, request) = starts.pop().expect("start");
+                    let id = client.send_request(now, request.clone(), false).unwrap();
+                    client_requests.insert(id, request);
+                }
+                while let Some((side, msg)) = net.pop_due(now) {
+                    match side {
+                        Side::Client => {
+                            client.handle_response(now, &msg);
+                        }
+                        Side::Server => match server.handle_request(now, &msg, false).unwrap() {
+                            RequestDisposition::New { id } => {
+                                let index = index_of(&msg.call_id);
+                                *out.server_new.entry(index).or_default() += 1;
+                                let invite = msg.method() == Some(&Method::Invite);
+                                let mut at = now + ms(rng.below(400));
+                                if invite && rng.below(2) == 0 {
+                                    actions.push((at, Action::Provisional(id, msg.clone())));
+                                    at += ms(rng.below(1_000));
+                                }
+                                let status = if invite {
+                                    [200, 486, 603][rng.below(3) as usize]
+                                } else {
+                                    [200, 404][rng.below(2) as usize]
+                                };
+                                out.server_final.insert(index, status);
+                                actions.push((at, Action::Final(id, msg, status)));
+                            }
+                            RequestDisposition::Ack2xx => {
+                                retransmitter.handle_ack(&AckKey {
+                                    call_id: msg.call_id.clone(),
+                                    cseq: msg.cseq,
+                                });
+                            }
+                            RequestDisposition::Retransmission { .. }
+                            | RequestDisposition::AckForNon2xx { .. } => {}
+                            other => panic!("unexpected {other:?}"),
+                        },
+                    }
+                }
+                client.handle_timeout(now);
+                server.handle_timeout(now);
+                retransmitter.handle_timeout(now);
+                let due: Vec<Action> = {
+                    let (due, later) = actions.drain(..).partition(|a| a.0 <= now);
+                    actions = later;
+                    due.into_iter().map(|a: (Instant, Action)| a.1).collect()
+                };
+                for action in due {
+                    match action {
+                        Action::Provisional(id, request) => {
+                            server.respond(now, id, resp(&request, 180)).unwrap();
+                        }
+                        Action::Final(id, request, status) => {
+                            let response = resp(&request, status);
+                            server.respond(now, id, response.clone()).unwrap();
+                            if request.method() == Some(&Method::Invite) && status < 300 {
+                                let key = AckKey {
+                                    call_id: request.call_id.clone(),
+                                    cseq: request.cseq,
+                                };
+                                retransmitter.start(now, key, response);
+                            }
+                        }
+                    }
+                }
+
+                while let Some(t) = client.poll_transmit() {
+                    net.send(now, Side::Server, t.message);
+                }
+                while let Some(t) = server.poll_transmit() {
+                    net.send(now, Side::Client, t.message);
+                }
+                while let Some(t) = retransmitter.poll_transmit() {
+                    net.send(now, Side::Client, t.response);
+                }
+                while let Some(event) = client.poll_event() {
+                    match event {
+                        TxEvent::ResponseReceived { id, status, .. } if status >= 200 => {
+                            let request = &client_requests[&id];
+                            out.finals
+                                .entry(index_of(&request.call_id))
+                                .or_default()
+                                .push(status);
+                            if request.method() == Some(&Method::Invite) && status < 300 {
+                                // The dialog layer's ACK for the 2xx: a new branch.
+                                let mut ack2xx = ack(request);
+                                ack2xx.branch = format!("z9hG4bKack{}", id.0);
+                                net.send(now, Side::Server, ack2xx);
+                            }
+                        }
+                        TxEvent::Timeout { id } => {
+                            out.client_timeouts
+                                .push(index_of(&client_requests[&id].call_id));
+                        }
+                        TxEvent::Terminated { .. } => out.client_terminated += 1,
+                        _ => {}
+                    }
+                }
+                while let Some(event) = server.poll_event() {
+                    if let TxEvent::Timeout { .. } = event {
+                        out.server_timeouts += 1;
+                    }
+                }
+                while let Some(Uas2xxEvent::AckTimeout { .. }) = retransmitter.poll_event() {
+                    out.ack_timeouts += 1;
+                }
+            }
+            assert!(client.is_empty(), "client transactions left");
+            assert!(server.is_empty(), "server transactions left");
+            assert!(retransmitter.is_empty(), "2xx retransmissions left");
+            assert_eq!(out.client_terminated, requests);
+            out
+        }
+
+        /// Every request's outcome at the client TU: a single final response (for INVITE 2xx
+        /// its retransmissions repeat the same status), equal to the server TU's choice, or a
+        /// timeout, never both.
+        fn check_consistent(out: &Outcome, requests: usize) {
+            for index in 0..requests {
+                match out.finals.get(&index) {
+                    Some(finals) => {
+                        assert!(!out.client_timeouts.contains(&index));
+                        assert_eq!(out.server_new.get(&index), Some(&1), "request {index}");
+                        let first = finals[0];
+                        assert_eq!(Some(&first), out.server_final.get(&index));
+                        if first >= 300 {
+                            assert_eq!(finals.len(), 1, "request {index}: {finals:?}");
+                        } else {
+                            assert!(finals.iter().all(|&s| s == first), "{finals:?}");
+                        }
+                    }
+                    None => assert!(out.client_timeouts.contains(&index), "request {index}"),
+                }
+            }
+        }
+
+        #[test]
+        fn ten_percent_loss_every_request_gets_exactly_one_final() {
+            for seed in [1, 0xc0ffee, 0x5eed_1234] {
+                let requests = 300;
+                let out = simulate(seed, 10, requests);
+                check_consistent(&out, requests);
+                assert!(out.client_timeouts.is_empty(), "seed {seed}: {out:?}");
+                assert_eq!(out.server_timeouts, 0);
+                assert_eq!(out.ack_timeouts, 0);
+                for index in 0..requests {
+                    assert!(out.finals.contains_key(&index));
+                }
+            }
+        }
+
+        #[test]
+        fn heavy_loss_still_terminates_everything_consistently() {
+            for seed in [7, 8] {
+                let requests = 200;
+                let out = simulate(seed, 40, requests);
+                check_consistent(&out, requests);
+            }
+        }
+    }
 }

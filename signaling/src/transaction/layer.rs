@@ -133,6 +133,22 @@ impl<M: TxPayload> TransactionLayer<M> {
         self.transactions.is_empty()
     }
 
+    /// The state of client transaction `id`, if it is live.
+    pub fn client_state(&self, id: TransactionId) -> Option<ClientState> {
+        match self.transactions.get(&id)? {
+            Transaction::Client(c) => Some(c.state()),
+            Transaction::Server(_) => None,
+        }
+    }
+
+    /// The state of server transaction `id`, if it is live.
+    pub fn server_state(&self, id: TransactionId) -> Option<ServerState> {
+        match self.transactions.get(&id)? {
+            Transaction::Server(s) => Some(s.state()),
+            Transaction::Client(_) => None,
+        }
+    }
+
     fn allocate_id(&mut self) -> TransactionId {
         let id = TransactionId(self.next_id);
         self.next_id += 1;
@@ -774,6 +790,8 @@ mod tests {
         };
         l.respond(t0, id, resp(&invite, 200)).unwrap();
         assert_eq!(drain(&mut l).0.len(), 1);
+        assert_eq!(l.server_state(id), Some(ServerState::Accepted));
+        assert_eq!(l.client_state(id), None);
         assert_eq!(
             l.handle_request(t0 + ms(10), &invite, false).unwrap(),
             RequestDisposition::Retransmission { id }

@@ -11,6 +11,68 @@
 //! `handle_timeout`, `handle_transport_error`), then drain `poll_transmit` and `poll_event`,
 //! then sleep until `poll_timeout`. [`Uas2xxRetransmitter`] is the separate machine for the
 //! UAS core's 2xx retransmissions (RFC 3261 13.3.1.4), for the dialog layer.
+//!
+//! Who answers what: a retransmitted request is absorbed and its last response re-sent by the
+//! layer; an ACK for a non-2xx is absorbed; an ACK for a 2xx, a merged request (482) and an
+//! overloaded table (503) are the TU's, as [`RequestDisposition`] says. RFC 6026 applies: a 2xx
+//! moves an INVITE server transaction to Accepted (timer L) and an INVITE client transaction to
+//! Accepted (timer M), where every 2xx retransmission still reaches the TU.
+//!
+//! ```
+//! use std::time::Instant;
+//! use chorus_signaling::transaction::{
+//!     Config, Method, RequestDisposition, TransactionError, TransactionLayer, TxKind,
+//!     TxMessage, TxPayload,
+//! };
+//!
+//! /// The caller's message; here just its text.
+//! #[derive(Clone)]
+//! struct Wire(String);
+//!
+//! impl TxPayload for Wire {
+//!     fn ack_for_non2xx(request: &TxMessage<Self>, response: &TxMessage<Self>) -> Self {
+//!         Wire(format!("ACK for {:?}", response.status()))
+//!     }
+//!     fn trying_for(request: &TxMessage<Self>) -> Self {
+//!         Wire("SIP/2.0 100 Trying".into())
+//!     }
+//! }
+//!
+//! let mut layer = TransactionLayer::new(Config::default());
+//! let now = Instant::now();
+//! let options = TxMessage {
+//!     kind: TxKind::Request { method: Method::Options },
+//!     branch: "z9hG4bK74bf9".into(),
+//!     sent_by: "192.0.2.4:5060".into(),
+//!     cseq_method: Method::Options,
+//!     cseq: 1,
+//!     call_id: "a84b4c76e66710".into(),
+//!     from_tag: "9fxced76sl".into(),
+//!     to_tag: None,
+//!     request_uri: "sip:chorus.example".into(),
+//!     top_via: String::new(),
+//!     payload: Wire("OPTIONS sip:chorus.example SIP/2.0".into()),
+//! };
+//! if let RequestDisposition::New { id } = layer.handle_request(now, &options, false)? {
+//!     let ok = TxMessage {
+//!         kind: TxKind::Response { status: 200 },
+//!         to_tag: Some("b1".into()),
+//!         payload: Wire("SIP/2.0 200 OK".into()),
+//!         ..options.clone()
+//!     };
+//!     layer.respond(now, id, ok)?;
+//! }
+//! // Drain, then sleep until the next deadline and call handle_timeout.
+//! while let Some(transmit) = layer.poll_transmit() {
+//!     assert_eq!(transmit.message.status(), Some(200));
+//! }
+//! while let Some(_event) = layer.poll_event() {}
+//! let (deadline, reason) = layer.poll_timeout().expect("timer J");
+//! layer.handle_timeout(deadline);
+//! assert!(layer.is_empty());
+//! # let _ = reason;
+//! # Ok::<(), TransactionError>(())
+//! ```
 
 mod client_transaction;
 mod config;

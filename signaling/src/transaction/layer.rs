@@ -12,7 +12,8 @@ use super::message::{TxKind, TxMessage, TxPayload};
 use super::method::Method;
 use super::outbox::{Outbox, Transmit, TxEvent};
 use super::server_transaction::{AckOutcome, ServerState, ServerTransaction};
-use super::timer::{Timer, TimerReason};
+use super::timer::{TIMER_COUNT, Timer, TimerReason};
+use super::timer_table::TimerTable;
 use super::transaction_id::TransactionId;
 
 /// What became of an incoming request.
@@ -72,9 +73,7 @@ impl<M: TxPayload> Transaction<M> {
         }
     }
 
-    fn timers(
-        &mut self,
-    ) -> &mut super::timer_table::TimerTable<Timer, { super::timer::TIMER_COUNT }> {
+    fn timers(&mut self) -> &mut TimerTable<Timer, TIMER_COUNT> {
         match self {
             Self::Client(c) => &mut c.timers,
             Self::Server(s) => &mut s.timers,

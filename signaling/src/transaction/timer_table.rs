@@ -70,6 +70,7 @@ impl<T: TimerSlot, const N: usize> TimerTable<T, N> {
     /// Hands out the armed deadlines changed since the last call, by slot index.
     pub fn take_changed(&mut self, mut f: impl FnMut(usize, Instant)) {
         for index in 0..N {
+            // INVARIANT: index < N, the length of both arrays.
             if std::mem::take(&mut self.changed[index])
                 && let Some(at) = self.deadlines[index]
             {

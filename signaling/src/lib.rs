@@ -6,7 +6,8 @@
 //! - [`message`]: SIP messages (RFC 3261 syntax, compact forms, RFC 4475 robustness), stream
 //!   framing and size limits.
 //! - [`sdp`]: SDP parsing and RFC 3264 offer/answer for Chorus's audio (and SDES SRTP).
-//! - [`transaction`]: RFC 3261 client and server transactions with their timers.
+//! - [`transaction`]: RFC 3261 client and server transactions with timers A-M (RFC 6026),
+//!   and the 2xx retransmitter of a UAS.
 //! - [`admission`]: overload control for new calls (503 with Retry-After).
 //! - [`dtmf_info`]: DTMF in SIP INFO bodies (application/dtmf-relay, application/dtmf).
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.

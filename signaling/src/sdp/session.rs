@@ -291,4 +291,60 @@ mod tests {
             Err(SdpError::TooLarge)
         );
     }
+
+    /// Parses, and if that works answers, without panicking: both must only return.
+    fn parse_and_answer(bytes: &[u8]) {
+        use crate::sdp::{LocalSession, OfferAnswerConfig, answer_offer};
+        if let Ok(sdp) = SessionDescription::parse(bytes) {
+            let again = SessionDescription::parse(sdp.to_string().as_bytes());
+            assert_eq!(
+                again.as_ref(),
+                Ok(&sdp),
+                "reparse of {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+            let mut local = LocalSession::new(1, "192.0.2.1".parse().unwrap());
+            let rtp = "192.0.2.1:4000".parse().unwrap();
+            let _ = answer_offer(&sdp, &mut local, rtp, &OfferAnswerConfig::default());
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_every_sample() {
+        for sample in crate::sdp::testdata::ALL {
+            assert!(SessionDescription::parse(sample.as_bytes()).is_ok());
+            for len in 0..=sample.len() {
+                parse_and_answer(&sample.as_bytes()[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn random_byte_flips() {
+        // xorshift64, fixed seed: the same inputs on every run.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for sample in crate::sdp::testdata::ALL {
+            for _ in 0..400 {
+                let mut bytes = sample.as_bytes().to_vec();
+                let flips = 1 + next() % 4;
+                for _ in 0..flips {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    // INVARIANT: `at` < len (modulo), samples are non-empty.
+                    bytes[at] = match next() % 4 {
+                        0 => bytes[at] ^ (1 << (next() % 8)),
+                        1 => b"\r\n =:/ 0"[(next() % 8) as usize],
+                        2 => b'0' + (next() % 10) as u8,
+                        _ => next() as u8,
+                    };
+                }
+                parse_and_answer(&bytes);
+            }
+        }
+    }
 }

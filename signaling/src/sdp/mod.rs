@@ -15,6 +15,7 @@ mod fmtp;
 mod local_session;
 mod media;
 mod negotiated;
+mod offer;
 mod origin;
 mod protocol;
 mod rtcp;
@@ -36,6 +37,9 @@ pub use fmtp::Fmtp;
 pub use local_session::LocalSession;
 pub use media::{MediaDescription, MediaKind};
 pub use negotiated::{Negotiated, NegotiatedCodec, SrtpKeys, TelephoneEvent};
+pub use offer::{
+    OFFER_EVENT_PT_8000, OFFER_EVENT_PT_48000, PendingOffer, make_offer, process_answer,
+};
 pub use origin::{Origin, SessionVersion};
 pub use protocol::Protocol;
 pub use rtcp::RtcpAttribute;

@@ -14,6 +14,8 @@
 //!   plain under `Optional`.
 //! - RFC 2543 hold (`c=0.0.0.0`): the offerer cannot receive, so it is treated as if it had
 //!   removed `recv` from its direction (sendrecv becomes sendonly) and we answer recvonly.
+//! - Our SRTP key is kept across re-offers of the same dialog while the suite stays the
+//!   same (see [`LocalSession`]); the tag is always the offer's.
 //! - `a=rtcp-mux` is echoed only when offered; `a=ptime` always written (offer's, else ours,
 //!   capped by `a=maxptime`); `a=mid` echoed when present.
 
@@ -58,7 +60,7 @@ pub fn answer_offer(
         let candidate =
             negotiated.is_none() && offered.kind == MediaKind::Audio && offered.port != 0;
         if candidate {
-            match accept_audio(offer, index, offered, local_rtp, config) {
+            match accept_audio(offer, index, offered, local, local_rtp, config) {
                 Ok((answer, n)) => {
                     media.push(answer);
                     negotiated = Some(n);
@@ -73,6 +75,7 @@ pub fn answer_offer(
         media.push(rejected(offered));
     }
     let negotiated = negotiated.ok_or(first_failure.unwrap_or(SdpError::NoAudio))?;
+    local.set_srtp_key(negotiated.srtp.as_ref().map(|k| &k.local));
     let answer = SessionDescription {
         origin: local.next_origin(),
         session_name: "chorus".to_owned(),
@@ -150,6 +153,7 @@ fn accept_audio(
     offer: &SessionDescription,
     index: usize,
     offered: &MediaDescription,
+    local: &LocalSession,
     local_rtp: SocketAddr,
     config: &OfferAnswerConfig,
 ) -> Result<(MediaDescription, Negotiated), SdpError> {
@@ -172,7 +176,9 @@ fn accept_audio(
     }
     let srtp = match remote_crypto {
         Some(remote) => Some(SrtpKeys {
-            local: CryptoAttribute::generate(remote.tag, remote.suite).map_err(SdpError::Keying)?,
+            local: local
+                .srtp_key(remote.tag, remote.suite)
+                .map_err(SdpError::Keying)?,
             remote,
         }),
         None => None,
@@ -184,7 +190,7 @@ fn accept_audio(
     if let Some(mid) = offered.mid() {
         attributes.push(Attribute::new("mid", mid));
     }
-    let rtpmap = offered.rtpmap(pt).unwrap_or_else(|| codec.rtpmap(pt));
+    let rtpmap = codec.rtpmap(pt);
     attributes.push(Attribute::new("rtpmap", &rtpmap));
     if let Some(params) = &fmtp {
         attributes.push(Attribute::new("fmtp", format!("{pt} {params}")));
@@ -234,7 +240,7 @@ fn accept_audio(
             payload_type: pt,
             clock_rate: codec.clock_rate(),
             sample_rate: codec.sample_rate(),
-            channels: rtpmap.channel_count(),
+            channels: codec.channels(),
             ptime_ms,
             fmtp,
         },
@@ -605,6 +611,31 @@ mod tests {
         assert_eq!(
             (n.media_index, answer.media[0].port, answer.media[1].port),
             (1, 0, 30000)
+        );
+    }
+
+    #[test]
+    fn reoffer_keeps_our_key_while_the_suite_stays() {
+        let mut session = local();
+        let config = OfferAnswerConfig::default();
+        let first: SessionDescription = BARESIP.parse().unwrap();
+        let (_, n1) = answer_offer(&first, &mut session, rtp(), &config).unwrap();
+        let hold: SessionDescription = BARESIP.replace("a=sendrecv", "a=sendonly").parse().unwrap();
+        let (_, n2) = answer_offer(&hold, &mut session, rtp(), &config).unwrap();
+        let (k1, k2) = (n1.srtp.unwrap(), n2.srtp.unwrap());
+        assert_eq!(k1.local, k2.local);
+        let gcm: SessionDescription = GCM_AND_CM.parse().unwrap();
+        let (_, n3) = answer_offer(&gcm, &mut session, rtp(), &config).unwrap();
+        let k3 = n3.srtp.unwrap();
+        assert_eq!(
+            (k3.local.tag, k3.local.suite),
+            (2, SrtpSuite::AeadAes256Gcm)
+        );
+        let (_, n4) = answer_offer(&first, &mut session, rtp(), &config).unwrap();
+        assert_ne!(
+            n4.srtp.unwrap().local,
+            k1.local,
+            "suite changed twice: fresh key"
         );
     }
 }

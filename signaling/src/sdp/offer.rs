@@ -9,6 +9,9 @@
 //!   RTP/AVP with `a=crypto` lines (best effort, so plain-only peers still answer);
 //!   [`SrtpPolicy::Off`] offers RTP/AVP without crypto. One crypto line per configured suite
 //!   (GCM first by default), tags 1, 2, ... in that order.
+//! - An answer with `a=crypto` lines none of which matches one of ours (tag and suite) is
+//!   refused rather than run as plain RTP: the answerer would send SRTP.
+//! - Our key for a suite is kept across re-offers (see [`LocalSession`]).
 //! - The answer's codec is the first of its formats that we offered and support (the
 //!   answerer's preference), under the answer's payload type.
 
@@ -118,7 +121,7 @@ pub fn make_offer(
     let mut local_crypto = Vec::new();
     if config.srtp != SrtpPolicy::Off {
         for (tag, &suite) in (1..).zip(&config.srtp_suites) {
-            let crypto = CryptoAttribute::generate(tag, suite).map_err(SdpError::Keying)?;
+            let crypto = local.srtp_key(tag, suite).map_err(SdpError::Keying)?;
             attributes.push(Attribute::new("crypto", &crypto));
             local_crypto.push(crypto);
         }
@@ -149,10 +152,12 @@ pub fn make_offer(
     })
 }
 
-/// Reads the remote's answer to `pending` into what the leg runs with.
+/// Reads the remote's answer to `pending` into what the leg runs with; `local` (the session
+/// that made the offer) records the SRTP key put in effect.
 pub fn process_answer(
     pending: &PendingOffer,
     answer: &SessionDescription,
+    local: &mut LocalSession,
     config: &OfferAnswerConfig,
 ) -> Result<Negotiated, SdpError> {
     let index = pending.media_index;
@@ -192,7 +197,7 @@ pub fn process_answer(
         })
     });
     if srtp.is_none() {
-        if media.protocol.is_sdes_srtp() {
+        if media.protocol.is_sdes_srtp() || media.has_attribute("crypto") {
             return Err(SdpError::NoUsableCrypto);
         }
         if config.srtp == SrtpPolicy::Required {
@@ -209,6 +214,7 @@ pub fn process_answer(
     } else {
         None
     };
+    local.set_srtp_key(srtp.as_ref().map(|k| &k.local));
     Ok(Negotiated {
         media_index: index,
         remote_rtp: transport.rtp,
@@ -321,7 +327,7 @@ mod tests {
             &config,
         )
         .unwrap();
-        let ours_neg = process_answer(&pending, &answer, &config).unwrap();
+        let ours_neg = process_answer(&pending, &answer, &mut ours(), &config).unwrap();
         assert_eq!(ours_neg.codec.codec, Codec::Opus);
         assert_eq!(ours_neg.codec.payload_type, Pt(111));
         assert_eq!(
@@ -347,13 +353,17 @@ mod tests {
             answer_offer(hold.sdp(), &mut theirs(), their_rtp, &config).unwrap();
         assert_eq!(theirs_neg.direction, Direction::RecvOnly);
         assert_eq!(
-            process_answer(&hold, &answer, &config).unwrap().direction,
+            process_answer(&hold, &answer, &mut ours(), &config)
+                .unwrap()
+                .direction,
             Direction::SendOnly
         );
         let resume = offer(&config, Direction::SendRecv);
         let (answer, _) = answer_offer(resume.sdp(), &mut theirs(), their_rtp, &config).unwrap();
         assert_eq!(
-            process_answer(&resume, &answer, &config).unwrap().direction,
+            process_answer(&resume, &answer, &mut ours(), &config)
+                .unwrap()
+                .direction,
             Direction::SendRecv
         );
     }
@@ -367,7 +377,7 @@ mod tests {
             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n\
             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:IEVqj7TZ/iNIbZK33AEmS3CVut8EKU5zmL3iByxR\r\n";
         let answer: SessionDescription = answer.parse().unwrap();
-        let n = process_answer(&pending, &answer, &config).unwrap();
+        let n = process_answer(&pending, &answer, &mut ours(), &config).unwrap();
         assert_eq!((n.codec.codec, n.codec.payload_type), (Codec::Pcmu, Pt(0)));
         assert!(!n.rtcp_mux);
         assert_eq!(n.remote_rtcp, "127.0.0.1:10123".parse().unwrap());
@@ -388,7 +398,7 @@ mod tests {
             .parse()
             .unwrap();
         assert!(
-            process_answer(&pending, &plain, &config)
+            process_answer(&pending, &plain, &mut ours(), &config)
                 .unwrap()
                 .srtp
                 .is_none()
@@ -398,7 +408,7 @@ mod tests {
             ..OfferAnswerConfig::default()
         };
         assert_eq!(
-            process_answer(&pending, &plain, &required),
+            process_answer(&pending, &plain, &mut ours(), &required),
             Err(SdpError::SrtpRequired)
         );
     }
@@ -411,23 +421,61 @@ mod tests {
         let rejected: SessionDescription =
             format!("{base}m=audio 0 RTP/AVP 0\r\n").parse().unwrap();
         assert_eq!(
-            process_answer(&pending, &rejected, &config),
+            process_answer(&pending, &rejected, &mut ours(), &config),
             Err(SdpError::AnswerRejected)
         );
         let none: SessionDescription = base.parse().unwrap();
         assert_eq!(
-            process_answer(&pending, &none, &config),
+            process_answer(&pending, &none, &mut ours(), &config),
             Err(SdpError::AnswerMismatch)
         );
         let savp: SessionDescription = format!("{base}m=audio 4 RTP/SAVP 0\r\n").parse().unwrap();
         assert_eq!(
-            process_answer(&pending, &savp, &config),
+            process_answer(&pending, &savp, &mut ours(), &config),
             Err(SdpError::AnswerMismatch)
         );
         let odd: SessionDescription = format!("{base}m=audio 4 RTP/AVP 18\r\n").parse().unwrap();
         assert_eq!(
-            process_answer(&pending, &odd, &config),
+            process_answer(&pending, &odd, &mut ours(), &config),
             Err(SdpError::NoCommonCodec)
         );
+    }
+
+    #[test]
+    fn answer_with_unknown_crypto_is_refused_not_plain() {
+        let config = OfferAnswerConfig::default();
+        let pending = offer(&config, Direction::SendRecv);
+        let answer: SessionDescription = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\n\
+            c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10122 RTP/AVP 0\r\n\
+            a=crypto:9 AES_CM_128_HMAC_SHA1_80 inline:IEVqj7TZ/iNIbZK33AEmS3CVut8EKU5zmL3iByxR\r\n"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            process_answer(&pending, &answer, &mut ours(), &config),
+            Err(SdpError::NoUsableCrypto)
+        );
+    }
+
+    #[test]
+    fn reoffer_keeps_the_key_in_effect() {
+        let config = OfferAnswerConfig::default();
+        let (mut session, mut remote) = (ours(), theirs());
+        let (our_rtp, their_rtp) = (OUR_RTP.parse().unwrap(), THEIR_RTP.parse().unwrap());
+        let first = make_offer(&mut session, our_rtp, &config, Direction::SendRecv).unwrap();
+        let (answer, _) = answer_offer(first.sdp(), &mut remote, their_rtp, &config).unwrap();
+        let k1 = process_answer(&first, &answer, &mut session, &config)
+            .unwrap()
+            .srtp
+            .unwrap();
+        let hold = make_offer(&mut session, our_rtp, &config, Direction::SendOnly).unwrap();
+        let (answer, theirs_neg) =
+            answer_offer(hold.sdp(), &mut remote, their_rtp, &config).unwrap();
+        let k2 = process_answer(&hold, &answer, &mut session, &config)
+            .unwrap()
+            .srtp
+            .unwrap();
+        assert_eq!(k1.local, k2.local);
+        assert_eq!(k1.remote, k2.remote, "the remote kept its key too");
+        assert_eq!(theirs_neg.srtp.unwrap().remote, k2.local);
     }
 }

@@ -48,7 +48,7 @@ pub struct SessionDescription {
 impl SessionDescription {
     /// Parses an SDP body.
     ///
-    /// Tolerant: CRLF or bare LF, whitespace around lines, blank lines, unknown line types and
+    /// Tolerant: CRLF, bare LF or bare CR, whitespace around lines, blank lines, unknown line types and
     /// attributes (kept), attributes in any order, a missing `s=` or `t=`. Strict: the body
     /// must start with `v=0`, have a well-formed `o=`, and well-formed `c=`, `b=`, `t=` and
     /// `m=` lines.
@@ -57,10 +57,11 @@ impl SessionDescription {
             return Err(SdpError::TooLarge);
         }
         let text = std::str::from_utf8(input).map_err(|_| SdpError::NotUtf8)?;
+        // A bare CR also ends a line (old phones), so no value can smuggle one through.
         let mut lines = text
             .split('\n')
             .enumerate()
-            .map(|(i, l)| (i + 1, l.trim()))
+            .flat_map(|(i, l)| l.split('\r').map(move |part| (i + 1, part.trim())))
             .filter(|(_, l)| !l.is_empty());
         match lines.next() {
             Some((_, l)) if l.strip_prefix("v=").is_some_and(|v| v.trim() == "0") => {}
@@ -244,6 +245,8 @@ mod tests {
         assert_eq!(sdp.session_name, "-");
         assert_eq!(sdp.other_lines.len(), 2);
         assert_eq!(sdp.media[0].attribute("foo"), Some("bar"));
+        let cr_only = SessionDescription::parse(sloppy.replace('\n', "\r").as_bytes()).unwrap();
+        assert_eq!(cr_only, sdp);
         let again = SessionDescription::parse(sdp.to_string().as_bytes()).unwrap();
         assert_eq!(again, sdp);
     }

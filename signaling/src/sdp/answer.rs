@@ -638,4 +638,37 @@ mod tests {
             "suite changed twice: fresh key"
         );
     }
+
+    #[test]
+    fn ipv6_media_level_connection_and_tias() {
+        let v6 = "v=0\r\no=- 1 1 IN IP6 2001:db8::1\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n\
+                  m=audio 5000 RTP/AVP 8\r\nc=IN IP6 2001:db8::7\r\nb=TIAS:64000\r\nb=AS:90\r\n";
+        let offer: SessionDescription = v6.parse().unwrap();
+        let mut session = LocalSession::new(5, "2001:db8::50".parse().unwrap());
+        let local_rtp: SocketAddr = "[2001:db8::50]:30000".parse().unwrap();
+        let (answer, n) = answer_offer(
+            &offer,
+            &mut session,
+            local_rtp,
+            &OfferAnswerConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(n.remote_rtp, "[2001:db8::7]:5000".parse().unwrap());
+        assert_eq!(n.remote_rtcp, "[2001:db8::7]:5001".parse().unwrap());
+        assert_eq!(n.remote_max_bitrate_bps, Some(64_000));
+        assert_eq!(n.codec.codec, Codec::Pcma);
+        assert_eq!(
+            answer.connection.as_ref().unwrap().to_string(),
+            "IN IP6 2001:db8::50"
+        );
+        assert_eq!(answer.origin.connection.to_string(), "IN IP6 2001:db8::50");
+        let no_address = v6
+            .replace("c=IN IP6 2001:db8::7\r\n", "")
+            .replace("c=IN IP4 10.9.9.9\r\n", "");
+        let e = answer_with(&no_address, &OfferAnswerConfig::default()).unwrap_err();
+        assert_eq!(
+            (e.clone(), e.sip_status()),
+            (SdpError::NoConnectionAddress, 488)
+        );
+    }
 }

@@ -1,0 +1,109 @@
+//! Our side of one SDP session: the `o=` we write and its version counter.
+
+use std::net::IpAddr;
+
+use chorus_engine::srtp::SrtpSuite;
+use chorus_engine::srtp::sdes::{CryptoAttribute, SdesError};
+
+use super::connection::Connection;
+use super::origin::{Origin, SessionVersion};
+
+/// Our session identity for one dialog. Every offer or answer we produce takes a new
+/// version (RFC 3264 section 8: the version increases with each new description).
+///
+/// It also remembers the SRTP key we last put in effect, so a re-INVITE (hold, resume) that
+/// keeps the suite keeps our key: the media engine's sending context, its rollover counter
+/// and the remote's replay state carry on instead of being rekeyed on every re-offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSession {
+    /// User name in `o=`.
+    pub username: String,
+    /// Session id, fixed for the dialog.
+    pub session_id: u64,
+    /// Address in `o=`.
+    pub origin_ip: IpAddr,
+    version: SessionVersion,
+    written: bool,
+    srtp_key: Option<CryptoAttribute>,
+}
+
+impl LocalSession {
+    /// A session whose first description carries version `session_id` (a common choice that
+    /// keeps versions increasing when ids come from a clock).
+    pub fn new(session_id: u64, origin_ip: IpAddr) -> Self {
+        LocalSession {
+            username: "chorus".to_owned(),
+            session_id,
+            origin_ip,
+            version: SessionVersion(session_id),
+            written: false,
+            srtp_key: None,
+        }
+    }
+
+    /// The version of the last description written (or of the first, before any).
+    pub fn version(&self) -> SessionVersion {
+        self.version
+    }
+
+    /// Our key for `suite` with `tag`: the one in effect if its suite matches, else a fresh
+    /// one.
+    pub(crate) fn srtp_key(
+        &self,
+        tag: u32,
+        suite: SrtpSuite,
+    ) -> Result<CryptoAttribute, SdesError> {
+        match &self.srtp_key {
+            Some(key) if key.suite == suite => Ok(CryptoAttribute { tag, ..key.clone() }),
+            _ => CryptoAttribute::generate(tag, suite),
+        }
+    }
+
+    /// Records the key an exchange put in effect (`None`: plain RTP now).
+    pub(crate) fn set_srtp_key(&mut self, key: Option<&CryptoAttribute>) {
+        self.srtp_key = key.cloned();
+    }
+
+    /// The `o=` for a new description: the first call uses the initial version, each later
+    /// call the next one.
+    pub fn next_origin(&mut self) -> Origin {
+        if self.written {
+            self.version = self.version.next();
+        }
+        self.written = true;
+        Origin {
+            username: self.username.clone(),
+            session_id: self.session_id,
+            session_version: self.version.0,
+            connection: Connection::from_ip(self.origin_ip),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_increments_per_description() {
+        let mut s = LocalSession::new(4242, "192.0.2.5".parse().unwrap());
+        let first = s.next_origin();
+        assert_eq!((first.session_id, first.session_version), (4242, 4242));
+        assert_eq!(first.to_string(), "chorus 4242 4242 IN IP4 192.0.2.5");
+        assert_eq!(s.next_origin().session_version, 4243);
+        assert_eq!(s.next_origin().session_version, 4244);
+        assert_eq!(s.version(), SessionVersion(4244));
+    }
+
+    #[test]
+    fn key_is_kept_for_the_same_suite_only() {
+        let mut s = LocalSession::new(1, "192.0.2.5".parse().unwrap());
+        let first = s.srtp_key(1, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        s.set_srtp_key(Some(&first));
+        let again = s.srtp_key(4, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        assert_eq!((again.tag, &again.key_material), (4, &first.key_material));
+        let other = s.srtp_key(1, SrtpSuite::AeadAes128Gcm).unwrap();
+        assert_eq!(other.suite, SrtpSuite::AeadAes128Gcm);
+        assert_ne!(other.key_material.key(), &first.key_material.key()[..16]);
+    }
+}

@@ -1,0 +1,1 @@
+//! RFC 4475 torture tests.

@@ -501,7 +501,12 @@ impl SipMessage {
         let mut lines = text.split("\r\n");
         let start = lines.next()?;
         let first = start.split(' ').next()?;
-        if first.len() >= 4 && first[..4].eq_ignore_ascii_case("SIP/") || !is_token(first) {
+        if first
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            || !is_token(first)
+        {
             return None;
         }
         let mut unfolded: Vec<String> = Vec::new();
@@ -578,6 +583,7 @@ impl fmt::Display for SipMessage {
 }
 
 fn parse_start_line(line: &str, headers: Headers, body: Bytes) -> Result<SipMessage, ParseError> {
+    // INVARIANT: the length is checked before slicing four bytes.
     if line.len() >= 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
@@ -628,6 +634,7 @@ fn check_version(v: &str) -> Result<(), ParseError> {
         return Ok(());
     }
     let numbers = v.get(4..).and_then(|n| n.split_once('.'));
+    // INVARIANT: the length is checked before slicing four bytes.
     let well_formed = v.len() > 4
         && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
         && numbers.is_some_and(|(a, b)| {

@@ -91,6 +91,7 @@ impl StreamFramer {
             self.buf.drain(..4);
             return Some(Ok(Frame::Ping));
         }
+        // INVARIANT: buf[2] is read only when len > 2.
         if self.buf.starts_with(b"\r\n") && self.buf.len() > 2 && self.buf[2] != b'\r' {
             self.buf.drain(..2);
             return Some(Ok(Frame::Pong));

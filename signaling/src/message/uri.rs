@@ -157,6 +157,7 @@ pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if s.starts_with('[') {
         let close = s.find(']')?;
         let (host, rest) = s.split_at(close + 1); // INVARIANT: ']' is one byte, found above.
+        // INVARIANT: host is `[` ... `]` with the `]` at index `close`.
         if !host[1..close]
             .chars()
             .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')

@@ -130,11 +130,12 @@ impl Headers {
         Self::default()
     }
 
-    /// Appends a field; the name is folded to its canonical form.
+    /// Appends a field; the name is folded to its canonical form. CR and LF in the value
+    /// become spaces so no caller can inject a header line.
     pub fn push(&mut self, name: &str, value: &str) {
         self.fields.push(Header {
             name: canonical_name(name).to_owned(),
-            value: value.trim().to_owned(),
+            value: one_line(value),
         });
     }
 
@@ -148,7 +149,7 @@ impl Headers {
             .position(|h| h.name.eq_ignore_ascii_case(name))
         {
             Some(at) => {
-                self.fields[at].value = value.trim().to_owned(); // INVARIANT: `at` came from position().
+                self.fields[at].value = one_line(value); // INVARIANT: `at` came from position().
                 let mut index = 0;
                 self.fields.retain(|h| {
                     let keep = index == at || !h.name.eq_ignore_ascii_case(name);
@@ -214,6 +215,11 @@ impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.name, self.value)
     }
+}
+
+/// The value trimmed, with CR and LF replaced by spaces.
+fn one_line(value: &str) -> String {
+    value.trim().replace(['\r', '\n'], " ")
 }
 
 /// RFC 3261 section 25.1 `token` characters.
@@ -349,7 +355,9 @@ mod tests {
         h.set("Via", "SIP/2.0/TCP z");
         assert_eq!(h.count("via"), 1);
         assert_eq!(h.remove("l"), 1);
-        assert_eq!(h.len(), 1);
+        h.push("Subject", "hi\r\nInjected: yes");
+        assert_eq!(h.get("subject"), Some("hi  Injected: yes"));
+        assert_eq!(h.len(), 2);
     }
 
     #[test]

@@ -185,10 +185,7 @@ impl SipMessage {
             let ok = h
                 .list(name)
                 .into_iter()
-                .all(|r| r.starts_with('<') || r.contains('<'))
-                && h.list(name)
-                    .into_iter()
-                    .all(|r| NameAddr::parse(r).is_some());
+                .all(|r| r.contains('<') && NameAddr::parse(r).is_some());
             if !ok {
                 return Err(ParseError::Header {
                     name: if name == "Route" {
@@ -249,6 +246,14 @@ impl SipMessage {
         match self {
             SipMessage::Response { reason, .. } => Some(reason),
             SipMessage::Request { .. } => None,
+        }
+    }
+
+    /// The request line or status line, without CRLF.
+    pub fn start_line(&self) -> String {
+        match self {
+            SipMessage::Request { method, uri, .. } => format!("{method} {uri} SIP/2.0"),
+            SipMessage::Response { status, reason, .. } => format!("SIP/2.0 {status} {reason}"),
         }
     }
 
@@ -552,15 +557,8 @@ impl SipMessage {
 
     /// The message on the wire: CRLF line ends, Content-Length from the body, last header.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = String::new();
-        match self {
-            SipMessage::Request { method, uri, .. } => {
-                out.push_str(&format!("{method} {uri} SIP/2.0\r\n"));
-            }
-            SipMessage::Response { status, reason, .. } => {
-                out.push_str(&format!("SIP/2.0 {status} {reason}\r\n"));
-            }
-        }
+        let mut out = self.start_line();
+        out.push_str("\r\n");
         for h in self
             .headers()
             .iter()

@@ -41,5 +41,5 @@ pub use sip_message::{
     MAX_DATAGRAM_REQUEST_BYTES, SessionExpires, SipMessage, needs_stream_transport,
 };
 pub use stream_framer::{Frame, Limits, StreamFramer};
-pub use uri::Uri;
+pub use uri::{Uri, unescape};
 pub use via::{BRANCH_MAGIC_COOKIE, Via};

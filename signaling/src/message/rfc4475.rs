@@ -322,6 +322,7 @@ torture! {
         let uri = m.uri().unwrap();
         assert_eq!((uri.user(), uri.host()), (Some("sips%3Auser%40example.com"), Some("example.net")));
         assert_eq!(m.to().unwrap().uri.user(), Some("%75se%72"));
+        assert_eq!(m.to().unwrap().uri.user_unescaped().unwrap(), b"user");
         assert_eq!(m.from().unwrap().uri.user(), Some("I%20have%20spaces"));
         let contact = m.contact_uri().unwrap();
         assert_eq!(contact.user(), Some("cal%6Cer"));
@@ -334,6 +335,7 @@ torture! {
     escnull => |m| {
         let m = m.unwrap();
         assert_eq!(m.to().unwrap().uri.user(), Some("null-%00-null"));
+        assert_eq!(m.to().unwrap().uri.user_unescaped().unwrap(), b"null-\0-null");
         let users: Vec<String> = m.contacts().iter().map(|c| c.uri.user().unwrap_or("").to_owned()).collect();
         assert_eq!(users, ["%00", "%00%00"]);
         assert_eq!(m.content_length(), Some(0));

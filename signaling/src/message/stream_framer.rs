@@ -138,6 +138,7 @@ impl StreamFramer {
     }
 
     fn fail(&mut self, error: ParseError) -> Result<Frame, ParseError> {
+        tracing::debug!(%error, buffered = self.buf.len(), "SIP stream framing lost");
         self.failed = true;
         Err(error)
     }

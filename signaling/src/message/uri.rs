@@ -96,6 +96,12 @@ impl Uri {
         self.sip.as_ref()?.headers.as_deref()
     }
 
+    /// The user part with `%XX` escapes decoded (bytes: it may hold NUL, RFC 4475 escnull).
+    /// RFC 3261 section 19.1.4 compares users after decoding (RFC 4475 esc01).
+    pub fn user_unescaped(&self) -> Option<Vec<u8>> {
+        self.user().map(unescape)
+    }
+
     /// The URI text as received.
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -140,6 +146,28 @@ impl SipParts {
             headers,
         })
     }
+}
+
+/// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept as is.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |j: usize| b.get(j).and_then(|h| (*h as char).to_digit(16));
+        match (c, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                // INVARIANT: two hex digits make at most 0xff.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Whether every `%` starts a two-hex-digit escape.
@@ -213,6 +241,14 @@ mod tests {
         let u = Uri::parse("sips:[2001:db8::1]:5061;transport=tls?Subject=hi").unwrap();
         assert_eq!(u.host(), Some("[2001:db8::1]"));
         assert_eq!(u.headers(), Some("Subject=hi"));
+    }
+
+    #[test]
+    fn unescaping() {
+        assert_eq!(unescape("%75se%72"), b"user");
+        assert_eq!(unescape("null-%00-null"), b"null-\0-null");
+        assert_eq!(unescape("100%"), b"100%");
+        assert_eq!(unescape("%Z%45"), b"%ZE");
     }
 
     #[test]

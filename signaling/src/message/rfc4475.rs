@@ -66,7 +66,7 @@ const VERDICTS: [(&str, Verdict); 50] = [
     ("insuf", Answer(400)),
     ("unkscm", Answer(416)),
     ("novelsc", Answer(416)),
-    ("unksm2", Answer(416)),
+    ("unksm2", Answer(400)),
     ("bext01", Answer(420)),
     ("invut", Answer(415)),
     ("regaut01", Answer(401)),
@@ -114,12 +114,16 @@ fn uas_verdict(m: &SipMessage) -> u16 {
     if !m.method().is_some_and(|x| KNOWN.contains(&x.as_str())) {
         return 501;
     }
-    // 8.2.2.1: Request-URI scheme; a registrar also needs SIP To/From/Contact (RFC 4475 3.3.4).
-    let sip_headers = m.to().is_some_and(|t| t.uri.is_sip())
-        && m.from().is_some_and(|f| f.uri.is_sip())
-        && m.contacts().iter().all(|c| c.uri.is_sip());
-    if !m.uri().is_some_and(Uri::is_sip) || !sip_headers {
+    // 8.2.2.1: 416 is about the Request-URI only.
+    if !m.uri().is_some_and(Uri::is_sip) {
         return 416;
+    }
+    // RFC 4475 3.3.4: other schemes in To/From/Contact parse fine; a registrar answers 400
+    // because a REGISTER's To must be a SIP or SIPS address-of-record.
+    if m.method().is_some_and(|x| x.as_str() == "REGISTER")
+        && !m.to().is_some_and(|t| t.uri.is_sip())
+    {
+        return 400;
     }
     // 8.2.2.3: Require with unknown options.
     if !m.unsupported_options(&["timer", "100rel"]).is_empty() {

@@ -53,6 +53,14 @@ pub struct StreamFramer {
     buf: Vec<u8>,
     limits: Limits,
     failed: bool,
+    /// Bytes of `buf` known to hold no header terminator (so a trickled stream is scanned
+    /// once, not once per read).
+    scanned: usize,
+    /// The length of the message at the front of `buf`, once its header is complete.
+    pending_total: Option<usize>,
+    /// Bytes examined for header terminators so far (tests check the scan stays linear).
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl StreamFramer {
@@ -62,6 +70,10 @@ impl StreamFramer {
             buf: Vec::new(),
             limits,
             failed: false,
+            scanned: 0,
+            pending_total: None,
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
@@ -87,21 +99,32 @@ impl StreamFramer {
         if self.failed {
             return None;
         }
+        if let Some(total) = self.pending_total {
+            return self.take_message(total);
+        }
         if self.buf.starts_with(b"\r\n\r\n") {
-            self.buf.drain(..4);
+            self.consume(4);
             return Some(Ok(Frame::Ping));
         }
         // INVARIANT: buf[2] is read only when len > 2.
         if self.buf.starts_with(b"\r\n") && self.buf.len() > 2 && self.buf[2] != b'\r' {
-            self.buf.drain(..2);
+            self.consume(2);
             return Some(Ok(Frame::Pong));
         }
         if self.buf.is_empty() || self.buf.starts_with(b"\r") && self.buf.len() < 4 {
             return None;
         }
         let window = self.buf.len().min(self.limits.max_header_bytes + 4);
-        // INVARIANT: window <= buf.len().
-        let Some(head_len) = find(&self.buf[..window], b"\r\n\r\n") else {
+        // Resume where the last scan stopped, backing up 3 bytes for a terminator split
+        // across reads. INVARIANT: from <= scanned <= window <= buf.len().
+        let from = self.scanned.saturating_sub(3).min(window);
+        let found = find(&self.buf[from..window], b"\r\n\r\n").map(|i| from + i);
+        self.scanned = window;
+        #[cfg(test)]
+        {
+            self.examined += window - from;
+        }
+        let Some(head_len) = found else {
             if self.buf.len() > self.limits.max_header_bytes + 3 {
                 return Some(self.fail(ParseError::HeadersTooLarge {
                     limit: self.limits.max_header_bytes,
@@ -127,14 +150,28 @@ impl StreamFramer {
                 }));
             }
         };
+        self.pending_total = Some(total);
+        self.take_message(total)
+    }
+
+    /// The message of `total` bytes at the front of the buffer, once all of it is here.
+    fn take_message(&mut self, total: usize) -> Option<Result<Frame, ParseError>> {
         if self.buf.len() < total {
             return None;
         }
-        let raw: Vec<u8> = self.buf.drain(..total).collect();
+        let raw: Vec<u8> = self.buf[..total].to_vec();
+        self.consume(total);
         Some(Ok(match SipMessage::parse_with(&raw, &self.limits) {
             Ok(msg) => Frame::Message(msg),
             Err(error) => Frame::Invalid { raw, error },
         }))
+    }
+
+    /// Drops `n` bytes from the front; the next message starts unscanned.
+    fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+        self.scanned = 0;
+        self.pending_total = None;
     }
 
     fn fail(&mut self, error: ParseError) -> Result<Frame, ParseError> {
@@ -180,6 +217,31 @@ mod tests {
 
     const OPTIONS: &[u8] = b"OPTIONS sip:c@x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
 From: <sip:a@x>;tag=1\r\nTo: <sip:c@x>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nl: 3\r\n\r\nabc";
+
+    #[test]
+    fn a_trickled_message_is_scanned_once() {
+        // OPTIONS without its last 11 bytes ("l: 3\r\n\r\nabc").
+        let mut msg = OPTIONS[..OPTIONS.len() - 11].to_vec();
+        while msg.len() < 15_000 {
+            msg.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let body = vec![b'x'; 40_000];
+        msg.extend_from_slice(format!("l: {}\r\n\r\n", body.len()).as_bytes());
+        msg.extend_from_slice(&body);
+        let mut f = StreamFramer::default();
+        let mut frames = 0;
+        for chunk in msg.chunks(7) {
+            f.push(chunk);
+            while let Some(frame) = f.poll() {
+                assert!(matches!(frame, Ok(Frame::Message(_))));
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, 1);
+        // Each header byte is looked at about once (plus 3 bytes of overlap per read), not
+        // once per read; the body is not scanned at all.
+        assert!(f.examined < 15_000 + 3 * 15_000 / 7 + 64, "{}", f.examined);
+    }
 
     fn drain(f: &mut StreamFramer) -> Vec<Result<Frame, ParseError>> {
         std::iter::from_fn(|| f.poll()).collect()

@@ -90,7 +90,12 @@ fn load(name: &str) -> Vec<u8> {
         "{}/../../shared/testdata/rfc4475/{name}.dat",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{path}: {e}. The RFC 4475 messages come from the shared/ folder that sits beside \
+             the checkout (as in CI and the work tree)."
+        )
+    })
 }
 
 fn verdict_of(name: &str) -> Verdict {

@@ -12,6 +12,7 @@
 //! - [`dtmf_info`]: DTMF in SIP INFO bodies (application/dtmf-relay, application/dtmf).
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`session_timer`]: RFC 4028 session timers (negotiation, refresh and expiry).
+//! - [`transport`]: SIP over UDP, TCP and TLS (tokio), with connection reuse and limits.
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
@@ -23,3 +24,4 @@ pub mod sdp;
 pub mod session_timer;
 pub mod tls;
 pub mod transaction;
+pub mod transport;

@@ -75,6 +75,10 @@ pub struct LegConfig {
     pub local_ssrc: u32,
     /// CNAME in the engine's RTCP SDES to this leg.
     pub cname: String,
+    /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
+    /// control side knows the local address for its SDP answer without a round trip; None:
+    /// the core picks round-robin.
+    pub pair: Option<u16>,
 }
 
 impl LegConfig {
@@ -94,6 +98,7 @@ impl LegConfig {
             // A fixed odd multiplier spreads consecutive ids over the SSRC space.
             local_ssrc: id.0.wrapping_mul(0x9e37_79b1) | 1,
             cname: format!("{id}@chorus"),
+            pair: None,
         }
     }
 }

@@ -413,14 +413,20 @@ impl CoreState {
             });
             return;
         }
-        let Some(&pair) = self.pairs.get(self.next_pair % self.pairs.len().max(1)) else {
+        let index = match cfg.pair {
+            Some(p) => usize::from(p),
+            None => {
+                self.next_pair = self.next_pair.wrapping_add(1);
+                self.next_pair.wrapping_sub(1) % self.pairs.len().max(1)
+            }
+        };
+        let Some(&pair) = self.pairs.get(index) else {
             self.emit(Event::LegRejected {
                 id,
-                reason: "core has no media sockets".into(),
+                reason: format!("{} has no socket pair {index}", self.core),
             });
             return;
         };
-        self.next_pair = self.next_pair.wrapping_add(1);
         let leg = match Leg::new(cfg, pair.rtp, pair.rtcp, now) {
             Ok(leg) => leg,
             Err(e) => {

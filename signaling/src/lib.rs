@@ -13,6 +13,8 @@
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`session_timer`]: RFC 4028 session timers (negotiation, refresh and expiry).
 //! - [`transport`]: SIP over UDP, TCP and TLS (tokio), with connection reuse and limits.
+//! - [`ua`]: the UAS core tying messages, transactions, dialogs, SDP, admission and the
+//!   media engine together (sans-IO).
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
@@ -25,3 +27,4 @@ pub mod session_timer;
 pub mod tls;
 pub mod transaction;
 pub mod transport;
+pub mod ua;

@@ -23,7 +23,8 @@ pub struct TransportStats {
     pub connections_accepted: u64,
     /// TCP connections opened to send.
     pub connections_outbound: u64,
-    /// Connections closed at once because `max_connections` were open.
+    /// Connections closed at once (or, to send, not opened) because `max_connections` were
+    /// open.
     pub connections_refused: u64,
     /// Connections closed because framing was lost (no Content-Length, too large, ...).
     pub framing_errors: u64,

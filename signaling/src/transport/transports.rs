@@ -536,6 +536,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tcp_invalid_message_keeps_the_connection() {
+        let (_t, mut rx, addr) = bind_one(Transport::Tcp, |_| {}).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let bad = String::from_utf8(options("TCP", "i1"))
+            .unwrap()
+            .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+        client.write_all(bad.as_bytes()).await.unwrap();
+        client.write_all(&options("TCP", "i2")).await.unwrap();
+        let first = next(&mut rx).await;
+        assert!(matches!(
+            first.frame,
+            InboundFrame::Invalid {
+                error: ParseError::CSeqMismatch,
+                ..
+            }
+        ));
+        let second = next(&mut rx).await;
+        assert_eq!(message(&second).call_id(), Some("i2"));
+        assert_eq!(first.peer, second.peer);
+    }
+
+    #[tokio::test]
+    async fn full_inbound_channel_drops_and_counts() {
+        let (t, mut rx, addr) = bind_one(Transport::Udp, |c| c.inbound_capacity = 1).await;
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for id in ["f1", "f2", "f3"] {
+            client.send_to(&options("UDP", id), addr).unwrap();
+        }
+        until(&t, "three received", |s| s.received == 3).await;
+        assert_eq!(t.stats().dropped_inbound_full, 2);
+        assert_eq!(message(&next(&mut rx).await).call_id(), Some("f1"));
+    }
+
+    #[tokio::test]
     async fn tls_options_200() {
         let dir = tempfile::tempdir().unwrap();
         let material =

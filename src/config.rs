@@ -129,6 +129,8 @@ pub struct ServeConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM); with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// End a call after this many seconds without RTP or RTCP from the caller.
+    pub rtp_timeout_s: u64,
 }
 
 impl Default for ServeConfig {
@@ -153,6 +155,7 @@ impl Default for ServeConfig {
             pin_cores: true,
             tls_cert: None,
             tls_key: None,
+            rtp_timeout_s: 60,
         }
     }
 }
@@ -172,6 +175,7 @@ pub const KEYS: &[&str] = &[
     "pin_cores",
     "tls_cert",
     "tls_key",
+    "rtp_timeout_s",
 ];
 
 fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
@@ -241,6 +245,13 @@ impl ServeConfig {
                     "false" => false,
                     _ => return Err(format!("{value:?} is not true or false")),
                 }
+            }
+            "rtp_timeout_s" => {
+                let n: u64 = parse_num(value, "number of seconds")?;
+                if !(5..=86_400).contains(&n) {
+                    return Err(format!("{n} is outside 5..=86400"));
+                }
+                self.rtp_timeout_s = n
             }
             "tls_cert" | "tls_key" => {
                 if value.is_empty() {

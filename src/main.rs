@@ -7,11 +7,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chorus_engine::runtime::{CoreId, Engine, Metric};
+use chorus_signaling::transport::{ListenSpec, Transport, TransportConfig, Transports};
+use chorus_signaling::ua::{UaConfig, UserAgent};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
+use std::time::Duration;
 
 mod config;
-use config::{KEYS, ServeConfig};
+mod sip;
+use config::{KEYS, ServeConfig, SipTransport};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -35,7 +39,8 @@ enum Cmd {
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
-    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key.
+    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key,
+    /// rtp_timeout_s.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
@@ -82,6 +87,10 @@ struct ServeArgs {
     /// Private key (PEM) of --tls-cert
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+    /// End a call after this many seconds without RTP or RTCP from the caller (BYE with a
+    /// Reason) [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    rtp_timeout_s: Option<String>,
 }
 
 impl ServeArgs {
@@ -100,7 +109,7 @@ impl ServeArgs {
             }
             cfg.sip = all;
         }
-        let flags: [(&str, &Option<String>); 12] = [
+        let flags: [(&str, &Option<String>); 13] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -113,6 +122,7 @@ impl ServeArgs {
             ("pin_cores", &self.pin_cores),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
+            ("rtp_timeout_s", &self.rtp_timeout_s),
         ];
         debug_assert_eq!(flags.len() + 1, KEYS.len());
         for (key, value) in flags {
@@ -178,6 +188,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
 fn serve(cfg: ServeConfig) -> Result<()> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let started = Instant::now();
+    let mut tls_config = None;
     if cfg.wants_tls() {
         let configured = cfg.tls_cert.as_deref().zip(cfg.tls_key.as_deref());
         let mut names = vec!["localhost".to_string(), cfg.media_ip.to_string()];
@@ -186,7 +197,10 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         names.dedup();
         let tls = chorus_signaling::tls::load_or_generate(&cfg.data_dir, configured, &names)
             .context("TLS certificate for SIP over TLS")?;
-        chorus_signaling::tls::server_config(&tls).context("TLS certificate for SIP over TLS")?;
+        tls_config = Some(
+            chorus_signaling::tls::server_config(&tls)
+                .context("TLS certificate for SIP over TLS")?,
+        );
         tracing::info!(origin = ?tls.origin, cert = %tls.cert_path.display(), "TLS certificate ready");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,7 +213,30 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     let io: Vec<String> = (0..engine.core_count())
         .filter_map(|i| engine.io_kind(CoreId(i as u16)).map(|k| k.to_string()))
         .collect();
-    let sip: Vec<String> = cfg.sip.iter().map(ToString::to_string).collect();
+    let listen: Vec<ListenSpec> = cfg
+        .sip
+        .iter()
+        .map(|l| ListenSpec {
+            transport: match l.transport {
+                SipTransport::Udp => Transport::Udp,
+                SipTransport::Tcp => Transport::Tcp,
+                SipTransport::Tls => Transport::Tls,
+            },
+            addr: l.addr,
+        })
+        .collect();
+    let (transports, inbound) = runtime
+        .block_on(Transports::bind(TransportConfig {
+            listen,
+            tls: tls_config,
+            ..TransportConfig::default()
+        }))
+        .context("binding the SIP listeners")?;
+    let sip: Vec<String> = transports
+        .local_addrs()
+        .iter()
+        .map(|(t, a)| format!("{t:?}:{a}").to_ascii_lowercase())
+        .collect();
     tracing::info!(
         cores = engine.core_count(),
         io = io.join(","),
@@ -207,9 +244,39 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         media_ports = %cfg.media_ports,
         data_dir = %cfg.data_dir.display(),
         sip = sip.join(","),
-        "chorus media engine running; the SIP listeners start with the signaling layer"
+        "chorus media engine running; answering SIP"
     );
-    let signal = runtime.block_on(signals.next());
+    let cores = (0..engine.core_count())
+        .map(|i| engine.media_addrs(CoreId(i as u16)).to_vec())
+        .collect();
+    let ua = UserAgent::new(
+        UaConfig {
+            offer_answer: Default::default(),
+            admission: Default::default(),
+            media_ip: cfg.media_ip,
+            inactivity_timeout: Some(Duration::from_secs(cfg.rtp_timeout_s)),
+            server: format!("chorus/{}", env!("CARGO_PKG_VERSION")),
+            echo: true,
+        },
+        cores,
+        Instant::now(),
+    );
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    let stop_events = std::sync::atomic::AtomicBool::new(false);
+    let signal = std::thread::scope(|s| {
+        let bridge = s.spawn(|| sip::forward_engine_events(&engine, events_tx, &stop_events));
+        let served = runtime.block_on(sip::run(
+            &engine,
+            transports,
+            inbound,
+            ua,
+            events_rx,
+            signals.next(),
+        ));
+        stop_events.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = bridge.join();
+        served
+    })?;
     tracing::info!(signal, "shutting down");
     let cores = || (0..engine.core_count()).map(|i| CoreId(i as u16));
     let total = |m: Metric| -> u64 { cores().map(|c| engine.counters(c).get(m)).sum() };

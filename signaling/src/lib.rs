@@ -1,7 +1,7 @@
 //! chorus-signaling: the control side's SIP layer.
 //!
-//! Sans-IO throughout: every state machine takes `now` and yields what to send; transports and
-//! the tokio glue live elsewhere.
+//! Sans-IO except for [`transport`]: every state machine takes `now` and yields what to send;
+//! the transports are the tokio edge, and the binary's control task ties them to the UA.
 //!
 //! - [`message`]: SIP messages (RFC 3261 syntax, compact forms, RFC 4475 robustness), stream
 //!   framing and size limits.

@@ -45,6 +45,28 @@ pub trait SipPeer: Clone + std::fmt::Debug {
     fn reliable(&self) -> bool;
 }
 
+impl SipPeer for crate::transport::Peer {
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.transport {
+            crate::transport::Transport::Udp => "UDP",
+            crate::transport::Transport::Tcp => "TCP",
+            crate::transport::Transport::Tls => "TLS",
+        }
+    }
+
+    fn reliable(&self) -> bool {
+        self.transport.is_stream()
+    }
+}
+
 /// UA settings.
 #[derive(Clone, Debug)]
 pub struct UaConfig {

@@ -16,14 +16,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(name: &str, sip_port: u16, media: &str) -> Server {
+    /// Starts a server on a free UDP port (read back from its startup log).
+    fn start(name: &str, media: &str) -> Server {
         let dir = std::env::temp_dir().join(format!("chorus-sip-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
             .args([
                 "serve",
                 "--sip",
-                &format!("127.0.0.1:{sip_port}"),
+                "udp:127.0.0.1:0",
                 "--media-ports",
                 media,
                 "--data-dir",
@@ -47,6 +48,12 @@ impl Server {
             }
         }
         assert!(log.contains("answering SIP"), "server did not start: {log}");
+        let sip_port: u16 = log
+            .split("sip=\"udp:127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("bound SIP port not in the log: {log}"));
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = [0u8; 4096];
@@ -88,9 +95,9 @@ fn options(port: u16, branch: &str) -> Vec<u8> {
 
 #[test]
 fn sipp_calls_are_answered_and_hung_up() {
-    let server = Server::start("sipp", 15_160, "45000-45099");
+    let server = Server::start("sipp", "45000-45099");
     let reply = server
-        .ask(&options(15_160, "opt1"))
+        .ask(&options(server.sip_port, "opt1"))
         .expect("OPTIONS answered");
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
     assert!(reply.contains("Allow: INVITE"), "{reply}");
@@ -98,14 +105,14 @@ fn sipp_calls_are_answered_and_hung_up() {
     // sipp's built-in UAC: INVITE with a PCMU offer, ACK, 1 s of call, BYE; 30 calls at
     // 15 per second, 10 at a time. Exit code 0 means every call succeeded.
     let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", server.sip_port))
         .args([
-            "127.0.0.1:15160",
             "-sn",
             "uac",
             "-i",
             "127.0.0.1",
             "-p",
-            "15170",
+            "0",
             "-m",
             "30",
             "-r",
@@ -140,7 +147,7 @@ fn sipp_calls_are_answered_and_hung_up() {
 
 #[test]
 fn torture_messages_over_udp_leave_the_server_healthy() {
-    let server = Server::start("torture", 15_260, "45100-45199");
+    let server = Server::start("torture", "45100-45199");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475");
     let mut answered = 0;
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -171,7 +178,138 @@ fn torture_messages_over_udp_leave_the_server_healthy() {
     // Some messages are responses or have no Via to answer to; most requests get an answer.
     assert!(answered >= 30, "only {answered} answers");
     let reply = server
-        .ask(&options(15_260, "after"))
+        .ask(&options(server.sip_port, "after"))
         .expect("still answering");
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+}
+
+/// A call with SDES SRTP (AES_CM_128_HMAC_SHA1_80, what baresip and linphone offer) whose
+/// media flows both ways: the caller's SRTP reaches the engine, comes back (echo) under the
+/// key from our answer, and decrypts to what was sent. Then BYE.
+#[test]
+fn srtp_call_media_flows_both_ways() {
+    use chorus_engine::srtp::SrtpContext;
+    use chorus_engine::srtp::sdes::CryptoAttribute;
+
+    let server = Server::start("media", "45200-45299");
+    let server_sip = ("127.0.0.1", server.sip_port);
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sip.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (sip_port, rtp_port) = (
+        sip.local_addr().unwrap().port(),
+        rtp.local_addr().unwrap().port(),
+    );
+    let ours =
+        CryptoAttribute::generate(1, chorus_engine::srtp::SrtpSuite::AesCm128HmacSha1_80).unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\na=crypto:{ours}\r\n"
+    );
+    let headers = |method: &str, cseq: u32, to_tag: &str| {
+        format!(
+            "{method} sip:1000@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{method}{cseq};rport\r\n\
+             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:1000@127.0.0.1>{to_tag}\r\n\
+             Call-ID: media-call-1\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:alice@127.0.0.1:{sip_port}>\r\nMax-Forwards: 70\r\n"
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        headers("INVITE", 1, ""),
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), server_sip).unwrap();
+    let mut buf = [0u8; 65_535];
+    let ok = loop {
+        let (n, _) = sip.recv_from(&mut buf).expect("a response to the INVITE");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            break text;
+        }
+    };
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    let to_tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("To tag")
+        .trim()
+        .to_string();
+    let body = &ok[ok.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body.contains("RTP/SAVP"), "{body}");
+    let port: u16 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("m=audio port");
+    let theirs = body
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:"))
+        .map(|c| CryptoAttribute::parse(c.trim()).expect("valid crypto line"))
+        .expect("our offer's suite answered with a key");
+    let ack = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        headers("ACK", 1, &format!(";tag={to_tag}"))
+    );
+    sip.send_to(ack.as_bytes(), server_sip).unwrap();
+
+    // 50 packets of 20 ms PCMU, protected with our key; the echo comes back under theirs.
+    let mut tx = SrtpContext::new(
+        ours.suite,
+        ours.key_material.key(),
+        ours.key_material.salt(),
+    )
+    .unwrap();
+    let mut rx = SrtpContext::new(
+        theirs.suite,
+        theirs.key_material.key(),
+        theirs.key_material.salt(),
+    )
+    .unwrap();
+    let mut echoed = 0;
+    for seq in 0..50u16 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        pkt.extend((0..160).map(|i| (i as u16 + seq) as u8));
+        let plain = pkt.clone();
+        let n = pkt.len();
+        pkt.resize(n + 16, 0);
+        let len = tx.protect_rtp(&mut pkt, n).unwrap();
+        rtp.send_to(&pkt[..len], ("127.0.0.1", port)).unwrap();
+        let n = loop {
+            let (n, _) = rtp.recv_from(&mut buf).expect("media echoed back");
+            // The engine's periodic RTCP report shares the port (rtcp-mux): not the echo.
+            if !(200..=206).contains(&buf[1]) {
+                break n;
+            }
+        };
+        let len = rx
+            .unprotect_rtp(&mut buf[..n])
+            .expect("echo authenticates with the answer's key");
+        assert_eq!(&buf[12..len], &plain[12..], "payload intact");
+        echoed += 1;
+    }
+    assert_eq!(echoed, 50);
+
+    let bye = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        headers("BYE", 2, &format!(";tag={to_tag}"))
+    );
+    sip.send_to(bye.as_bytes(), server_sip).unwrap();
+    let reply = loop {
+        let (n, _) = sip.recv_from(&mut buf).expect("a response to the BYE");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // Skip retransmissions of the 200 to the INVITE, if any crossed the ACK.
+        if text.contains("CSeq: 2 BYE") {
+            break text;
+        }
+    };
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
 }

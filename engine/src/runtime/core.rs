@@ -3,8 +3,8 @@
 //! ```text
 //! loop {
 //!     io.wait(next tick)          -- one submit: sends queued last round, recvs, timers
-//!     io.drain(on_packet)         -- demux -> SRTP unprotect -> RTP/RTCP check -> forward
 //!     commands                    -- create/remove/connect legs (bounded per round)
+//!     io.drain(on_packet)         -- demux -> SRTP unprotect -> RTP/RTCP check -> forward
 //!     tick                        -- inactivity, publish counters
 //! }
 //! ```
@@ -721,13 +721,16 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         }
         let now = Instant::now();
         state.counters.inc(Metric::Loops);
-        backend.drain(&mut |meta, buf, tx| state.on_packet(now, meta, buf, tx));
+        // Commands before packets: the control side creates a leg before it answers the
+        // call, so a caller's first packet may arrive in the same round as the command that
+        // creates its leg, and must find the leg there.
         for _ in 0..COMMANDS_PER_ROUND {
             let Some(cmd) = mailbox.next_command() else {
                 break;
             };
             state.on_command(now, cmd);
         }
+        backend.drain(&mut |meta, buf, tx| state.on_packet(now, meta, buf, tx));
         if let Some(t) = clock.poll(now) {
             state.on_tick(now, t, clock.period(), backend.tx());
             let c = backend.counters();

@@ -10,7 +10,7 @@ use super::peer::Transport;
 #[derive(Debug, Error)]
 pub enum TransportError {
     /// A listener could not be bound (address in use, no permission, no such address).
-    #[error("{transport}:{addr}: {source}")]
+    #[error("{transport}:{addr} could not be bound")]
     Bind {
         /// The listener's transport.
         transport: Transport,

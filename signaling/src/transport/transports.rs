@@ -622,8 +622,13 @@ mod tests {
             }],
             ..TransportConfig::default()
         };
-        let err = Transports::bind(cfg).await.unwrap_err().to_string();
-        assert!(err.starts_with(&format!("tcp:{addr}: ")), "{err}");
+        let err = Transports::bind(cfg).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("tcp:{addr} could not be bound"));
+        // What the OS said is the error's source, printed once by error reporters.
+        let source = std::error::Error::source(&err)
+            .expect("the OS error")
+            .to_string();
+        assert!(source.contains("in use"), "{source}");
     }
 
     #[tokio::test]

@@ -69,6 +69,12 @@ impl Method {
     }
 
     /// The method as it appears on the wire.
+    /// Like [`Method::parse`], but any text that is not a known method becomes an
+    /// extension method (for fields already validated elsewhere, such as a parsed CSeq).
+    pub fn from_token(token: &str) -> Method {
+        Method::parse(token).unwrap_or_else(|| Method::Extension(token.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Method::Extension(s) => s,

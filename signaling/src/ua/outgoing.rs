@@ -2,7 +2,7 @@
 //! the fields the layer matches on, read from the message.
 
 use crate::message::SipMessage;
-use crate::transaction::{Method, TxKind, TxMessage, TxPayload};
+use crate::transaction::{TxKind, TxMessage, TxPayload};
 
 use super::SipPeer;
 
@@ -24,9 +24,7 @@ pub fn tx_message<P: SipPeer>(msg: SipMessage, peer: P) -> Option<TxMessage<Outg
     let from_tag = msg.from()?.tag().unwrap_or("").to_string();
     let to_tag = msg.to().and_then(|t| t.tag().map(str::to_string));
     let kind = match (msg.method(), msg.status()) {
-        (Some(m), _) => TxKind::Request {
-            method: Method::from_token(m.as_str()),
-        },
+        (Some(m), _) => TxKind::Request { method: m.clone() },
         (None, Some(status)) => TxKind::Response { status },
         (None, None) => return None,
     };
@@ -38,7 +36,7 @@ pub fn tx_message<P: SipPeer>(msg: SipMessage, peer: P) -> Option<TxMessage<Outg
         kind,
         branch: via.branch().unwrap_or("").to_string(),
         sent_by,
-        cseq_method: Method::from_token(cseq.method.as_str()),
+        cseq_method: cseq.method,
         cseq: cseq.seq,
         call_id,
         from_tag,

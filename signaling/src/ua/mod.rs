@@ -18,7 +18,10 @@ use chorus_engine::runtime::{Command, CoreId, Event, LegConfig, LegId, SrtpKey};
 use crate::admission::{Admission, AdmissionConfig};
 use crate::dtmf_info;
 use crate::message::{ParseError, SipMessage};
-use crate::sdp::{LocalSession, OfferAnswerConfig, SessionDescription, answer_offer};
+use crate::sdp::{
+    Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer, SessionDescription,
+    answer_offer, make_offer, process_answer,
+};
 use crate::transaction::{
     AckKey, Config as TxConfig, RequestDisposition, TransactionId, TransactionLayer, TxEvent,
     Uas2xxRetransmitter,
@@ -123,6 +126,11 @@ struct Dialog<P> {
     remote_uri: String,
     route_set: Vec<String>,
     local_cseq: u32,
+    /// Our offer in the 200 to an INVITE that had none; the ACK brings the answer, and the
+    /// media leg is created then.
+    pending_offer: Option<PendingOffer>,
+    /// The socket pair chosen for the leg.
+    pair: u16,
 }
 
 /// The UAS core.
@@ -272,7 +280,7 @@ impl<P: SipPeer> UserAgent<P> {
                 };
                 self.respond_status(now, id, peer, &msg, status, reason);
             }
-            Ok(RequestDisposition::Ack2xx) => self.on_ack(&msg),
+            Ok(RequestDisposition::Ack2xx) => self.on_ack(now, &msg),
             Ok(RequestDisposition::Merged { .. }) => {
                 let resp = self.base_response(&msg, 482, "Loop Detected");
                 self.send(peer, resp);
@@ -395,17 +403,8 @@ impl<P: SipPeer> UserAgent<P> {
                     .with_header("Unsupported", &unsupported.join(", ")),
             );
         }
-        if msg.body().is_empty() {
-            // Offer in the 200 and answer in the ACK: not supported yet.
-            return Some(
-                self.base_response(msg, 488, "Not Acceptable Here")
-                    .with_header(
-                        "Warning",
-                        "399 chorus \"INVITE without an SDP offer is not supported yet\"",
-                    ),
-            );
-        }
-        if msg.media_type().as_deref() != Some("application/sdp") {
+        // No body is a delayed offer (we offer in the 200); a body must be SDP.
+        if !msg.body().is_empty() && msg.media_type().as_deref() != Some("application/sdp") {
             return Some(
                 self.base_response(msg, 415, "Unsupported Media Type")
                     .with_header("Accept", "application/sdp"),
@@ -424,24 +423,50 @@ impl<P: SipPeer> UserAgent<P> {
                 .with_header("Retry-After", &refusal.retry_after_secs().to_string());
             return self.respond(now, id, peer, resp);
         }
-        let offer = match SessionDescription::parse(msg.body()) {
-            Ok(o) => o,
-            Err(_) => {
-                self.admission.call_ended();
-                return self.respond_status(now, id, peer, msg, 400, "Bad Request - malformed SDP");
-            }
-        };
         let Some((core, pair, local_rtp)) = self.placement.place() else {
             self.admission.call_ended();
             return self.respond_status(now, id, peer, msg, 503, "Service Unavailable");
         };
         let mut local_session = LocalSession::new(self.counter ^ self.seed, self.cfg.media_ip);
-        let (answer, neg) = match answer_offer(
-            &offer,
-            &mut local_session,
-            local_rtp,
-            &self.cfg.offer_answer,
-        ) {
+        let leg = LegId(self.next_leg);
+        self.next_leg = self.next_leg.wrapping_add(1).max(1);
+        // With an offer: answer it and start the leg now. Without one (delayed offer): offer
+        // in the 200 and start the leg when the ACK brings the answer (RFC 3264 section 2).
+        let outcome = if msg.body().is_empty() {
+            make_offer(
+                &mut local_session,
+                local_rtp,
+                &self.cfg.offer_answer,
+                Direction::SendRecv,
+            )
+            .map(|pending| (pending.sdp().to_string(), Some(pending)))
+        } else {
+            match SessionDescription::parse(msg.body()) {
+                Err(_) => {
+                    self.admission.call_ended();
+                    self.placement.release(core);
+                    return self.respond_status(
+                        now,
+                        id,
+                        peer,
+                        msg,
+                        400,
+                        "Bad Request - malformed SDP",
+                    );
+                }
+                Ok(offer) => answer_offer(
+                    &offer,
+                    &mut local_session,
+                    local_rtp,
+                    &self.cfg.offer_answer,
+                )
+                .map(|(answer, neg)| {
+                    self.start_leg(core, pair, leg, &neg);
+                    (answer.to_string(), None)
+                }),
+            }
+        };
+        let (sdp, pending_offer) = match outcome {
             Ok(x) => x,
             Err(e) => {
                 self.admission.call_ended();
@@ -453,35 +478,13 @@ impl<P: SipPeer> UserAgent<P> {
                 return self.respond(now, id, peer, resp);
             }
         };
-        let leg = LegId(self.next_leg);
-        self.next_leg = self.next_leg.wrapping_add(1).max(1);
-        let key = |c: &chorus_engine::srtp::sdes::CryptoAttribute| SrtpKey {
-            suite: c.suite,
-            key: c.key_material.key().to_vec(),
-            salt: c.key_material.salt().to_vec(),
-        };
-        let mut cfg = LegConfig::new(leg);
-        cfg.remote_rtp = Some(neg.remote_rtp);
-        cfg.remote_rtcp = (!neg.rtcp_mux).then_some(neg.remote_rtcp);
-        cfg.rtcp_mux = neg.rtcp_mux;
-        cfg.srtp_in = neg.srtp.as_ref().map(|s| key(&s.remote));
-        cfg.srtp_out = neg.srtp.as_ref().map(|s| key(&s.local));
-        cfg.remote_ssrc = neg.remote_ssrc.map(|s| s.0);
-        cfg.latch = true;
-        cfg.inactivity_timeout = self.cfg.inactivity_timeout;
-        cfg.clock_rate = neg.codec.clock_rate;
-        cfg.pair = Some(pair);
-        self.engine(core, Command::CreateLeg(Box::new(cfg)));
-        if self.cfg.echo {
-            self.engine(core, Command::Connect { from: leg, to: leg });
-        }
         let local_tag = self.token();
         let resp = self
             .base_response(msg, 200, "OK")
             .with_to_tag(&local_tag)
             .with_header("Contact", &self.contact(&peer))
             .with_header("Allow", ALLOW)
-            .with_body("application/sdp", answer.to_string());
+            .with_body("application/sdp", sdp);
         let call_id = msg.call_id().unwrap_or("").to_string();
         let cseq = msg.cseq().map_or(0, |c| c.seq);
         if !peer.reliable() {
@@ -522,12 +525,39 @@ impl<P: SipPeer> UserAgent<P> {
                 .map(|s| s.to_string())
                 .collect(),
             local_cseq: 0,
+            pending_offer,
+            pair,
         };
         let dkey = DialogKey { call_id, local_tag };
         self.by_leg.insert(leg, dkey.clone());
         self.dialogs.insert(dkey, dialog);
-        tracing::info!(%leg, %core, remote = %neg.remote_rtp, codec = ?neg.codec.codec, srtp = neg.srtp.is_some(), "call answered");
+        tracing::info!(%leg, %core, "call answered");
         self.respond(now, id, peer, resp);
+    }
+
+    /// Creates the media leg of a negotiated call on its core.
+    fn start_leg(&mut self, core: CoreId, pair: u16, leg: LegId, neg: &Negotiated) {
+        let key = |c: &chorus_engine::srtp::sdes::CryptoAttribute| SrtpKey {
+            suite: c.suite,
+            key: c.key_material.key().to_vec(),
+            salt: c.key_material.salt().to_vec(),
+        };
+        let mut cfg = LegConfig::new(leg);
+        cfg.remote_rtp = Some(neg.remote_rtp);
+        cfg.remote_rtcp = (!neg.rtcp_mux).then_some(neg.remote_rtcp);
+        cfg.rtcp_mux = neg.rtcp_mux;
+        cfg.srtp_in = neg.srtp.as_ref().map(|s| key(&s.remote));
+        cfg.srtp_out = neg.srtp.as_ref().map(|s| key(&s.local));
+        cfg.remote_ssrc = neg.remote_ssrc.map(|s| s.0);
+        cfg.latch = true;
+        cfg.inactivity_timeout = self.cfg.inactivity_timeout;
+        cfg.clock_rate = neg.codec.clock_rate;
+        cfg.pair = Some(pair);
+        self.engine(core, Command::CreateLeg(Box::new(cfg)));
+        if self.cfg.echo {
+            self.engine(core, Command::Connect { from: leg, to: leg });
+        }
+        tracing::info!(%leg, %core, remote = %neg.remote_rtp, codec = ?neg.codec.codec, srtp = neg.srtp.is_some(), "media leg started");
     }
 
     fn on_reinvite(&mut self, now: Instant, id: TransactionId, peer: P, msg: &SipMessage) {
@@ -535,6 +565,15 @@ impl<P: SipPeer> UserAgent<P> {
             return self.respond_status(now, id, peer, msg, 481, "Call/Transaction Does Not Exist");
         };
         if let Some(resp) = self.refuse_invite(msg) {
+            return self.respond(now, id, peer, resp);
+        }
+        if msg.body().is_empty() {
+            let resp = self
+                .base_response(msg, 488, "Not Acceptable Here")
+                .with_header(
+                    "Warning",
+                    "399 chorus \"re-INVITE without an SDP offer is not supported yet\"",
+                );
             return self.respond(now, id, peer, resp);
         }
         let Ok(offer) = SessionDescription::parse(msg.body()) else {
@@ -585,7 +624,7 @@ impl<P: SipPeer> UserAgent<P> {
         }
     }
 
-    fn on_ack(&mut self, msg: &SipMessage) {
+    fn on_ack(&mut self, now: Instant, msg: &SipMessage) {
         let (Some(call_id), Some(cseq)) = (msg.call_id(), msg.cseq()) else {
             return;
         };
@@ -593,6 +632,34 @@ impl<P: SipPeer> UserAgent<P> {
             call_id: call_id.to_string(),
             cseq: cseq.seq,
         });
+        // A delayed-offer call: the ACK carries the answer to the offer in our 200.
+        let Some(key) = Self::dialog_key(msg) else {
+            return;
+        };
+        let cfg = self.cfg.offer_answer.clone();
+        let Some(d) = self.dialogs.get_mut(&key) else {
+            return;
+        };
+        let Some(pending) = d.pending_offer.take() else {
+            return;
+        };
+        let negotiated = SessionDescription::parse(msg.body())
+            .ok()
+            .and_then(|answer| process_answer(&pending, &answer, &mut d.local_session, &cfg).ok());
+        let (core, pair, leg) = (d.core, d.pair, d.leg);
+        match negotiated {
+            Some(neg) => self.start_leg(core, pair, leg, &neg),
+            None => {
+                // Keep the offer marked pending: the leg was never started.
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    d.pending_offer = Some(pending);
+                }
+                // RFC 3261 13.2.2.4 / RFC 3264: no usable answer in the ACK ends the call.
+                tracing::info!(%leg, "ACK without a usable answer to our offer: ending the call");
+                self.send_bye(now, &key, "SIP;cause=488;text=\"no usable SDP answer\"");
+                self.end_dialog(&key, EndReason::MediaFailed);
+            }
+        }
     }
 
     /// An event from a media core.
@@ -655,7 +722,9 @@ impl<P: SipPeer> UserAgent<P> {
             return;
         };
         self.by_leg.remove(&d.leg);
-        self.engine(d.core, Command::RemoveLeg(d.leg));
+        if d.pending_offer.is_none() {
+            self.engine(d.core, Command::RemoveLeg(d.leg));
+        }
         self.placement.release(d.core);
         self.admission.call_ended();
         tracing::info!(leg = %d.leg, reason = ?why, "call ended");
@@ -869,12 +938,6 @@ mod tests {
         let t0 = Instant::now();
         let mut ua = ua(t0);
         let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
-        ua.handle_message(t0, peer.clone(), request("INVITE", "x1", 1, None, ""));
-        assert_eq!(
-            statuses(&outputs(&mut ua)),
-            vec![488],
-            "no offer: not supported yet"
-        );
         let unknown = SDP
             .replace("0 101", "98")
             .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:98 FOO/8000");
@@ -930,5 +993,68 @@ mod tests {
             |o| matches!(o, UaOutput::Engine { command: Command::RemoveLeg(l), .. } if *l == leg)
         ));
         assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn delayed_offer_takes_the_answer_from_the_ack() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        ua.handle_message(t0, peer.clone(), request("INVITE", "d1", 1, None, ""));
+        let out = outputs(&mut ua);
+        assert!(
+            !out.iter().any(|o| matches!(o, UaOutput::Engine { .. })),
+            "no leg before the answer"
+        );
+        let ok = out
+            .iter()
+            .find_map(|o| match o {
+                UaOutput::Send { message, .. } if message.status() == Some(200) => {
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .expect("200 with our offer");
+        let offer = SessionDescription::parse(ok.body()).unwrap();
+        assert_eq!(offer.media[0].port, 20000);
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        // The caller answers with PCMU at 127.0.0.1:6000 in the ACK.
+        let answer = SDP.replace("0 101", "0");
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("ACK", "d2", 1, Some(&tag), &answer),
+        );
+        let out = outputs(&mut ua);
+        let created = out.iter().find_map(|o| match o {
+            UaOutput::Engine {
+                command: Command::CreateLeg(c),
+                ..
+            } => Some(c.remote_rtp),
+            _ => None,
+        });
+        assert_eq!(created, Some(Some("127.0.0.1:6000".parse().unwrap())));
+        assert_eq!(ua.calls(), 1);
+
+        // A second delayed-offer call whose ACK carries no answer is ended with BYE; no leg
+        // was ever created, so none is removed.
+        let mut second = request("INVITE", "d3", 1, None, "");
+        second.headers_mut().set("Call-ID", "call-2");
+        ua.handle_message(t0, peer.clone(), second);
+        let ok = outputs(&mut ua)
+            .into_iter()
+            .find_map(|o| match o {
+                UaOutput::Send { message, .. } if message.status() == Some(200) => Some(message),
+                _ => None,
+            })
+            .unwrap();
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        let mut ack = request("ACK", "d4", 1, Some(&tag), "");
+        ack.headers_mut().set("Call-ID", "call-2");
+        ua.handle_message(t0, peer, ack);
+        let out = outputs(&mut ua);
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Send { message, .. } if message.method().is_some_and(|m| m.as_str() == "BYE"))));
+        assert!(!out.iter().any(|o| matches!(o, UaOutput::Engine { .. })));
+        assert_eq!(ua.calls(), 1);
     }
 }

@@ -130,63 +130,39 @@ pub enum AuthError {
 /// quoted values unescaped. Tolerates whitespace and empty list elements; never panics.
 pub fn parse_params(value: &str) -> Result<Vec<(String, String)>, AuthError> {
     let rest = value.trim_start();
-    let scheme_end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    let scheme_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
     if !rest[..scheme_end].eq_ignore_ascii_case("digest") {
         return Err(AuthError::Malformed("scheme is not Digest"));
     }
-    let mut chars = rest[scheme_end..].chars().peekable();
+    let mut rest = &rest[scheme_end..];
     let mut out = Vec::new();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        if rest.is_empty() {
             return Ok(out);
         }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() || c == ',' {
-                break;
-            }
-            name.push(c.to_ascii_lowercase());
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') || name.is_empty() {
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or(AuthError::Malformed("expected name=value"))?;
+        let name = name.trim_end();
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',') {
             return Err(AuthError::Malformed("expected name=value"));
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut val = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c) => val.push(c),
-                        None => return Err(AuthError::Malformed("unterminated escape")),
-                    },
-                    Some(c) => val.push(c),
-                    None => return Err(AuthError::Malformed("unterminated quoted string")),
-                }
-            }
+        let after = after.trim_start();
+        let (val, next) = if after.starts_with('"') {
+            crate::message::quoted_string(after)
+                .ok_or(AuthError::Malformed("unterminated quoted string"))?
         } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' || c.is_whitespace() {
-                    break;
-                }
-                val.push(c);
-                chars.next();
-            }
-        }
+            let end = after
+                .find(|c: char| c == ',' || c.is_whitespace())
+                .unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
         if out.len() >= 32 {
             return Err(AuthError::Malformed("too many parameters"));
         }
-        out.push((name, val));
+        out.push((name.to_ascii_lowercase(), val));
+        rest = next;
     }
 }
 

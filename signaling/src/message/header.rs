@@ -237,22 +237,9 @@ pub(crate) fn is_token(s: &str) -> bool {
 pub(crate) fn split_list(value: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut in_quotes = false;
     let mut in_angle = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-            continue;
-        }
+    for (i, c) in unquoted_chars(value) {
         match c {
-            '"' => in_quotes = true,
             '<' => in_angle = true,
             '>' => in_angle = false,
             ',' if !in_angle => {
@@ -264,6 +251,30 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
     }
     out.push(value[start..].trim());
     out
+}
+
+/// The characters of `s` (with their byte offsets) that stand outside quoted strings; the
+/// quotes themselves and everything between them, escapes included, are skipped.
+fn unquoted_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    s.char_indices().filter(move |&(_, c)| {
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_quotes = false;
+            }
+            false
+        } else if c == '"' {
+            in_quotes = true;
+            false
+        } else {
+            true
+        }
+    })
 }
 
 /// Reads a quoted string at the start of `s` (which must begin with `"`); returns the unescaped
@@ -284,24 +295,9 @@ pub(crate) fn quoted_string(s: &str) -> Option<(String, &str)> {
 
 /// Index of the first `needle` in `s` outside a quoted string.
 pub(crate) fn find_unquoted(s: &str, needle: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-        } else if c == '"' {
-            in_quotes = true;
-        } else if c == needle {
-            return Some(i);
-        }
-    }
-    None
+    unquoted_chars(s)
+        .find(|&(_, c)| c == needle)
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ mod rfc4475;
 
 pub use cseq::CSeq;
 pub use error::ParseError;
+pub(crate) use header::quoted_string;
 pub use header::{Header, Headers, canonical_name};
 pub use method::Method;
 pub use name_addr::NameAddr;

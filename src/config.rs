@@ -10,6 +10,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chorus_engine::runtime::{EngineConfig, IoKind};
+use chorus_signaling::access::{AccessConfig, AuthMode, Cidr, TrunkAcl};
+use chorus_signaling::admission::AdmissionConfig;
+use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy};
+use chorus_signaling::session_timer::TimerPolicy;
+use chorus_signaling::ua::UaConfig;
 
 /// A SIP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,6 +136,165 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// End a call after this many seconds without RTP or RTCP from the caller.
     pub rtp_timeout_s: u64,
+    /// Ring this long (180 Ringing) before answering, in milliseconds.
+    pub answer_delay_ms: u64,
+    /// Audio codecs in order of preference.
+    pub codecs: Vec<Codec>,
+    /// SRTP policy.
+    pub srtp: SrtpPolicy,
+    /// Concurrent calls at most.
+    pub max_calls: usize,
+    /// New calls per second, all sources.
+    pub calls_per_s: f64,
+    /// New calls per second from one source address.
+    pub calls_per_s_per_source: f64,
+    /// Session interval (RFC 4028) we ask for when a caller names none, seconds.
+    pub session_expires_s: u32,
+    /// Smallest session interval we accept, seconds.
+    pub min_se_s: u32,
+    /// Callers no trunk allows: open, challenge or reject.
+    pub auth: AuthMode,
+    /// Digest realm.
+    pub realm: String,
+    /// Digest users, `name:password`.
+    pub users: Vec<(String, String)>,
+    /// Trunks.
+    pub trunks: Vec<Trunk>,
+}
+
+/// A configured trunk: where its calls come from and how we reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trunk {
+    /// Name (logs, call records).
+    pub name: String,
+    /// Where calls out through the trunk go.
+    pub address: Option<SipListen>,
+    /// Source prefixes whose calls are this trunk's (its address is always included).
+    pub allow: Vec<Cidr>,
+    /// Credentials we answer the trunk's challenges with.
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<String>,
+}
+
+impl Trunk {
+    /// Sets one field from its text.
+    fn set(&mut self, field: &str, value: &str) -> Result<(), String> {
+        match field {
+            "name" => self.name = value.to_string(),
+            "address" => {
+                let mut l = parse_sip(value)?;
+                l.truncate(1);
+                self.address = l.pop();
+            }
+            "allow" => {
+                for c in value.split(',').filter(|c| !c.trim().is_empty()) {
+                    self.allow.push(c.trim().parse()?);
+                }
+            }
+            "username" => self.username = Some(value.to_string()),
+            "password" => self.password = Some(value.to_string()),
+            _ => {
+                return Err(format!(
+                    "unknown trunk field {field:?} (known: name, address, allow, username, password)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn checked(mut self) -> Result<Trunk, String> {
+        if self.name.is_empty() {
+            return Err("a trunk needs a name".into());
+        }
+        if let Some(a) = self.address {
+            self.allow.push(Cidr::from_str(&a.addr.ip().to_string())?);
+        }
+        if self.allow.is_empty() {
+            return Err(format!("trunk {:?} needs an address or allow", self.name));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(format!(
+                "trunk {:?}: username and password go together",
+                self.name
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Parses `name=carrier;address=udp:203.0.113.5:5060;allow=203.0.113.0/24,198.51.100.7;
+    /// username=u;password=p`.
+    pub fn parse(spec: &str) -> Result<Trunk, String> {
+        let mut t = Trunk::default();
+        for part in spec.split(';').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not FIELD=VALUE"))?;
+            t.set(k.trim(), v.trim())?;
+        }
+        t.checked()
+    }
+
+    /// Reads a `[[trunk]]` table.
+    fn from_table(table: &toml::Table) -> Result<Trunk, String> {
+        let mut t = Trunk::default();
+        for (k, v) in table {
+            match v {
+                toml::Value::String(s) => t.set(k, s)?,
+                toml::Value::Array(items) => {
+                    for item in items {
+                        let toml::Value::String(s) = item else {
+                            return Err(format!("trunk field {k:?}: expected strings"));
+                        };
+                        t.set(k, s)?;
+                    }
+                }
+                other => return Err(format!("trunk field {k:?}: unsupported value {other}")),
+            }
+        }
+        t.checked()
+    }
+
+    /// The inbound side, for the access check.
+    pub fn acl(&self) -> TrunkAcl {
+        TrunkAcl {
+            name: self.name.clone(),
+            allow: self.allow.clone(),
+        }
+    }
+}
+
+/// Parses `name:password`.
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((u, p)) if !u.is_empty() && !p.is_empty() => Ok((u.into(), p.into())),
+        _ => Err(format!("{s:?} is not NAME:PASSWORD")),
+    }
+}
+
+/// Parses a comma-separated codec list such as `opus,g722,pcmu,pcma`.
+fn parse_codecs(s: &str) -> Result<Vec<Codec>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let c = match name.to_ascii_lowercase().as_str() {
+            "opus" => Codec::Opus,
+            "g722" => Codec::G722,
+            "pcmu" => Codec::Pcmu,
+            "pcma" => Codec::Pcma,
+            _ => {
+                return Err(format!(
+                    "{name:?} is not a codec (known: opus, g722, pcmu, pcma)"
+                ));
+            }
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        return Err("needs at least one codec".into());
+    }
+    Ok(out)
 }
 
 impl Default for ServeConfig {
@@ -156,6 +320,18 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             rtp_timeout_s: 60,
+            answer_delay_ms: 0,
+            codecs: Codec::DEFAULT_PREFERENCE.to_vec(),
+            srtp: SrtpPolicy::Optional,
+            max_calls: 10_000,
+            calls_per_s: 500.0,
+            calls_per_s_per_source: 100.0,
+            session_expires_s: 1800,
+            min_se_s: 90,
+            auth: AuthMode::Open,
+            realm: "chorus".into(),
+            users: Vec::new(),
+            trunks: Vec::new(),
         }
     }
 }
@@ -176,6 +352,18 @@ pub const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "rtp_timeout_s",
+    "answer_delay_ms",
+    "codecs",
+    "srtp",
+    "max_calls",
+    "calls_per_s",
+    "calls_per_s_per_source",
+    "session_expires_s",
+    "min_se_s",
+    "auth",
+    "realm",
+    "user",
+    "trunk",
 ];
 
 fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
@@ -253,6 +441,64 @@ impl ServeConfig {
                 }
                 self.rtp_timeout_s = n
             }
+            "answer_delay_ms" => {
+                let n: u64 = parse_num(value, "number of milliseconds")?;
+                if n > 60_000 {
+                    return Err(format!("{n} is more than 60000"));
+                }
+                self.answer_delay_ms = n
+            }
+            "codecs" => self.codecs = parse_codecs(value)?,
+            "srtp" => {
+                self.srtp = match value {
+                    "optional" => SrtpPolicy::Optional,
+                    "required" => SrtpPolicy::Required,
+                    "off" => SrtpPolicy::Off,
+                    _ => {
+                        return Err(format!(
+                            "{value:?} is not an SRTP policy (expected optional, required or off)"
+                        ));
+                    }
+                }
+            }
+            "max_calls" => {
+                let n: usize = parse_num(value, "number of calls")?;
+                if !(1..=1_000_000).contains(&n) {
+                    return Err(format!("{n} is outside 1..=1000000"));
+                }
+                self.max_calls = n
+            }
+            "calls_per_s" | "calls_per_s_per_source" => {
+                let r: f64 = parse_num(value, "rate in calls per second")?;
+                if !(r > 0.0 && r <= 1e6) {
+                    return Err(format!("{value} is outside (0, 1000000]"));
+                }
+                if key == "calls_per_s" {
+                    self.calls_per_s = r
+                } else {
+                    self.calls_per_s_per_source = r
+                }
+            }
+            "session_expires_s" | "min_se_s" => {
+                let n: u32 = parse_num(value, "number of seconds")?;
+                if !(90..=86_400).contains(&n) {
+                    return Err(format!("{n} is outside 90..=86400 (RFC 4028 floor is 90)"));
+                }
+                if key == "min_se_s" {
+                    self.min_se_s = n
+                } else {
+                    self.session_expires_s = n
+                }
+            }
+            "auth" => self.auth = value.parse()?,
+            "realm" => {
+                if value.is_empty() || value.contains('"') {
+                    return Err("must be non-empty and without quotes".into());
+                }
+                self.realm = value.into()
+            }
+            "user" => self.users.push(parse_user(value)?),
+            "trunk" => self.trunks.push(Trunk::parse(value)?),
             "tls_cert" | "tls_key" => {
                 if value.is_empty() {
                     return Err("must not be empty".into());
@@ -298,7 +544,33 @@ impl ServeConfig {
                     }
                     self.sip = all;
                 }
+                ("trunk", toml::Value::Array(items)) => {
+                    for item in items {
+                        let t = match item {
+                            toml::Value::Table(t) => Trunk::from_table(t),
+                            toml::Value::String(s) => Trunk::parse(s),
+                            other => Err(format!("expected tables, found {other}")),
+                        };
+                        self.trunks.push(t.map_err(err)?);
+                    }
+                }
+                ("user", toml::Value::Array(items)) => {
+                    for item in items {
+                        let toml::Value::String(s) = item else {
+                            return Err(err(format!("expected strings, found {item}")));
+                        };
+                        self.users.push(parse_user(s).map_err(err)?);
+                    }
+                }
+                ("codecs", toml::Value::Array(items)) => {
+                    let names: Result<Vec<&str>, String> = items
+                        .iter()
+                        .map(|i| i.as_str().ok_or(format!("expected strings, found {i}")))
+                        .collect();
+                    self.codecs = parse_codecs(&names.map_err(err)?.join(",")).map_err(err)?;
+                }
                 (_, toml::Value::String(s)) => self.set(key, s).map_err(err)?,
+                (_, toml::Value::Float(f)) => self.set(key, &f.to_string()).map_err(err)?,
                 (_, toml::Value::Integer(i)) => self.set(key, &i.to_string()).map_err(err)?,
                 (_, toml::Value::Boolean(b)) => self.set(key, &b.to_string()).map_err(err)?,
                 (_, other) => {
@@ -311,11 +583,54 @@ impl ServeConfig {
 
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> Result<(), String> {
+        if self.min_se_s > self.session_expires_s {
+            return Err(format!(
+                "min_se_s ({}) is larger than session_expires_s ({})",
+                self.min_se_s, self.session_expires_s
+            ));
+        }
+        if self.auth == AuthMode::Challenge && self.users.is_empty() {
+            return Err("auth = challenge needs at least one user (NAME:PASSWORD)".into());
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) | (None, Some(_)) => {
                 Err("tls_cert and tls_key must be given together".into())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The SIP user agent's settings.
+    pub fn ua(&self, server: String) -> UaConfig {
+        UaConfig {
+            offer_answer: OfferAnswerConfig {
+                codecs: self.codecs.clone(),
+                srtp: self.srtp,
+                ..OfferAnswerConfig::default()
+            },
+            admission: AdmissionConfig {
+                max_calls: self.max_calls,
+                attempts_per_sec: self.calls_per_s,
+                burst: (self.calls_per_s * 2.0).max(1.0),
+                attempts_per_sec_per_source: self.calls_per_s_per_source,
+                burst_per_source: (self.calls_per_s_per_source * 2.0).max(1.0),
+                ..AdmissionConfig::default()
+            },
+            media_ip: self.media_ip,
+            inactivity_timeout: Some(Duration::from_secs(self.rtp_timeout_s)),
+            server,
+            echo: true,
+            answer_delay: Duration::from_millis(self.answer_delay_ms),
+            access: AccessConfig {
+                mode: self.auth,
+                realm: self.realm.clone(),
+                trunks: self.trunks.iter().map(Trunk::acl).collect(),
+                users: self.users.clone(),
+            },
+            session_timer: TimerPolicy {
+                session_expires_secs: self.session_expires_s,
+                min_se_secs: self.min_se_s,
+            },
         }
     }
 
@@ -415,6 +730,60 @@ pin_cores = false
     }
 
     #[test]
+    fn sip_policy_keys() {
+        let mut c = ServeConfig::default();
+        c.apply_toml(
+            r#"
+codecs = ["pcma", "pcmu"]
+srtp = "required"
+answer_delay_ms = 1500
+calls_per_s = 2.5
+auth = "challenge"
+user = ["alice:secret"]
+
+[[trunk]]
+name = "carrier"
+address = "udp:203.0.113.5:5060"
+allow = ["198.51.100.0/24"]
+"#,
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.codecs, [Codec::Pcma, Codec::Pcmu]);
+        assert_eq!(c.srtp, SrtpPolicy::Required);
+        let ua = c.ua("t".into());
+        assert_eq!(ua.answer_delay, Duration::from_millis(1500));
+        assert_eq!(ua.admission.attempts_per_sec, 2.5);
+        assert_eq!(ua.access.users, [("alice".into(), "secret".into())]);
+        let acl = &ua.access.trunks[0];
+        assert_eq!(acl.name, "carrier");
+        assert!(
+            acl.allow
+                .iter()
+                .any(|a| a.contains("203.0.113.5".parse().unwrap()))
+        );
+        assert!(
+            acl.allow
+                .iter()
+                .any(|a| a.contains("198.51.100.9".parse().unwrap()))
+        );
+        // The flag form of a trunk.
+        let t = Trunk::parse("name=b;allow=10.0.0.0/8;username=u;password=p").unwrap();
+        assert_eq!(t.username.as_deref(), Some("u"));
+        assert!(Trunk::parse("name=b;allow=10.0.0.0/8;username=u").is_err());
+        // challenge without users is refused up front
+        let mut lonely = ServeConfig::default();
+        lonely.set("auth", "challenge").unwrap();
+        assert!(
+            lonely
+                .validate()
+                .unwrap_err()
+                .contains("needs at least one user")
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("colour = \"blue\"", "key `colour`: unknown key"),
@@ -425,6 +794,19 @@ pin_cores = false
             ("sip = [5060]", "key `sip`: expected strings"),
             ("pin_cores = 3", "key `pin_cores`"),
             ("log_level = \"loud\"", "key `log_level`"),
+            (
+                "codecs = \"pcmu,amr\"",
+                "key `codecs`: \"amr\" is not a codec",
+            ),
+            ("srtp = \"maybe\"", "key `srtp`"),
+            ("min_se_s = 30", "key `min_se_s`: 30 is outside"),
+            ("auth = \"sometimes\"", "key `auth`"),
+            (
+                "user = [\"alice\"]",
+                "key `user`: \"alice\" is not NAME:PASSWORD",
+            ),
+            ("[[trunk]]\nallow = \"10.0.0.0/33\"", "key `trunk`"),
+            ("[[trunk]]\nname = \"x\"", "needs an address or allow"),
         ];
         for (text, want) in cases {
             let err = ServeConfig::default()

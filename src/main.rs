@@ -8,10 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chorus_engine::runtime::{CoreId, Engine, Metric};
 use chorus_signaling::transport::{ListenSpec, Transport, TransportConfig, Transports};
-use chorus_signaling::ua::{UaConfig, UserAgent};
+use chorus_signaling::ua::UserAgent;
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
-use std::time::Duration;
 
 mod config;
 mod sip;
@@ -40,7 +39,9 @@ enum Cmd {
 struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
     /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key,
-    /// rtp_timeout_s.
+    /// rtp_timeout_s, answer_delay_ms, codecs, srtp, max_calls, calls_per_s,
+    /// calls_per_s_per_source, session_expires_s, min_se_s, auth, realm, user (list of
+    /// NAME:PASSWORD), trunk (list of [[trunk]] tables or specs).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
@@ -91,6 +92,47 @@ struct ServeArgs {
     /// Reason) [default: 60]
     #[arg(long, value_name = "SECONDS")]
     rtp_timeout_s: Option<String>,
+    /// Ring (180 Ringing) this long before answering a call, in milliseconds [default: 0]
+    #[arg(long, value_name = "MS")]
+    answer_delay_ms: Option<String>,
+    /// Audio codecs in order of preference, comma-separated: opus, g722, pcmu, pcma
+    /// [default: opus,g722,pcmu,pcma]
+    #[arg(long, value_name = "LIST")]
+    codecs: Option<String>,
+    /// SRTP policy: optional (SRTP when the caller offers it), required (plain RTP refused
+    /// with 488) or off [default: optional]
+    #[arg(long, value_name = "POLICY")]
+    srtp: Option<String>,
+    /// Concurrent calls at most; more get 503 with Retry-After [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_calls: Option<String>,
+    /// New calls per second, all callers together; more get 503 [default: 500]
+    #[arg(long, value_name = "RATE")]
+    calls_per_s: Option<String>,
+    /// New calls per second from one source address; more get 503 [default: 100]
+    #[arg(long, value_name = "RATE")]
+    calls_per_s_per_source: Option<String>,
+    /// Session interval (RFC 4028 session timers) asked of callers that name none, seconds
+    /// [default: 1800]
+    #[arg(long, value_name = "SECONDS")]
+    session_expires_s: Option<String>,
+    /// Smallest session interval accepted (smaller gets 422), seconds [default: 90]
+    #[arg(long, value_name = "SECONDS")]
+    min_se_s: Option<String>,
+    /// Callers from addresses no trunk allows: open (anyone may call), challenge (digest
+    /// authentication as a --user) or reject (403) [default: open]
+    #[arg(long, value_name = "MODE")]
+    auth: Option<String>,
+    /// Digest realm [default: chorus]
+    #[arg(long, value_name = "REALM")]
+    realm: Option<String>,
+    /// A user who may authenticate, NAME:PASSWORD; repeatable
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    user: Vec<String>,
+    /// A trunk, repeatable: name=NAME;address=[udp:|tcp:|tls:]IP:PORT;allow=CIDR,CIDR;
+    /// username=U;password=P (calls from its address or allow-list are its calls)
+    #[arg(long, value_name = "SPEC")]
+    trunk: Vec<String>,
 }
 
 impl ServeArgs {
@@ -109,7 +151,19 @@ impl ServeArgs {
             }
             cfg.sip = all;
         }
-        let flags: [(&str, &Option<String>); 13] = [
+        for (key, values) in [("user", &self.user), ("trunk", &self.trunk)] {
+            if !values.is_empty() {
+                if key == "user" {
+                    cfg.users.clear();
+                } else {
+                    cfg.trunks.clear();
+                }
+                for v in values {
+                    cfg.set(key, v).map_err(|e| format!("--{key}: {e}"))?;
+                }
+            }
+        }
+        let flags: [(&str, &Option<String>); 23] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -123,8 +177,18 @@ impl ServeArgs {
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("rtp_timeout_s", &self.rtp_timeout_s),
+            ("answer_delay_ms", &self.answer_delay_ms),
+            ("codecs", &self.codecs),
+            ("srtp", &self.srtp),
+            ("max_calls", &self.max_calls),
+            ("calls_per_s", &self.calls_per_s),
+            ("calls_per_s_per_source", &self.calls_per_s_per_source),
+            ("session_expires_s", &self.session_expires_s),
+            ("min_se_s", &self.min_se_s),
+            ("auth", &self.auth),
+            ("realm", &self.realm),
         ];
-        debug_assert_eq!(flags.len() + 1, KEYS.len());
+        debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {
             if let Some(v) = value {
                 cfg.set(key, v)
@@ -250,14 +314,7 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         .map(|i| engine.media_addrs(CoreId(i as u16)).to_vec())
         .collect();
     let ua = UserAgent::new(
-        UaConfig {
-            offer_answer: Default::default(),
-            admission: Default::default(),
-            media_ip: cfg.media_ip,
-            inactivity_timeout: Some(Duration::from_secs(cfg.rtp_timeout_s)),
-            server: format!("chorus/{}", env!("CARGO_PKG_VERSION")),
-            echo: true,
-        },
+        cfg.ua(format!("chorus/{}", env!("CARGO_PKG_VERSION"))),
         cores,
         Instant::now(),
     );

@@ -10,10 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use chorus_engine::runtime::{CoreId, Engine, Event};
+use std::collections::VecDeque;
+
+use chorus_engine::runtime::{Command, CoreId, Engine, Event, QueueFull};
 use chorus_signaling::transport::{InboundFrame, Transports};
 use chorus_signaling::ua::{UaOutput, UserAgent};
 use tokio::sync::mpsc;
+
+/// How soon commands refused by a full core queue are tried again.
+const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Forwards the cores' events to the control task until `stop` is set (run it on its own
 /// thread). Wakes on the engine's eventfd, so events arrive without polling delay.
@@ -42,8 +47,23 @@ pub async fn run<S>(
     shutdown: impl std::future::Future<Output = S>,
 ) -> Result<S> {
     tokio::pin!(shutdown);
+    // Commands a full core queue handed back (other than new legs, which fail their call):
+    // retried every few milliseconds, in order, so a removal is never lost.
+    let mut retry: VecDeque<(CoreId, Command)> = VecDeque::new();
     loop {
-        let deadline = ua.poll_timeout();
+        while let Some((core, command)) = retry.pop_front() {
+            if let Err(e) = engine.send(core, command) {
+                retry.push_front((e.core, e.command));
+                break;
+            }
+        }
+        let deadline = match (ua.poll_timeout(), retry.is_empty()) {
+            (d, true) => d,
+            (d, false) => {
+                let soon = Instant::now() + RETRY_INTERVAL;
+                Some(d.map_or(soon, |d| d.min(soon)))
+            }
+        };
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -73,8 +93,17 @@ pub async fn run<S>(
                     transports.send(&peer, message.to_bytes().into());
                 }
                 UaOutput::Engine { core, command } => {
-                    if let Err(e) = engine.send(core, command) {
-                        tracing::warn!(error = %e, "media core command refused");
+                    let sent = if retry.is_empty() {
+                        engine.send(core, command)
+                    } else {
+                        Err(QueueFull { core, command })
+                    };
+                    if let Err(e) = sent {
+                        if matches!(e.command, Command::CreateLeg(_)) {
+                            ua.handle_engine_refused(Instant::now(), &e.command);
+                        } else {
+                            retry.push_back((e.core, e.command));
+                        }
                     }
                 }
             }

@@ -18,6 +18,7 @@
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
 //!   start).
 
+pub mod access;
 pub mod admission;
 pub mod digest;
 pub mod dtmf_info;

@@ -8,13 +8,15 @@
 //! handles re-INVITE (new remote address or hold), BYE from either side, CANCEL, INFO with
 //! DTMF, and ends calls whose media stopped (BYE with a Reason). Other methods get 405 or 501.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chorus_engine::runtime::{Command, CoreId, Event, LegConfig, LegId, SrtpKey};
 
+use crate::access::{Access, AccessConfig, Caller, Verdict};
 use crate::admission::{Admission, AdmissionConfig};
 use crate::dtmf_info;
 use crate::message::{ParseError, SipMessage};
@@ -22,6 +24,7 @@ use crate::sdp::{
     Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer, SessionDescription,
     answer_offer, make_offer, process_answer,
 };
+use crate::session_timer::TimerPolicy;
 use crate::transaction::{
     AckKey, Config as TxConfig, RequestDisposition, TransactionId, TransactionLayer, TxEvent,
     Uas2xxRetransmitter,
@@ -85,6 +88,40 @@ pub struct UaConfig {
     pub server: String,
     /// Send each caller's media back to it (until the conferencing layer mixes calls).
     pub echo: bool,
+    /// Ring (180) this long before answering; zero answers as soon as the media leg exists.
+    pub answer_delay: Duration,
+    /// Who may call: trunk allow-lists and digest users.
+    pub access: AccessConfig,
+    /// Session timers (RFC 4028).
+    pub session_timer: TimerPolicy,
+}
+
+/// How long the media core may take to confirm a new leg before the call is refused with 503.
+const LEG_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An INVITE accepted but not answered yet: the 200 waits until the media core has confirmed
+/// the leg (so a call is never answered without media) and the ring time has passed.
+#[derive(Debug)]
+struct Answering {
+    /// The INVITE server transaction.
+    tx: TransactionId,
+    /// The INVITE (for a final response other than the 200).
+    invite: SipMessage,
+    /// The 200 to send.
+    response: SipMessage,
+    /// Not before this.
+    ring_until: Instant,
+    /// The core confirmed the leg (or there is none yet: delayed offer).
+    leg_ready: bool,
+}
+
+/// UA-level timers, fired in time order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum UaTimer {
+    /// The ring time of a call being answered is over.
+    Ring(DialogKey),
+    /// The media core has not confirmed a leg in time.
+    LegCreate(DialogKey),
 }
 
 /// What the UA wants done.
@@ -107,7 +144,7 @@ pub enum UaOutput<P> {
 }
 
 /// Dialog identity at the UAS: Call-ID and our tag.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct DialogKey {
     call_id: String,
     local_tag: String,
@@ -131,6 +168,12 @@ struct Dialog<P> {
     pending_offer: Option<PendingOffer>,
     /// The socket pair chosen for the leg.
     pair: u16,
+    /// The media leg was created on the core (CreateLeg sent).
+    leg_started: bool,
+    /// Set until the initial INVITE is answered.
+    answering: Option<Answering>,
+    /// Who the caller was admitted as.
+    caller: Caller,
 }
 
 /// The UAS core.
@@ -139,13 +182,28 @@ pub struct UserAgent<P: SipPeer> {
     txl: TransactionLayer<Outgoing<P>>,
     retx: Uas2xxRetransmitter<Outgoing<P>>,
     admission: Admission,
+    access: Access,
+    /// Wall-clock seconds at `epoch` (digest nonces carry wall-clock time).
+    epoch: (Instant, u64),
     placement: Placement,
     dialogs: HashMap<DialogKey, Dialog<P>>,
     by_leg: HashMap<LegId, DialogKey>,
+    /// Initial INVITE transactions not answered yet (for CANCEL).
+    answering_tx: HashMap<TransactionId, DialogKey>,
+    timers: BinaryHeap<Reverse<(Instant, UaTimer)>>,
     next_leg: u32,
     seed: u64,
     counter: u64,
     out: VecDeque<UaOutput<P>>,
+}
+
+/// A random key for signing digest nonces (per process).
+fn nonce_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    if let Err(e) = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key) {
+        tracing::error!(error = %e, "no system randomness for digest nonces");
+    }
+    key
 }
 
 /// Calls ended by the UA and why (for logs and tests).
@@ -159,13 +217,23 @@ pub enum EndReason {
     MediaFailed,
     /// The caller never acknowledged our 200.
     NoAck,
+    /// The caller cancelled before we answered.
+    Cancelled,
 }
 
 impl<P: SipPeer> UserAgent<P> {
     /// A UA placing legs on cores whose socket pairs have these RTP addresses.
     pub fn new(cfg: UaConfig, cores: Vec<Vec<SocketAddr>>, now: Instant) -> Self {
         let tx_config = TxConfig::default();
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         UserAgent {
+            access: Access::new(cfg.access.clone(), nonce_key()),
+            epoch: (now, unix),
             retx: Uas2xxRetransmitter::new(tx_config.t1, tx_config.t2),
             txl: TransactionLayer::new(tx_config),
             admission: Admission::new(cfg.admission.clone(), now),
@@ -173,10 +241,10 @@ impl<P: SipPeer> UserAgent<P> {
             cfg,
             dialogs: HashMap::new(),
             by_leg: HashMap::new(),
+            answering_tx: HashMap::new(),
+            timers: BinaryHeap::new(),
             next_leg: 1,
-            seed: std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish(),
+            seed,
             counter: 0,
             out: VecDeque::new(),
         }
@@ -270,15 +338,7 @@ impl<P: SipPeer> UserAgent<P> {
         match self.txl.handle_request(now, &tm, peer.reliable()) {
             Ok(RequestDisposition::New { id }) => self.on_request(now, id, peer, &msg),
             Ok(RequestDisposition::Cancel { id, invite }) => {
-                // Every INVITE is answered at once, so a CANCEL finds it answered: 200 to the
-                // CANCEL, no effect on the call (RFC 3261 9.2); 481 when nothing matches.
-                let status = if invite.is_some() { 200 } else { 481 };
-                let reason = if invite.is_some() {
-                    "OK"
-                } else {
-                    "Call/Transaction Does Not Exist"
-                };
-                self.respond_status(now, id, peer, &msg, status, reason);
+                self.on_cancel(now, id, invite, peer, &msg)
             }
             Ok(RequestDisposition::Ack2xx) => self.on_ack(now, &msg),
             Ok(RequestDisposition::Merged { .. }) => {
@@ -305,6 +365,29 @@ impl<P: SipPeer> UserAgent<P> {
         })
     }
 
+    /// CANCEL (RFC 3261 9.2): 200 to the CANCEL; an INVITE not answered yet gets 487 and its
+    /// call is torn down; one already answered is unaffected. 481 when nothing matches.
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        id: TransactionId,
+        invite: Option<TransactionId>,
+        peer: P,
+        msg: &SipMessage,
+    ) {
+        let Some(invite) = invite else {
+            return self.respond_status(now, id, peer, msg, 481, "Call/Transaction Does Not Exist");
+        };
+        self.respond_status(now, id, peer, msg, 200, "OK");
+        let Some(key) = self.answering_tx.remove(&invite) else {
+            return;
+        };
+        if let Some(a) = self.dialogs.get_mut(&key).and_then(|d| d.answering.take()) {
+            self.refuse_answering(now, &key, a, 487, "Request Terminated", None);
+        }
+        self.end_dialog(&key, EndReason::Cancelled);
+    }
+
     fn on_request(&mut self, now: Instant, id: TransactionId, peer: P, msg: &SipMessage) {
         let missing = msg.missing_mandatory();
         if !missing.is_empty() {
@@ -328,20 +411,24 @@ impl<P: SipPeer> UserAgent<P> {
                     .with_header("Supported", "");
                 self.respond(now, id, peer, resp);
             }
-            "INVITE" if in_dialog => self.on_reinvite(now, id, peer, msg),
+            "INVITE" | "UPDATE" if in_dialog => self.on_reoffer(now, id, peer, msg),
             "INVITE" => self.on_invite(now, id, peer, msg),
             "BYE" => match Self::dialog_key(msg)
                 .and_then(|k| self.dialogs.contains_key(&k).then_some(k))
             {
                 Some(key) => {
                     self.respond_status(now, id, peer, msg, 200, "OK");
+                    // A BYE on the early dialog (RFC 3261 15): the INVITE gets 487.
+                    if let Some(a) = self.dialogs.get_mut(&key).and_then(|d| d.answering.take()) {
+                        self.refuse_answering(now, &key, a, 487, "Request Terminated", None);
+                    }
                     self.end_dialog(&key, EndReason::RemoteBye);
                 }
                 None => {
                     self.respond_status(now, id, peer, msg, 481, "Call/Transaction Does Not Exist")
                 }
             },
-            "INFO" | "UPDATE" if in_dialog => {
+            "INFO" if in_dialog => {
                 if Self::dialog_key(msg).is_none_or(|k| !self.dialogs.contains_key(&k)) {
                     return self.respond_status(
                         now,
@@ -352,7 +439,7 @@ impl<P: SipPeer> UserAgent<P> {
                         "Call/Transaction Does Not Exist",
                     );
                 }
-                if method == "INFO" && !msg.body().is_empty() {
+                if !msg.body().is_empty() {
                     match dtmf_info::parse_info(msg.content_type().unwrap_or(""), msg.body()) {
                         Ok(d) => {
                             tracing::info!(call_id = msg.call_id(), key = %d.key.as_char(), "DTMF via INFO")
@@ -384,7 +471,7 @@ impl<P: SipPeer> UserAgent<P> {
             "INFO" | "UPDATE" | "PRACK" => {
                 self.respond_status(now, id, peer, msg, 481, "Call/Transaction Does Not Exist")
             }
-            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "REFER" | "MESSAGE" | "PUBLISH" => {
+            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "PUBLISH" => {
                 let resp = self
                     .base_response(msg, 405, "Method Not Allowed")
                     .with_header("Allow", ALLOW);
@@ -417,6 +504,21 @@ impl<P: SipPeer> UserAgent<P> {
         if let Some(resp) = self.refuse_invite(msg) {
             return self.respond(now, id, peer, resp);
         }
+        let unix = self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs();
+        let caller = match self.access.check(unix, peer.remote().ip(), msg) {
+            Verdict::Allowed(caller) => caller,
+            Verdict::Challenge(challenges) => {
+                let mut resp = self.base_response(msg, 401, "Unauthorized");
+                for c in &challenges {
+                    resp = resp.with_header("WWW-Authenticate", c);
+                }
+                return self.respond(now, id, peer, resp);
+            }
+            Verdict::Forbidden(reason) => {
+                tracing::info!(source = %peer.remote(), reason, "call refused");
+                return self.respond_status(now, id, peer, msg, 403, reason);
+            }
+        };
         if let Err(refusal) = self.admission.admit(now, peer.remote().ip()) {
             let resp = self
                 .base_response(msg, refusal.status(), "Service Unavailable")
@@ -486,20 +588,6 @@ impl<P: SipPeer> UserAgent<P> {
             .with_header("Allow", ALLOW)
             .with_body("application/sdp", sdp);
         let call_id = msg.call_id().unwrap_or("").to_string();
-        let cseq = msg.cseq().map_or(0, |c| c.seq);
-        if !peer.reliable() {
-            self.retx.start(
-                now,
-                AckKey {
-                    call_id: call_id.clone(),
-                    cseq,
-                },
-                Outgoing {
-                    peer: peer.clone(),
-                    msg: resp.clone(),
-                },
-            );
-        }
         let from = msg.from();
         let dialog = Dialog {
             peer: peer.clone(),
@@ -525,14 +613,117 @@ impl<P: SipPeer> UserAgent<P> {
                 .map(|s| s.to_string())
                 .collect(),
             local_cseq: 0,
+            leg_started: pending_offer.is_none(),
             pending_offer,
             pair,
+            answering: None,
+            caller,
         };
+        let leg_started = dialog.leg_started;
+        let contact = self.contact(&peer);
         let dkey = DialogKey { call_id, local_tag };
         self.by_leg.insert(leg, dkey.clone());
-        self.dialogs.insert(dkey, dialog);
-        tracing::info!(%leg, %core, "call answered");
-        self.respond(now, id, peer, resp);
+        self.answering_tx.insert(id, dkey.clone());
+        let ring_until = now + self.cfg.answer_delay;
+        self.dialogs.insert(
+            dkey.clone(),
+            Dialog {
+                answering: Some(Answering {
+                    tx: id,
+                    invite: msg.clone(),
+                    response: resp,
+                    ring_until,
+                    leg_ready: !leg_started,
+                }),
+                ..dialog
+            },
+        );
+        if !self.cfg.answer_delay.is_zero() {
+            let ringing = self
+                .base_response(msg, 180, "Ringing")
+                .with_to_tag(&dkey.local_tag)
+                .with_header("Contact", &contact);
+            self.respond(now, id, peer, ringing);
+            self.timers
+                .push(Reverse((ring_until, UaTimer::Ring(dkey.clone()))));
+        }
+        if leg_started {
+            self.timers.push(Reverse((
+                now + LEG_CREATE_TIMEOUT,
+                UaTimer::LegCreate(dkey.clone()),
+            )));
+        }
+        self.try_answer(now, &dkey);
+    }
+
+    /// Sends the 200 of a call being answered once its leg exists and its ring time is over.
+    fn try_answer(&mut self, now: Instant, key: &DialogKey) {
+        let Some(d) = self.dialogs.get_mut(key) else {
+            return;
+        };
+        if !d
+            .answering
+            .as_ref()
+            .is_some_and(|a| a.leg_ready && now >= a.ring_until)
+        {
+            return;
+        }
+        let Some(a) = d.answering.take() else {
+            return;
+        };
+        let (peer, leg, core) = (d.peer.clone(), d.leg, d.core);
+        tracing::info!(%leg, %core, caller = ?d.caller, "call answered");
+        self.answering_tx.remove(&a.tx);
+        if !peer.reliable() {
+            self.retx.start(
+                now,
+                AckKey {
+                    call_id: key.call_id.clone(),
+                    cseq: a.invite.cseq().map_or(0, |c| c.seq),
+                },
+                Outgoing {
+                    peer: peer.clone(),
+                    msg: a.response.clone(),
+                },
+            );
+        }
+        self.respond(now, a.tx, peer, a.response);
+    }
+
+    /// Answers an INVITE not answered yet with a failure; the caller ends the dialog.
+    fn refuse_answering(
+        &mut self,
+        now: Instant,
+        key: &DialogKey,
+        a: Answering,
+        status: u16,
+        reason: &str,
+        retry_after: Option<u32>,
+    ) {
+        self.answering_tx.remove(&a.tx);
+        let Some(peer) = self.dialogs.get(key).map(|d| d.peer.clone()) else {
+            return;
+        };
+        let mut resp = self
+            .base_response(&a.invite, status, reason)
+            .with_to_tag(&key.local_tag);
+        if let Some(secs) = retry_after {
+            resp = resp.with_header("Retry-After", &secs.to_string());
+        }
+        self.respond(now, a.tx, peer, resp);
+    }
+
+    /// Points an existing leg at the remote address of a new answer or offer.
+    fn set_remote(&mut self, core: CoreId, leg: LegId, neg: &Negotiated) {
+        self.engine(
+            core,
+            Command::SetRemote {
+                id: leg,
+                rtp: neg.remote_rtp,
+                rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
+            },
+        );
+        tracing::info!(%leg, direction = ?neg.direction, "call re-negotiated");
     }
 
     /// Creates the media leg of a negotiated call on its core.
@@ -560,68 +751,100 @@ impl<P: SipPeer> UserAgent<P> {
         tracing::info!(%leg, %core, remote = %neg.remote_rtp, codec = ?neg.codec.codec, srtp = neg.srtp.is_some(), "media leg started");
     }
 
-    fn on_reinvite(&mut self, now: Instant, id: TransactionId, peer: P, msg: &SipMessage) {
+    /// A re-INVITE or UPDATE in a dialog (RFC 3261 14.2, RFC 3311): with an offer we answer
+    /// it and point the leg at the (maybe new) remote; a re-INVITE without one gets our offer
+    /// in the 200 and its ACK the answer; an UPDATE without one is a session refresh.
+    fn on_reoffer(&mut self, now: Instant, id: TransactionId, peer: P, msg: &SipMessage) {
+        let is_invite = msg.method().is_some_and(|m| m.as_str() == "INVITE");
         let Some(key) = Self::dialog_key(msg).filter(|k| self.dialogs.contains_key(k)) else {
             return self.respond_status(now, id, peer, msg, 481, "Call/Transaction Does Not Exist");
         };
-        if let Some(resp) = self.refuse_invite(msg) {
+        if is_invite && let Some(resp) = self.refuse_invite(msg) {
             return self.respond(now, id, peer, resp);
         }
-        if msg.body().is_empty() {
+        if !is_invite
+            && !msg.body().is_empty()
+            && msg.media_type().as_deref() != Some("application/sdp")
+        {
             let resp = self
-                .base_response(msg, 488, "Not Acceptable Here")
-                .with_header(
-                    "Warning",
-                    "399 chorus \"re-INVITE without an SDP offer is not supported yet\"",
-                );
+                .base_response(msg, 415, "Unsupported Media Type")
+                .with_header("Accept", "application/sdp");
             return self.respond(now, id, peer, resp);
         }
-        let Ok(offer) = SessionDescription::parse(msg.body()) else {
-            return self.respond_status(now, id, peer, msg, 400, "Bad Request - malformed SDP");
-        };
         let cfg = self.cfg.offer_answer.clone();
         let contact = self.contact(&peer);
         // INVARIANT: the key was checked just above.
         let dialog = self.dialogs.get_mut(&key).expect("dialog present");
-        let local_rtp = dialog.local_rtp;
-        match answer_offer(&offer, &mut dialog.local_session, local_rtp, &cfg) {
-            Ok((answer, neg)) => {
-                let (core, leg) = (dialog.core, dialog.leg);
-                self.engine(
-                    core,
-                    Command::SetRemote {
-                        id: leg,
-                        rtp: neg.remote_rtp,
-                        rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
-                    },
-                );
-                tracing::info!(%leg, direction = ?neg.direction, "call re-negotiated");
-                let resp = self
-                    .base_response(msg, 200, "OK")
-                    .with_header("Contact", &contact)
-                    .with_header("Allow", ALLOW)
-                    .with_body("application/sdp", answer.to_string());
-                if !peer.reliable() {
-                    self.retx.start(
-                        now,
-                        AckKey {
-                            call_id: key.call_id.clone(),
-                            cseq: msg.cseq().map_or(0, |c| c.seq),
-                        },
-                        Outgoing {
-                            peer: peer.clone(),
-                            msg: resp.clone(),
-                        },
-                    );
-                }
-                self.respond(now, id, peer, resp);
-            }
-            Err(e) => {
-                // A refused re-offer leaves the call as it was (RFC 3261 14.2).
-                let resp = self.base_response(msg, e.sip_status(), "Not Acceptable Here");
-                self.respond(now, id, peer, resp);
-            }
+        let has_offer = !msg.body().is_empty();
+        if dialog.answering.is_some() && (is_invite || has_offer) {
+            // The initial offer is not answered yet (RFC 3261 14.2, RFC 3311 5.2).
+            let resp = self
+                .base_response(msg, 500, "Server Internal Error")
+                .with_header("Retry-After", "1");
+            return self.respond(now, id, peer, resp);
         }
+        if dialog.pending_offer.is_some() && (is_invite || has_offer) {
+            // Glare: our offer is out and unanswered (RFC 3261 14.2, RFC 3311 5.2).
+            return self.respond_status(now, id, peer, msg, 491, "Request Pending");
+        }
+        let local_rtp = dialog.local_rtp;
+        let body = if !has_offer && !is_invite {
+            None
+        } else if !has_offer {
+            match make_offer(
+                &mut dialog.local_session,
+                local_rtp,
+                &cfg,
+                Direction::SendRecv,
+            ) {
+                Ok(pending) => {
+                    let sdp = pending.sdp().to_string();
+                    dialog.pending_offer = Some(pending);
+                    Some(sdp)
+                }
+                Err(e) => {
+                    let resp = self.base_response(msg, e.sip_status(), "Not Acceptable Here");
+                    return self.respond(now, id, peer, resp);
+                }
+            }
+        } else {
+            let Ok(offer) = SessionDescription::parse(msg.body()) else {
+                return self.respond_status(now, id, peer, msg, 400, "Bad Request - malformed SDP");
+            };
+            match answer_offer(&offer, &mut dialog.local_session, local_rtp, &cfg) {
+                Ok((answer, neg)) => {
+                    let (core, leg) = (dialog.core, dialog.leg);
+                    self.set_remote(core, leg, &neg);
+                    Some(answer.to_string())
+                }
+                Err(e) => {
+                    // A refused re-offer leaves the call as it was (RFC 3261 14.2).
+                    let resp = self.base_response(msg, e.sip_status(), "Not Acceptable Here");
+                    return self.respond(now, id, peer, resp);
+                }
+            }
+        };
+        let mut resp = self
+            .base_response(msg, 200, "OK")
+            .with_header("Contact", &contact)
+            .with_header("Allow", ALLOW);
+        if let Some(sdp) = body {
+            resp = resp.with_body("application/sdp", sdp);
+        }
+        if is_invite && !peer.reliable() {
+            self.retx.start(
+                now,
+                AckKey {
+                    call_id: key.call_id.clone(),
+                    cseq: msg.cseq().map_or(0, |c| c.seq),
+                },
+                Outgoing {
+                    peer: peer.clone(),
+                    msg: resp.clone(),
+                },
+            );
+        }
+        self.respond(now, id, peer, resp);
     }
 
     fn on_ack(&mut self, now: Instant, msg: &SipMessage) {
@@ -646,10 +869,21 @@ impl<P: SipPeer> UserAgent<P> {
         let negotiated = SessionDescription::parse(msg.body())
             .ok()
             .and_then(|answer| process_answer(&pending, &answer, &mut d.local_session, &cfg).ok());
-        let (core, pair, leg) = (d.core, d.pair, d.leg);
+        let (core, pair, leg, started) = (d.core, d.pair, d.leg, d.leg_started);
+        d.leg_started = true;
         match negotiated {
+            // A re-INVITE without an offer: the leg exists, only the remote may have moved.
+            Some(neg) if started => self.set_remote(core, leg, &neg),
             Some(neg) => self.start_leg(core, pair, leg, &neg),
+            None if started => {
+                tracing::info!(%leg, "ACK without a usable answer to our re-offer: ending the call");
+                self.send_bye(now, &key, "SIP;cause=488;text=\"no usable SDP answer\"");
+                self.end_dialog(&key, EndReason::MediaFailed);
+            }
             None => {
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    d.leg_started = false;
+                }
                 // Keep the offer marked pending: the leg was never started.
                 if let Some(d) = self.dialogs.get_mut(&key) {
                     d.pending_offer = Some(pending);
@@ -672,15 +906,50 @@ impl<P: SipPeer> UserAgent<P> {
                     self.end_dialog(&key, EndReason::MediaTimeout);
                 }
             }
+            Event::LegCreated { id, .. } => {
+                if let Some(key) = self.by_leg.get(&id).cloned() {
+                    if let Some(a) = self
+                        .dialogs
+                        .get_mut(&key)
+                        .and_then(|d| d.answering.as_mut())
+                    {
+                        a.leg_ready = true;
+                    }
+                    self.try_answer(now, &key);
+                }
+            }
             Event::LegRejected { id, reason } => {
                 if let Some(key) = self.by_leg.get(&id).cloned() {
                     tracing::warn!(leg = %id, %reason, "media leg refused: ending the call");
-                    self.send_bye(now, &key, "SIP;cause=500;text=\"media unavailable\"");
-                    self.end_dialog(&key, EndReason::MediaFailed);
+                    self.media_failed(now, &key);
                 }
             }
             _ => {}
         }
+    }
+
+    /// A command the media core's queue refused (full): a leg that was never created fails
+    /// its call; anything else is the caller's to retry.
+    pub fn handle_engine_refused(&mut self, now: Instant, command: &Command) {
+        if let Command::CreateLeg(cfg) = command
+            && let Some(key) = self.by_leg.get(&cfg.id).cloned()
+        {
+            tracing::warn!(leg = %cfg.id, "media core queue full: refusing the call");
+            if let Some(d) = self.dialogs.get_mut(&key) {
+                d.leg_started = false;
+            }
+            self.media_failed(now, &key);
+        }
+    }
+
+    /// The call's media leg could not be created: 503 if the INVITE is not answered yet
+    /// (nothing half set up), BYE otherwise.
+    fn media_failed(&mut self, now: Instant, key: &DialogKey) {
+        match self.dialogs.get_mut(key).and_then(|d| d.answering.take()) {
+            Some(a) => self.refuse_answering(now, key, a, 503, "Service Unavailable", Some(5)),
+            None => self.send_bye(now, key, "SIP;cause=500;text=\"media unavailable\""),
+        }
+        self.end_dialog(key, EndReason::MediaFailed);
     }
 
     /// Sends BYE in a dialog (RFC 3261 15.1.1).
@@ -721,8 +990,11 @@ impl<P: SipPeer> UserAgent<P> {
         let Some(d) = self.dialogs.remove(key) else {
             return;
         };
+        if let Some(a) = &d.answering {
+            self.answering_tx.remove(&a.tx);
+        }
         self.by_leg.remove(&d.leg);
-        if d.pending_offer.is_none() {
+        if d.leg_started {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
         self.placement.release(d.core);
@@ -734,19 +1006,44 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// When `handle_timeout` should run next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let a = self.txl.poll_timeout().map(|(t, _)| t);
-        let b = self.retx.poll_timeout().map(|(t, _)| t);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txl.poll_timeout().map(|(t, _)| t),
+            self.retx.poll_timeout().map(|(t, _)| t),
+            self.timers.peek().map(|Reverse((t, _))| *t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txl.handle_timeout(now);
         self.retx.handle_timeout(now);
+        while self.timers.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Some(Reverse((_, timer))) = self.timers.pop() else {
+                break;
+            };
+            self.on_timer(now, timer);
+        }
         self.drain_layer();
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: UaTimer) {
+        match timer {
+            UaTimer::Ring(key) => self.try_answer(now, &key),
+            UaTimer::LegCreate(key) => {
+                let waiting = self
+                    .dialogs
+                    .get(&key)
+                    .and_then(|d| d.answering.as_ref())
+                    .is_some_and(|a| !a.leg_ready);
+                if waiting {
+                    tracing::warn!(call_id = %key.call_id, "media core did not confirm the leg: refusing the call");
+                    self.media_failed(now, &key);
+                }
+            }
+        }
     }
 
     /// Moves what the transaction layer and the 2xx retransmitter produced to the output.
@@ -842,12 +1139,51 @@ mod tests {
             inactivity_timeout: Some(Duration::from_secs(60)),
             server: "chorus-test".into(),
             echo: true,
+            answer_delay: Duration::ZERO,
+            access: AccessConfig::default(),
+            session_timer: TimerPolicy::default(),
         };
         UserAgent::new(cfg, vec![vec!["127.0.0.1:20000".parse().unwrap()]], now)
     }
 
     fn outputs(ua: &mut UserAgent<FakePeer>) -> Vec<UaOutput<FakePeer>> {
         std::iter::from_fn(|| ua.poll_output()).collect()
+    }
+
+    /// Outputs of an INVITE with an offer once the core confirms its leg (the 200 waits for
+    /// that).
+    fn invite_outputs(
+        ua: &mut UserAgent<FakePeer>,
+        now: Instant,
+        peer: &FakePeer,
+        invite: SipMessage,
+    ) -> Vec<UaOutput<FakePeer>> {
+        ua.handle_message(now, peer.clone(), invite);
+        let mut out = outputs(ua);
+        if let Some(id) = created_leg(&out) {
+            ua.handle_engine_event(now, CoreId(0), leg_created(id));
+            out.extend(outputs(ua));
+        }
+        out
+    }
+
+    fn created_leg(out: &[UaOutput<FakePeer>]) -> Option<LegId> {
+        out.iter().find_map(|o| match o {
+            UaOutput::Engine {
+                command: Command::CreateLeg(c),
+                ..
+            } => Some(c.id),
+            _ => None,
+        })
+    }
+
+    fn leg_created(id: LegId) -> Event {
+        Event::LegCreated {
+            id,
+            core: CoreId(0),
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            rtcp: "127.0.0.1:20000".parse().unwrap(),
+        }
     }
 
     fn statuses(out: &[UaOutput<FakePeer>]) -> Vec<u16> {
@@ -868,8 +1204,7 @@ mod tests {
         ua.handle_message(t0, peer.clone(), request("OPTIONS", "o1", 1, None, ""));
         assert_eq!(statuses(&outputs(&mut ua)), vec![200]);
 
-        ua.handle_message(t0, peer.clone(), request("INVITE", "i1", 1, None, SDP));
-        let out = outputs(&mut ua);
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "i1", 1, None, SDP));
         let mut leg = None;
         let mut answer = None;
         for o in &out {
@@ -955,18 +1290,8 @@ mod tests {
         let t0 = Instant::now();
         let mut ua = ua(t0);
         let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
-        ua.handle_message(t0, peer.clone(), request("INVITE", "i1", 1, None, SDP));
-        let out = outputs(&mut ua);
-        let leg = out
-            .iter()
-            .find_map(|o| match o {
-                UaOutput::Engine {
-                    command: Command::CreateLeg(c),
-                    ..
-                } => Some(c.id),
-                _ => None,
-            })
-            .unwrap();
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "i1", 1, None, SDP));
+        let leg = created_leg(&out).unwrap();
         ua.handle_engine_event(
             t0,
             CoreId(0),
@@ -1055,6 +1380,275 @@ mod tests {
         let out = outputs(&mut ua);
         assert!(out.iter().any(|o| matches!(o, UaOutput::Send { message, .. } if message.method().is_some_and(|m| m.as_str() == "BYE"))));
         assert!(!out.iter().any(|o| matches!(o, UaOutput::Engine { .. })));
+        assert_eq!(ua.calls(), 1);
+    }
+
+    fn ua_with(now: Instant, answer_delay: Duration) -> UserAgent<FakePeer> {
+        let mut ua = ua(now);
+        ua.cfg.answer_delay = answer_delay;
+        ua
+    }
+
+    fn sent(out: &[UaOutput<FakePeer>], status: u16) -> Option<&SipMessage> {
+        out.iter().find_map(|o| match o {
+            UaOutput::Send { message, .. } if message.status() == Some(status) => Some(message),
+            _ => None,
+        })
+    }
+
+    fn removed(out: &[UaOutput<FakePeer>], leg: LegId) -> bool {
+        out.iter().any(
+            |o| matches!(o, UaOutput::Engine { command: Command::RemoveLeg(l), .. } if *l == leg),
+        )
+    }
+
+    #[test]
+    fn rings_then_answers_and_cancel_before_answer_gets_487() {
+        let t0 = Instant::now();
+        let mut ua = ua_with(t0, Duration::from_secs(2));
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "r1", 1, None, SDP));
+        assert_eq!(
+            statuses(&out),
+            vec![180],
+            "ringing, not answered before the ring time"
+        );
+        let leg = created_leg(&out).unwrap();
+        ua.handle_timeout(t0 + Duration::from_secs(2));
+        let out = outputs(&mut ua);
+        let ok = sent(&out, 200).unwrap();
+        assert!(!ok.body().is_empty());
+        assert!(!removed(&out, leg));
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "r1a", 1, Some(&tag), ""));
+
+        // A second call is cancelled while it rings.
+        let mut invite = request("INVITE", "r2", 1, None, SDP);
+        invite.headers_mut().set("Call-ID", "call-2");
+        let out = invite_outputs(&mut ua, t0, &peer, invite);
+        assert_eq!(statuses(&out), vec![180]);
+        let leg2 = created_leg(&out).unwrap();
+        let mut cancel = request("CANCEL", "r2", 1, None, "");
+        cancel.headers_mut().set("Call-ID", "call-2");
+        ua.handle_message(t0 + Duration::from_secs(1), peer.clone(), cancel);
+        let out = outputs(&mut ua);
+        let mut codes = statuses(&out);
+        codes.sort();
+        assert_eq!(codes, vec![200, 487]);
+        let ended = sent(&out, 487).unwrap();
+        assert_eq!(ended.cseq().unwrap().method.as_str(), "INVITE");
+        assert!(removed(&out, leg2));
+        assert_eq!(ua.calls(), 1);
+        // The ring timer of the cancelled call finds nothing to answer.
+        ua.handle_timeout(t0 + Duration::from_secs(3));
+        assert!(sent(&outputs(&mut ua), 200).is_none());
+        // A CANCEL for a call already answered changes nothing.
+        ua.handle_message(t0, peer.clone(), request("CANCEL", "r1", 1, None, ""));
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![200]);
+        assert!(!removed(&out, leg));
+        assert_eq!(ua.calls(), 1);
+    }
+
+    #[test]
+    fn no_answer_without_media() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        // The core refuses the leg: 503, never a 200 followed by BYE.
+        ua.handle_message(t0, peer.clone(), request("INVITE", "m1", 1, None, SDP));
+        let leg = created_leg(&outputs(&mut ua)).unwrap();
+        ua.handle_engine_event(
+            t0,
+            CoreId(0),
+            Event::LegRejected {
+                id: leg,
+                reason: "no".into(),
+            },
+        );
+        let out = outputs(&mut ua);
+        let refusal = sent(&out, 503).expect("503");
+        assert_eq!(refusal.headers().get("Retry-After"), Some("5"));
+        assert!(statuses(&out).iter().all(|&s| s == 503));
+        assert_eq!(ua.calls(), 0);
+
+        // The core never answers.
+        let mut invite = request("INVITE", "m2", 1, None, SDP);
+        invite.headers_mut().set("Call-ID", "call-2");
+        ua.handle_message(t0, peer.clone(), invite);
+        let leg = created_leg(&outputs(&mut ua)).unwrap();
+        ua.handle_timeout(t0 + LEG_CREATE_TIMEOUT);
+        let out = outputs(&mut ua);
+        assert!(sent(&out, 503).is_some());
+        assert!(removed(&out, leg));
+        assert_eq!(ua.calls(), 0);
+
+        // The core's queue was full.
+        let mut invite = request("INVITE", "m3", 1, None, SDP);
+        invite.headers_mut().set("Call-ID", "call-3");
+        ua.handle_message(t0, peer, invite);
+        let out = outputs(&mut ua);
+        let create = out
+            .into_iter()
+            .find_map(|o| match o {
+                UaOutput::Engine { command, .. } if matches!(command, Command::CreateLeg(_)) => {
+                    Some(command)
+                }
+                _ => None,
+            })
+            .unwrap();
+        ua.handle_engine_refused(t0, &create);
+        let out = outputs(&mut ua);
+        assert!(sent(&out, 503).is_some());
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            UaOutput::Engine {
+                command: Command::RemoveLeg(_),
+                ..
+            }
+        )));
+        assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn reoffers_update_glare_and_refer() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "u1", 1, None, SDP));
+        let tag = sent(&out, 200)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "u2", 1, Some(&tag), ""));
+        outputs(&mut ua);
+
+        // UPDATE with an offer moving the media: answered in its 200, leg re-pointed.
+        let moved = SDP.replace("6000", "6100");
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("UPDATE", "u3", 2, Some(&tag), &moved),
+        );
+        let out = outputs(&mut ua);
+        assert!(!sent(&out, 200).unwrap().body().is_empty());
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6100)));
+        // UPDATE without a body: a refresh, 200 without SDP.
+        ua.handle_message(t0, peer.clone(), request("UPDATE", "u4", 3, Some(&tag), ""));
+        assert!(sent(&outputs(&mut ua), 200).unwrap().body().is_empty());
+
+        // re-INVITE without an offer: our offer in the 200 ...
+        ua.handle_message(t0, peer.clone(), request("INVITE", "u5", 4, Some(&tag), ""));
+        let out = outputs(&mut ua);
+        let offer = SessionDescription::parse(sent(&out, 200).unwrap().body()).unwrap();
+        assert_eq!(offer.media[0].port, 20000);
+        // ... an UPDATE with an offer before the ACK is glare ...
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("UPDATE", "u6", 5, Some(&tag), SDP),
+        );
+        assert_eq!(statuses(&outputs(&mut ua)), vec![491]);
+        // ... and the ACK brings the answer.
+        let answer = SDP.replace("6000", "6200").replace("0 101", "0");
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("ACK", "u7", 4, Some(&tag), &answer),
+        );
+        let out = outputs(&mut ua);
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6200)));
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            UaOutput::Engine {
+                command: Command::CreateLeg(_),
+                ..
+            }
+        )));
+
+        ua.handle_message(t0, peer, request("REFER", "u8", 6, Some(&tag), ""));
+        assert_eq!(statuses(&outputs(&mut ua)), vec![501]);
+        assert_eq!(ua.calls(), 1);
+    }
+
+    #[test]
+    fn bye_on_the_early_dialog_ends_the_invite_with_487() {
+        let t0 = Instant::now();
+        let mut ua = ua_with(t0, Duration::from_secs(5));
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "e1", 1, None, SDP));
+        let tag = sent(&out, 180)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        ua.handle_message(t0, peer, request("BYE", "e2", 2, Some(&tag), ""));
+        let mut codes = statuses(&outputs(&mut ua));
+        codes.sort();
+        assert_eq!(codes, vec![200, 487]);
+        assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn challenges_unknown_callers_and_admits_users() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        ua.access = Access::new(
+            AccessConfig {
+                mode: crate::access::AuthMode::Challenge,
+                realm: "chorus".into(),
+                trunks: vec![],
+                users: vec![("alice".into(), "secret".into())],
+            },
+            [1; 32],
+        );
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        ua.handle_message(t0, peer.clone(), request("INVITE", "c1", 1, None, SDP));
+        let out = outputs(&mut ua);
+        let challenge = sent(&out, 401).expect("401");
+        let values: Vec<_> = challenge.headers().all("WWW-Authenticate").collect();
+        assert_eq!(values.len(), 2);
+        assert!(
+            created_leg(&out).is_none(),
+            "nothing allocated before authentication"
+        );
+        let ch = crate::digest::Challenge::parse(values[0]).unwrap();
+        let creds = crate::digest::Credentials::answer(
+            &ch,
+            "alice",
+            "secret",
+            "INVITE",
+            "sip:1000@127.0.0.1:5060",
+            b"",
+            "c0ffee",
+            1,
+        );
+        let mut again = request("INVITE", "c2", 2, None, SDP);
+        again
+            .headers_mut()
+            .push("Authorization", &creds.to_string());
+        let out = invite_outputs(&mut ua, t0, &peer, again);
+        assert!(sent(&out, 200).is_some());
+        let mut wrong = request("INVITE", "c3", 3, None, SDP);
+        wrong.headers_mut().set("Call-ID", "call-2");
+        let bad = crate::digest::Credentials::answer(
+            &ch,
+            "alice",
+            "guess",
+            "INVITE",
+            "sip:1000@127.0.0.1:5060",
+            b"",
+            "c0ffee",
+            1,
+        );
+        wrong.headers_mut().push("Authorization", &bad.to_string());
+        ua.handle_message(t0, peer, wrong);
+        assert_eq!(statuses(&outputs(&mut ua)), vec![403]);
         assert_eq!(ua.calls(), 1);
     }
 }

@@ -2,11 +2,20 @@
 //! media engine meet. Sans-IO: it takes messages with the peer they came from, engine events
 //! and the time, and yields messages to send and commands for the media cores.
 //!
-//! What it does today: answers OPTIONS; accepts INVITEs with an SDP offer (admission control,
-//! offer/answer with SDES, a media leg placed on the least-loaded core, media echoed back to
-//! the caller until the conferencing layer takes the leg), retransmits the 2xx until ACK,
-//! handles re-INVITE (new remote address or hold), BYE from either side, CANCEL, INFO with
-//! DTMF, and ends calls whose media stopped (BYE with a Reason). Other methods get 405 or 501.
+//! What it does today:
+//! - OPTIONS; new INVITEs pass the access check (trunk allow-lists, digest users), session
+//!   timer negotiation (422 below our Min-SE) and admission control (503 with Retry-After)
+//!   before anything is allocated.
+//! - An INVITE with an offer is answered (SDES SRTP, codecs by preference), its leg placed on
+//!   the least-loaded core, and the 200 held until the core confirms the leg and the ring
+//!   time (180) is over: a call is never answered without media (503 instead). CANCEL before
+//!   that gets 487. Without an offer we offer in the 200 and the ACK brings the answer.
+//! - The 200 is retransmitted until ACK; in the dialog: re-INVITE and UPDATE with or without
+//!   an offer (hold/resume, new address), glare 491, INFO DTMF, BYE from either side.
+//! - Session timers: we end calls the caller stops refreshing, and refresh ourselves (UPDATE,
+//!   or re-INVITE when the caller has no UPDATE) when asked to.
+//! - Media stopped (inactivity) or failed legs end the call with BYE and a Reason.
+//! - REFER and other unknown methods get 501; methods we know but do not serve 405.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -24,7 +33,9 @@ use crate::sdp::{
     Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer, SessionDescription,
     answer_offer, make_offer, process_answer,
 };
-use crate::session_timer::TimerPolicy;
+use crate::session_timer::{
+    Negotiation, Refresher, SessionExpires, SessionTimer, TimerPolicy, TimerReason, negotiate,
+};
 use crate::transaction::{
     AckKey, Config as TxConfig, RequestDisposition, TransactionId, TransactionLayer, TxEvent,
     Uas2xxRetransmitter,
@@ -122,6 +133,20 @@ enum UaTimer {
     Ring(DialogKey),
     /// The media core has not confirmed a leg in time.
     LegCreate(DialogKey),
+    /// The session timer may be due (checked against the dialog's timer when popped).
+    Session(DialogKey),
+}
+
+/// A request of ours in a dialog, by client transaction.
+#[derive(Debug)]
+struct OwnRequest {
+    key: DialogKey,
+    /// A session refresh (UPDATE, or re-INVITE carrying our offer), not a BYE.
+    refresh: bool,
+    /// The ACK we sent for a re-INVITE's 2xx, re-sent for each retransmitted 2xx.
+    ack: Option<SipMessage>,
+    /// The request's CSeq number (the ACK's).
+    cseq: u32,
 }
 
 /// What the UA wants done.
@@ -174,6 +199,14 @@ struct Dialog<P> {
     answering: Option<Answering>,
     /// Who the caller was admitted as.
     caller: Caller,
+    /// The running session timer (RFC 4028), if the caller asked for one.
+    session: Option<SessionTimer>,
+    /// The session interval agreed (started as a timer when we answer).
+    session_se: Option<SessionExpires>,
+    /// The caller listed UPDATE in Allow (we refresh with UPDATE, else re-INVITE).
+    peer_allows_update: bool,
+    /// Our session refresh in flight.
+    refreshing: Option<TransactionId>,
 }
 
 /// The UAS core.
@@ -191,10 +224,29 @@ pub struct UserAgent<P: SipPeer> {
     /// Initial INVITE transactions not answered yet (for CANCEL).
     answering_tx: HashMap<TransactionId, DialogKey>,
     timers: BinaryHeap<Reverse<(Instant, UaTimer)>>,
+    own_requests: HashMap<TransactionId, OwnRequest>,
+    /// Client transaction results waiting for the TU (taken out of the layer by
+    /// `drain_layer`, handled with the time by `handle_tx_events`).
+    tx_events: VecDeque<TxEvent<Outgoing<P>>>,
     next_leg: u32,
     seed: u64,
     counter: u64,
     out: VecDeque<UaOutput<P>>,
+}
+
+/// Adds the session timer headers to a 2xx (RFC 4028 9).
+fn with_session(resp: SipMessage, se: Option<SessionExpires>) -> SipMessage {
+    let Some(se) = se else {
+        return resp;
+    };
+    let resp = resp
+        .with_header("Session-Expires", &se.to_string())
+        .with_header("Supported", "timer");
+    if se.refresher == Some(Refresher::Uac) {
+        resp.with_header("Require", "timer")
+    } else {
+        resp
+    }
 }
 
 /// A random key for signing digest nonces (per process).
@@ -219,6 +271,8 @@ pub enum EndReason {
     NoAck,
     /// The caller cancelled before we answered.
     Cancelled,
+    /// The session was not refreshed in time (RFC 4028), or a refresh failed.
+    SessionExpired,
 }
 
 impl<P: SipPeer> UserAgent<P> {
@@ -243,6 +297,8 @@ impl<P: SipPeer> UserAgent<P> {
             by_leg: HashMap::new(),
             answering_tx: HashMap::new(),
             timers: BinaryHeap::new(),
+            own_requests: HashMap::new(),
+            tx_events: VecDeque::new(),
             next_leg: 1,
             seed,
             counter: 0,
@@ -333,6 +389,7 @@ impl<P: SipPeer> UserAgent<P> {
         if !is_request {
             self.txl.handle_response(now, &tm);
             self.drain_layer();
+            self.handle_tx_events(now);
             return;
         }
         match self.txl.handle_request(now, &tm, peer.reliable()) {
@@ -356,6 +413,7 @@ impl<P: SipPeer> UserAgent<P> {
             Err(e) => tracing::debug!(error = %e, "request not taken by the transaction layer"),
         }
         self.drain_layer();
+        self.handle_tx_events(now);
     }
 
     fn dialog_key(msg: &SipMessage) -> Option<DialogKey> {
@@ -483,7 +541,7 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// The response refusing an INVITE for its extensions or body, if it must be refused.
     fn refuse_invite(&self, msg: &SipMessage) -> Option<SipMessage> {
-        let unsupported = msg.unsupported_options(&[]);
+        let unsupported = msg.unsupported_options(&["timer"]);
         if !unsupported.is_empty() {
             return Some(
                 self.base_response(msg, 420, "Bad Extension")
@@ -518,6 +576,10 @@ impl<P: SipPeer> UserAgent<P> {
                 tracing::info!(source = %peer.remote(), reason, "call refused");
                 return self.respond_status(now, id, peer, msg, 403, reason);
             }
+        };
+        let session_se = match self.session_for(msg) {
+            Ok(se) => se,
+            Err(resp) => return self.respond(now, id, peer, *resp),
         };
         if let Err(refusal) = self.admission.admit(now, peer.remote().ip()) {
             let resp = self
@@ -587,6 +649,7 @@ impl<P: SipPeer> UserAgent<P> {
             .with_header("Contact", &self.contact(&peer))
             .with_header("Allow", ALLOW)
             .with_body("application/sdp", sdp);
+        let resp = with_session(resp, session_se);
         let call_id = msg.call_id().unwrap_or("").to_string();
         let from = msg.from();
         let dialog = Dialog {
@@ -618,6 +681,14 @@ impl<P: SipPeer> UserAgent<P> {
             pair,
             answering: None,
             caller,
+            session: None,
+            session_se,
+            peer_allows_update: msg
+                .headers()
+                .list("Allow")
+                .iter()
+                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE")),
+            refreshing: None,
         };
         let leg_started = dialog.leg_started;
         let contact = self.contact(&peer);
@@ -656,6 +727,52 @@ impl<P: SipPeer> UserAgent<P> {
         self.try_answer(now, &dkey);
     }
 
+    /// The session interval for an INVITE or UPDATE (RFC 4028 9): None when the caller
+    /// neither asks for nor supports timers (RTP inactivity still ends dead calls); Err is
+    /// the 422 to send when its interval is below our Min-SE.
+    fn session_for(&self, msg: &SipMessage) -> Result<Option<SessionExpires>, Box<SipMessage>> {
+        let se = msg
+            .headers()
+            .get("Session-Expires")
+            .and_then(SessionExpires::parse);
+        let supports = msg
+            .supported()
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("timer"));
+        if se.is_none() && !supports {
+            return Ok(None);
+        }
+        match negotiate(self.cfg.session_timer, se, msg.min_se(), supports) {
+            Negotiation::Accept(se) => Ok(Some(se)),
+            Negotiation::TooSmall { min_se_secs } => Err(Box::new(
+                self.base_response(msg, 422, "Session Interval Too Small")
+                    .with_header("Min-SE", &min_se_secs.to_string()),
+            )),
+        }
+    }
+
+    /// Starts or restarts a dialog's session timer after a refresh at `now`; None turns it
+    /// off (a refresh without Session-Expires, RFC 4028 9).
+    fn session_refreshed(&mut self, now: Instant, key: &DialogKey, se: Option<SessionExpires>) {
+        let Some(d) = self.dialogs.get_mut(key) else {
+            return;
+        };
+        d.session_se = se;
+        d.session = match (d.session.take(), se) {
+            (Some(mut t), Some(se)) => {
+                t.refreshed(now, se);
+                Some(t)
+            }
+            (None, Some(se)) => Some(SessionTimer::start(now, se)),
+            (_, None) => None,
+        };
+        let due = d.session.as_ref().and_then(SessionTimer::poll_timeout);
+        if let Some((at, _)) = due {
+            self.timers
+                .push(Reverse((at, UaTimer::Session(key.clone()))));
+        }
+    }
+
     /// Sends the 200 of a call being answered once its leg exists and its ring time is over.
     fn try_answer(&mut self, now: Instant, key: &DialogKey) {
         let Some(d) = self.dialogs.get_mut(key) else {
@@ -673,6 +790,12 @@ impl<P: SipPeer> UserAgent<P> {
         };
         let (peer, leg, core) = (d.peer.clone(), d.leg, d.core);
         tracing::info!(%leg, %core, caller = ?d.caller, "call answered");
+        d.session = d.session_se.map(|se| SessionTimer::start(now, se));
+        let due = d.session.as_ref().and_then(SessionTimer::poll_timeout);
+        if let Some((at, _)) = due {
+            self.timers
+                .push(Reverse((at, UaTimer::Session(key.clone()))));
+        }
         self.answering_tx.remove(&a.tx);
         if !peer.reliable() {
             self.retx.start(
@@ -771,6 +894,10 @@ impl<P: SipPeer> UserAgent<P> {
                 .with_header("Accept", "application/sdp");
             return self.respond(now, id, peer, resp);
         }
+        let se = match self.session_for(msg) {
+            Ok(se) => se,
+            Err(resp) => return self.respond(now, id, peer, *resp),
+        };
         let cfg = self.cfg.offer_answer.clone();
         let contact = self.contact(&peer);
         // INVARIANT: the key was checked just above.
@@ -824,6 +951,7 @@ impl<P: SipPeer> UserAgent<P> {
                 }
             }
         };
+        self.session_refreshed(now, &key, se);
         let mut resp = self
             .base_response(msg, 200, "OK")
             .with_header("Contact", &contact)
@@ -831,6 +959,7 @@ impl<P: SipPeer> UserAgent<P> {
         if let Some(sdp) = body {
             resp = resp.with_body("application/sdp", sdp);
         }
+        let resp = with_session(resp, se);
         if is_invite && !peer.reliable() {
             self.retx.start(
                 now,
@@ -952,15 +1081,25 @@ impl<P: SipPeer> UserAgent<P> {
         self.end_dialog(key, EndReason::MediaFailed);
     }
 
-    /// Sends BYE in a dialog (RFC 3261 15.1.1).
-    fn send_bye(&mut self, now: Instant, key: &DialogKey, reason: &str) {
+    /// A request of ours in a dialog (RFC 3261 12.2.1.1): `cseq` None takes the next local
+    /// CSeq; `extra` are whole header lines.
+    fn in_dialog_request(
+        &mut self,
+        key: &DialogKey,
+        method: &str,
+        cseq: Option<u32>,
+        extra: &str,
+        body: Option<(&str, &str)>,
+    ) -> Option<(P, SipMessage)> {
         let branch = format!("z9hG4bK{}", self.token());
-        let Some(d) = self.dialogs.get_mut(key) else {
-            return;
-        };
-        d.local_cseq += 1;
+        let server = self.cfg.server.clone();
+        let d = self.dialogs.get_mut(key)?;
+        let cseq = cseq.unwrap_or_else(|| {
+            d.local_cseq += 1;
+            d.local_cseq
+        });
         let mut text = format!(
-            "BYE {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
+            "{method} {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
             d.remote_target,
             d.peer.transport(),
             d.peer.local()
@@ -968,22 +1107,222 @@ impl<P: SipPeer> UserAgent<P> {
         for r in &d.route_set {
             text.push_str(&format!("Route: {r}\r\n"));
         }
+        let (ctype, body) = body.unwrap_or(("", ""));
+        if !ctype.is_empty() {
+            text.push_str(&format!("Content-Type: {ctype}\r\n"));
+        }
         text.push_str(&format!(
-            "From: <{}>;tag={}\r\nTo: <{}>;tag={}\r\nCall-ID: {}\r\nCSeq: {} BYE\r\nReason: {reason}\r\nUser-Agent: {}\r\nContent-Length: 0\r\n\r\n",
-            d.local_uri, key.local_tag, d.remote_uri, d.remote_tag, key.call_id, d.local_cseq, self.cfg.server
+            "From: <{}>;tag={}\r\nTo: <{}>;tag={}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n{extra}User-Agent: {server}\r\nContent-Length: {}\r\n\r\n{body}",
+            d.local_uri, key.local_tag, d.remote_uri, d.remote_tag, key.call_id, body.len()
         ));
         let peer = d.peer.clone();
-        let Ok(bye) = SipMessage::parse(text.as_bytes()) else {
-            tracing::warn!("could not build BYE");
+        match SipMessage::parse(text.as_bytes()) {
+            Ok(m) => Some((peer, m)),
+            Err(e) => {
+                tracing::warn!(%method, error = %e, "could not build an in-dialog request");
+                None
+            }
+        }
+    }
+
+    /// Sends a request of ours in a dialog in a new client transaction.
+    fn send_in_dialog(&mut self, now: Instant, peer: P, req: SipMessage) -> Option<TransactionId> {
+        let reliable = peer.reliable();
+        let tm = tx_message(req, peer)?;
+        let id = match self.txl.send_request(now, tm, reliable) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::debug!(error = %e, "in-dialog request not sent");
+                None
+            }
+        };
+        self.drain_layer();
+        id
+    }
+
+    /// Sends BYE in a dialog (RFC 3261 15.1.1).
+    fn send_bye(&mut self, now: Instant, key: &DialogKey, reason: &str) {
+        if let Some((peer, bye)) =
+            self.in_dialog_request(key, "BYE", None, &format!("Reason: {reason}\r\n"), None)
+        {
+            self.send_in_dialog(now, peer, bye);
+        }
+    }
+
+    /// Refreshes the session as its refresher (RFC 4028 7.4): UPDATE without a body when the
+    /// caller allows it, otherwise a re-INVITE with our offer.
+    fn send_refresh(&mut self, now: Instant, key: &DialogKey) {
+        let cfg = self.cfg.offer_answer.clone();
+        let contact;
+        let (se, use_update, offer) = {
+            let Some(d) = self.dialogs.get_mut(key) else {
+                return;
+            };
+            if d.refreshing.is_some() || d.pending_offer.is_some() {
+                return;
+            }
+            contact = format!(
+                "<sip:chorus@{};transport={}>",
+                d.peer.local(),
+                d.peer.transport().to_ascii_lowercase()
+            );
+            let Some(se) = d.session_se else {
+                return;
+            };
+            let offer = if d.peer_allows_update {
+                None
+            } else {
+                match make_offer(&mut d.local_session, d.local_rtp, &cfg, Direction::SendRecv) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no offer for a session refresh");
+                        return;
+                    }
+                }
+            };
+            (se, d.peer_allows_update, offer)
+        };
+        let extra = format!(
+            "Session-Expires: {}\r\nSupported: timer\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n",
+            SessionExpires {
+                secs: se.secs,
+                refresher: Some(Refresher::Uas),
+            }
+        );
+        let sdp = offer.as_ref().map(|p| p.sdp().to_string());
+        let built = if use_update {
+            self.in_dialog_request(key, "UPDATE", None, &extra, None)
+        } else {
+            self.in_dialog_request(
+                key,
+                "INVITE",
+                None,
+                &extra,
+                sdp.as_deref().map(|b| ("application/sdp", b)),
+            )
+        };
+        let Some((peer, req)) = built else {
             return;
         };
-        let reliable = peer.reliable();
-        if let Some(tm) = tx_message(bye, peer)
-            && let Err(e) = self.txl.send_request(now, tm, reliable)
-        {
-            tracing::debug!(error = %e, "BYE not sent");
+        let cseq = req.cseq().map_or(0, |c| c.seq);
+        let Some(id) = self.send_in_dialog(now, peer, req) else {
+            return;
+        };
+        if let Some(d) = self.dialogs.get_mut(key) {
+            d.refreshing = Some(id);
+            d.pending_offer = offer;
         }
-        self.drain_layer();
+        self.own_requests.insert(
+            id,
+            OwnRequest {
+                key: key.clone(),
+                refresh: true,
+                ack: None,
+                cseq,
+            },
+        );
+    }
+
+    /// Results of our own requests (session refreshes; BYEs need nothing more).
+    fn handle_tx_events(&mut self, now: Instant) {
+        while let Some(ev) = self.tx_events.pop_front() {
+            match ev {
+                TxEvent::ResponseReceived {
+                    id,
+                    status,
+                    payload,
+                } if status >= 200 => self.on_own_response(now, id, status, &payload.msg),
+                TxEvent::Timeout { id } | TxEvent::TransportError { id } => {
+                    if let Some(own) = self.own_requests.remove(&id)
+                        && own.refresh
+                    {
+                        self.refresh_failed(now, &own.key, 408);
+                    }
+                }
+                TxEvent::Terminated { id } => {
+                    self.own_requests.remove(&id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_own_response(&mut self, now: Instant, id: TransactionId, status: u16, msg: &SipMessage) {
+        let Some(own) = self.own_requests.get(&id) else {
+            return;
+        };
+        if !own.refresh {
+            return;
+        }
+        let key = own.key.clone();
+        if let Some(ack) = own.ack.clone() {
+            // A retransmitted 2xx to our re-INVITE: the same ACK again (RFC 3261 13.2.2.4).
+            if let Some(d) = self.dialogs.get(&key) {
+                let peer = d.peer.clone();
+                self.send(peer, ack);
+            }
+            return;
+        }
+        if !(200..300).contains(&status) {
+            self.own_requests.remove(&id);
+            return self.refresh_failed(now, &key, status);
+        }
+        let cseq = own.cseq;
+        let se = msg
+            .headers()
+            .get("Session-Expires")
+            .and_then(SessionExpires::parse);
+        let cfg = self.cfg.offer_answer.clone();
+        let Some(d) = self.dialogs.get_mut(&key) else {
+            return;
+        };
+        d.refreshing = None;
+        let fallback = d.session_se;
+        let answered = d.pending_offer.take().map(|pending| {
+            SessionDescription::parse(msg.body())
+                .ok()
+                .and_then(|a| process_answer(&pending, &a, &mut d.local_session, &cfg).ok())
+        });
+        let (core, leg) = (d.core, d.leg);
+        self.session_refreshed(now, &key, se.or(fallback));
+        let Some(answer) = answered else {
+            return; // UPDATE: nothing to acknowledge.
+        };
+        if let Some((peer, ack)) = self.in_dialog_request(&key, "ACK", Some(cseq), "", None) {
+            self.send(peer, ack.clone());
+            if let Some(own) = self.own_requests.get_mut(&id) {
+                own.ack = Some(ack);
+            }
+        }
+        match answer {
+            Some(neg) => self.set_remote(core, leg, &neg),
+            None => {
+                self.send_bye(now, &key, "SIP;cause=488;text=\"no usable SDP answer\"");
+                self.end_dialog(&key, EndReason::MediaFailed);
+            }
+        }
+    }
+
+    /// Our refresh was refused or went unanswered: 408 and 481 end the call (RFC 4028 10);
+    /// after anything else the session carries on (and UPDATE is not tried again if the
+    /// caller did not take it).
+    fn refresh_failed(&mut self, now: Instant, key: &DialogKey, status: u16) {
+        let Some(d) = self.dialogs.get_mut(key) else {
+            return;
+        };
+        d.refreshing = None;
+        d.pending_offer = None;
+        if status == 405 || status == 501 {
+            d.peer_allows_update = false;
+        }
+        if status == 408 || status == 481 {
+            tracing::info!(call_id = %key.call_id, status, "session refresh failed: ending the call");
+            self.send_bye(now, key, "SIP;cause=408;text=\"session refresh failed\"");
+            self.end_dialog(key, EndReason::SessionExpired);
+        } else {
+            let se = d.session_se;
+            self.session_refreshed(now, key, se);
+        }
     }
 
     fn end_dialog(&mut self, key: &DialogKey, why: EndReason) {
@@ -1027,11 +1366,29 @@ impl<P: SipPeer> UserAgent<P> {
             self.on_timer(now, timer);
         }
         self.drain_layer();
+        self.handle_tx_events(now);
     }
 
     fn on_timer(&mut self, now: Instant, timer: UaTimer) {
         match timer {
             UaTimer::Ring(key) => self.try_answer(now, &key),
+            UaTimer::Session(key) => {
+                let fired = self
+                    .dialogs
+                    .get_mut(&key)
+                    .and_then(|d| d.session.as_mut())
+                    .and_then(|t| t.handle_timeout(now));
+                match fired {
+                    Some(TimerReason::Expired) => {
+                        tracing::info!(call_id = %key.call_id, "session not refreshed: ending the call");
+                        self.send_bye(now, &key, "SIP;cause=408;text=\"session timer expired\"");
+                        self.end_dialog(&key, EndReason::SessionExpired);
+                    }
+                    Some(TimerReason::RefreshDue) => self.send_refresh(now, &key),
+                    // Moved by a refresh; its new deadline has its own entry.
+                    None => {}
+                }
+            }
             UaTimer::LegCreate(key) => {
                 let waiting = self
                     .dialogs
@@ -1075,9 +1432,10 @@ impl<P: SipPeer> UserAgent<P> {
             }
         }
         while let Some(ev) = self.txl.poll_event() {
-            if let TxEvent::Timeout { id } | TxEvent::TransportError { id } = ev {
+            if let TxEvent::Timeout { id } | TxEvent::TransportError { id } = &ev {
                 tracing::debug!(?id, "transaction failed");
             }
+            self.tx_events.push_back(ev);
         }
     }
 
@@ -1649,6 +2007,180 @@ mod tests {
         wrong.headers_mut().push("Authorization", &bad.to_string());
         ua.handle_message(t0, peer, wrong);
         assert_eq!(statuses(&outputs(&mut ua)), vec![403]);
+        assert_eq!(ua.calls(), 1);
+    }
+
+    fn with_headers(mut m: SipMessage, headers: &[(&str, &str)]) -> SipMessage {
+        for (n, v) in headers {
+            m.headers_mut().push(n, v);
+        }
+        m
+    }
+
+    fn sent_request(out: &[UaOutput<FakePeer>], method: &str) -> Option<SipMessage> {
+        out.iter().find_map(|o| match o {
+            UaOutput::Send { message, .. }
+                if message.method().is_some_and(|m| m.as_str() == method) =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn session_timer_caller_refreshes_or_the_call_ends() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        // Too small an interval: 422 with our Min-SE, nothing allocated.
+        let small = with_headers(
+            request("INVITE", "s0", 1, None, SDP),
+            &[("Session-Expires", "30"), ("Supported", "timer")],
+        );
+        ua.handle_message(t0, peer.clone(), small);
+        let out = outputs(&mut ua);
+        assert_eq!(sent(&out, 422).unwrap().headers().get("Min-SE"), Some("90"));
+        assert!(created_leg(&out).is_none());
+
+        let invite = with_headers(
+            request("INVITE", "s1", 2, None, SDP),
+            &[
+                ("Session-Expires", "120"),
+                ("Supported", "timer"),
+                ("Require", "timer"),
+            ],
+        );
+        let out = invite_outputs(&mut ua, t0, &peer, invite);
+        let ok = sent(&out, 200).expect("Require: timer is supported");
+        assert_eq!(
+            ok.headers().get("Session-Expires"),
+            Some("120;refresher=uac")
+        );
+        assert_eq!(ok.headers().get("Require"), Some("timer"));
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "s2", 2, Some(&tag), ""));
+        outputs(&mut ua);
+        // The caller refreshes with UPDATE at 60 s: the call lives on past 120 s.
+        let update = with_headers(
+            request("UPDATE", "s3", 3, Some(&tag), ""),
+            &[
+                ("Session-Expires", "120;refresher=uac"),
+                ("Supported", "timer"),
+            ],
+        );
+        ua.handle_message(t0 + Duration::from_secs(60), peer.clone(), update);
+        let out = outputs(&mut ua);
+        assert_eq!(
+            sent(&out, 200).unwrap().headers().get("Session-Expires"),
+            Some("120;refresher=uac")
+        );
+        ua.handle_timeout(t0 + Duration::from_secs(100));
+        assert!(sent_request(&outputs(&mut ua), "BYE").is_none());
+        assert_eq!(ua.calls(), 1);
+        // Then it stops refreshing: BYE at 60 + 120 - 32 s.
+        ua.handle_timeout(t0 + Duration::from_secs(60 + 120 - 32));
+        let out = outputs(&mut ua);
+        let bye = sent_request(&out, "BYE").expect("BYE on expiry");
+        assert!(
+            bye.headers()
+                .get("Reason")
+                .unwrap()
+                .contains("session timer expired")
+        );
+        assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn session_timer_we_refresh_with_update_or_reinvite() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        // The caller wants us to refresh and allows UPDATE.
+        let invite = with_headers(
+            request("INVITE", "w1", 1, None, SDP),
+            &[
+                ("Session-Expires", "90;refresher=uas"),
+                ("Allow", "INVITE, ACK, BYE, UPDATE"),
+            ],
+        );
+        let out = invite_outputs(&mut ua, t0, &peer, invite);
+        let ok = sent(&out, 200).unwrap();
+        assert_eq!(
+            ok.headers().get("Session-Expires"),
+            Some("90;refresher=uas")
+        );
+        assert!(ok.headers().get("Require").is_none());
+        let tag = ok.to().unwrap().tag().unwrap().to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "w2", 1, Some(&tag), ""));
+        outputs(&mut ua);
+        ua.handle_timeout(t0 + Duration::from_secs(45));
+        let out = outputs(&mut ua);
+        let update = sent_request(&out, "UPDATE").expect("UPDATE at half the interval");
+        assert_eq!(
+            update.headers().get("Session-Expires"),
+            Some("90;refresher=uas")
+        );
+        assert_eq!(
+            update.uri().unwrap().to_string(),
+            "sip:alice@127.0.0.1:7000"
+        );
+        let ok = SipMessage::response_to(&update, 200, "OK")
+            .with_header("Session-Expires", "90;refresher=uas");
+        ua.handle_message(t0 + Duration::from_secs(45), peer.clone(), ok);
+        outputs(&mut ua);
+        ua.handle_timeout(t0 + Duration::from_secs(89));
+        assert!(
+            sent_request(&outputs(&mut ua), "BYE").is_none(),
+            "refreshed"
+        );
+        // The next refresh gets 481: the call is over.
+        ua.handle_timeout(t0 + Duration::from_secs(90));
+        let update = sent_request(&outputs(&mut ua), "UPDATE").expect("second refresh");
+        ua.handle_message(
+            t0 + Duration::from_secs(90),
+            peer.clone(),
+            SipMessage::response_to(&update, 481, "Call/Transaction Does Not Exist"),
+        );
+        assert!(sent_request(&outputs(&mut ua), "BYE").is_some());
+        assert_eq!(ua.calls(), 0);
+
+        // Without UPDATE in Allow we refresh with a re-INVITE carrying our offer, and ACK
+        // its 200 (again for a retransmission).
+        let mut invite = with_headers(
+            request("INVITE", "w3", 1, None, SDP),
+            &[("Session-Expires", "90;refresher=uas")],
+        );
+        invite.headers_mut().set("Call-ID", "call-2");
+        let out = invite_outputs(&mut ua, t0, &peer, invite);
+        let tag = sent(&out, 200)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        let mut ack = request("ACK", "w4", 1, Some(&tag), "");
+        ack.headers_mut().set("Call-ID", "call-2");
+        ua.handle_message(t0, peer.clone(), ack);
+        outputs(&mut ua);
+        ua.handle_timeout(t0 + Duration::from_secs(45));
+        let reinvite = sent_request(&outputs(&mut ua), "INVITE").expect("re-INVITE");
+        assert!(!reinvite.body().is_empty());
+        let answer = SDP.replace("6000", "6300").replace("0 101", "0");
+        let ok = SipMessage::response_to(&reinvite, 200, "OK")
+            .with_header("Contact", "<sip:alice@127.0.0.1:7000>")
+            .with_body("application/sdp", answer);
+        ua.handle_message(t0 + Duration::from_secs(45), peer.clone(), ok.clone());
+        let out = outputs(&mut ua);
+        let ack = sent_request(&out, "ACK").expect("ACK for the 2xx");
+        assert_eq!(ack.cseq().unwrap().seq, reinvite.cseq().unwrap().seq);
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6300)));
+        ua.handle_message(t0 + Duration::from_secs(46), peer, ok);
+        assert!(
+            sent_request(&outputs(&mut ua), "ACK").is_some(),
+            "ACK again"
+        );
         assert_eq!(ua.calls(), 1);
     }
 }

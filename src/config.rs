@@ -12,6 +12,7 @@ use std::time::Duration;
 use chorus_engine::runtime::{EngineConfig, IoKind};
 use chorus_signaling::access::{AccessConfig, AuthMode, Cidr, TrunkAcl};
 use chorus_signaling::admission::AdmissionConfig;
+use chorus_signaling::digest::Algorithm;
 use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy};
 use chorus_signaling::session_timer::TimerPolicy;
 use chorus_signaling::ua::UaConfig;
@@ -158,6 +159,8 @@ pub struct ServeConfig {
     pub realm: String,
     /// Digest users, `name:password`.
     pub users: Vec<(String, String)>,
+    /// Digest algorithms challenged with, preferred first.
+    pub digest_algorithms: Vec<Algorithm>,
     /// Trunks.
     pub trunks: Vec<Trunk>,
 }
@@ -331,6 +334,7 @@ impl Default for ServeConfig {
             auth: AuthMode::Open,
             realm: "chorus".into(),
             users: Vec::new(),
+            digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             trunks: Vec::new(),
         }
     }
@@ -362,6 +366,7 @@ pub const KEYS: &[&str] = &[
     "min_se_s",
     "auth",
     "realm",
+    "digest_algorithms",
     "user",
     "trunk",
 ];
@@ -497,6 +502,25 @@ impl ServeConfig {
                 }
                 self.realm = value.into()
             }
+            "digest_algorithms" => {
+                let mut algs = Vec::new();
+                for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    match Algorithm::from_name(name) {
+                        Some(a @ (Algorithm::Sha256 | Algorithm::Md5)) if !algs.contains(&a) => {
+                            algs.push(a)
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{name:?} is not a digest algorithm (expected SHA-256, MD5)"
+                            ));
+                        }
+                    }
+                }
+                if algs.is_empty() {
+                    return Err("needs at least one algorithm".into());
+                }
+                self.digest_algorithms = algs
+            }
             "user" => self.users.push(parse_user(value)?),
             "trunk" => self.trunks.push(Trunk::parse(value)?),
             "tls_cert" | "tls_key" => {
@@ -626,6 +650,7 @@ impl ServeConfig {
                 realm: self.realm.clone(),
                 trunks: self.trunks.iter().map(Trunk::acl).collect(),
                 users: self.users.clone(),
+                algorithms: self.digest_algorithms.clone(),
             },
             session_timer: TimerPolicy {
                 session_expires_secs: self.session_expires_s,

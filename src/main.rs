@@ -40,8 +40,8 @@ struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
     /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key,
     /// rtp_timeout_s, answer_delay_ms, codecs, srtp, max_calls, calls_per_s,
-    /// calls_per_s_per_source, session_expires_s, min_se_s, auth, realm, user (list of
-    /// NAME:PASSWORD), trunk (list of [[trunk]] tables or specs).
+    /// calls_per_s_per_source, session_expires_s, min_se_s, auth, realm, digest_algorithms,
+    /// user (list of NAME:PASSWORD), trunk (list of [[trunk]] tables or specs).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
@@ -126,6 +126,10 @@ struct ServeArgs {
     /// Digest realm [default: chorus]
     #[arg(long, value_name = "REALM")]
     realm: Option<String>,
+    /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
+    /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
+    #[arg(long, value_name = "LIST")]
+    digest_algorithms: Option<String>,
     /// A user who may authenticate, NAME:PASSWORD; repeatable
     #[arg(long, value_name = "NAME:PASSWORD")]
     user: Vec<String>,
@@ -163,7 +167,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 23] = [
+        let flags: [(&str, &Option<String>); 24] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -187,6 +191,7 @@ impl ServeArgs {
             ("min_se_s", &self.min_se_s),
             ("auth", &self.auth),
             ("realm", &self.realm),
+            ("digest_algorithms", &self.digest_algorithms),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {

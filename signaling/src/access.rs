@@ -4,7 +4,7 @@
 //! A new INVITE from an address on a trunk's allow-list is that trunk's call. Anything else is
 //! decided by the mode: `Open` lets it in (the default, so a phone on the same host just
 //! works), `Challenge` asks for credentials of a configured user (401 with one
-//! `WWW-Authenticate` per algorithm), `Reject` answers 403. Nonces are stateless (see
+//! `WWW-Authenticate` per configured algorithm, preferred first), `Reject` answers 403. Nonces are stateless (see
 //! [`NonceIssuer`]), so 10,000 callers keep no table here.
 //!
 //! Sans-IO: the caller passes the wall-clock seconds used in nonces.
@@ -122,6 +122,9 @@ pub struct AccessConfig {
     pub trunks: Vec<TrunkAcl>,
     /// Users (name, password) who may authenticate.
     pub users: Vec<(String, String)>,
+    /// Digest algorithms challenged with, most preferred first (empty: SHA-256, MD5). Some
+    /// clients (sipp among them) only read the first challenge and know only MD5.
+    pub algorithms: Vec<Algorithm>,
 }
 
 /// Who a caller was admitted as.
@@ -162,8 +165,8 @@ pub struct Access {
     cfg: AccessConfig,
     users: HashMap<String, String>,
     realm: String,
-    /// One issuer per algorithm, SHA-256 first (RFC 8760 2.4: the preferred one first).
-    issuers: [(Algorithm, NonceIssuer); 2],
+    /// One issuer per algorithm, the preferred first (RFC 8760 2.4).
+    issuers: Vec<(Algorithm, NonceIssuer)>,
     stats: AccessStats,
 }
 
@@ -175,10 +178,17 @@ impl Access {
         } else {
             cfg.realm.clone()
         };
-        let issuer = |a| (a, NonceIssuer::new(&realm, key, a));
+        let algorithms = if cfg.algorithms.is_empty() {
+            vec![Algorithm::Sha256, Algorithm::Md5]
+        } else {
+            cfg.algorithms.clone()
+        };
         Access {
             users: cfg.users.iter().cloned().collect(),
-            issuers: [issuer(Algorithm::Sha256), issuer(Algorithm::Md5)],
+            issuers: algorithms
+                .into_iter()
+                .map(|a| (a, NonceIssuer::new(&realm, key, a)))
+                .collect(),
             realm,
             cfg,
             stats: AccessStats::default(),
@@ -276,6 +286,7 @@ mod tests {
                     allow: vec!["203.0.113.0/24".parse().unwrap()],
                 }],
                 users: vec![("alice".into(), "secret".into())],
+                algorithms: vec![],
             },
             [7; 32],
         )

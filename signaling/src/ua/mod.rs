@@ -332,8 +332,13 @@ impl<P: SipPeer> UserAgent<P> {
         SipMessage::response_to(req, status, reason).with_header("Server", &self.cfg.server)
     }
 
-    /// Answers a server transaction.
-    fn respond(&mut self, now: Instant, id: TransactionId, peer: P, resp: SipMessage) {
+    /// Answers a server transaction. Every response but 100 carries a To tag (RFC 3261
+    /// 8.2.6.2).
+    fn respond(&mut self, now: Instant, id: TransactionId, peer: P, mut resp: SipMessage) {
+        if resp.status().is_some_and(|s| s > 100) && resp.to().is_some_and(|t| t.tag().is_none()) {
+            let tag = self.token();
+            resp = resp.with_to_tag(&tag);
+        }
         let Some(tm) = tx_message(resp, peer) else {
             return;
         };
@@ -1962,6 +1967,7 @@ mod tests {
                 realm: "chorus".into(),
                 trunks: vec![],
                 users: vec![("alice".into(), "secret".into())],
+                algorithms: vec![],
             },
             [1; 32],
         );

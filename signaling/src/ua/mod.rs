@@ -1052,6 +1052,19 @@ impl<P: SipPeer> UserAgent<P> {
                     self.try_answer(now, &key);
                 }
             }
+            Event::LegRemoved { id, stats } => {
+                // The call's media summary, for operators.
+                tracing::info!(
+                    leg = %id,
+                    rtp_in = stats.rtp_in,
+                    rtp_out = stats.rtp_out,
+                    lost = stats.lost,
+                    jitter_us = stats.jitter_us,
+                    auth_failed = stats.auth_failed,
+                    malformed = stats.malformed,
+                    "media leg closed"
+                );
+            }
             Event::LegRejected { id, reason } => {
                 if let Some(key) = self.by_leg.get(&id).cloned() {
                     tracing::warn!(leg = %id, %reason, "media leg refused: ending the call");

@@ -756,4 +756,43 @@ mod tests {
         assert!(ended.is_none());
         assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
     }
+
+    /// A failed outbound TCP connect calls the `send_or_else` fallback (the UAC's RFC 3261
+    /// 18.1.1 retry over UDP); a connect that works does not.
+    #[tokio::test]
+    async fn send_or_else_reports_a_failed_connect() {
+        let (t, _rx, local) = bind_one(Transport::Udp, |_| {}).await;
+        // A port with nobody listening: bind, note, close.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (tx, mut failed) = mpsc::channel(1);
+        let peer = Peer {
+            transport: Transport::Tcp,
+            remote: closed,
+            local,
+            conn: None,
+        };
+        t.send_or_else(&peer, Bytes::from(options("TCP", "f1")), move || {
+            let _ = tx.try_send(());
+        });
+        timeout(WAIT, failed.recv())
+            .await
+            .expect("failure reported in time")
+            .expect("reported");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (tx, mut failed) = mpsc::channel(1);
+        let peer = Peer {
+            remote: listener.local_addr().unwrap(),
+            ..peer
+        };
+        t.send_or_else(&peer, Bytes::from(options("TCP", "f2")), move || {
+            let _ = tx.try_send(());
+        });
+        let (mut s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+        assert_eq!(read_message(&mut s).await.call_id(), Some("f2"));
+        assert!(failed.try_recv().is_err(), "no failure reported");
+    }
 }

@@ -93,6 +93,25 @@ impl Driver {
         self.flush();
     }
 
+    /// Runs the UAC until `call` is answered (returning its events) or fails (a panic).
+    async fn answered(&mut self, call: CallHandle) -> Vec<CallEvent> {
+        let events = self
+            .until(call, LIMIT, |e| {
+                matches!(e, CallEvent::Answered { .. } | CallEvent::Failed { .. })
+            })
+            .await;
+        assert!(
+            matches!(events.last(), Some(CallEvent::Answered { .. })),
+            "not answered: {events:?}"
+        );
+        events
+    }
+
+    /// Keeps the UAC running for `time` (responses to our last requests, retransmissions).
+    async fn settle(&mut self, call: CallHandle, time: Duration) {
+        let _ = tokio::time::timeout(time, self.until(call, LIMIT, |_| false)).await;
+    }
+
     /// Runs the UAC until an event of `call` satisfies `done` (returning all events of the
     /// call so far, that one last), or panics after `limit`.
     async fn until(
@@ -249,20 +268,16 @@ fn sipp_uas_answers_and_our_bye_ends_the_call() {
         let mut d = Driver::start().await;
         let req = d.request(sipp.addr(), "service", "127.0.0.1:47000".parse().unwrap());
         let call = d.dial(req);
-        let events = d
-            .until(call, LIMIT, |e| {
-                matches!(e, CallEvent::Answered { .. } | CallEvent::Failed { .. })
-            })
-            .await;
+        let events = d.answered(call).await;
         let Some(CallEvent::Answered { negotiated }) = events.last() else {
-            panic!("not answered: {events:?}");
+            unreachable!()
         };
         assert_eq!(negotiated.remote_rtp.ip().to_string(), "127.0.0.1");
         assert!(kinds(&events).contains(&"Ringing"), "{events:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         d.hangup(call);
         // Let the BYE's 200 arrive.
-        let _ = tokio::time::timeout(Duration::from_secs(1), d.until(call, LIMIT, |_| false)).await;
+        d.settle(call, Duration::from_secs(1)).await;
         assert_eq!(d.uac.live_calls(), 0);
     });
     sipp.finish();
@@ -279,17 +294,10 @@ fn sipp_401_challenge_is_answered_and_verified() {
             password: "s3cret".into(),
         });
         let call = d.dial(req);
-        let events = d
-            .until(call, LIMIT, |e| {
-                matches!(e, CallEvent::Answered { .. } | CallEvent::Failed { .. })
-            })
-            .await;
-        assert!(
-            matches!(events.last(), Some(CallEvent::Answered { .. })),
-            "sipp did not accept our credentials: {events:?}"
-        );
+        // Failed 403 here means sipp's verifyauth rejected our credentials.
+        d.answered(call).await;
         d.hangup(call);
-        let _ = tokio::time::timeout(Duration::from_secs(1), d.until(call, LIMIT, |_| false)).await;
+        d.settle(call, Duration::from_secs(1)).await;
     });
     sipp.finish();
 }
@@ -310,8 +318,7 @@ fn sipp_busy_fails_the_call_486() {
         };
         assert_eq!(*status, 486);
         // The layer's ACK reaches sipp (its scenario waits for it); give it time to go.
-        let _ =
-            tokio::time::timeout(Duration::from_millis(300), d.until(call, LIMIT, |_| false)).await;
+        d.settle(call, Duration::from_millis(300)).await;
     });
     sipp.finish();
 }
@@ -331,13 +338,9 @@ fn chorus_serve_answers_and_its_media_address_works() {
         // Plain RTP, so this test can check the echo without an SRTP stack of its own.
         req.media.offer_answer.srtp = SrtpPolicy::Off;
         let call = d.dial(req);
-        let events = d
-            .until(call, LIMIT, |e| {
-                matches!(e, CallEvent::Answered { .. } | CallEvent::Failed { .. })
-            })
-            .await;
+        let events = d.answered(call).await;
         let Some(CallEvent::Answered { negotiated }) = events.last() else {
-            panic!("not answered: {events:?}");
+            unreachable!()
         };
         assert!(negotiated.srtp.is_none());
         let media = negotiated.remote_rtp;
@@ -368,7 +371,7 @@ fn chorus_serve_answers_and_its_media_address_works() {
         assert_eq!(echoed_pt, pt);
 
         d.hangup(call);
-        let _ = tokio::time::timeout(Duration::from_secs(1), d.until(call, LIMIT, |_| false)).await;
+        d.settle(call, Duration::from_secs(1)).await;
         assert_eq!(d.uac.live_calls(), 0);
     });
     drop(server);

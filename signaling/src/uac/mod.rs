@@ -999,13 +999,7 @@ impl<P: DialPeer> Uac<P> {
         if let Some(target) = msg.contact_uri() {
             c.remote_target = target.to_string();
         }
-        c.route_set = msg
-            .headers()
-            .list("Record-Route")
-            .iter()
-            .rev()
-            .map(|s| s.to_string())
-            .collect();
+        c.route_set = route_set(msg);
         c.phase = Phase::Confirmed;
         c.timer = None;
         if let Some(ack) = Self::ack_for(c, &branch, &self.cfg.user_agent) {
@@ -1080,13 +1074,7 @@ impl<P: DialPeer> Uac<P> {
             .contact_uri()
             .map(|u| u.to_string())
             .unwrap_or_else(|| c.request_uri.clone());
-        let routes: Vec<String> = msg
-            .headers()
-            .list("Record-Route")
-            .iter()
-            .rev()
-            .map(|s| s.to_string())
-            .collect();
+        let routes = route_set(msg);
         let parts = |method: &'static str, branch: &str, seq: u32| {
             RequestParts {
                 method,
@@ -1254,16 +1242,7 @@ impl<P: DialPeer> Uac<P> {
         let up = c.phase == Phase::Confirmed;
         let done = c.phase == Phase::Done;
         match method.as_str() {
-            _ if !ours => self.respond(
-                now,
-                id,
-                peer,
-                msg,
-                481,
-                "Call/Transaction Does Not Exist",
-                None,
-            ),
-            "BYE" if up => {
+            "BYE" if ours && up => {
                 self.respond(now, id, peer, msg, 200, "OK", None);
                 let reason = msg.headers().get("Reason").map_or_else(
                     || "BYE from the far end".to_string(),
@@ -1279,23 +1258,20 @@ impl<P: DialPeer> Uac<P> {
                 );
             }
             // Our own BYE crossed theirs: the dialog is gone either way.
-            "BYE" if done => self.respond(now, id, peer, msg, 200, "OK", None),
-            "OPTIONS" | "INFO" if up => {
+            "BYE" if ours && done => self.respond(now, id, peer, msg, 200, "OK", None),
+            "OPTIONS" | "INFO" if ours && up => {
                 let resp = SipMessage::response_to(msg, 200, "OK")
                     .with_header("Server", &self.cfg.user_agent)
                     .with_header("Allow", ALLOW);
                 self.respond(now, id, peer, msg, 200, "OK", Some(resp));
             }
-            "INVITE" | "UPDATE" if up => self.on_refresh(now, handle, id, peer, msg, &method),
-            _ if !up => self.respond(
-                now,
-                id,
-                peer,
-                msg,
-                481,
-                "Call/Transaction Does Not Exist",
-                None,
-            ),
+            "INVITE" | "UPDATE" if ours && up => {
+                self.on_refresh(now, handle, id, peer, msg, &method)
+            }
+            _ if !ours || !up => {
+                let reason = "Call/Transaction Does Not Exist";
+                self.respond(now, id, peer, msg, 481, reason, None)
+            }
             _ => self.respond(now, id, peer, msg, 501, "Not Implemented", None),
         }
     }
@@ -1418,6 +1394,18 @@ impl<P: DialPeer> Uac<P> {
             );
         }
     }
+}
+
+/// The route set of a dialog from the Record-Route of its 2xx, reversed (RFC 3261 12.1.2).
+fn route_set(response: &SipMessage) -> Vec<String> {
+    let mut routes: Vec<String> = response
+        .headers()
+        .list("Record-Route")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    routes.reverse();
+    routes
 }
 
 #[cfg(test)]

@@ -88,6 +88,17 @@ impl T {
         }
     }
 
+    /// A UAC with a 5 s ring timeout that has just sent an INVITE.
+    fn ringing_soon_out() -> (T, SipMessage) {
+        let mut t = T::with(UacConfig {
+            ring_timeout: Duration::from_secs(5),
+            ..UacConfig::default()
+        });
+        t.dial(request(vec![]));
+        let invite = t.one("INVITE");
+        (t, invite)
+    }
+
     fn flush(&mut self) {
         while let Some(o) = self.uac.poll_output() {
             self.sent.push(o);
@@ -455,12 +466,7 @@ fn no_response_fails_408_after_timer_b() {
 
 #[test]
 fn ring_timeout_cancels_and_gives_up_without_487() {
-    let mut t = T::with(UacConfig {
-        ring_timeout: Duration::from_secs(5),
-        ..UacConfig::default()
-    });
-    t.dial(request(vec![]));
-    let invite = t.one("INVITE");
+    let (mut t, invite) = T::ringing_soon_out();
     t.respond(&invite, 180, Some("far"), None);
     t.take_events();
     t.advance(Duration::from_millis(5_100));
@@ -478,12 +484,7 @@ fn ring_timeout_cancels_and_gives_up_without_487() {
 
 #[test]
 fn ring_timeout_answered_by_487() {
-    let mut t = T::with(UacConfig {
-        ring_timeout: Duration::from_secs(5),
-        ..UacConfig::default()
-    });
-    t.dial(request(vec![]));
-    let invite = t.one("INVITE");
+    let (mut t, invite) = T::ringing_soon_out();
     t.respond(&invite, 183, Some("far"), None);
     t.advance(Duration::from_millis(5_100));
     t.one("CANCEL");

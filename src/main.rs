@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use chorus_engine::runtime::{CoreId, Engine, Metric};
 use chorus_signaling::transport::{ListenSpec, Transport, TransportConfig, Transports};
 use chorus_signaling::ua::UserAgent;
+use chorus_signaling::uac::{Uac, UacConfig};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 
@@ -323,6 +324,14 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         cores,
         Instant::now(),
     );
+    // Dial-out: the UAC shares the control task; the dial control arrives with conferencing.
+    let (_dialer, dial_out, _dial_events) = sip::dial_out(
+        Uac::new(UacConfig {
+            user_agent: format!("chorus/{}", env!("CARGO_PKG_VERSION")),
+            ..UacConfig::default()
+        }),
+        1024,
+    );
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let stop_events = std::sync::atomic::AtomicBool::new(false);
     let signal = std::thread::scope(|s| {
@@ -333,6 +342,7 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             inbound,
             ua,
             events_rx,
+            dial_out,
             signals.next(),
         ));
         stop_events.store(true, std::sync::atomic::Ordering::Relaxed);

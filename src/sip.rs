@@ -1,10 +1,12 @@
-//! The SIP front door: binds the transports, runs the UAS core on the control thread, and
-//! carries its decisions to the sockets and the media cores.
+//! The SIP front door: binds the transports, runs the UAS and UAC cores on the control thread,
+//! and carries their decisions to the sockets and the media cores.
 //!
-//! One tokio task waits on inbound SIP frames, the UA's next timer, media-core events and
-//! shutdown; every input goes through the sans-IO `UserAgent`, and its outputs are sent (never
-//! awaited: transports queue and count). Media-core events reach the task through
-//! [`forward_engine_events`], a thread that blocks on the engine's event doorbell.
+//! One tokio task waits on inbound SIP frames, the UA's and UAC's next timers, media-core
+//! events, dial-out commands and shutdown; every input goes through the sans-IO `UserAgent`
+//! or, for messages of our outgoing calls (`Uac::owns`, a Call-ID lookup), the sans-IO `Uac`,
+//! and their outputs are sent (never awaited: transports queue and count). Media-core events
+//! reach the task through [`forward_engine_events`], a thread that blocks on the engine's
+//! event doorbell. Outgoing calls are placed through a [`Dialer`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,9 +15,81 @@ use anyhow::Result;
 use std::collections::VecDeque;
 
 use chorus_engine::runtime::{Command, CoreId, Engine, Event, QueueFull};
-use chorus_signaling::transport::{InboundFrame, Transports};
+use chorus_signaling::transport::{InboundFrame, Peer, Transports};
 use chorus_signaling::ua::{UaOutput, UserAgent};
-use tokio::sync::mpsc;
+use chorus_signaling::uac::{CallHandle, DialRequest, Uac, UacError, UacEvent, driver};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the dial-out control asks of the SIP task.
+#[derive(Debug)]
+pub enum DialCommand {
+    /// Place a call; its handle (or why not) comes back on `reply`.
+    Dial {
+        /// The call.
+        request: Box<DialRequest<Peer>>,
+        /// Where the handle goes.
+        reply: oneshot::Sender<Result<CallHandle, UacError>>,
+    },
+    /// Hang up a call (CANCEL or BYE).
+    Hangup(CallHandle),
+}
+
+/// Places and ends outgoing calls through the running SIP task. The operator-facing "dial"
+/// control (conferencing issue) holds one; call progress arrives on the event receiver
+/// returned by [`dial_out`]. A request's `target.local` should be one of the UDP listen
+/// addresses (`Transports::local_addrs`).
+#[derive(Clone, Debug)]
+pub struct Dialer {
+    commands: mpsc::Sender<DialCommand>,
+}
+
+// The dial control that calls these arrives with the conferencing issue.
+#[allow(dead_code)]
+impl Dialer {
+    /// Places a call.
+    pub async fn dial(&self, request: DialRequest<Peer>) -> Result<CallHandle> {
+        let (reply, handle) = oneshot::channel();
+        let request = Box::new(request);
+        self.commands
+            .send(DialCommand::Dial { request, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP task stopped"))?;
+        Ok(handle.await??)
+    }
+
+    /// Hangs up a call.
+    pub async fn hangup(&self, call: CallHandle) -> Result<()> {
+        self.commands
+            .send(DialCommand::Hangup(call))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP task stopped"))
+    }
+}
+
+/// The SIP task's end of dial-out: the UAC, its commands, and where its events go.
+pub struct DialOut {
+    uac: Uac<Peer>,
+    commands: mpsc::Receiver<DialCommand>,
+    events: mpsc::Sender<UacEvent>,
+}
+
+/// A dialer, the SIP task's end of it (give it to [`run`]), and the receiver of call events
+/// (events are dropped, and logged, when it is full or gone).
+pub fn dial_out(uac: Uac<Peer>, capacity: usize) -> (Dialer, DialOut, mpsc::Receiver<UacEvent>) {
+    let (commands_tx, commands) = mpsc::channel(capacity);
+    let (events, events_rx) = mpsc::channel(capacity);
+    (
+        Dialer {
+            commands: commands_tx,
+        },
+        DialOut {
+            uac,
+            commands,
+            events,
+        },
+        events_rx,
+    )
+}
 
 /// How soon commands refused by a full core queue are tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
@@ -44,9 +118,17 @@ pub async fn run<S>(
     mut inbound: tokio::sync::mpsc::Receiver<chorus_signaling::transport::Inbound>,
     mut ua: UserAgent<chorus_signaling::transport::Peer>,
     mut events: mpsc::Receiver<(CoreId, Event)>,
+    dial: DialOut,
     shutdown: impl std::future::Future<Output = S>,
 ) -> Result<S> {
     tokio::pin!(shutdown);
+    let DialOut {
+        mut uac,
+        commands: mut dial_commands,
+        events: uac_events,
+    } = dial;
+    // TCP connects that failed for requests the UAC moved off UDP (RFC 3261 18.1.1).
+    let (failures_tx, mut failures) = mpsc::channel(256);
     // Commands a full core queue handed back (other than new legs, which fail their call):
     // retried every few milliseconds, in order, so a removal is never lost.
     let mut retry: VecDeque<(CoreId, Command)> = VecDeque::new();
@@ -57,13 +139,11 @@ pub async fn run<S>(
                 break;
             }
         }
-        let deadline = match (ua.poll_timeout(), retry.is_empty()) {
-            (d, true) => d,
-            (d, false) => {
-                let soon = Instant::now() + RETRY_INTERVAL;
-                Some(d.map_or(soon, |d| d.min(soon)))
-            }
-        };
+        let soon = (!retry.is_empty()).then(|| Instant::now() + RETRY_INTERVAL);
+        let deadline = [ua.poll_timeout(), uac.poll_timeout(), soon]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -78,13 +158,40 @@ pub async fn run<S>(
                 };
                 let now = Instant::now();
                 match frame.frame {
+                    InboundFrame::Message(msg) if uac.owns(&msg) => {
+                        uac.handle_message(now, frame.peer, msg)
+                    }
                     InboundFrame::Message(msg) => ua.handle_message(now, frame.peer, msg),
                     InboundFrame::Invalid { raw, error } => ua.handle_invalid(frame.peer, &raw, &error),
                 }
             }
-            _ = sleep => ua.handle_timeout(Instant::now()),
+            _ = sleep => {
+                let now = Instant::now();
+                ua.handle_timeout(now);
+                uac.handle_timeout(now);
+            }
             Some((core, event)) = events.recv() => {
                 ua.handle_engine_event(Instant::now(), core, event);
+            }
+            Some(command) = dial_commands.recv() => match command {
+                DialCommand::Dial { request, reply } => {
+                    let _ = reply.send(uac.dial(Instant::now(), *request));
+                }
+                DialCommand::Hangup(call) => {
+                    if let Err(e) = uac.hangup(Instant::now(), call) {
+                        tracing::debug!(error = %e, "hangup of an unknown call");
+                    }
+                }
+            },
+            Some(id) = failures.recv() => uac.handle_transport_error(Instant::now(), id),
+        }
+        while let Some(out) = uac.poll_output() {
+            driver::transmit(&transports, out, &failures_tx);
+        }
+        while let Some(event) = uac.poll_event() {
+            tracing::info!(call = %event.call, event = ?event.kind, "dial-out");
+            if uac_events.try_send(event).is_err() {
+                tracing::debug!("dial-out event dropped: no room or no listener");
             }
         }
         while let Some(out) = ua.poll_output() {

@@ -6,7 +6,10 @@
 use chorus_signaling::message::SipMessage;
 
 fn main() {
-    let dir = format!("{}/../../shared/testdata/rfc4475", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!(
+        "{}/../../shared/testdata/rfc4475",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok())
@@ -28,7 +31,16 @@ fn main() {
             _ => malformed_taken.push(name.to_string()),
         }
     }
-    println!("rsip agrees with the RFC 4475 verdict on {agree} of {} messages", names.len());
-    println!("parseable messages rsip refuses: {}", valid_refused.join(", "));
-    println!("malformed messages rsip accepts: {}", malformed_taken.join(", "));
+    println!(
+        "rsip agrees with the RFC 4475 verdict on {agree} of {} messages",
+        names.len()
+    );
+    println!(
+        "parseable messages rsip refuses: {}",
+        valid_refused.join(", ")
+    );
+    println!(
+        "malformed messages rsip accepts: {}",
+        malformed_taken.join(", ")
+    );
 }

@@ -13,6 +13,8 @@
 //! - [`digest`]: digest authentication (RFC 8760: MD5, SHA-256) with stateless nonces.
 //! - [`session_timer`]: RFC 4028 session timers (negotiation, refresh and expiry).
 //! - [`transport`]: SIP over UDP, TCP and TLS (tokio), with connection reuse and limits.
+//! - [`uac`]: the UAC core for outgoing calls (dial-out, load generation): INVITE with an
+//!   offer, digest retry, CANCEL, ACK and BYE, in-dialog requests from the far end (sans-IO).
 //! - [`ua`]: the UAS core tying messages, transactions, dialogs, SDP, admission and the
 //!   media engine together (sans-IO).
 //! - [`tls`]: the certificate and key for SIP over TLS (configured, or self-signed on first
@@ -29,3 +31,4 @@ pub mod tls;
 pub mod transaction;
 pub mod transport;
 pub mod ua;
+pub mod uac;

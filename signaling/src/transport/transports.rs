@@ -178,6 +178,20 @@ impl Transports {
     /// opens a connection in a task and TLS drops the message (no TLS client yet). A full
     /// per-connection queue drops the message. Every drop is counted in `dropped_send`.
     pub fn send(&self, peer: &Peer, bytes: Bytes) {
+        self.send_or_else(peer, bytes, || {});
+    }
+
+    /// Sends like [`send`](Self::send), and calls `on_connect_failure` (from a task) when the
+    /// message is dropped because no TCP connection to `peer.remote` could be opened: the
+    /// connect failed or timed out, the connection limit was reached, or there is no TLS
+    /// connection. A UAC uses it to retry over UDP a request it moved to TCP (RFC 3261
+    /// 18.1.1). Other drops are only counted, as with `send`.
+    pub fn send_or_else(
+        &self,
+        peer: &Peer,
+        bytes: Bytes,
+        on_connect_failure: impl FnOnce() + Send + 'static,
+    ) {
         let shared = &self.owner.shared;
         if shared.is_stopped() {
             bump(&shared.counters.dropped_send);
@@ -199,11 +213,12 @@ impl Transports {
                         bump(&shared.counters.dropped_send);
                     }
                     Enqueue::NoConnection if peer.transport == Transport::Tcp => {
-                        self.connect(peer.remote, bytes);
+                        self.connect(peer.remote, bytes, on_connect_failure);
                     }
                     Enqueue::NoConnection => {
                         tracing::debug!(?peer, "no TLS connection to send on");
                         bump(&shared.counters.dropped_send);
+                        on_connect_failure();
                     }
                 }
             }
@@ -233,7 +248,12 @@ impl Transports {
 
     /// Opens a TCP connection to `remote` in a task and sends `bytes` on it. The connection
     /// is registered at once, so sends made while it connects queue behind `bytes`.
-    fn connect(&self, remote: SocketAddr, bytes: Bytes) {
+    fn connect(
+        &self,
+        remote: SocketAddr,
+        bytes: Bytes,
+        on_failure: impl FnOnce() + Send + 'static,
+    ) {
         let shared = self.owner.shared.clone();
         let Some((id, queue_tx, queue_rx)) =
             shared
@@ -243,6 +263,7 @@ impl Transports {
             tracing::debug!(%remote, "no connection opened: too many open");
             bump(&shared.counters.connections_refused);
             bump(&shared.counters.dropped_send);
+            on_failure();
             return;
         };
         bump(&shared.counters.connections_outbound);
@@ -264,12 +285,14 @@ impl Transports {
                     tracing::debug!(%error, %remote, "TCP connect failed");
                     shared.connections.remove(id);
                     drop_queued(&shared, queue_rx);
+                    on_failure();
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(%remote, "TCP connect timed out");
                     shared.connections.remove(id);
                     drop_queued(&shared, queue_rx);
+                    on_failure();
                     return;
                 }
             };
@@ -732,5 +755,44 @@ mod tests {
         let ended = timeout(WAIT, rx.recv()).await.expect("channel ends");
         assert!(ended.is_none());
         assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+    }
+
+    /// A failed outbound TCP connect calls the `send_or_else` fallback (the UAC's RFC 3261
+    /// 18.1.1 retry over UDP); a connect that works does not.
+    #[tokio::test]
+    async fn send_or_else_reports_a_failed_connect() {
+        let (t, _rx, local) = bind_one(Transport::Udp, |_| {}).await;
+        // A port with nobody listening: bind, note, close.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (tx, mut failed) = mpsc::channel(1);
+        let peer = Peer {
+            transport: Transport::Tcp,
+            remote: closed,
+            local,
+            conn: None,
+        };
+        t.send_or_else(&peer, Bytes::from(options("TCP", "f1")), move || {
+            let _ = tx.try_send(());
+        });
+        timeout(WAIT, failed.recv())
+            .await
+            .expect("failure reported in time")
+            .expect("reported");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (tx, mut failed) = mpsc::channel(1);
+        let peer = Peer {
+            remote: listener.local_addr().unwrap(),
+            ..peer
+        };
+        t.send_or_else(&peer, Bytes::from(options("TCP", "f2")), move || {
+            let _ = tx.try_send(());
+        });
+        let (mut s, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+        assert_eq!(read_message(&mut s).await.call_id(), Some("f2"));
+        assert!(failed.try_recv().is_err(), "no failure reported");
     }
 }

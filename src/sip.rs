@@ -64,6 +64,9 @@ pub async fn run<S>(
             }
             _ = sleep => ua.handle_timeout(Instant::now()),
             Some((core, event)) = events.recv() => {
+                if let Event::LegRemoved { id, stats } = &event {
+                    tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                }
                 ua.handle_engine_event(Instant::now(), core, event);
             }
         }
@@ -76,6 +79,14 @@ pub async fn run<S>(
                     if let Err(e) = engine.send(core, command) {
                         tracing::warn!(error = %e, "media core command refused");
                     }
+                }
+                UaOutput::Dtmf {
+                    call_id,
+                    digit,
+                    duration_ms,
+                    source,
+                } => {
+                    tracing::info!(%call_id, digit = %digit.as_char(), duration_ms, source = source.as_str(), "DTMF");
                 }
             }
         }

@@ -1,6 +1,8 @@
-//! Shared harness of the engine tests: loopback SRTP peers and a driver for the command and
-//! event queues.
+//! Shared harness of the end-to-end tests: loopback SRTP peers and a driver for the engine's
+//! command and event queues; `server` runs the `chorus` binary.
 #![allow(dead_code)]
+
+pub mod server;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

@@ -441,25 +441,35 @@ fn baresip_call(server: &Server, codec: &str, rtp_ports: &str, keys: &str) -> Ba
     }
 }
 
-/// Asserts that `heard` is mostly a loud 440 Hz tone.
-fn assert_hears_440(heard: &Wav, log: &str) {
-    let rate = heard.rate as usize;
-    let samples = &heard.samples;
-    assert!(samples.len() > rate * 4, "{} samples: {log}", samples.len());
-    // Skip the first half second (jitter buffer fill), then measure level and pitch.
-    let middle = &samples[rate / 2..samples.len() - rate / 4];
-    let rms =
-        (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
-    let crossings = middle
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    let freq = crossings as f64 / 2.0 / (middle.len() as f64 / rate as f64);
-    assert!(rms > 8000.0, "tone too quiet: RMS {rms:.0}");
-    assert!(
-        (420.0..460.0).contains(&freq),
-        "heard {freq:.0} Hz, sent 440 Hz"
-    );
+impl BaresipCall {
+    /// Asserts that the call was set up with SDES SRTP and the decoder named (as baresip logs
+    /// it, e.g. `PCMU 8000Hz`), and that what baresip heard is mostly a loud 440 Hz tone.
+    fn assert_srtp_call_with(&self, decoder: &str) {
+        let (log, heard) = (&self.log, &self.heard);
+        assert!(log.contains("Call established"), "{log}");
+        assert!(log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"), "{log}");
+        assert!(
+            log.contains(&format!("Set audio decoder: {decoder}")),
+            "{log}"
+        );
+        let rate = heard.rate as usize;
+        let samples = &heard.samples;
+        assert!(samples.len() > rate * 4, "{} samples: {log}", samples.len());
+        // Skip the first half second (jitter buffer fill), then measure level and pitch.
+        let middle = &samples[rate / 2..samples.len() - rate / 4];
+        let rms = (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64)
+            .sqrt();
+        let crossings = middle
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        let freq = crossings as f64 / 2.0 / (middle.len() as f64 / rate as f64);
+        assert!(rms > 8000.0, "tone too quiet: RMS {rms:.0}");
+        assert!(
+            (420.0..460.0).contains(&freq),
+            "heard {freq:.0} Hz, sent 440 Hz"
+        );
+    }
 }
 
 /// baresip calls with SDES SRTP and PCMU, plays a 440 Hz tone and presses 1 and #: the engine
@@ -469,11 +479,7 @@ fn assert_hears_440(heard: &Wav, log: &str) {
 fn baresip_srtp_pcmu_call_hears_its_own_tone_and_its_keys_arrive() {
     let server = Server::start("baresip-pcmu", "45300-45399");
     let call = baresip_call(&server, "PCMU", "46600-46699", "1#");
-    let log = &call.log;
-    assert!(log.contains("Call established"), "{log}");
-    assert!(log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"), "{log}");
-    assert!(log.contains("Set audio decoder: PCMU 8000Hz"), "{log}");
-    assert_hears_440(&call.heard, log);
+    call.assert_srtp_call_with("PCMU 8000Hz");
     let dtmf = server.wait_log_lines(" DTMF", 2, Duration::from_secs(2));
     let keys: Vec<_> = dtmf
         .iter()
@@ -494,12 +500,8 @@ fn baresip_srtp_pcmu_call_hears_its_own_tone_and_its_keys_arrive() {
 fn baresip_srtp_opus_call_hears_its_own_tone() {
     let server = Server::start("baresip-opus", "47300-47349");
     let call = baresip_call(&server, "opus/48000/2", "47350-47399", "5");
-    let log = &call.log;
-    assert!(log.contains("Call established"), "{log}");
-    assert!(log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"), "{log}");
-    assert!(log.contains("Set audio decoder: opus 48000Hz 2ch"), "{log}");
+    call.assert_srtp_call_with("opus 48000Hz 2ch");
     assert_eq!(call.heard.rate, 48_000);
-    assert_hears_440(&call.heard, log);
     let dtmf = server.wait_log_lines(" DTMF", 1, Duration::from_secs(2));
     assert_eq!(
         dtmf.iter()

@@ -20,31 +20,39 @@ const SIPP_RTP_PORT: &str = "47300";
 /// Where the key presses come from.
 const PCAP_DIR: &str = "/usr/share/sip-tester";
 
-/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
-fn scenario(pcmu_pcap: &Path) -> String {
-    let play = |file: &str| {
-        format!(
-            "<nop><action><exec play_pcap_audio=\"{file}\"/></action></nop>\n  <pause milliseconds=\"400\"/>\n"
-        )
-    };
-    let keys: String = ["1", "2", "pound"]
-        .iter()
-        .map(|k| play(&format!("{PCAP_DIR}/dtmf_2833_{k}.pcap")))
-        .collect();
+/// A request of the sipp scenario in its dialog: `to_tag` for in-dialog requests, then
+/// `rest` (Content-Type, Content-Length and body).
+fn sipp_request(method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
+    let to_tag = if to_tag { "[peer_tag_param]" } else { "" };
     format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="PCMU call with RFC 4733 DTMF">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:1000@[remote_ip]:[remote_port] SIP/2.0
+        "<![CDATA[
+      {method} sip:1000@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:1000@[remote_ip]:[remote_port]>
+      To: <sip:1000@[remote_ip]:[remote_port]>{to_tag}
       Call-ID: [call_id]
-      CSeq: 1 INVITE
+      CSeq: {cseq} {method}
       Contact: sip:sipp@[local_ip]:[local_port]
       Max-Forwards: 70
-      Content-Type: application/sdp
+      {rest}
+    ]]>"
+    )
+}
+
+/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
+fn scenario(pcmu_pcap: &Path) -> String {
+    let play = |file: &str, pause_ms: u32| {
+        format!(
+            "<nop><action><exec play_pcap_audio=\"{file}\"/></action></nop>\n  \
+             <pause milliseconds=\"{pause_ms}\"/>\n  "
+        )
+    };
+    let audio = play(&pcmu_pcap.display().to_string(), 1200);
+    let keys: String = ["1", "2", "pound"]
+        .iter()
+        .map(|k| play(&format!("{PCAP_DIR}/dtmf_2833_{k}.pcap"), 400))
+        .collect();
+    let offer = "Content-Type: application/sdp
       Content-Length: [len]
 
       v=0
@@ -56,45 +64,23 @@ fn scenario(pcmu_pcap: &Path) -> String {
       a=rtpmap:0 PCMU/8000
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
-      a=ptime:20
-    ]]>
-  </send>
+      a=ptime:20";
+    let no_body = "Content-Length: 0";
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="PCMU call with RFC 4733 DTMF">
+  <send retrans="500">{invite}</send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:1000@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:1000@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <nop><action><exec play_pcap_audio="{pcmu}"/></action></nop>
-  <pause milliseconds="1200"/>
-  {keys}
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:1000@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:1000@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
+  <send>{ack}</send>
+  {audio}{keys}<send retrans="500">{bye}</send>
   <recv response="200" crlf="true"/>
 </scenario>
 "#,
-        pcmu = pcmu_pcap.display()
+        invite = sipp_request("INVITE", 1, false, offer),
+        ack = sipp_request("ACK", 1, true, no_body),
+        bye = sipp_request("BYE", 2, true, no_body),
     )
 }
 

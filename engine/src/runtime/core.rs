@@ -1243,325 +1243,308 @@ mod tests {
             vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
         );
     }
-}
 
-/// RFC 4733 events on the packet path: one `Event::Dtmf` per key press, whatever the loss,
-/// duplication and reordering, on plain and SRTP legs, alongside forwarding.
-#[cfg(test)]
-mod dtmf_tests {
-    use super::*;
-    use crate::rtp::{Pt, TelephoneEvent};
-    use crate::runtime::command::{LegStats, SrtpKey, TelephoneEventPt};
-    use crate::runtime::io::sys::EventFd;
-    use crate::srtp::{SrtpContext, SrtpSuite};
+    /// RFC 4733 events on the packet path: one `Event::Dtmf` per key press, whatever the loss,
+    /// duplication and reordering, on plain and SRTP legs, alongside forwarding.
+    mod dtmf {
+        use super::*;
+        use crate::rtp::{Pt, TelephoneEvent};
+        use crate::runtime::command::TelephoneEventPt;
+        use crate::srtp::SrtpSuite;
 
-    const PEER: u16 = 9000;
-    const TE: Pt = Pt(101);
+        const PEER: u16 = 9000;
+        const TE: Pt = Pt(101);
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    /// A telephone-event packet (8 kHz units) of the peer's stream.
-    fn te(seq: u16, timestamp: u32, event: u8, end: bool, duration: u16) -> Vec<u8> {
-        let mut p = vec![0x80, TE.0];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&timestamp.to_be_bytes());
-        p.extend_from_slice(&0x7e57_u32.to_be_bytes());
-        let mut block = [0u8; 4];
-        TelephoneEvent {
-            event,
-            end,
-            volume: 10,
-            duration,
+        /// A telephone-event packet (8 kHz units) of the peer's stream.
+        fn te(seq: u16, timestamp: u32, event: u8, end: bool, duration: u16) -> Vec<u8> {
+            let mut p = vec![0x80, TE.0];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&timestamp.to_be_bytes());
+            p.extend_from_slice(&0x7e57_u32.to_be_bytes());
+            let mut block = [0u8; 4];
+            TelephoneEvent {
+                event,
+                end,
+                volume: 10,
+                duration,
+            }
+            .write(&mut block)
+            .unwrap();
+            p.extend_from_slice(&block);
+            p
         }
-        .write(&mut block)
-        .unwrap();
-        p.extend_from_slice(&block);
-        p
-    }
 
-    /// The packets of one key press: start, updates every 50 ms, the end three times.
-    fn press(seq: &mut u16, timestamp: u32, event: u8, ms: u16) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for i in 0..ms / 50 {
-            out.push(te(*seq, timestamp, event, false, i * 400));
-            *seq += 1;
+        /// The packets of one key press: start, updates every 50 ms, the end three times.
+        fn press(seq: &mut u16, timestamp: u32, event: u8, ms: u16) -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            for i in 0..ms / 50 {
+                out.push(te(*seq, timestamp, event, false, i * 400));
+                *seq += 1;
+            }
+            for _ in 0..3 {
+                out.push(te(*seq, timestamp, event, true, ms * 8));
+                *seq += 1;
+            }
+            out
         }
-        for _ in 0..3 {
-            out.push(te(*seq, timestamp, event, true, ms * 8));
-            *seq += 1;
+
+        /// The core rig with one event-aware leg, virtual ticks and optional SRTP.
+        struct DtmfRig {
+            rig: Rig,
+            tick: u64,
+            srtp: Option<SrtpContext>,
         }
-        out
-    }
 
-    struct Rig {
-        state: CoreState,
-        tx: TxQueue,
-        now: Instant,
-        mailbox: Arc<Mailbox>,
-        tick: u64,
-        srtp: Option<SrtpContext>,
-    }
-
-    impl Rig {
-        /// One leg (id 1) at PEER with PT 101 as telephone-event, echoing to itself; with
-        /// `srtp`, an AES-CM SRTP leg.
-        fn new(srtp: bool) -> Rig {
-            let mailbox = Arc::new(
-                Mailbox::new(CoreId(0), 4096, Arc::new(EventFd::new(true).unwrap())).unwrap(),
-            );
-            let pair = SocketPair {
-                rtp: SockId(0),
-                rtcp: SockId(1),
-                rtp_addr: addr(20_000),
-                rtcp_addr: addr(20_001),
-            };
-            let mut r = Rig {
-                state: CoreState::new(CoreId(0), mailbox.clone(), vec![pair], 2),
-                tx: TxQueue::new(256),
-                now: Instant::now(),
-                mailbox,
-                tick: 0,
-                srtp: None,
-            };
-            let mut c = LegConfig::new(LegId(1));
-            c.remote_rtp = Some(addr(PEER));
-            c.latch = false;
-            c.telephone_events = vec![
-                TelephoneEventPt {
-                    pt: TE,
-                    clock_rate: 8000,
-                },
-                TelephoneEventPt {
-                    pt: Pt(110),
-                    clock_rate: 48_000,
-                },
-            ];
-            if srtp {
-                let k = SrtpKey {
-                    suite: SrtpSuite::AesCm128HmacSha1_80,
-                    key: (1..=16).collect(),
-                    salt: (1..=14).collect(),
+        impl DtmfRig {
+            /// One leg (id 1) at PEER with PT 101 as telephone-event, echoing to itself; with
+            /// `srtp`, an AES-CM SRTP leg.
+            fn new(srtp: bool) -> DtmfRig {
+                let mut r = DtmfRig {
+                    rig: Rig::new(),
+                    tick: 0,
+                    srtp: None,
                 };
-                r.srtp = Some(SrtpContext::new(k.suite, &k.key, &k.salt).unwrap());
-                c.srtp_in = Some(k.clone());
-                c.srtp_out = Some(k);
+                let mut c = LegConfig::new(LegId(1));
+                c.remote_rtp = Some(addr(PEER));
+                c.latch = false;
+                c.telephone_events = vec![
+                    TelephoneEventPt {
+                        pt: TE,
+                        clock_rate: 8000,
+                    },
+                    TelephoneEventPt {
+                        pt: Pt(110),
+                        clock_rate: 48_000,
+                    },
+                ];
+                if srtp {
+                    let k = SrtpKey {
+                        suite: SrtpSuite::AesCm128HmacSha1_80,
+                        key: (1..=16).collect(),
+                        salt: (1..=14).collect(),
+                    };
+                    r.srtp = Some(ctx(&k));
+                    c.srtp_in = Some(k.clone());
+                    c.srtp_out = Some(k);
+                }
+                r.rig.create(c);
+                let now = r.rig.now;
+                r.rig.state.on_command(
+                    now,
+                    Command::Connect {
+                        from: LegId(1),
+                        to: LegId(1),
+                    },
+                );
+                r.digits();
+                r
             }
-            r.state.on_command(r.now, Command::CreateLeg(Box::new(c)));
-            r.state.on_command(
-                r.now,
-                Command::Connect {
-                    from: LegId(1),
-                    to: LegId(1),
-                },
-            );
-            r.digits();
-            r
+
+            fn packet(&mut self, mut pkt: Vec<u8>) {
+                if let Some(ctx) = self.srtp.as_mut() {
+                    let n = pkt.len();
+                    pkt.resize(n + 16, 0);
+                    let len = ctx.protect_rtp(&mut pkt, n).unwrap();
+                    pkt.truncate(len);
+                }
+                self.rig.packet(addr(PEER), pkt);
+            }
+
+            /// Advances virtual time in 20 ms ticks.
+            fn run_for(&mut self, d: Duration) {
+                let r = &mut self.rig;
+                let end = r.now + d;
+                while r.now < end {
+                    r.now += Duration::from_millis(20);
+                    self.tick += 1;
+                    let t = Tick {
+                        index: self.tick,
+                        at: r.now,
+                        late: Duration::ZERO,
+                        skipped: 0,
+                    };
+                    r.state
+                        .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                }
+            }
+
+            /// The DTMF events emitted so far: (digit, duration_ms).
+            fn digits(&self) -> Vec<(char, u32)> {
+                self.rig
+                    .events()
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Event::Dtmf {
+                            id: LegId(1),
+                            digit,
+                            duration_ms,
+                        } => Some((digit, duration_ms)),
+                        Event::Dtmf { .. } => panic!("wrong leg"),
+                        _ => None,
+                    })
+                    .collect()
+            }
+
+            fn stats(&mut self) -> LegStats {
+                self.rig.stats(1)
+            }
         }
 
-        fn packet(&mut self, mut pkt: Vec<u8>) {
-            if let Some(ctx) = self.srtp.as_mut() {
-                let n = pkt.len();
-                pkt.resize(n + 16, 0);
-                let len = ctx.protect_rtp(&mut pkt, n).unwrap();
-                pkt.truncate(len);
+        fn clean_press(srtp: bool) {
+            let mut r = DtmfRig::new(srtp);
+            let mut seq = 100;
+            for p in press(&mut seq, 16_000, 1, 200) {
+                r.packet(p);
+                r.run_for(Duration::from_millis(20));
             }
+            assert_eq!(r.digits(), vec![('1', 200)]);
+            assert_eq!(r.stats().dtmf_digits, 1);
+            assert_eq!(r.rig.state.counters.get(Metric::DtmfDigits), 1);
+            // Detection does not change forwarding: every event packet was echoed.
+            assert_eq!(r.stats().rtp_out, 7);
+            r.run_for(Duration::from_secs(2));
+            assert_eq!(r.digits(), vec![], "reported once, no timeout afterwards");
+            assert!(r.rig.state.dtmf_open.is_empty());
+        }
+
+        #[test]
+        fn a_clean_key_press_is_one_event() {
+            clean_press(false);
+        }
+
+        #[test]
+        fn srtp_legs_report_key_presses_after_unprotect() {
+            clean_press(true);
+            // A forged event packet (wrong key) is refused before detection.
+            let mut r = DtmfRig::new(true);
+            let mut forged = te(1, 5000, 9, true, 800);
+            forged.extend_from_slice(&[0u8; 10]);
             let meta = RxMeta {
                 sock: SockId(0),
                 src: addr(PEER),
             };
-            self.state.on_packet(self.now, meta, &mut pkt, &mut self.tx);
+            r.rig
+                .state
+                .on_packet(r.rig.now, meta, &mut forged, &mut r.rig.tx);
+            assert_eq!(r.digits(), vec![]);
+            assert_eq!(r.stats().auth_failed, 1);
         }
 
-        /// Advances virtual time in 20 ms ticks.
-        fn run_for(&mut self, d: Duration) {
-            let end = self.now + d;
-            while self.now < end {
-                self.now += Duration::from_millis(20);
-                self.tick += 1;
-                let t = Tick {
-                    index: self.tick,
-                    at: self.now,
-                    late: Duration::ZERO,
-                    skipped: 0,
-                };
-                self.state
-                    .on_tick(self.now, t, Duration::from_millis(20), &mut self.tx);
+        #[test]
+        fn lost_end_packets_report_on_the_next_press_or_after_the_timeout() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // '4' loses all three end packets; '5' follows: '4' is reported when '5' starts.
+            let four = press(&mut seq, 8000, 4, 150);
+            for p in &four[..3] {
+                r.packet(p.clone());
+                r.run_for(Duration::from_millis(50));
             }
+            assert_eq!(r.digits(), vec![]);
+            let five = press(&mut seq, 12_000, 5, 100);
+            r.packet(five[0].clone());
+            assert_eq!(r.digits(), vec![('4', 100)]);
+            // '5' loses its ends and nothing follows: reported once the timeout passes.
+            r.packet(five[1].clone());
+            r.run_for(Duration::from_millis(480));
+            assert_eq!(r.digits(), vec![]);
+            r.run_for(Duration::from_millis(40));
+            assert_eq!(r.digits(), vec![('5', 50)]);
+            // Its end packets finally arrive: nothing more.
+            for p in &five[2..] {
+                r.packet(p.clone());
+            }
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![]);
+            assert_eq!(r.stats().dtmf_digits, 2);
         }
 
-        /// The DTMF events emitted so far: (digit, duration_ms).
-        fn digits(&self) -> Vec<(char, u32)> {
-            std::iter::from_fn(|| self.mailbox.next_event())
-                .filter_map(|e| match e {
-                    Event::Dtmf {
-                        id: LegId(1),
-                        digit,
-                        duration_ms,
-                    } => Some((digit, duration_ms)),
-                    Event::Dtmf { .. } => panic!("wrong leg"),
-                    _ => None,
-                })
-                .collect()
-        }
-
-        fn stats(&self) -> LegStats {
-            let slot = self.state.by_id[&LegId(1)];
-            self.state.legs[slot as usize].as_ref().unwrap().stats()
-        }
-    }
-
-    fn clean_press(srtp: bool) {
-        let mut r = Rig::new(srtp);
-        let mut seq = 100;
-        for p in press(&mut seq, 16_000, 1, 200) {
-            r.packet(p);
-            r.run_for(Duration::from_millis(20));
-        }
-        assert_eq!(r.digits(), vec![('1', 200)]);
-        assert_eq!(r.stats().dtmf_digits, 1);
-        assert_eq!(r.state.counters.get(Metric::DtmfDigits), 1);
-        // Detection does not change forwarding: every event packet was echoed.
-        assert_eq!(r.stats().rtp_out, 7);
-        r.run_for(Duration::from_secs(2));
-        assert_eq!(r.digits(), vec![], "reported once, no timeout afterwards");
-        assert!(r.state.dtmf_open.is_empty());
-    }
-
-    #[test]
-    fn a_clean_key_press_is_one_event() {
-        clean_press(false);
-    }
-
-    #[test]
-    fn srtp_legs_report_key_presses_after_unprotect() {
-        clean_press(true);
-        // A forged event packet (wrong key) is refused before detection.
-        let mut r = Rig::new(true);
-        let mut forged = te(1, 5000, 9, true, 800);
-        forged.extend_from_slice(&[0u8; 10]);
-        let meta = RxMeta {
-            sock: SockId(0),
-            src: addr(PEER),
-        };
-        r.state.on_packet(r.now, meta, &mut forged, &mut r.tx);
-        assert_eq!(r.digits(), vec![]);
-        assert_eq!(r.stats().auth_failed, 1);
-    }
-
-    #[test]
-    fn lost_end_packets_report_on_the_next_press_or_after_the_timeout() {
-        let mut r = Rig::new(false);
-        let mut seq = 1;
-        // '4' loses all three end packets; '5' follows: '4' is reported when '5' starts.
-        let four = press(&mut seq, 8000, 4, 150);
-        for p in &four[..3] {
-            r.packet(p.clone());
-            r.run_for(Duration::from_millis(50));
-        }
-        assert_eq!(r.digits(), vec![]);
-        let five = press(&mut seq, 12_000, 5, 100);
-        r.packet(five[0].clone());
-        assert_eq!(r.digits(), vec![('4', 100)]);
-        // '5' loses its ends and nothing follows: reported once the timeout passes.
-        r.packet(five[1].clone());
-        r.run_for(Duration::from_millis(480));
-        assert_eq!(r.digits(), vec![]);
-        r.run_for(Duration::from_millis(40));
-        assert_eq!(r.digits(), vec![('5', 50)]);
-        // Its end packets finally arrive: nothing more.
-        for p in &five[2..] {
-            r.packet(p.clone());
-        }
-        r.run_for(Duration::from_secs(1));
-        assert_eq!(r.digits(), vec![]);
-        assert_eq!(r.stats().dtmf_digits, 2);
-    }
-
-    #[test]
-    fn duplicated_and_reordered_packets_give_each_digit_once() {
-        let mut r = Rig::new(false);
-        let mut seq = 1;
-        let a = press(&mut seq, 1000, 0xa, 150); // '*'
-        let b = press(&mut seq, 3000, 0xb, 100); // '#'
-        let order = [
-            &a[0], &a[0], &a[2], &a[1], &a[3], &b[0], &a[4], &a[5], &b[1], &b[0], &b[2], &b[2],
-            &b[3], &b[4],
-        ];
-        for p in order {
-            r.packet(p.clone());
-            r.run_for(Duration::from_millis(20));
-        }
-        r.run_for(Duration::from_secs(1));
-        assert_eq!(r.digits(), vec![('*', 150), ('#', 100)]);
-    }
-
-    #[test]
-    fn the_same_digit_pressed_twice_is_two_events() {
-        let mut r = Rig::new(false);
-        let mut seq = 1;
-        for ts in [8000, 16_000] {
-            for p in press(&mut seq, ts, 7, 100) {
-                r.packet(p);
+        #[test]
+        fn duplicated_and_reordered_packets_give_each_digit_once() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            let a = press(&mut seq, 1000, 0xa, 150); // '*'
+            let b = press(&mut seq, 3000, 0xb, 100); // '#'
+            let order = [
+                &a[0], &a[0], &a[2], &a[1], &a[3], &b[0], &a[4], &a[5], &b[1], &b[0], &b[2], &b[2],
+                &b[3], &b[4],
+            ];
+            for p in order {
+                r.packet(p.clone());
                 r.run_for(Duration::from_millis(20));
             }
-            r.run_for(Duration::from_millis(300));
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![('*', 150), ('#', 100)]);
         }
-        assert_eq!(r.digits(), vec![('7', 100), ('7', 100)]);
-    }
 
-    #[test]
-    fn a_long_press_is_reported_once_with_its_final_duration() {
-        let mut r = Rig::new(false);
-        let mut seq = 1;
-        // 2 s of 'D': 40 duration updates, one event at the end.
-        let packets = press(&mut seq, 40_000, 15, 2000);
-        for p in &packets[..40] {
-            r.packet(p.clone());
-            r.run_for(Duration::from_millis(50));
+        #[test]
+        fn the_same_digit_pressed_twice_is_two_events() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            for ts in [8000, 16_000] {
+                for p in press(&mut seq, ts, 7, 100) {
+                    r.packet(p);
+                    r.run_for(Duration::from_millis(20));
+                }
+                r.run_for(Duration::from_millis(300));
+            }
+            assert_eq!(r.digits(), vec![('7', 100), ('7', 100)]);
+        }
+
+        #[test]
+        fn a_long_press_is_reported_once_with_its_final_duration() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // 2 s of 'D': 40 duration updates, one event at the end.
+            let packets = press(&mut seq, 40_000, 15, 2000);
+            for p in &packets[..40] {
+                r.packet(p.clone());
+                r.run_for(Duration::from_millis(50));
+                assert_eq!(r.digits(), vec![]);
+            }
+            for p in &packets[40..] {
+                r.packet(p.clone());
+            }
+            assert_eq!(r.digits(), vec![('D', 2000)]);
+        }
+
+        #[test]
+        fn other_events_are_counted_and_short_payloads_dropped() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // Flash (16), then a truncated event packet, then '9'.
+            for p in press(&mut seq, 1000, 16, 100) {
+                r.packet(p);
+            }
+            let mut short = te(seq, 2000, 9, false, 0);
+            short.truncate(14);
+            r.packet(short);
+            for p in press(&mut seq, 3000, 9, 100) {
+                r.packet(p);
+            }
+            assert_eq!(r.digits(), vec![('9', 100)]);
+            let s = r.stats();
+            assert_eq!((s.dtmf_other_events, s.malformed), (1, 1));
+            assert_eq!(r.rig.state.counters.get(Metric::DtmfOtherEvents), 1);
+            assert_eq!(r.rig.state.counters.get(Metric::DropMalformed), 1);
+            assert_eq!(s.rtp_out, 10, "the malformed packet was not echoed");
+            // Audio with another payload type is not taken for events.
+            let mut audio = te(seq + 10, 9000, 3, true, 800);
+            audio[1] = 0;
+            r.packet(audio);
             assert_eq!(r.digits(), vec![]);
         }
-        for p in &packets[40..] {
-            r.packet(p.clone());
-        }
-        assert_eq!(r.digits(), vec![('D', 2000)]);
-    }
 
-    #[test]
-    fn other_events_are_counted_and_short_payloads_dropped() {
-        let mut r = Rig::new(false);
-        let mut seq = 1;
-        // Flash (16), then a truncated event packet, then '9'.
-        for p in press(&mut seq, 1000, 16, 100) {
-            r.packet(p);
+        #[test]
+        fn a_leg_removed_mid_press_reports_nothing_later() {
+            let mut r = DtmfRig::new(false);
+            r.packet(te(1, 1000, 2, false, 0));
+            r.rig
+                .state
+                .on_command(r.rig.now, Command::RemoveLeg(LegId(1)));
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![]);
+            assert!(r.rig.state.dtmf_open.is_empty());
         }
-        let mut short = te(seq, 2000, 9, false, 0);
-        short.truncate(14);
-        r.packet(short);
-        for p in press(&mut seq, 3000, 9, 100) {
-            r.packet(p);
-        }
-        assert_eq!(r.digits(), vec![('9', 100)]);
-        let s = r.stats();
-        assert_eq!((s.dtmf_other_events, s.malformed), (1, 1));
-        assert_eq!(r.state.counters.get(Metric::DtmfOtherEvents), 1);
-        assert_eq!(r.state.counters.get(Metric::DropMalformed), 1);
-        assert_eq!(s.rtp_out, 10, "the malformed packet was not echoed");
-        // Audio with another payload type is not taken for events.
-        let mut audio = te(seq + 10, 9000, 3, true, 800);
-        audio[1] = 0;
-        r.packet(audio);
-        assert_eq!(r.digits(), vec![]);
-    }
-
-    #[test]
-    fn a_leg_removed_mid_press_reports_nothing_later() {
-        let mut r = Rig::new(false);
-        r.packet(te(1, 1000, 2, false, 0));
-        r.state.on_command(r.now, Command::RemoveLeg(LegId(1)));
-        r.run_for(Duration::from_secs(1));
-        assert_eq!(r.digits(), vec![]);
-        assert!(r.state.dtmf_open.is_empty());
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use common::server::{Server, log_field};
 
 /// The media port range of this test's server, and sipp's RTP port (outside the server's).
-const MEDIA_PORTS: &str = "47200-47299";
-const SIPP_RTP_PORT: &str = "47300";
+const MEDIA_PORTS: &str = "47200-47249";
+const SIPP_RTP_PORT: &str = "47250";
 /// Where the key presses come from.
 const PCAP_DIR: &str = "/usr/share/sip-tester";
 

@@ -171,6 +171,9 @@ pub async fn run<S>(
                 uac.handle_timeout(now);
             }
             Some((core, event)) = events.recv() => {
+                if let Event::LegRemoved { id, stats } = &event {
+                    tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                }
                 ua.handle_engine_event(Instant::now(), core, event);
             }
             Some(command) = dial_commands.recv() => match command {
@@ -212,6 +215,14 @@ pub async fn run<S>(
                             retry.push_back((e.core, e.command));
                         }
                     }
+                }
+                UaOutput::Dtmf {
+                    call_id,
+                    digit,
+                    duration_ms,
+                    source,
+                } => {
+                    tracing::info!(%call_id, digit = %digit.as_char(), duration_ms, source = source.as_str(), "DTMF");
                 }
             }
         }

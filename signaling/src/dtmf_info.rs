@@ -1,6 +1,26 @@
 //! DTMF digits carried in SIP INFO bodies, as phones and gateways send them when they do not
 //! use RFC 4733 events: `application/dtmf-relay` (`Signal=5` / `Duration=160` lines, Cisco
-//! style, widely copied) and `application/dtmf` (the digit alone).
+//! style, widely copied) and `application/dtmf` (the digit alone). Also the key type and the
+//! source names shared with RFC 4733 digits from the media cores.
+
+/// How a key press reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 `telephone-event` packets on the media leg.
+    Rfc4733,
+    /// A SIP INFO request (`application/dtmf-relay` or `application/dtmf`).
+    SipInfo,
+}
+
+impl DtmfSource {
+    /// Lower-case name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "sip-info",
+        }
+    }
+}
 
 /// A DTMF key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +59,16 @@ impl DtmfKey {
                     _ => None,
                 }
             }
+        }
+    }
+
+    /// The key for a character `0`-`9`, `*`, `#`, `A`-`D` (case-insensitive).
+    pub fn from_char(c: char) -> Option<Self> {
+        match c {
+            '0'..='9' | '*' | '#' | 'a'..='d' | 'A'..='D' => {
+                Self::parse(c.encode_utf8(&mut [0; 4]))
+            }
+            _ => None,
         }
     }
 
@@ -133,6 +163,18 @@ mod tests {
             parse_info("application/dtmf", b"b").unwrap().key.as_char(),
             'B'
         );
+    }
+
+    #[test]
+    fn keys_from_characters_round_trip() {
+        for c in "0123456789*#ABCD".chars() {
+            assert_eq!(DtmfKey::from_char(c).map(DtmfKey::as_char), Some(c));
+        }
+        assert_eq!(DtmfKey::from_char('b'), Some(DtmfKey::Letter('B')));
+        for c in ['E', ' ', 'x', '\u{663}'] {
+            assert_eq!(DtmfKey::from_char(c), None, "{c:?}");
+        }
+        assert_eq!(DtmfSource::Rfc4733.as_str(), "rfc4733");
     }
 
     #[test]

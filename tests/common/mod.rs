@@ -1,12 +1,11 @@
 //! Shared harness of the end-to-end tests: loopback SRTP peers and a driver for the engine's
-//! command and event queues; a running `chorus serve` ([`Server`]).
+//! command and event queues; `server` runs the `chorus` binary.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use chorus_engine::runtime::{
@@ -291,84 +290,4 @@ pub fn describe(c: &chorus_engine::runtime::Counters) -> String {
 pub fn sorted(mut v: Vec<u16>) -> Vec<u16> {
     v.sort_unstable();
     v
-}
-
-/// A running `chorus serve` on a free UDP SIP port, stopped (SIGTERM) when dropped.
-pub struct Server {
-    child: Child,
-    /// Its data directory (removed on drop); a place for test artifacts too.
-    pub dir: PathBuf,
-    /// The bound SIP port (UDP, 127.0.0.1).
-    pub sip_port: u16,
-}
-
-impl Server {
-    /// Starts a server on a free UDP port (read back from its startup log).
-    pub fn start(name: &str, media: &str) -> Server {
-        let dir = std::env::temp_dir().join(format!("chorus-sip-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut child = Process::new(env!("CARGO_BIN_EXE_chorus"))
-            .args([
-                "serve",
-                "--sip",
-                "udp:127.0.0.1:0",
-                "--media-ports",
-                media,
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--cores",
-                "2",
-                "--pin-cores",
-                "false",
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chorus starts");
-        let mut err = child.stderr.take().unwrap();
-        let mut log = String::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !log.contains("answering SIP") && Instant::now() < deadline {
-            match err.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => log.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        assert!(log.contains("answering SIP"), "server did not start: {log}");
-        let sip_port: u16 = log
-            .split("sip=\"udp:127.0.0.1:")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("bound SIP port not in the log: {log}"));
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 4096];
-            while matches!(err.read(&mut sink), Ok(n) if n > 0) {}
-        });
-        Server {
-            child,
-            dir,
-            sip_port,
-        }
-    }
-
-    /// Sends one datagram and waits for the response (None on timeout).
-    pub fn ask(&self, msg: &[u8]) -> Option<String> {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.send_to(msg, ("127.0.0.1", self.sip_port)).unwrap();
-        let mut buf = [0u8; 65_535];
-        let (n, _) = s.recv_from(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: kill with the pid of our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

@@ -50,6 +50,12 @@ pub enum RtpError {
         /// Bytes after the header, padding included.
         available: usize,
     },
+    /// A `telephone-event` payload is shorter than one 4-byte event block (RFC 4733 2.3).
+    #[error("telephone-event payload of {len} bytes, need 4")]
+    TelephoneEventTruncated {
+        /// Bytes in the payload.
+        len: usize,
+    },
     /// The extension profile is neither RFC 8285 one-byte (0xBEDE) nor two-byte (0x100X).
     #[error("unknown header extension profile {0:#06x}")]
     UnknownExtensionProfile(u16),

@@ -10,6 +10,7 @@
 //!   [`write_padding`] pads a finished packet.
 //! - [`ExtensionIter`] walks one-byte and two-byte extension elements; [`AudioLevel`] reads
 //!   and writes the RFC 6464 element.
+//! - [`TelephoneEvent`] reads and writes RFC 4733 named-event payloads (DTMF).
 //! - [`SeqNoUnwrapper`] and [`TimestampUnwrapper`] extend wire values to 64 bits.
 //! - [`RtpStreamRecv`] keeps the RFC 3550 Appendix A receive statistics of one stream and
 //!   produces its RTCP report block.
@@ -47,6 +48,7 @@ mod pt;
 mod seq_no;
 mod ssrc;
 mod stream_recv;
+mod telephone_event;
 mod unwrapper;
 #[cfg(test)]
 pub(crate) mod xorshift;
@@ -60,4 +62,5 @@ pub use pt::Pt;
 pub use seq_no::SeqNo;
 pub use ssrc::Ssrc;
 pub use stream_recv::{MAX_DROPOUT, MAX_MISORDER, MIN_SEQUENTIAL, Reception, RtpStreamRecv};
+pub use telephone_event::{TelephoneEvent, dtmf_digit};
 pub use unwrapper::{SeqNoUnwrapper, TimestampUnwrapper};

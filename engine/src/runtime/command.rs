@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::rtp::Pt;
 use crate::srtp::SrtpSuite;
 
 /// A media core, by index.
@@ -46,6 +47,15 @@ impl fmt::Debug for SrtpKey {
     }
 }
 
+/// An RFC 4733 `telephone-event` payload type negotiated for a leg, with its clock rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelephoneEventPt {
+    /// The payload type the remote sends its events with.
+    pub pt: Pt,
+    /// Its RTP clock rate (8000 or 48000): durations are in these units.
+    pub clock_rate: u32,
+}
+
 /// Everything a core needs to create a leg. Leg state travels as data, so a leg can be
 /// created on one core and re-created on another.
 #[derive(Clone, Debug)]
@@ -75,6 +85,9 @@ pub struct LegConfig {
     pub local_ssrc: u32,
     /// CNAME in the engine's RTCP SDES to this leg.
     pub cname: String,
+    /// The `telephone-event` payload types the remote may send (RFC 4733); their packets are
+    /// reported as `Event::Dtmf`, one per key press.
+    pub telephone_events: Vec<TelephoneEventPt>,
     /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
@@ -98,6 +111,7 @@ impl LegConfig {
             // A fixed odd multiplier spreads consecutive ids over the SSRC space.
             local_ssrc: id.0.wrapping_mul(0x9e37_79b1) | 1,
             cname: format!("{id}@chorus"),
+            telephone_events: Vec::new(),
             pair: None,
         }
     }
@@ -173,6 +187,10 @@ pub struct LegStats {
     pub duplicates: u64,
     /// RTP packets that arrived out of order.
     pub reordered: u64,
+    /// DTMF key presses received as RFC 4733 events (each reported once).
+    pub dtmf_digits: u64,
+    /// Other RFC 4733 events received (flash, tones): counted, not reported.
+    pub dtmf_other_events: u64,
 }
 
 /// An event from a core.
@@ -221,6 +239,16 @@ pub enum Event {
         id: LegId,
         /// Its final counters.
         stats: LegStats,
+    },
+    /// A DTMF key press from the leg's RFC 4733 events (reported once per press, when it
+    /// ends).
+    Dtmf {
+        /// The leg.
+        id: LegId,
+        /// The key: `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// How long it was held, in milliseconds.
+        duration_ms: u32,
     },
     /// No RTP or RTCP from the remote for longer than the leg's inactivity timeout.
     Inactive {

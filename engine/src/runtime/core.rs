@@ -76,6 +76,10 @@ pub(crate) struct CoreState {
     pending_cursor: Vec<usize>,
     /// Trial authentications left in this tick.
     latch_budget: u32,
+    /// Legs with an RFC 4733 event in progress, whose end-packet timeout each tick checks.
+    /// Grows to the most legs ever in a key press at once, then stays (no allocation per
+    /// packet).
+    dtmf_open: Vec<LegSlot>,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -102,6 +106,7 @@ impl CoreState {
             pending: vec![Vec::new(); socks],
             pending_cursor: vec![0; socks],
             latch_budget: LATCH_BUDGET_PER_TICK,
+            dtmf_open: Vec::new(),
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -162,14 +167,34 @@ impl CoreState {
             return;
         };
         let plain = &buf[..len];
-        let (ssrc, seq, timestamp) = match crate::rtp::RtpPacket::parse(plain) {
-            Ok(p) => (p.ssrc().0, p.seq(), p.timestamp()),
+        let (ssrc, seq, timestamp, pt, payload) = match crate::rtp::RtpPacket::parse(plain) {
+            Ok(p) => (
+                p.ssrc().0,
+                p.seq(),
+                p.timestamp(),
+                p.pt(),
+                p.payload_range(),
+            ),
             Err(_) => {
                 leg.stats.malformed += 1;
                 self.counters.inc(Metric::DropMalformed);
                 return;
             }
         };
+        // RFC 4733 events are detected whatever happens to the packet next (forwarding).
+        let dtmf = leg.telephone_event_rate(pt).map(|rate| {
+            let was_open = leg.dtmf.is_open();
+            let payload = plain.get(payload).unwrap_or_default();
+            (
+                leg.dtmf.handle_packet(now, timestamp, rate, payload),
+                was_open,
+            )
+        });
+        if let Some((Err(_), _)) = dtmf {
+            leg.stats.malformed += 1;
+            self.counters.inc(Metric::DropMalformed);
+            return;
+        }
         leg.stats.rtp_in += 1;
         leg.stats.rtp_bytes_in += len as u64;
         leg.account_rtp(now, ssrc, seq, timestamp);
@@ -195,7 +220,62 @@ impl CoreState {
         }
         if let Some(leg) = self.leg_mut(slot) {
             leg.targets = targets;
+            if let Some((_, was_open)) = dtmf
+                && !was_open
+                && leg.dtmf.is_open()
+            {
+                self.dtmf_open.push(slot);
+            }
         }
+        if dtmf.is_some() {
+            self.report_dtmf(slot);
+        }
+    }
+
+    /// Emits the finished RFC 4733 events of a leg: keys as `Event::Dtmf`, other events
+    /// counted.
+    fn report_dtmf(&mut self, slot: LegSlot) {
+        while let Some(leg) = self.leg_mut(slot) {
+            let Some(report) = leg.dtmf.poll_report() else {
+                return;
+            };
+            let id = leg.id;
+            match crate::rtp::dtmf_digit(report.event) {
+                Some(digit) => {
+                    leg.stats.dtmf_digits += 1;
+                    self.counters.inc(Metric::DtmfDigits);
+                    self.emit(Event::Dtmf {
+                        id,
+                        digit,
+                        duration_ms: report.duration_ms,
+                    });
+                }
+                None => {
+                    leg.stats.dtmf_other_events += 1;
+                    self.counters.inc(Metric::DtmfOtherEvents);
+                }
+            }
+        }
+    }
+
+    /// Ends the RFC 4733 events whose end packets never came (`dtmf_receiver::END_TIMEOUT`).
+    fn check_dtmf_timeouts(&mut self, now: Instant) {
+        if self.dtmf_open.is_empty() {
+            return;
+        }
+        let mut open = std::mem::take(&mut self.dtmf_open);
+        open.retain(|&slot| {
+            let Some(leg) = self.leg_mut(slot) else {
+                return false;
+            };
+            leg.dtmf.handle_timeout(now);
+            let still = leg.dtmf.is_open();
+            self.report_dtmf(slot);
+            still
+        });
+        // A slot may appear twice if its leg was removed and the slot reused mid-press.
+        open.dedup();
+        self.dtmf_open = open;
     }
 
     /// Sends a copy of `plain` (a validated RTP packet from source `ids` = (SSRC, sequence,
@@ -550,6 +630,7 @@ impl CoreState {
         self.counters.inc(Metric::Ticks);
         self.counters.add(Metric::TicksSkipped, tick.skipped);
         self.latch_budget = LATCH_BUDGET_PER_TICK;
+        self.check_dtmf_timeouts(now);
         let late_us = tick.late.as_micros() as u64;
         if late_us > self.counters.get(Metric::TickLateMaxUs) {
             self.counters.set(Metric::TickLateMaxUs, late_us);
@@ -1161,5 +1242,309 @@ mod tests {
             got,
             vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
         );
+    }
+
+    /// RFC 4733 events on the packet path: one `Event::Dtmf` per key press, whatever the loss,
+    /// duplication and reordering, on plain and SRTP legs, alongside forwarding.
+    mod dtmf {
+        use super::*;
+        use crate::rtp::{Pt, TelephoneEvent};
+        use crate::runtime::command::TelephoneEventPt;
+        use crate::srtp::SrtpSuite;
+
+        const PEER: u16 = 9000;
+        const TE: Pt = Pt(101);
+
+        /// A telephone-event packet (8 kHz units) of the peer's stream.
+        fn te(seq: u16, timestamp: u32, event: u8, end: bool, duration: u16) -> Vec<u8> {
+            let mut p = vec![0x80, TE.0];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&timestamp.to_be_bytes());
+            p.extend_from_slice(&0x7e57_u32.to_be_bytes());
+            let mut block = [0u8; 4];
+            TelephoneEvent {
+                event,
+                end,
+                volume: 10,
+                duration,
+            }
+            .write(&mut block)
+            .unwrap();
+            p.extend_from_slice(&block);
+            p
+        }
+
+        /// The packets of one key press: start, updates every 50 ms, the end three times.
+        fn press(seq: &mut u16, timestamp: u32, event: u8, ms: u16) -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            for i in 0..ms / 50 {
+                out.push(te(*seq, timestamp, event, false, i * 400));
+                *seq += 1;
+            }
+            for _ in 0..3 {
+                out.push(te(*seq, timestamp, event, true, ms * 8));
+                *seq += 1;
+            }
+            out
+        }
+
+        /// The core rig with one event-aware leg, virtual ticks and optional SRTP.
+        struct DtmfRig {
+            rig: Rig,
+            tick: u64,
+            srtp: Option<SrtpContext>,
+        }
+
+        impl DtmfRig {
+            /// One leg (id 1) at PEER with PT 101 as telephone-event, echoing to itself; with
+            /// `srtp`, an AES-CM SRTP leg.
+            fn new(srtp: bool) -> DtmfRig {
+                let mut r = DtmfRig {
+                    rig: Rig::new(),
+                    tick: 0,
+                    srtp: None,
+                };
+                let mut c = LegConfig::new(LegId(1));
+                c.remote_rtp = Some(addr(PEER));
+                c.latch = false;
+                c.telephone_events = vec![
+                    TelephoneEventPt {
+                        pt: TE,
+                        clock_rate: 8000,
+                    },
+                    TelephoneEventPt {
+                        pt: Pt(110),
+                        clock_rate: 48_000,
+                    },
+                ];
+                if srtp {
+                    let k = SrtpKey {
+                        suite: SrtpSuite::AesCm128HmacSha1_80,
+                        key: (1..=16).collect(),
+                        salt: (1..=14).collect(),
+                    };
+                    r.srtp = Some(ctx(&k));
+                    c.srtp_in = Some(k.clone());
+                    c.srtp_out = Some(k);
+                }
+                r.rig.create(c);
+                let now = r.rig.now;
+                r.rig.state.on_command(
+                    now,
+                    Command::Connect {
+                        from: LegId(1),
+                        to: LegId(1),
+                    },
+                );
+                r.digits();
+                r
+            }
+
+            fn packet(&mut self, mut pkt: Vec<u8>) {
+                if let Some(ctx) = self.srtp.as_mut() {
+                    let n = pkt.len();
+                    pkt.resize(n + 16, 0);
+                    let len = ctx.protect_rtp(&mut pkt, n).unwrap();
+                    pkt.truncate(len);
+                }
+                self.rig.packet(addr(PEER), pkt);
+            }
+
+            /// Advances virtual time in 20 ms ticks.
+            fn run_for(&mut self, d: Duration) {
+                let r = &mut self.rig;
+                let end = r.now + d;
+                while r.now < end {
+                    r.now += Duration::from_millis(20);
+                    self.tick += 1;
+                    let t = Tick {
+                        index: self.tick,
+                        at: r.now,
+                        late: Duration::ZERO,
+                        skipped: 0,
+                    };
+                    r.state
+                        .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                }
+            }
+
+            /// The DTMF events emitted so far: (digit, duration_ms).
+            fn digits(&self) -> Vec<(char, u32)> {
+                self.rig
+                    .events()
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Event::Dtmf {
+                            id: LegId(1),
+                            digit,
+                            duration_ms,
+                        } => Some((digit, duration_ms)),
+                        Event::Dtmf { .. } => panic!("wrong leg"),
+                        _ => None,
+                    })
+                    .collect()
+            }
+
+            fn stats(&mut self) -> LegStats {
+                self.rig.stats(1)
+            }
+        }
+
+        fn clean_press(srtp: bool) {
+            let mut r = DtmfRig::new(srtp);
+            let mut seq = 100;
+            for p in press(&mut seq, 16_000, 1, 200) {
+                r.packet(p);
+                r.run_for(Duration::from_millis(20));
+            }
+            assert_eq!(r.digits(), vec![('1', 200)]);
+            assert_eq!(r.stats().dtmf_digits, 1);
+            assert_eq!(r.rig.state.counters.get(Metric::DtmfDigits), 1);
+            // Detection does not change forwarding: every event packet was echoed.
+            assert_eq!(r.stats().rtp_out, 7);
+            r.run_for(Duration::from_secs(2));
+            assert_eq!(r.digits(), vec![], "reported once, no timeout afterwards");
+            assert!(r.rig.state.dtmf_open.is_empty());
+        }
+
+        #[test]
+        fn a_clean_key_press_is_one_event() {
+            clean_press(false);
+        }
+
+        #[test]
+        fn srtp_legs_report_key_presses_after_unprotect() {
+            clean_press(true);
+            // A forged event packet (wrong key) is refused before detection.
+            let mut r = DtmfRig::new(true);
+            let mut forged = te(1, 5000, 9, true, 800);
+            forged.extend_from_slice(&[0u8; 10]);
+            let meta = RxMeta {
+                sock: SockId(0),
+                src: addr(PEER),
+            };
+            r.rig
+                .state
+                .on_packet(r.rig.now, meta, &mut forged, &mut r.rig.tx);
+            assert_eq!(r.digits(), vec![]);
+            assert_eq!(r.stats().auth_failed, 1);
+        }
+
+        #[test]
+        fn lost_end_packets_report_on_the_next_press_or_after_the_timeout() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // '4' loses all three end packets; '5' follows: '4' is reported when '5' starts.
+            let four = press(&mut seq, 8000, 4, 150);
+            for p in &four[..3] {
+                r.packet(p.clone());
+                r.run_for(Duration::from_millis(50));
+            }
+            assert_eq!(r.digits(), vec![]);
+            let five = press(&mut seq, 12_000, 5, 100);
+            r.packet(five[0].clone());
+            assert_eq!(r.digits(), vec![('4', 100)]);
+            // '5' loses its ends and nothing follows: reported once the timeout passes.
+            r.packet(five[1].clone());
+            r.run_for(Duration::from_millis(480));
+            assert_eq!(r.digits(), vec![]);
+            r.run_for(Duration::from_millis(40));
+            assert_eq!(r.digits(), vec![('5', 50)]);
+            // Its end packets finally arrive: nothing more.
+            for p in &five[2..] {
+                r.packet(p.clone());
+            }
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![]);
+            assert_eq!(r.stats().dtmf_digits, 2);
+        }
+
+        #[test]
+        fn duplicated_and_reordered_packets_give_each_digit_once() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            let a = press(&mut seq, 1000, 0xa, 150); // '*'
+            let b = press(&mut seq, 3000, 0xb, 100); // '#'
+            let order = [
+                &a[0], &a[0], &a[2], &a[1], &a[3], &b[0], &a[4], &a[5], &b[1], &b[0], &b[2], &b[2],
+                &b[3], &b[4],
+            ];
+            for p in order {
+                r.packet(p.clone());
+                r.run_for(Duration::from_millis(20));
+            }
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![('*', 150), ('#', 100)]);
+        }
+
+        #[test]
+        fn the_same_digit_pressed_twice_is_two_events() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            for ts in [8000, 16_000] {
+                for p in press(&mut seq, ts, 7, 100) {
+                    r.packet(p);
+                    r.run_for(Duration::from_millis(20));
+                }
+                r.run_for(Duration::from_millis(300));
+            }
+            assert_eq!(r.digits(), vec![('7', 100), ('7', 100)]);
+        }
+
+        #[test]
+        fn a_long_press_is_reported_once_with_its_final_duration() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // 2 s of 'D': 40 duration updates, one event at the end.
+            let packets = press(&mut seq, 40_000, 15, 2000);
+            for p in &packets[..40] {
+                r.packet(p.clone());
+                r.run_for(Duration::from_millis(50));
+                assert_eq!(r.digits(), vec![]);
+            }
+            for p in &packets[40..] {
+                r.packet(p.clone());
+            }
+            assert_eq!(r.digits(), vec![('D', 2000)]);
+        }
+
+        #[test]
+        fn other_events_are_counted_and_short_payloads_dropped() {
+            let mut r = DtmfRig::new(false);
+            let mut seq = 1;
+            // Flash (16), then a truncated event packet, then '9'.
+            for p in press(&mut seq, 1000, 16, 100) {
+                r.packet(p);
+            }
+            let mut short = te(seq, 2000, 9, false, 0);
+            short.truncate(14);
+            r.packet(short);
+            for p in press(&mut seq, 3000, 9, 100) {
+                r.packet(p);
+            }
+            assert_eq!(r.digits(), vec![('9', 100)]);
+            let s = r.stats();
+            assert_eq!((s.dtmf_other_events, s.malformed), (1, 1));
+            assert_eq!(r.rig.state.counters.get(Metric::DtmfOtherEvents), 1);
+            assert_eq!(r.rig.state.counters.get(Metric::DropMalformed), 1);
+            assert_eq!(s.rtp_out, 10, "the malformed packet was not echoed");
+            // Audio with another payload type is not taken for events.
+            let mut audio = te(seq + 10, 9000, 3, true, 800);
+            audio[1] = 0;
+            r.packet(audio);
+            assert_eq!(r.digits(), vec![]);
+        }
+
+        #[test]
+        fn a_leg_removed_mid_press_reports_nothing_later() {
+            let mut r = DtmfRig::new(false);
+            r.packet(te(1, 1000, 2, false, 0));
+            r.rig
+                .state
+                .on_command(r.rig.now, Command::RemoveLeg(LegId(1)));
+            r.run_for(Duration::from_secs(1));
+            assert_eq!(r.digits(), vec![]);
+            assert!(r.rig.state.dtmf_open.is_empty());
+        }
     }
 }

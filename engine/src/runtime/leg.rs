@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::command::{LegConfig, LegId, LegStats, SrtpKey};
+use super::command::{LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt};
+use super::dtmf_receiver::DtmfReceiver;
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
 use super::seq_rewriter::SeqRewriter;
-use crate::rtp::{RtpStreamRecv, Ssrc};
+use crate::rtp::{Pt, RtpStreamRecv, Ssrc};
 use crate::srtp::{SrtpContext, SrtpError};
 
 /// Interval between RTCP reports to a leg (RFC 3550's 5 s minimum for a small session).
@@ -49,6 +50,10 @@ pub(crate) struct Leg {
     pub next_report: Instant,
     /// Numbering of the RTP the engine sends to this leg (its own SSRC, continuous).
     pub out_numbering: SeqRewriter,
+    /// The remote's RFC 4733 payload types.
+    pub telephone_events: Box<[TelephoneEventPt]>,
+    /// Key presses from those packets.
+    pub dtmf: DtmfReceiver,
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -94,6 +99,8 @@ impl Leg {
             // Spread the legs' reports over the interval instead of bursting them together.
             next_report: now + REPORT_INTERVAL.mul_f64(0.5 + f64::from(cfg.id.0 % 97) / 97.0),
             out_numbering: SeqRewriter::new(cfg.clock_rate.max(1)),
+            telephone_events: cfg.telephone_events.as_slice().into(),
+            dtmf: DtmfReceiver::new(),
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
@@ -131,6 +138,14 @@ impl Leg {
             })
         };
         (rtp, rtcp)
+    }
+
+    /// The clock rate of `pt` if it is one of the leg's `telephone-event` payload types.
+    pub fn telephone_event_rate(&self, pt: Pt) -> Option<u32> {
+        self.telephone_events
+            .iter()
+            .find(|t| t.pt == pt)
+            .map(|t| t.clock_rate)
     }
 
     /// Feeds one accepted RTP packet to the reception statistics.

@@ -37,6 +37,10 @@ metrics! {
     RtcpIn => "rtcp_in",
     /// RTP packets forwarded to legs.
     Forwarded => "forwarded",
+    /// DTMF key presses received as RFC 4733 events.
+    DtmfDigits => "dtmf_digits",
+    /// Other RFC 4733 events received (flash, tones), ignored.
+    DtmfOtherEvents => "dtmf_other_events",
     /// Dropped: not RTP or RTCP (STUN, DTLS or garbage on a media port).
     DropNotRtp => "drop_not_rtp",
     /// Dropped: from an address no leg matched, and no leg waiting to latch accepted it.

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 pub mod command;
 pub mod core;
+pub mod dtmf_receiver;
 pub mod flow;
 pub mod io;
 mod leg;
@@ -34,7 +35,8 @@ pub mod metrics;
 mod seq_rewriter;
 pub mod tick;
 
-pub use command::{Command, CoreId, Event, LegConfig, LegId, LegStats, SrtpKey};
+pub use command::{Command, CoreId, Event, LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt};
+pub use dtmf_receiver::{DtmfReceiver, DtmfReport};
 pub use io::{IoKind, IoSizes};
 pub use mailbox::QueueFull;
 pub use metrics::{Counters, Metric};

@@ -23,7 +23,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use chorus_engine::runtime::{Command, CoreId, Event, LegConfig, LegId, SrtpKey};
+use chorus_engine::runtime::{Command, CoreId, Event, LegConfig, LegId, SrtpKey, TelephoneEventPt};
 
 use crate::access::{Access, AccessConfig, Caller, Verdict};
 use crate::admission::{Admission, AdmissionConfig};
@@ -165,6 +165,17 @@ pub enum UaOutput<P> {
         core: CoreId,
         /// The command.
         command: Command,
+    },
+    /// A caller pressed a key (RFC 4733 event from its media leg, or SIP INFO).
+    Dtmf {
+        /// The call's Call-ID.
+        call_id: String,
+        /// The key.
+        digit: dtmf_info::DtmfKey,
+        /// How long it was held, when the sender said.
+        duration_ms: Option<u32>,
+        /// How it arrived.
+        source: dtmf_info::DtmfSource,
     },
 }
 
@@ -504,9 +515,12 @@ impl<P: SipPeer> UserAgent<P> {
                 }
                 if !msg.body().is_empty() {
                     match dtmf_info::parse_info(msg.content_type().unwrap_or(""), msg.body()) {
-                        Ok(d) => {
-                            tracing::info!(call_id = msg.call_id(), key = %d.key.as_char(), "DTMF via INFO")
-                        }
+                        Ok(d) => self.out.push_back(UaOutput::Dtmf {
+                            call_id: msg.call_id().unwrap_or_default().to_string(),
+                            digit: d.key,
+                            duration_ms: d.duration_ms,
+                            source: dtmf_info::DtmfSource::SipInfo,
+                        }),
                         Err(dtmf_info::DtmfInfoError::ContentType) => {
                             return self.respond_status(
                                 now,
@@ -871,6 +885,12 @@ impl<P: SipPeer> UserAgent<P> {
         cfg.latch = true;
         cfg.inactivity_timeout = self.cfg.inactivity_timeout;
         cfg.clock_rate = neg.codec.clock_rate;
+        cfg.telephone_events = (neg.telephone_event.iter())
+            .map(|t| TelephoneEventPt {
+                pt: t.payload_type,
+                clock_rate: t.clock_rate,
+            })
+            .collect();
         cfg.pair = Some(pair);
         self.engine(core, Command::CreateLeg(Box::new(cfg)));
         if self.cfg.echo {
@@ -1052,18 +1072,22 @@ impl<P: SipPeer> UserAgent<P> {
                     self.try_answer(now, &key);
                 }
             }
-            Event::LegRemoved { id, stats } => {
-                // The call's media summary, for operators.
-                tracing::info!(
-                    leg = %id,
-                    rtp_in = stats.rtp_in,
-                    rtp_out = stats.rtp_out,
-                    lost = stats.lost,
-                    jitter_us = stats.jitter_us,
-                    auth_failed = stats.auth_failed,
-                    malformed = stats.malformed,
-                    "media leg closed"
-                );
+            Event::Dtmf {
+                id,
+                digit,
+                duration_ms,
+            } => {
+                let call_id = self.by_leg.get(&id).map(|k| k.call_id.clone());
+                if let (Some(call_id), Some(digit)) =
+                    (call_id, dtmf_info::DtmfKey::from_char(digit))
+                {
+                    self.out.push_back(UaOutput::Dtmf {
+                        call_id,
+                        digit,
+                        duration_ms: Some(duration_ms),
+                        source: dtmf_info::DtmfSource::Rfc4733,
+                    });
+                }
             }
             Event::LegRejected { id, reason } => {
                 if let Some(key) = self.by_leg.get(&id).cloned() {
@@ -2201,5 +2225,82 @@ mod tests {
             "ACK again"
         );
         assert_eq!(ua.calls(), 1);
+    }
+
+    #[test]
+    fn dtmf_from_media_and_from_info_reach_the_application_alike() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "i1", 1, None, SDP));
+        let (leg, tag) = out.iter().fold((None, None), |(leg, tag), o| match o {
+            UaOutput::Engine {
+                command: Command::CreateLeg(c),
+                ..
+            } => {
+                // The negotiated telephone-event reaches the media core.
+                assert_eq!(
+                    c.telephone_events,
+                    vec![TelephoneEventPt {
+                        pt: chorus_engine::rtp::Pt(101),
+                        clock_rate: 8000
+                    }]
+                );
+                (Some(c.id), tag)
+            }
+            UaOutput::Send { message, .. } => {
+                let to_tag = message.to().and_then(|t| t.tag().map(str::to_string));
+                (leg, to_tag.or(tag))
+            }
+            _ => (leg, tag),
+        });
+        let (leg, tag) = (leg.unwrap(), tag.unwrap());
+        let dtmf = |out: Vec<UaOutput<FakePeer>>| -> Vec<_> {
+            out.into_iter()
+                .filter_map(|o| match o {
+                    UaOutput::Dtmf {
+                        call_id,
+                        digit,
+                        duration_ms,
+                        source,
+                    } => Some((call_id, digit.as_char(), duration_ms, source)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let event = |digit| Event::Dtmf {
+            id: leg,
+            digit,
+            duration_ms: 120,
+        };
+        ua.handle_engine_event(t0, CoreId(0), event('#'));
+        assert_eq!(
+            dtmf(outputs(&mut ua)),
+            vec![(
+                "call-1".into(),
+                '#',
+                Some(120),
+                dtmf_info::DtmfSource::Rfc4733
+            )]
+        );
+        let info = request("INFO", "n1", 2, Some(&tag), "")
+            .with_body("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n");
+        ua.handle_message(t0, peer.clone(), info);
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![200]);
+        assert_eq!(
+            dtmf(out),
+            vec![(
+                "call-1".into(),
+                '5',
+                Some(160),
+                dtmf_info::DtmfSource::SipInfo
+            )]
+        );
+        // A digit from a leg no call owns (any more) is dropped.
+        ua.handle_message(t0, peer, request("BYE", "b1", 3, Some(&tag), ""));
+        outputs(&mut ua);
+        ua.handle_engine_event(t0, CoreId(0), event('1'));
+        assert!(dtmf(outputs(&mut ua)).is_empty());
     }
 }

@@ -1,0 +1,253 @@
+//! A basic call from sipp with PCMU RTP and RFC 4733 DTMF: sipp offers PCMU and
+//! telephone-event 101, plays a second of PCMU tone and then the key presses 1, 2, # from the
+//! pcaps Debian's sip-tester ships, and hangs up. The server must report exactly those keys in
+//! that order, echo the media back, and complete the BYE.
+//!
+//! `play_pcap_audio` sends from a raw socket: sipp needs root (the test says so and skips
+//! otherwise).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::server::{Server, log_field};
+
+/// The media port range of this test's server, and sipp's RTP port (outside the server's).
+const MEDIA_PORTS: &str = "47200-47249";
+const SIPP_RTP_PORT: &str = "47250";
+/// Where the key presses come from.
+const PCAP_DIR: &str = "/usr/share/sip-tester";
+
+/// A request of the sipp scenario in its dialog: `to_tag` for in-dialog requests, then
+/// `rest` (Content-Type, Content-Length and body).
+fn sipp_request(method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
+    let to_tag = if to_tag { "[peer_tag_param]" } else { "" };
+    format!(
+        "<![CDATA[
+      {method} sip:1000@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:1000@[remote_ip]:[remote_port]>{to_tag}
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      {rest}
+    ]]>"
+    )
+}
+
+/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
+fn scenario(pcmu_pcap: &Path) -> String {
+    let play = |file: &str, pause_ms: u32| {
+        format!(
+            "<nop><action><exec play_pcap_audio=\"{file}\"/></action></nop>\n  \
+             <pause milliseconds=\"{pause_ms}\"/>\n  "
+        )
+    };
+    let audio = play(&pcmu_pcap.display().to_string(), 1200);
+    let keys: String = ["1", "2", "pound"]
+        .iter()
+        .map(|k| play(&format!("{PCAP_DIR}/dtmf_2833_{k}.pcap"), 400))
+        .collect();
+    let offer = "Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20";
+    let no_body = "Content-Length: 0";
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="PCMU call with RFC 4733 DTMF">
+  <send retrans="500">{invite}</send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>{ack}</send>
+  {audio}{keys}<send retrans="500">{bye}</send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"#,
+        invite = sipp_request("INVITE", 1, false, offer),
+        ack = sipp_request("ACK", 1, true, no_body),
+        bye = sipp_request("BYE", 2, true, no_body),
+    )
+}
+
+/// G.711 mu-law encoding of one 16-bit sample (ITU-T G.711, with the usual bias of 0x84).
+fn mulaw(sample: i16) -> u8 {
+    let sign = if sample < 0 { 0x80 } else { 0 };
+    let magnitude = (i32::from(sample).abs().min(32_635) + 0x84) as u32;
+    let exponent = (31 - magnitude.leading_zeros()).saturating_sub(7).min(7);
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+    !(sign | ((exponent as u8) << 4) | mantissa as u8)
+}
+
+/// A pcap (Ethernet, IPv4, UDP) of `packets` 20 ms PCMU packets of a 440 Hz tone, in the
+/// stream of the shipped DTMF pcaps (SSRC 0x0e05384e) and before their sequence numbers and
+/// timestamps, so audio and keys form one stream as a phone sends them.
+fn pcmu_pcap(packets: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Global header: magic, version 2.4, zone, sigfigs, snaplen, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65_535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let first_seq = 7984 - packets - 10;
+    for i in 0..packets {
+        let mut rtp = vec![0x80, if i == 0 { 0x80 } else { 0x00 }];
+        rtp.extend_from_slice(&(first_seq + i).to_be_bytes());
+        rtp.extend_from_slice(&(u32::from(i) * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x0e05_384e_u32.to_be_bytes());
+        rtp.extend((0..160u32).map(|n| {
+            let t = f64::from(u32::from(i) * 160 + n) / 8000.0;
+            mulaw(((t * 440.0 * std::f64::consts::TAU).sin() * 12_000.0) as i16)
+        }));
+        let udp_len = 8 + rtp.len() as u16;
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&[0x45, 0, 0, 0]);
+        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        frame.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend_from_slice(&8000u16.to_be_bytes());
+        frame.extend_from_slice(&8002u16.to_be_bytes());
+        frame.extend_from_slice(&udp_len.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&rtp);
+        let micros = u32::from(i) * 20_000;
+        for v in [1_000 + micros / 1_000_000, micros % 1_000_000] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for _ in 0..2 {
+            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
+#[test]
+fn mulaw_round_trips_within_its_step() {
+    // The ends of the scale (ITU-T G.711), then every sample through the standard decoder.
+    assert_eq!((mulaw(0), mulaw(-1)), (0xff, 0x7f));
+    assert_eq!((mulaw(32_767), mulaw(-32_768)), (0x80, 0x00));
+    for x in (i16::MIN..=i16::MAX).step_by(7) {
+        let u = !mulaw(x);
+        let (exponent, mantissa) = (u32::from(u >> 4) & 7, i32::from(u & 0x0f));
+        let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+        let decoded = if u & 0x80 != 0 { -magnitude } else { magnitude };
+        let step = 8 << exponent;
+        assert!(
+            (decoded - i32::from(x).clamp(-32_635, 32_635)).abs() <= step,
+            "{x} -> {decoded}"
+        );
+    }
+}
+
+#[test]
+fn sipp_pcmu_call_reports_rfc4733_digits_in_order() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: sipp's play_pcap_audio needs root (raw socket)");
+        return;
+    }
+    let server = Server::start("sipp-dtmf", MEDIA_PORTS);
+    std::fs::create_dir_all(&server.dir).unwrap();
+    let pcap = server.dir.join("pcmu-440.pcap");
+    std::fs::write(&pcap, pcmu_pcap(50)).unwrap();
+    let xml = server.dir.join("dtmf.xml");
+    std::fs::write(&xml, scenario(&pcap)).unwrap();
+    let errors = server.dir.join("sipp-errors.log");
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", server.sip_port))
+        .arg("-sf")
+        .arg(&xml)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            SIPP_RTP_PORT,
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+        ])
+        .arg(&errors)
+        .current_dir(&server.dir)
+        .output()
+        .expect("sipp runs (apt-get install sip-tester)");
+    let log = server.log();
+    assert!(
+        out.status.success(),
+        "sipp call failed: {:?}\n{}\n{}\n{log}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        std::fs::read_to_string(&errors).unwrap_or_default()
+    );
+
+    // Each key once, in order, from the media path, with the call's Call-ID.
+    let dtmf = server.wait_log_lines(" DTMF", 3, Duration::from_secs(3));
+    let keys: Vec<(&str, &str, &str)> = dtmf
+        .iter()
+        .map(|l| {
+            (
+                log_field(l, "digit").unwrap_or("?"),
+                log_field(l, "source").unwrap_or("?"),
+                log_field(l, "duration_ms").unwrap_or("?"),
+            )
+        })
+        .collect();
+    // The pcaps hold 2240 units (280 ms) per key.
+    assert_eq!(
+        keys,
+        vec![
+            ("1", "rfc4733", "280"),
+            ("2", "rfc4733", "280"),
+            ("#", "rfc4733", "280")
+        ],
+        "{log}"
+    );
+    let call_ids: Vec<_> = dtmf.iter().map(|l| log_field(l, "call_id")).collect();
+    assert!(
+        call_ids.iter().all(|c| c.is_some() && *c == call_ids[0]),
+        "{dtmf:?}"
+    );
+
+    // BYE completed (sipp exited 0 after the 200) and the leg's final counters show the echo:
+    // the 50 audio packets and 30 event packets came in and went back out.
+    let removed = server.wait_log_lines("media leg removed", 1, Duration::from_secs(3));
+    let line = removed.first().unwrap_or_else(|| panic!("{log}"));
+    let count = |k| {
+        log_field(line, k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+    };
+    assert_eq!(count("rtp_in"), 80, "{line}");
+    assert_eq!(count("rtp_out"), 80, "echoed: {line}");
+    assert_eq!(count("dtmf_digits"), 3, "{line}");
+}

@@ -88,6 +88,8 @@ pub struct LegConfig {
     /// The `telephone-event` payload types the remote may send (RFC 4733); their packets are
     /// reported as `Event::Dtmf`, one per key press.
     pub telephone_events: Vec<TelephoneEventPt>,
+    /// Whether RTP may be sent to the remote (false: the call starts on hold).
+    pub send: bool,
     /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
@@ -112,9 +114,27 @@ impl LegConfig {
             local_ssrc: id.0.wrapping_mul(0x9e37_79b1) | 1,
             cname: format!("{id}@chorus"),
             telephone_events: Vec::new(),
+            send: true,
             pair: None,
         }
     }
+}
+
+/// What a renegotiation changes on a leg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegUpdate {
+    /// The leg.
+    pub id: LegId,
+    /// Where to send RTP.
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP (None: RTP port + 1, or the RTP address with rtcp-mux).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// New SRTP keys (inbound, outbound) when the offer/answer changed them; None keeps the
+    /// current contexts, so an unchanged key keeps its rollover counter and replay window.
+    pub srtp: Option<(Option<SrtpKey>, Option<SrtpKey>)>,
+    /// Whether RTP may be sent to the remote (false while it holds the call: sendonly or
+    /// inactive from its side). RTCP continues either way (RFC 3264 5.1).
+    pub send: bool,
 }
 
 /// A command to a core.
@@ -122,15 +142,8 @@ impl LegConfig {
 pub enum Command {
     /// Create a leg; answered by `LegCreated` or `LegRejected`.
     CreateLeg(Box<LegConfig>),
-    /// Change where a leg sends (re-INVITE with a new address).
-    SetRemote {
-        /// The leg.
-        id: LegId,
-        /// New RTP destination.
-        rtp: SocketAddr,
-        /// New RTCP destination (None: RTP port + 1, or RTP address with rtcp-mux).
-        rtcp: Option<SocketAddr>,
-    },
+    /// Apply a renegotiation (re-INVITE, UPDATE): new remote address, keys, direction.
+    UpdateLeg(Box<LegUpdate>),
     /// Remove a leg; answered by `LegRemoved`.
     RemoveLeg(LegId),
     /// Forward the RTP received on `from` to `to` (both on this core).

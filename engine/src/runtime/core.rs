@@ -14,7 +14,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, CoreId, Event, LegConfig, LegId};
+use super::command::{Command, CoreId, Event, LegConfig, LegId, LegUpdate};
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::Leg;
@@ -285,6 +285,9 @@ impl CoreState {
         let Some(leg) = self.legs.get_mut(to as usize).and_then(Option::as_mut) else {
             return;
         };
+        if !leg.send {
+            return; // On hold: the remote does not want our RTP.
+        }
         let Some(dst) = leg.remote_rtp else {
             leg.stats.out_dropped += 1;
             self.counters.inc(Metric::DropNoRemote);
@@ -464,9 +467,9 @@ impl CoreState {
         self.counters.inc(Metric::Commands);
         match cmd {
             Command::CreateLeg(cfg) => self.create_leg(now, &cfg),
-            Command::SetRemote { id, rtp, rtcp } => match self.by_id.get(&id).copied() {
-                Some(slot) => self.set_remote(slot, rtp, rtcp),
-                None => self.emit(Event::UnknownLeg { id }),
+            Command::UpdateLeg(u) => match self.by_id.get(&u.id).copied() {
+                Some(slot) => self.update_leg(slot, &u),
+                None => self.emit(Event::UnknownLeg { id: u.id }),
             },
             Command::RemoveLeg(id) => self.remove_leg(id),
             Command::Connect { from, to } => self.link(from, to, true),
@@ -566,10 +569,20 @@ impl CoreState {
         }
     }
 
-    fn set_remote(&mut self, slot: LegSlot, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
-        if let Some(leg) = self.leg_mut(slot) {
-            leg.set_remote(rtp, rtcp);
+    fn update_leg(&mut self, slot: LegSlot, u: &LegUpdate) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        if let Some((srtp_in, srtp_out)) = &u.srtp
+            && let Err(e) = leg.rekey(srtp_in, srtp_out)
+        {
+            // Keys are checked by the SDP layer, so this is a bug there; keep the old keys.
+            let reason = format!("new SRTP keys refused: {e}");
+            self.emit(Event::LegRejected { id: u.id, reason });
+            return;
         }
+        leg.send = u.send;
+        leg.set_remote(u.remote_rtp, u.remote_rtcp);
         self.install_flows(slot);
     }
 
@@ -1241,6 +1254,76 @@ mod tests {
         assert_eq!(
             got,
             vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
+        );
+    }
+
+    #[test]
+    fn renegotiation_holds_resumes_and_rekeys() {
+        let mut r = Rig::new();
+        let (pa, pb) = (addr(9100), addr(9102));
+        let (ka, kb) = (key(1), key(2));
+        let mut c = LegConfig::new(LegId(1));
+        c.remote_rtp = Some(pa);
+        c.srtp_in = Some(ka.clone());
+        c.srtp_out = Some(key(3));
+        c.latch = false;
+        r.create(c);
+        r.state.on_command(
+            r.now,
+            Command::Connect {
+                from: LegId(1),
+                to: LegId(1),
+            },
+        );
+        let update = |send: bool, srtp: Option<(Option<SrtpKey>, Option<SrtpKey>)>| {
+            Command::UpdateLeg(Box::new(LegUpdate {
+                id: LegId(1),
+                remote_rtp: pb,
+                remote_rtcp: None,
+                srtp,
+                send,
+            }))
+        };
+        let mut sent = Vec::new();
+        let mut a = ctx(&ka);
+        // Held (the caller sent sendonly): its media is taken in but nothing goes back.
+        r.state.on_command(r.now, update(false, None));
+        r.packet(pb, srtp(&mut a, 7, 1));
+        r.tx.take_queued(&mut sent);
+        assert!(
+            sent.is_empty(),
+            "nothing is sent to a caller holding the call"
+        );
+        assert_eq!(r.stats(1).rtp_in, 1);
+        // Resumed, at the new address, same keys: the stream continues.
+        r.state.on_command(r.now, update(true, None));
+        r.packet(pb, srtp(&mut a, 7, 2));
+        r.tx.take_queued(&mut sent);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].dst, pb);
+        // A re-offer with a new key: the old key no longer authenticates, the new one does.
+        r.state
+            .on_command(r.now, update(true, Some((Some(kb.clone()), Some(key(3))))));
+        r.packet(pb, srtp(&mut a, 7, 3));
+        assert_eq!(r.stats(1).auth_failed, 1);
+        let mut b = ctx(&kb);
+        r.packet(pb, srtp(&mut b, 7, 4));
+        assert_eq!(r.stats(1).rtp_in, 3);
+        // An unknown leg is reported, not a panic.
+        r.state.on_command(
+            r.now,
+            Command::UpdateLeg(Box::new(LegUpdate {
+                id: LegId(99),
+                remote_rtp: pb,
+                remote_rtcp: None,
+                srtp: None,
+                send: true,
+            })),
+        );
+        assert!(
+            r.events()
+                .iter()
+                .any(|e| matches!(e, Event::UnknownLeg { id } if *id == LegId(99)))
         );
     }
 

@@ -32,6 +32,8 @@ pub(crate) struct Leg {
     pub latched: bool,
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
+    /// RTP may be sent to the remote (not held).
+    pub send: bool,
     pub remote_ssrc: Option<u32>,
     /// Legs that receive this leg's RTP.
     pub targets: Vec<LegSlot>,
@@ -85,6 +87,7 @@ impl Leg {
             latched: false,
             srtp_in: context(&cfg.srtp_in)?,
             srtp_out: context(&cfg.srtp_out)?,
+            send: cfg.send,
             remote_ssrc: cfg.remote_ssrc,
             targets: Vec::new(),
             sources: Vec::new(),
@@ -109,6 +112,18 @@ impl Leg {
     }
 
     /// Sets where media goes; RTCP defaults to the RTP address (mux) or RTP port + 1.
+    /// New SRTP keys from a renegotiation (None: plain RTP from now on).
+    pub fn rekey(
+        &mut self,
+        srtp_in: &Option<SrtpKey>,
+        srtp_out: &Option<SrtpKey>,
+    ) -> Result<(), SrtpError> {
+        let (i, o) = (context(srtp_in)?, context(srtp_out)?);
+        self.srtp_in = i;
+        self.srtp_out = o;
+        Ok(())
+    }
+
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
         self.remote_rtp = Some(rtp);
         if let Some(r) = rtcp {

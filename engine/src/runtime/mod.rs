@@ -35,7 +35,9 @@ pub mod metrics;
 mod seq_rewriter;
 pub mod tick;
 
-pub use command::{Command, CoreId, Event, LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt};
+pub use command::{
+    Command, CoreId, Event, LegConfig, LegId, LegStats, LegUpdate, SrtpKey, TelephoneEventPt,
+};
 pub use dtmf_receiver::{DtmfReceiver, DtmfReport};
 pub use io::{IoKind, IoSizes};
 pub use mailbox::QueueFull;

@@ -23,7 +23,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use chorus_engine::runtime::{Command, CoreId, Event, LegConfig, LegId, SrtpKey, TelephoneEventPt};
+use chorus_engine::runtime::{
+    Command, CoreId, Event, LegConfig, LegId, LegUpdate, SrtpKey, TelephoneEventPt,
+};
 
 use crate::access::{Access, AccessConfig, Caller, Verdict};
 use crate::admission::{Admission, AdmissionConfig};
@@ -150,6 +152,9 @@ struct OwnRequest {
 }
 
 /// What the UA wants done.
+// Outputs live only between `poll_output` calls, so the size of the `Send` variant costs
+// nothing worth a box per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum UaOutput<P> {
     /// Send a message to a peer.
@@ -232,6 +237,8 @@ pub struct UserAgent<P: SipPeer> {
     placement: Placement,
     dialogs: HashMap<DialogKey, Dialog<P>>,
     by_leg: HashMap<LegId, DialogKey>,
+    /// The SRTP keys each leg was given, to tell a rekeying re-offer from a repeated one.
+    leg_keys: HashMap<LegId, (Option<SrtpKey>, Option<SrtpKey>)>,
     /// Initial INVITE transactions not answered yet (for CANCEL).
     answering_tx: HashMap<TransactionId, DialogKey>,
     timers: BinaryHeap<Reverse<(Instant, UaTimer)>>,
@@ -243,6 +250,19 @@ pub struct UserAgent<P: SipPeer> {
     seed: u64,
     counter: u64,
     out: VecDeque<UaOutput<P>>,
+}
+
+/// The (inbound, outbound) SRTP keys of a negotiation; None for plain RTP.
+fn srtp_keys(neg: &Negotiated) -> (Option<SrtpKey>, Option<SrtpKey>) {
+    let key = |c: &chorus_engine::srtp::sdes::CryptoAttribute| SrtpKey {
+        suite: c.suite,
+        key: c.key_material.key().to_vec(),
+        salt: c.key_material.salt().to_vec(),
+    };
+    match &neg.srtp {
+        Some(s) => (Some(key(&s.remote)), Some(key(&s.local))),
+        None => (None, None),
+    }
 }
 
 /// Adds the session timer headers to a 2xx (RFC 4028 9).
@@ -306,6 +326,7 @@ impl<P: SipPeer> UserAgent<P> {
             cfg,
             dialogs: HashMap::new(),
             by_leg: HashMap::new(),
+            leg_keys: HashMap::new(),
             answering_tx: HashMap::new(),
             timers: BinaryHeap::new(),
             own_requests: HashMap::new(),
@@ -857,30 +878,35 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// Points an existing leg at the remote address of a new answer or offer.
     fn set_remote(&mut self, core: CoreId, leg: LegId, neg: &Negotiated) {
-        self.engine(
-            core,
-            Command::SetRemote {
-                id: leg,
-                rtp: neg.remote_rtp,
-                rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
-            },
-        );
-        tracing::info!(%leg, direction = ?neg.direction, "call re-negotiated");
+        let keys = srtp_keys(neg);
+        // Rekey only when the offer/answer changed a key: a new context restarts the
+        // rollover counter and replay window, which an unchanged key must keep.
+        let srtp = match self.leg_keys.get(&leg) {
+            Some(old) if *old == keys => None,
+            _ => Some(keys.clone()),
+        };
+        self.leg_keys.insert(leg, keys);
+        let update = LegUpdate {
+            id: leg,
+            remote_rtp: neg.remote_rtp,
+            remote_rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
+            srtp,
+            send: neg.direction.sends(),
+        };
+        tracing::info!(%leg, direction = ?neg.direction, rekeyed = update.srtp.is_some(), "call re-negotiated");
+        self.engine(core, Command::UpdateLeg(Box::new(update)));
     }
 
     /// Creates the media leg of a negotiated call on its core.
     fn start_leg(&mut self, core: CoreId, pair: u16, leg: LegId, neg: &Negotiated) {
-        let key = |c: &chorus_engine::srtp::sdes::CryptoAttribute| SrtpKey {
-            suite: c.suite,
-            key: c.key_material.key().to_vec(),
-            salt: c.key_material.salt().to_vec(),
-        };
+        let keys = srtp_keys(neg);
         let mut cfg = LegConfig::new(leg);
         cfg.remote_rtp = Some(neg.remote_rtp);
         cfg.remote_rtcp = (!neg.rtcp_mux).then_some(neg.remote_rtcp);
         cfg.rtcp_mux = neg.rtcp_mux;
-        cfg.srtp_in = neg.srtp.as_ref().map(|s| key(&s.remote));
-        cfg.srtp_out = neg.srtp.as_ref().map(|s| key(&s.local));
+        (cfg.srtp_in, cfg.srtp_out) = keys.clone();
+        cfg.send = neg.direction.sends();
+        self.leg_keys.insert(leg, keys);
         cfg.remote_ssrc = neg.remote_ssrc.map(|s| s.0);
         cfg.latch = true;
         cfg.inactivity_timeout = self.cfg.inactivity_timeout;
@@ -1375,6 +1401,7 @@ impl<P: SipPeer> UserAgent<P> {
             self.answering_tx.remove(&a.tx);
         }
         self.by_leg.remove(&d.leg);
+        self.leg_keys.remove(&d.leg);
         if d.leg_started {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
@@ -1935,7 +1962,7 @@ mod tests {
         );
         let out = outputs(&mut ua);
         assert!(!sent(&out, 200).unwrap().body().is_empty());
-        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6100)));
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::UpdateLeg(u), .. } if u.remote_rtp.port() == 6100)));
         // UPDATE without a body: a refresh, 200 without SDP.
         ua.handle_message(t0, peer.clone(), request("UPDATE", "u4", 3, Some(&tag), ""));
         assert!(sent(&outputs(&mut ua), 200).unwrap().body().is_empty());
@@ -1960,7 +1987,7 @@ mod tests {
             request("ACK", "u7", 4, Some(&tag), &answer),
         );
         let out = outputs(&mut ua);
-        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6200)));
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::UpdateLeg(u), .. } if u.remote_rtp.port() == 6200)));
         assert!(!out.iter().any(|o| matches!(
             o,
             UaOutput::Engine {
@@ -2218,7 +2245,7 @@ mod tests {
         let out = outputs(&mut ua);
         let ack = sent_request(&out, "ACK").expect("ACK for the 2xx");
         assert_eq!(ack.cseq().unwrap().seq, reinvite.cseq().unwrap().seq);
-        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::SetRemote { rtp, .. }, .. } if rtp.port() == 6300)));
+        assert!(out.iter().any(|o| matches!(o, UaOutput::Engine { command: Command::UpdateLeg(u), .. } if u.remote_rtp.port() == 6300)));
         ua.handle_message(t0 + Duration::from_secs(46), peer, ok);
         assert!(
             sent_request(&outputs(&mut ua), "ACK").is_some(),
@@ -2302,5 +2329,67 @@ mod tests {
         outputs(&mut ua);
         ua.handle_engine_event(t0, CoreId(0), event('1'));
         assert!(dtmf(outputs(&mut ua)).is_empty());
+    }
+
+    #[test]
+    fn hold_resume_and_rekey_reach_the_leg() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let crypto = |k: &str| {
+            SDP.replace("RTP/AVP 0 101", "RTP/SAVP 0 101")
+                + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k}\r\n")
+        };
+        let (k1, k2) = (
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+            "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e",
+        );
+        let out = invite_outputs(
+            &mut ua,
+            t0,
+            &peer,
+            request("INVITE", "h1", 1, None, &crypto(k1)),
+        );
+        let tag = sent(&out, 200)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "h2", 1, Some(&tag), ""));
+        outputs(&mut ua);
+        let mut cseq = 1;
+        let mut reoffer = |ua: &mut UserAgent<FakePeer>, sdp: String| -> LegUpdate {
+            cseq += 1;
+            let branch = format!("h{cseq}x");
+            ua.handle_message(
+                t0,
+                peer.clone(),
+                request("UPDATE", &branch, cseq, Some(&tag), &sdp),
+            );
+            outputs(ua)
+                .into_iter()
+                .find_map(|o| match o {
+                    UaOutput::Engine {
+                        command: Command::UpdateLeg(u),
+                        ..
+                    } => Some(*u),
+                    _ => None,
+                })
+                .expect("the leg is updated")
+        };
+        // Hold: the caller sends only; we must not send to it. Same key: no rekey.
+        let hold = reoffer(&mut ua, crypto(k1) + "a=sendonly\r\n");
+        assert!(!hold.send);
+        assert_eq!(hold.srtp, None);
+        let resume = reoffer(&mut ua, crypto(k1));
+        assert!(resume.send);
+        assert_eq!(resume.srtp, None);
+        // A new key from the caller: the leg's inbound context is replaced, ours kept.
+        let rekey = reoffer(&mut ua, crypto(k2));
+        let (inbound, outbound) = rekey.srtp.expect("rekeyed");
+        assert_eq!(inbound.unwrap().key, (1..17).collect::<Vec<u8>>());
+        assert!(outbound.is_some());
     }
 }

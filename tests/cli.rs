@@ -277,3 +277,39 @@ fn io_uring_blocked_by_seccomp_falls_back_to_syscalls() {
     assert_eq!(code, Some(0), "{rest}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The promise: `chorus serve` with no arguments answers a SIP phone on
+/// 127.0.0.1:5060 (here sipp's built-in UAC places a call with media and hangs up), and the
+/// TLS listener on 5061 has its self-signed certificate in `./chorus-data/tls/`.
+#[test]
+fn serve_with_no_arguments_answers_a_phone_on_5060() {
+    let dir = scratch("defaults");
+    let mut server = chorus()
+        .arg("serve")
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chorus starts");
+    let log = wait_for_log(&mut server, "answering SIP");
+    assert!(
+        log.contains("udp:127.0.0.1:5060") && log.contains("tls:127.0.0.1:5061"),
+        "default listeners: {log}"
+    );
+    let call = Command::new("sipp")
+        .args(["-sn", "uac", "-i", "127.0.0.1", "-p", "15062", "-m", "1"])
+        .args(["-d", "500", "-timeout", "20", "-timeout_error", "-nostdin"])
+        .args(["-mi", "127.0.0.1", "-mp", "15064", "127.0.0.1:5060"])
+        .current_dir(&dir)
+        .output()
+        .expect("sipp runs (apt-get install sip-tester)");
+    let tls = std::net::TcpStream::connect("127.0.0.1:5061");
+    let (code, rest) = stop(server, libc::SIGTERM);
+    assert!(
+        call.status.success(),
+        "the call was not answered: {}\n{log}{rest}",
+        String::from_utf8_lossy(&call.stdout)
+    );
+    assert!(tls.is_ok(), "TLS listener on 5061");
+    assert!(dir.join("chorus-data/tls/cert.pem").exists());
+    assert_eq!(code, Some(0), "{rest}");
+}

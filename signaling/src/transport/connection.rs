@@ -21,6 +21,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After an error response, how long to keep reading (and discarding) so that closing with
 /// unread bytes does not reset the connection before the peer reads the response.
 const LINGER: Duration = Duration::from_secs(2);
+/// After the peer closed its side, how long the connection stays in the table so responses to
+/// its last requests still go out on it (a half-closed peer can still read; RFC 3261 18.2.2).
+const EOF_LINGER: Duration = Duration::from_secs(2);
 
 /// The RFC 5626 section 4.4.1 pong.
 const PONG: &[u8] = b"\r\n";
@@ -144,9 +147,30 @@ async fn read_loop<R: AsyncRead>(
                 bump(&shared.counters.dropped_send);
             }
         }
+        // The stream ended inside a message whose header section arrived: its Content-Length
+        // promised more body than came (RFC 3261 18.3), which a datagram would answer 400.
+        Close::Eof => {
+            if let Err(error @ ParseError::BodyTruncated { .. }) =
+                SipMessage::parse_with(framer.buffered(), &shared.limits)
+                && let Some(resp) = SipMessage::error_response(framer.buffered(), &error)
+                && queue.try_send(Bytes::from(resp.to_bytes())).is_err()
+            {
+                bump(&shared.counters.dropped_send);
+            }
+        }
         Close::Idle => bump(&shared.counters.idle_closed),
         Close::Error(error) => tracing::debug!(%error, ?peer, "SIP connection read failed"),
-        Close::Eof | Close::WriterGone | Close::Shutdown => {}
+        Close::WriterGone | Close::Shutdown => {}
+    }
+    if matches!(close, Close::Eof) {
+        let linger = async {
+            tokio::select! {
+                () = tokio::time::sleep(EOF_LINGER) => {}
+                _ = &mut writer_gone => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        };
+        linger.await;
     }
     if let Some(id) = peer.conn {
         shared.connections.remove(id);

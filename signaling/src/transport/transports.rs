@@ -536,6 +536,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tcp_half_closed_peer_still_gets_answers() {
+        let (t, mut rx, addr) = bind_one(Transport::Tcp, |_| {}).await;
+
+        // A request, then the end of the stream: the answer still goes out on the connection.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&options("TCP", "h1")).await.unwrap();
+        client.shutdown().await.unwrap();
+        let inbound = next(&mut rx).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reply = SipMessage::response_to(message(&inbound), 200, "OK");
+        t.send(&inbound.peer, reply.to_bytes().into());
+        assert_eq!(read_message(&mut client).await.status(), Some(200));
+        assert!(read_to_end(&mut client).await.is_empty(), "then closed");
+
+        // The stream ends inside a body shorter than its Content-Length: 400 (RFC 4475 clerr).
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let short = String::from_utf8(options("TCP", "h2")).unwrap().replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: text/plain\r\nContent-Length: 99\r\n\r\nonly this",
+        );
+        client.write_all(short.as_bytes()).await.unwrap();
+        client.shutdown().await.unwrap();
+        let resp = read_message(&mut client).await;
+        assert_eq!(resp.status(), Some(400));
+        assert_eq!(resp.call_id(), Some("h2"));
+        assert!(read_to_end(&mut client).await.is_empty(), "then closed");
+        until(&t, "both closed", |s| s.connections_open == 0).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "the short message was not delivered"
+        );
+    }
+
+    #[tokio::test]
     async fn tcp_invalid_message_keeps_the_connection() {
         let (_t, mut rx, addr) = bind_one(Transport::Tcp, |_| {}).await;
         let mut client = TcpStream::connect(addr).await.unwrap();

@@ -318,6 +318,15 @@ impl<P: SipPeer> UserAgent<P> {
             .method()
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
+        // RFC 3261 8.2.2.3: a Require we do not support refuses any request but ACK and CANCEL
+        // (neither reaches here) with 420 (RFC 4475 bext01).
+        let unsupported = msg.unsupported_options(&[]);
+        if !unsupported.is_empty() {
+            let resp = self
+                .base_response(msg, 420, "Bad Extension")
+                .with_header("Unsupported", &unsupported.join(", "));
+            return self.respond(now, id, peer, resp);
+        }
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
         match method.as_str() {
             "OPTIONS" => {
@@ -394,20 +403,21 @@ impl<P: SipPeer> UserAgent<P> {
         }
     }
 
-    /// The response refusing an INVITE for its extensions or body, if it must be refused.
+    /// The response refusing an INVITE for its body or its Accept, if it must be refused.
     fn refuse_invite(&self, msg: &SipMessage) -> Option<SipMessage> {
-        let unsupported = msg.unsupported_options(&[]);
-        if !unsupported.is_empty() {
-            return Some(
-                self.base_response(msg, 420, "Bad Extension")
-                    .with_header("Unsupported", &unsupported.join(", ")),
-            );
-        }
         // No body is a delayed offer (we offer in the 200); a body must be SDP.
         if !msg.body().is_empty() && msg.media_type().as_deref() != Some("application/sdp") {
             return Some(
                 self.base_response(msg, 415, "Unsupported Media Type")
                     .with_header("Accept", "application/sdp"),
+            );
+        }
+        // Our 200 carries SDP: a caller whose Accept excludes it cannot take the answer
+        // (RFC 3261 21.4.7, RFC 4475 sdp01).
+        if !msg.accepts("application/sdp") {
+            return Some(
+                self.base_response(msg, 406, "Not Acceptable")
+                    .with_header("Warning", "399 chorus \"answers carry application/sdp\""),
             );
         }
         None
@@ -945,8 +955,22 @@ mod tests {
         assert_eq!(statuses(&outputs(&mut ua)), vec![488]);
         ua.handle_message(t0, peer.clone(), request("REGISTER", "x3", 3, None, ""));
         assert_eq!(statuses(&outputs(&mut ua)), vec![405]);
-        ua.handle_message(t0, peer, request("FOO", "x4", 4, None, ""));
+        ua.handle_message(t0, peer.clone(), request("FOO", "x4", 4, None, ""));
         assert_eq!(statuses(&outputs(&mut ua)), vec![501]);
+        // RFC 4475 bext01: an unknown Require refuses any request, not only INVITE.
+        let mut require = request("OPTIONS", "x5", 5, None, "");
+        require.headers_mut().set("Require", "newfeature1");
+        ua.handle_message(t0, peer.clone(), require);
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![420]);
+        assert!(
+            matches!(&out[0], UaOutput::Send { message, .. } if message.headers().get("Unsupported") == Some("newfeature1"))
+        );
+        // RFC 4475 sdp01: a caller that does not accept SDP cannot take our answer.
+        let mut accept = request("INVITE", "x6", 6, None, SDP);
+        accept.headers_mut().set("Accept", "text/nobodyknowsthis");
+        ua.handle_message(t0, peer, accept);
+        assert_eq!(statuses(&outputs(&mut ua)), vec![406]);
         assert_eq!(ua.calls(), 0);
     }
 

@@ -18,12 +18,9 @@ use crate::message::{Frame, ParseError, SipMessage, StreamFramer};
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// A write that takes longer than this (the peer stopped reading) closes the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// After an error response, how long to keep reading (and discarding) so that closing with
-/// unread bytes does not reset the connection before the peer reads the response.
+/// After the peer closed its side or framing was lost, how long the connection stays open for
+/// the answers to its last requests (and, after lost framing, keeps discarding what arrives).
 const LINGER: Duration = Duration::from_secs(2);
-/// After the peer closed its side, how long the connection stays in the table so responses to
-/// its last requests still go out on it (a half-closed peer can still read; RFC 3261 18.2.2).
-const EOF_LINGER: Duration = Duration::from_secs(2);
 
 /// The RFC 5626 section 4.4.1 pong.
 const PONG: &[u8] = b"\r\n";
@@ -162,31 +159,34 @@ async fn read_loop<R: AsyncRead>(
         Close::Error(error) => tracing::debug!(%error, ?peer, "SIP connection read failed"),
         Close::WriterGone | Close::Shutdown => {}
     }
-    if matches!(close, Close::Eof) {
-        let linger = async {
-            tokio::select! {
-                () = tokio::time::sleep(EOF_LINGER) => {}
-                _ = &mut writer_gone => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
+    // After the peer closed its side or framing was lost, the connection stays in the table for
+    // a while, so answers to the requests it sent last still go out on it (a half-closed peer
+    // can still read; RFC 3261 18.2.2). After lost framing, what still arrives is read and
+    // discarded, so that closing with unread bytes does not reset the connection before the
+    // peer has read the error response.
+    if matches!(close, Close::Eof | Close::Framing(_)) {
+        let discard = async {
+            if matches!(close, Close::Framing(_)) {
+                while let Ok(n) = rd.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
             }
+            std::future::pending::<()>().await
         };
-        linger.await;
+        tokio::select! {
+            () = tokio::time::sleep(LINGER) => {}
+            () = discard => {}
+            _ = &mut writer_gone => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
     }
     if let Some(id) = peer.conn {
         shared.connections.remove(id);
     }
     // The last sender: the writer drains the queue, then shuts the stream down.
     drop(queue);
-    if matches!(close, Close::Framing(_)) {
-        let linger = async {
-            while let Ok(n) = rd.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, linger).await;
-    }
 }
 
 /// Hands every complete frame on; the framing error if framing was lost.

@@ -412,6 +412,19 @@ impl<P: SipPeer> UserAgent<P> {
                     .with_header("Accept", "application/sdp"),
             );
         }
+        // RFC 3261 8.2.3: a body in an encoding we do not decode (we decode none).
+        if !msg.body().is_empty()
+            && msg
+                .headers()
+                .list("Content-Encoding")
+                .iter()
+                .any(|e| !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Some(
+                self.base_response(msg, 415, "Unsupported Media Type")
+                    .with_header("Accept-Encoding", "identity"),
+            );
+        }
         // Our 200 carries SDP: a caller whose Accept excludes it cannot take the answer
         // (RFC 3261 21.4.7, RFC 4475 sdp01).
         if !msg.accepts("application/sdp") {
@@ -969,8 +982,17 @@ mod tests {
         // RFC 4475 sdp01: a caller that does not accept SDP cannot take our answer.
         let mut accept = request("INVITE", "x6", 6, None, SDP);
         accept.headers_mut().set("Accept", "text/nobodyknowsthis");
-        ua.handle_message(t0, peer, accept);
+        ua.handle_message(t0, peer.clone(), accept);
         assert_eq!(statuses(&outputs(&mut ua)), vec![406]);
+        // RFC 3261 8.2.3: a compressed offer we cannot read.
+        let mut gzip = request("INVITE", "x7", 7, None, SDP);
+        gzip.headers_mut().set("Content-Encoding", "gzip");
+        ua.handle_message(t0, peer, gzip);
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![415]);
+        assert!(
+            matches!(&out[0], UaOutput::Send { message, .. } if message.headers().get("Accept-Encoding") == Some("identity"))
+        );
         assert_eq!(ua.calls(), 0);
     }
 

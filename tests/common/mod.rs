@@ -12,6 +12,8 @@ use chorus_engine::runtime::{
 };
 use chorus_engine::srtp::{SrtpContext, SrtpSuite};
 
+pub mod sip;
+
 /// Deterministic key material, distinct per (leg, direction).
 pub fn key(suite: SrtpSuite, seed: u8) -> SrtpKey {
     let mk = |len: usize, salt: u8| -> Vec<u8> {

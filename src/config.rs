@@ -131,6 +131,12 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// End a call after this many seconds without RTP or RTCP from the caller.
     pub rtp_timeout_s: u64,
+    /// Concurrent calls at most; more are answered 503 with Retry-After.
+    pub max_calls: usize,
+    /// New call attempts per second, all sources together (bursts of twice as many).
+    pub calls_per_s: u32,
+    /// New call attempts per second from one source address (bursts of twice as many).
+    pub calls_per_s_per_source: u32,
 }
 
 impl Default for ServeConfig {
@@ -156,6 +162,9 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             rtp_timeout_s: 60,
+            max_calls: 10_000,
+            calls_per_s: 500,
+            calls_per_s_per_source: 100,
         }
     }
 }
@@ -176,6 +185,9 @@ pub const KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "rtp_timeout_s",
+    "max_calls",
+    "calls_per_s",
+    "calls_per_s_per_source",
 ];
 
 fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
@@ -252,6 +264,24 @@ impl ServeConfig {
                     return Err(format!("{n} is outside 5..=86400"));
                 }
                 self.rtp_timeout_s = n
+            }
+            "max_calls" => {
+                let n: usize = parse_num(value, "number of calls")?;
+                if !(1..=1_000_000).contains(&n) {
+                    return Err(format!("{n} is outside 1..=1000000"));
+                }
+                self.max_calls = n
+            }
+            "calls_per_s" | "calls_per_s_per_source" => {
+                let n: u32 = parse_num(value, "number of calls per second")?;
+                if !(1..=1_000_000).contains(&n) {
+                    return Err(format!("{n} is outside 1..=1000000"));
+                }
+                if key == "calls_per_s" {
+                    self.calls_per_s = n
+                } else {
+                    self.calls_per_s_per_source = n
+                }
             }
             "tls_cert" | "tls_key" => {
                 if value.is_empty() {
@@ -391,6 +421,9 @@ cores = 2
 io = "syscalls"
 tick_ms = 10
 pin_cores = false
+max_calls = 20000
+calls_per_s = 2000
+calls_per_s_per_source = 2000
 "#,
             Path::new("c.toml"),
         )
@@ -401,6 +434,10 @@ pin_cores = false
         assert_eq!(c.io, IoKind::Syscalls);
         assert_eq!(c.tick_ms, 10);
         assert!(!c.pin_cores);
+        assert_eq!(
+            (c.max_calls, c.calls_per_s, c.calls_per_s_per_source),
+            (20_000, 2000, 2000)
+        );
         assert_eq!(c.engine().tick, Duration::from_millis(10));
     }
 
@@ -425,6 +462,8 @@ pin_cores = false
             ("sip = [5060]", "key `sip`: expected strings"),
             ("pin_cores = 3", "key `pin_cores`"),
             ("log_level = \"loud\"", "key `log_level`"),
+            ("max_calls = 0", "key `max_calls`: 0 is outside"),
+            ("calls_per_s = -1", "key `calls_per_s`"),
         ];
         for (text, want) in cases {
             let err = ServeConfig::default()

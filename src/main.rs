@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chorus_engine::runtime::{CoreId, Engine, Metric};
+use chorus_signaling::admission::AdmissionConfig;
 use chorus_signaling::transport::{ListenSpec, Transport, TransportConfig, Transports};
 use chorus_signaling::ua::{UaConfig, UserAgent};
 use clap::{Args, Parser, Subcommand};
@@ -40,7 +41,7 @@ enum Cmd {
 struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
     /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key,
-    /// rtp_timeout_s.
+    /// rtp_timeout_s, max_calls, calls_per_s, calls_per_s_per_source.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// SIP listening address, repeatable: udp:IP:PORT, tcp:IP:PORT, tls:IP:PORT, or a bare
@@ -91,6 +92,17 @@ struct ServeArgs {
     /// Reason) [default: 60]
     #[arg(long, value_name = "SECONDS")]
     rtp_timeout_s: Option<String>,
+    /// Concurrent calls at most; more are answered 503 with Retry-After [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_calls: Option<String>,
+    /// New call attempts per second, all sources together; bursts of twice as many pass;
+    /// more get 503 with Retry-After [default: 500]
+    #[arg(long, value_name = "N")]
+    calls_per_s: Option<String>,
+    /// New call attempts per second from one source address, bursts of twice as many
+    /// [default: 100]
+    #[arg(long, value_name = "N")]
+    calls_per_s_per_source: Option<String>,
 }
 
 impl ServeArgs {
@@ -109,7 +121,7 @@ impl ServeArgs {
             }
             cfg.sip = all;
         }
-        let flags: [(&str, &Option<String>); 13] = [
+        let flags: [(&str, &Option<String>); 16] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -123,6 +135,9 @@ impl ServeArgs {
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("rtp_timeout_s", &self.rtp_timeout_s),
+            ("max_calls", &self.max_calls),
+            ("calls_per_s", &self.calls_per_s),
+            ("calls_per_s_per_source", &self.calls_per_s_per_source),
         ];
         debug_assert_eq!(flags.len() + 1, KEYS.len());
         for (key, value) in flags {
@@ -252,7 +267,14 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     let ua = UserAgent::new(
         UaConfig {
             offer_answer: Default::default(),
-            admission: Default::default(),
+            admission: AdmissionConfig {
+                max_calls: cfg.max_calls,
+                attempts_per_sec: f64::from(cfg.calls_per_s),
+                burst: 2.0 * f64::from(cfg.calls_per_s),
+                attempts_per_sec_per_source: f64::from(cfg.calls_per_s_per_source),
+                burst_per_source: 2.0 * f64::from(cfg.calls_per_s_per_source),
+                ..AdmissionConfig::default()
+            },
             media_ip: cfg.media_ip,
             inactivity_timeout: Some(Duration::from_secs(cfg.rtp_timeout_s)),
             server: format!("chorus/{}", env!("CARGO_PKG_VERSION")),

@@ -142,6 +142,8 @@ pub struct UserAgent<P: SipPeer> {
     placement: Placement,
     dialogs: HashMap<DialogKey, Dialog<P>>,
     by_leg: HashMap<LegId, DialogKey>,
+    /// Dialogs by Call-ID, for the 2xx ACK timeout (which knows only the Call-ID).
+    by_call_id: HashMap<String, DialogKey>,
     next_leg: u32,
     seed: u64,
     counter: u64,
@@ -173,6 +175,7 @@ impl<P: SipPeer> UserAgent<P> {
             cfg,
             dialogs: HashMap::new(),
             by_leg: HashMap::new(),
+            by_call_id: HashMap::new(),
             next_leg: 1,
             seed: std::collections::hash_map::RandomState::new()
                 .build_hasher()
@@ -553,6 +556,7 @@ impl<P: SipPeer> UserAgent<P> {
         };
         let dkey = DialogKey { call_id, local_tag };
         self.by_leg.insert(leg, dkey.clone());
+        self.by_call_id.insert(dkey.call_id.clone(), dkey.clone());
         self.dialogs.insert(dkey, dialog);
         tracing::info!(%leg, %core, "call answered");
         self.respond(now, id, peer, resp);
@@ -745,6 +749,9 @@ impl<P: SipPeer> UserAgent<P> {
             return;
         };
         self.by_leg.remove(&d.leg);
+        if self.by_call_id.get(&key.call_id) == Some(key) {
+            self.by_call_id.remove(&key.call_id);
+        }
         if d.pending_offer.is_none() {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
@@ -790,12 +797,7 @@ impl<P: SipPeer> UserAgent<P> {
         while let Some(ev) = self.retx.poll_event() {
             // No ACK for our 2xx within 64*T1: the caller is gone (RFC 3261 13.3.1.4).
             let crate::transaction::Uas2xxEvent::AckTimeout { key } = ev;
-            let found = self
-                .dialogs
-                .iter()
-                .find(|(k, _)| k.call_id == key.call_id)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = found {
+            if let Some(k) = self.by_call_id.get(&key.call_id).cloned() {
                 tracing::info!(call_id = %key.call_id, "no ACK for our 200: ending the call");
                 self.end_dialog(&k, EndReason::NoAck);
             }
@@ -1039,6 +1041,32 @@ mod tests {
             |o| matches!(o, UaOutput::Engine { command: Command::RemoveLeg(l), .. } if *l == leg)
         ));
         assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn missing_ack_ends_the_call() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        ua.handle_message(t0, peer, request("INVITE", "n1", 1, None, SDP));
+        outputs(&mut ua);
+        assert_eq!(ua.calls(), 1);
+        // The 200 is retransmitted until 64*T1 (32 s), then the call is given up.
+        while let Some(at) = ua.poll_timeout() {
+            assert!(at <= t0 + Duration::from_secs(33), "no timer past 64*T1");
+            ua.handle_timeout(at);
+            if ua.calls() == 0 {
+                break;
+            }
+        }
+        assert_eq!(ua.calls(), 0);
+        assert!(outputs(&mut ua).iter().any(|o| matches!(
+            o,
+            UaOutput::Engine {
+                command: Command::RemoveLeg(_),
+                ..
+            }
+        )));
     }
 
     #[test]

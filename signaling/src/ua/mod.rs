@@ -166,7 +166,12 @@ pub enum EndReason {
 impl<P: SipPeer> UserAgent<P> {
     /// A UA placing legs on cores whose socket pairs have these RTP addresses.
     pub fn new(cfg: UaConfig, cores: Vec<Vec<SocketAddr>>, now: Instant) -> Self {
-        let tx_config = TxConfig::default();
+        let mut tx_config = TxConfig::default();
+        // Each admitted call leaves up to two server transactions (INVITE, BYE) alive for
+        // 64*T1 after they complete (RFC 6026 timer L, RFC 3261 timer J): room for twice that
+        // at the admitted rate, so admission, not the transaction bound, limits the call rate.
+        let lingering = 2.0 * cfg.admission.attempts_per_sec * (64 * tx_config.t1).as_secs_f64();
+        tx_config.max_transactions = tx_config.max_transactions.max(2 * lingering as usize);
         UserAgent {
             retx: Uas2xxRetransmitter::new(tx_config.t1, tx_config.t2),
             txl: TransactionLayer::new(tx_config),

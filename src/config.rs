@@ -731,6 +731,9 @@ cores = 2
 io = "syscalls"
 tick_ms = 10
 pin_cores = false
+max_calls = 20000
+calls_per_s = 2000
+calls_per_s_per_source = 2000
 "#,
             Path::new("c.toml"),
         )
@@ -741,6 +744,10 @@ pin_cores = false
         assert_eq!(c.io, IoKind::Syscalls);
         assert_eq!(c.tick_ms, 10);
         assert!(!c.pin_cores);
+        assert_eq!(
+            (c.max_calls, c.calls_per_s, c.calls_per_s_per_source),
+            (20_000, 2000.0, 2000.0)
+        );
         assert_eq!(c.engine().tick, Duration::from_millis(10));
     }
 
@@ -832,6 +839,8 @@ allow = ["198.51.100.0/24"]
             ),
             ("[[trunk]]\nallow = \"10.0.0.0/33\"", "key `trunk`"),
             ("[[trunk]]\nname = \"x\"", "needs an address or allow"),
+            ("max_calls = 0", "key `max_calls`: 0 is outside"),
+            ("calls_per_s = -1", "key `calls_per_s`"),
         ];
         for (text, want) in cases {
             let err = ServeConfig::default()

@@ -1,23 +1,16 @@
-//! The SIP front door with real peers: sipp places calls against the `chorus` binary, and the
-//! RFC 4475 torture messages are sent over UDP to a running server, which keeps answering.
+//! The SIP front door with real peers: sipp places calls against the `chorus` binary, an SRTP
+//! call's media is echoed, and baresip hears its own tone. (`sipp.rs` has the sipp scenarios
+//! and the RFC 4475 messages over UDP and TCP.)
 //!
 //! Needs `sipp` (Debian package sip-tester), which `scripts/test` installs.
 
 mod common;
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{Server, log_field};
-
-fn options(port: u16, branch: &str) -> Vec<u8> {
-    format!(
-        "OPTIONS sip:chorus@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch}\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:chorus@127.0.0.1>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    )
-    .into_bytes()
-}
+use common::sip::{Server, log_field, options};
 
 #[test]
 fn sipp_calls_are_answered_and_hung_up() {
@@ -30,83 +23,13 @@ fn sipp_calls_are_answered_and_hung_up() {
 
     // sipp's built-in UAC: INVITE with a PCMU offer, ACK, 1 s of call, BYE; 30 calls at
     // 15 per second, 10 at a time. Exit code 0 means every call succeeded.
-    let out = Command::new("sipp")
-        .arg(format!("127.0.0.1:{}", server.sip_port))
-        .args([
-            "-sn",
-            "uac",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "30",
-            "-r",
-            "15",
-            "-l",
-            "10",
-            "-d",
-            "1000",
-            "-timeout",
-            "60s",
-            "-nostdin",
-            "-trace_err",
-            "-error_file",
-        ])
-        .arg(server.dir.join("sipp-errors.log"))
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("sipp runs (apt-get install sip-tester)");
-    let errors = std::fs::read_to_string(server.dir.join("sipp-errors.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "sipp reported failed calls: {:?}\n{}\n{errors}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .join("\n")
+    let run = server.sipp(
+        "uac",
+        &[
+            "-sn", "uac", "-m", "30", "-r", "15", "-l", "10", "-d", "1000",
+        ],
     );
-}
-
-#[test]
-fn torture_messages_over_udp_leave_the_server_healthy() {
-    let server = Server::start("torture", "45100-45199");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475");
-    let mut answered = 0;
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("RFC 4475 messages beside the checkout")
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "dat"))
-        .collect();
-    files.sort_by_key(|e| e.path());
-    assert!(files.len() >= 49);
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    for f in &files {
-        let bytes = std::fs::read(f.path()).unwrap();
-        sock.send_to(&bytes, ("127.0.0.1", server.sip_port))
-            .unwrap();
-        let mut buf = [0u8; 65_535];
-        while let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let text = String::from_utf8_lossy(&buf[..n]);
-            assert!(
-                text.starts_with("SIP/2.0 "),
-                "{}: {text}",
-                f.path().display()
-            );
-            answered += 1;
-        }
-    }
-    // Some messages are responses or have no Via to answer to; most requests get an answer.
-    assert!(answered >= 30, "only {answered} answers");
-    let reply = server
-        .ask(&options(server.sip_port, "after"))
-        .expect("still answering");
-    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    run.assert_calls(30);
 }
 
 /// A call with SDES SRTP (AES_CM_128_HMAC_SHA1_80, what baresip and linphone offer) whose

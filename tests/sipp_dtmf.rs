@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::server::{Server, log_field};
+use common::sip::{Server, log_field};
 
 /// The media port range of this test's server, and sipp's RTP port (outside the server's).
 const MEDIA_PORTS: &str = "47200-47249";

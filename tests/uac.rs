@@ -21,7 +21,7 @@ use chorus_signaling::transport::{
 use chorus_signaling::uac::{
     CallEvent, CallHandle, DialCredentials, DialRequest, MediaOffer, Uac, UacConfig, driver,
 };
-use common::server::Server;
+use common::sip::Server;
 use tokio::sync::mpsc;
 
 /// A `Uac` on its own UDP SIP socket, driven the way the server's control task drives it.

@@ -1,8 +1,6 @@
 //! Shared harness of the end-to-end tests: loopback SRTP peers and a driver for the engine's
-//! command and event queues; `server` runs the `chorus` binary.
+//! command and event queues; `sip` runs the `chorus` binary and sipp.
 #![allow(dead_code)]
-
-pub mod server;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -13,6 +11,8 @@ use chorus_engine::runtime::{
     SrtpKey,
 };
 use chorus_engine::srtp::{SrtpContext, SrtpSuite};
+
+pub mod sip;
 
 /// Deterministic key material, distinct per (leg, direction).
 pub fn key(suite: SrtpSuite, seed: u8) -> SrtpKey {

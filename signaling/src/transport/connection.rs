@@ -18,8 +18,8 @@ use crate::message::{Frame, ParseError, SipMessage, StreamFramer};
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// A write that takes longer than this (the peer stopped reading) closes the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// After an error response, how long to keep reading (and discarding) so that closing with
-/// unread bytes does not reset the connection before the peer reads the response.
+/// After the peer closed its side or framing was lost, how long the connection stays open for
+/// the answers to its last requests (and, after lost framing, keeps discarding what arrives).
 const LINGER: Duration = Duration::from_secs(2);
 
 /// The RFC 5626 section 4.4.1 pong.
@@ -144,25 +144,49 @@ async fn read_loop<R: AsyncRead>(
                 bump(&shared.counters.dropped_send);
             }
         }
+        // The stream ended inside a message whose header section arrived: its Content-Length
+        // promised more body than came (RFC 3261 18.3), which a datagram would answer 400.
+        Close::Eof => {
+            if let Err(error @ ParseError::BodyTruncated { .. }) =
+                SipMessage::parse_with(framer.buffered(), &shared.limits)
+                && let Some(resp) = SipMessage::error_response(framer.buffered(), &error)
+                && queue.try_send(Bytes::from(resp.to_bytes())).is_err()
+            {
+                bump(&shared.counters.dropped_send);
+            }
+        }
         Close::Idle => bump(&shared.counters.idle_closed),
         Close::Error(error) => tracing::debug!(%error, ?peer, "SIP connection read failed"),
-        Close::Eof | Close::WriterGone | Close::Shutdown => {}
+        Close::WriterGone | Close::Shutdown => {}
+    }
+    // After the peer closed its side or framing was lost, the connection stays in the table for
+    // a while, so answers to the requests it sent last still go out on it (a half-closed peer
+    // can still read; RFC 3261 18.2.2). After lost framing, what still arrives is read and
+    // discarded, so that closing with unread bytes does not reset the connection before the
+    // peer has read the error response.
+    if matches!(close, Close::Eof | Close::Framing(_)) {
+        let discard = async {
+            if matches!(close, Close::Framing(_)) {
+                while let Ok(n) = rd.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = tokio::time::sleep(LINGER) => {}
+            () = discard => {}
+            _ = &mut writer_gone => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
     }
     if let Some(id) = peer.conn {
         shared.connections.remove(id);
     }
     // The last sender: the writer drains the queue, then shuts the stream down.
     drop(queue);
-    if matches!(close, Close::Framing(_)) {
-        let linger = async {
-            while let Ok(n) = rd.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER, linger).await;
-    }
 }
 
 /// Hands every complete frame on; the framing error if framing was lost.

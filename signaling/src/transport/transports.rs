@@ -559,6 +559,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tcp_half_closed_peer_still_gets_answers() {
+        let (t, mut rx, addr) = bind_one(Transport::Tcp, |_| {}).await;
+
+        // A request, then the end of the stream: the answer still goes out on the connection.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&options("TCP", "h1")).await.unwrap();
+        client.shutdown().await.unwrap();
+        let inbound = next(&mut rx).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reply = SipMessage::response_to(message(&inbound), 200, "OK");
+        t.send(&inbound.peer, reply.to_bytes().into());
+        assert_eq!(read_message(&mut client).await.status(), Some(200));
+        assert!(read_to_end(&mut client).await.is_empty(), "then closed");
+
+        // The stream ends inside a body shorter than its Content-Length: 400 (RFC 4475 clerr).
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let short = String::from_utf8(options("TCP", "h2")).unwrap().replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: text/plain\r\nContent-Length: 99\r\n\r\nonly this",
+        );
+        client.write_all(short.as_bytes()).await.unwrap();
+        client.shutdown().await.unwrap();
+        let resp = read_message(&mut client).await;
+        assert_eq!(resp.status(), Some(400));
+        assert_eq!(resp.call_id(), Some("h2"));
+        assert!(read_to_end(&mut client).await.is_empty(), "then closed");
+
+        // A request, then bytes that lose framing (no Content-Length): the 400 for the second
+        // and the answer to the first both arrive before the connection closes.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(&options("TCP", "h3")).await.unwrap();
+        client
+            .write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bKj\r\nCall-ID: h4\r\n\r\n")
+            .await
+            .unwrap();
+        let inbound = next(&mut rx).await;
+        assert_eq!(message(&inbound).call_id(), Some("h3"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reply = SipMessage::response_to(message(&inbound), 200, "OK");
+        t.send(&inbound.peer, reply.to_bytes().into());
+        let lost = read_message(&mut client).await;
+        assert_eq!((lost.status(), lost.call_id()), (Some(400), Some("h4")));
+        let answer = read_message(&mut client).await;
+        assert_eq!((answer.status(), answer.call_id()), (Some(200), Some("h3")));
+        assert!(read_to_end(&mut client).await.is_empty(), "then closed");
+
+        until(&t, "all closed", |s| s.connections_open == 0).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "the short message was not delivered"
+        );
+    }
+
+    #[tokio::test]
     async fn tcp_invalid_message_keeps_the_connection() {
         let (_t, mut rx, addr) = bind_one(Transport::Tcp, |_| {}).await;
         let mut client = TcpStream::connect(addr).await.unwrap();

@@ -246,6 +246,8 @@ pub struct UserAgent<P: SipPeer> {
     /// Client transaction results waiting for the TU (taken out of the layer by
     /// `drain_layer`, handled with the time by `handle_tx_events`).
     tx_events: VecDeque<TxEvent<Outgoing<P>>>,
+    /// Dialogs by Call-ID, for the 2xx ACK timeout (which knows only the Call-ID).
+    by_call_id: HashMap<String, DialogKey>,
     next_leg: u32,
     seed: u64,
     counter: u64,
@@ -309,7 +311,12 @@ pub enum EndReason {
 impl<P: SipPeer> UserAgent<P> {
     /// A UA placing legs on cores whose socket pairs have these RTP addresses.
     pub fn new(cfg: UaConfig, cores: Vec<Vec<SocketAddr>>, now: Instant) -> Self {
-        let tx_config = TxConfig::default();
+        let mut tx_config = TxConfig::default();
+        // Each admitted call leaves up to two server transactions (INVITE, BYE) alive for
+        // 64*T1 after they complete (RFC 6026 timer L, RFC 3261 timer J): room for twice that
+        // at the admitted rate, so admission, not the transaction bound, limits the call rate.
+        let lingering = 2.0 * cfg.admission.attempts_per_sec * (64 * tx_config.t1).as_secs_f64();
+        tx_config.max_transactions = tx_config.max_transactions.max(2 * lingering as usize);
         let seed = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
@@ -331,6 +338,7 @@ impl<P: SipPeer> UserAgent<P> {
             timers: BinaryHeap::new(),
             own_requests: HashMap::new(),
             tx_events: VecDeque::new(),
+            by_call_id: HashMap::new(),
             next_leg: 1,
             seed,
             counter: 0,
@@ -496,6 +504,15 @@ impl<P: SipPeer> UserAgent<P> {
             .method()
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
+        // RFC 3261 8.2.2.3: a Require we do not support refuses any request but ACK and CANCEL
+        // (neither reaches here) with 420 (RFC 4475 bext01).
+        let unsupported = msg.unsupported_options(&["timer"]);
+        if !unsupported.is_empty() {
+            let resp = self
+                .base_response(msg, 420, "Bad Extension")
+                .with_header("Unsupported", &unsupported.join(", "));
+            return self.respond(now, id, peer, resp);
+        }
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
         match method.as_str() {
             "OPTIONS" => {
@@ -579,20 +596,34 @@ impl<P: SipPeer> UserAgent<P> {
         }
     }
 
-    /// The response refusing an INVITE for its extensions or body, if it must be refused.
+    /// The response refusing an INVITE for its body or its Accept, if it must be refused.
     fn refuse_invite(&self, msg: &SipMessage) -> Option<SipMessage> {
-        let unsupported = msg.unsupported_options(&["timer"]);
-        if !unsupported.is_empty() {
-            return Some(
-                self.base_response(msg, 420, "Bad Extension")
-                    .with_header("Unsupported", &unsupported.join(", ")),
-            );
-        }
         // No body is a delayed offer (we offer in the 200); a body must be SDP.
         if !msg.body().is_empty() && msg.media_type().as_deref() != Some("application/sdp") {
             return Some(
                 self.base_response(msg, 415, "Unsupported Media Type")
                     .with_header("Accept", "application/sdp"),
+            );
+        }
+        // RFC 3261 8.2.3: a body in an encoding we do not decode (we decode none).
+        if !msg.body().is_empty()
+            && msg
+                .headers()
+                .list("Content-Encoding")
+                .iter()
+                .any(|e| !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Some(
+                self.base_response(msg, 415, "Unsupported Media Type")
+                    .with_header("Accept-Encoding", "identity"),
+            );
+        }
+        // Our 200 carries SDP: a caller whose Accept excludes it cannot take the answer
+        // (RFC 3261 21.4.7, RFC 4475 sdp01).
+        if !msg.accepts("application/sdp") {
+            return Some(
+                self.base_response(msg, 406, "Not Acceptable")
+                    .with_header("Warning", "399 chorus \"answers carry application/sdp\""),
             );
         }
         None
@@ -734,6 +765,7 @@ impl<P: SipPeer> UserAgent<P> {
         let contact = self.contact(&peer);
         let dkey = DialogKey { call_id, local_tag };
         self.by_leg.insert(leg, dkey.clone());
+        self.by_call_id.insert(dkey.call_id.clone(), dkey.clone());
         self.answering_tx.insert(id, dkey.clone());
         let ring_until = now + self.cfg.answer_delay;
         self.dialogs.insert(
@@ -1402,6 +1434,9 @@ impl<P: SipPeer> UserAgent<P> {
         }
         self.by_leg.remove(&d.leg);
         self.leg_keys.remove(&d.leg);
+        if self.by_call_id.get(&key.call_id) == Some(key) {
+            self.by_call_id.remove(&key.call_id);
+        }
         if d.leg_started {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
@@ -1490,12 +1525,7 @@ impl<P: SipPeer> UserAgent<P> {
         while let Some(ev) = self.retx.poll_event() {
             // No ACK for our 2xx within 64*T1: the caller is gone (RFC 3261 13.3.1.4).
             let crate::transaction::Uas2xxEvent::AckTimeout { key } = ev;
-            let found = self
-                .dialogs
-                .iter()
-                .find(|(k, _)| k.call_id == key.call_id)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = found {
+            if let Some(k) = self.by_call_id.get(&key.call_id).cloned() {
                 tracing::info!(call_id = %key.call_id, "no ACK for our 200: ending the call");
                 self.end_dialog(&k, EndReason::NoAck);
             }
@@ -1707,8 +1737,31 @@ mod tests {
         assert_eq!(statuses(&outputs(&mut ua)), vec![488]);
         ua.handle_message(t0, peer.clone(), request("REGISTER", "x3", 3, None, ""));
         assert_eq!(statuses(&outputs(&mut ua)), vec![405]);
-        ua.handle_message(t0, peer, request("FOO", "x4", 4, None, ""));
+        ua.handle_message(t0, peer.clone(), request("FOO", "x4", 4, None, ""));
         assert_eq!(statuses(&outputs(&mut ua)), vec![501]);
+        // RFC 4475 bext01: an unknown Require refuses any request, not only INVITE.
+        let mut require = request("OPTIONS", "x5", 5, None, "");
+        require.headers_mut().set("Require", "newfeature1");
+        ua.handle_message(t0, peer.clone(), require);
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![420]);
+        assert!(
+            matches!(&out[0], UaOutput::Send { message, .. } if message.headers().get("Unsupported") == Some("newfeature1"))
+        );
+        // RFC 4475 sdp01: a caller that does not accept SDP cannot take our answer.
+        let mut accept = request("INVITE", "x6", 6, None, SDP);
+        accept.headers_mut().set("Accept", "text/nobodyknowsthis");
+        ua.handle_message(t0, peer.clone(), accept);
+        assert_eq!(statuses(&outputs(&mut ua)), vec![406]);
+        // RFC 3261 8.2.3: a compressed offer we cannot read.
+        let mut gzip = request("INVITE", "x7", 7, None, SDP);
+        gzip.headers_mut().set("Content-Encoding", "gzip");
+        ua.handle_message(t0, peer, gzip);
+        let out = outputs(&mut ua);
+        assert_eq!(statuses(&out), vec![415]);
+        assert!(
+            matches!(&out[0], UaOutput::Send { message, .. } if message.headers().get("Accept-Encoding") == Some("identity"))
+        );
         assert_eq!(ua.calls(), 0);
     }
 
@@ -1745,6 +1798,32 @@ mod tests {
             |o| matches!(o, UaOutput::Engine { command: Command::RemoveLeg(l), .. } if *l == leg)
         ));
         assert_eq!(ua.calls(), 0);
+    }
+
+    #[test]
+    fn missing_ack_ends_the_call() {
+        let t0 = Instant::now();
+        let mut ua = ua(t0);
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        ua.handle_message(t0, peer, request("INVITE", "n1", 1, None, SDP));
+        outputs(&mut ua);
+        assert_eq!(ua.calls(), 1);
+        // The 200 is retransmitted until 64*T1 (32 s), then the call is given up.
+        while let Some(at) = ua.poll_timeout() {
+            assert!(at <= t0 + Duration::from_secs(33), "no timer past 64*T1");
+            ua.handle_timeout(at);
+            if ua.calls() == 0 {
+                break;
+            }
+        }
+        assert_eq!(ua.calls(), 0);
+        assert!(outputs(&mut ua).iter().any(|o| matches!(
+            o,
+            UaOutput::Engine {
+                command: Command::RemoveLeg(_),
+                ..
+            }
+        )));
     }
 
     #[test]

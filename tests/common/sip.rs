@@ -1,0 +1,267 @@
+//! Shared harness of the SIP tests: the real `chorus` binary on free ports, one-shot SIP
+//! exchanges over UDP and TCP, and sipp runs with their statistics.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `chorus serve`, stopped (SIGTERM) and its data directory removed on drop.
+pub struct Server {
+    child: Child,
+    pub dir: PathBuf,
+    /// The bound UDP SIP port.
+    pub sip_port: u16,
+    /// The bound TCP SIP port, when started with `tcp`.
+    pub tcp_port: Option<u16>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server on a free UDP port (read back from its startup log).
+    pub fn start(name: &str, media: &str) -> Server {
+        Self::start_with(name, media, false, &[])
+    }
+
+    /// Starts a server on a free UDP port, and a free TCP port when `tcp`, with extra flags.
+    pub fn start_with(name: &str, media: &str, tcp: bool, extra: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!("chorus-sip-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
+        cmd.args(["serve", "--sip", "udp:127.0.0.1:0"]);
+        if tcp {
+            cmd.args(["--sip", "tcp:127.0.0.1:0"]);
+        }
+        let mut child = cmd
+            .args([
+                "--media-ports",
+                media,
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--cores",
+                "2",
+                "--pin-cores",
+                "false",
+            ])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chorus starts");
+        let mut err = child.stderr.take().unwrap();
+        let mut log = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !log.contains("answering SIP") && Instant::now() < deadline {
+            match err.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => log.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        assert!(log.contains("answering SIP"), "server did not start: {log}");
+        let port = |transport: &str| -> Option<u16> {
+            log.split(&format!("{transport}:127.0.0.1:"))
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse().ok())
+        };
+        let sip_port =
+            port("sip=\"udp").unwrap_or_else(|| panic!("bound SIP port not in the log: {log}"));
+        let tcp_port = tcp.then(|| port("tcp").expect("bound TCP port in the log"));
+        // Keep draining the log so the server never blocks on a full pipe; keep it for checks.
+        let log = Arc::new(Mutex::new(log));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]);
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        Server {
+            child,
+            dir,
+            sip_port,
+            tcp_port,
+            log,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log lines containing `needle`, waiting up to `timeout` until there are `count`.
+    pub fn wait_log_lines(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_string)
+                .collect();
+            if lines.len() >= count || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends one datagram and waits for the response (None on timeout).
+    pub fn ask(&self, msg: &[u8]) -> Option<String> {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(msg, ("127.0.0.1", self.sip_port)).unwrap();
+        let mut buf = [0u8; 65_535];
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// Sends `msg` on a new TCP connection, half-closes it when `close` (so the server sees
+    /// the end of the stream), and returns everything the server sent before it closed or
+    /// fell silent for a second.
+    pub fn ask_tcp(&self, msg: &[u8], close: bool) -> String {
+        let port = self.tcp_port.expect("server started with TCP");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        s.write_all(msg).unwrap();
+        if close {
+            s.shutdown(Shutdown::Write).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65_535];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Runs sipp against this server's UDP port: `args` name the scenario and the load;
+    /// errors and statistics go to files in the data directory, read back into the result.
+    pub fn sipp(&self, name: &str, args: &[&str]) -> SippRun {
+        let errors = self.dir.join(format!("sipp-{name}-errors.log"));
+        let stats = self.dir.join(format!("sipp-{name}-stats.csv"));
+        let _ = std::fs::remove_file(&stats);
+        let out = Command::new("sipp")
+            .arg(format!("127.0.0.1:{}", self.sip_port))
+            .args(["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "60s"])
+            .args(["-trace_err", "-error_file"])
+            .arg(&errors)
+            .args(["-trace_stat", "-fd", "1", "-stf"])
+            .arg(&stats)
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("sipp runs (apt-get install sip-tester)");
+        SippRun {
+            errors: std::fs::read_to_string(&errors).unwrap_or_default(),
+            stats: std::fs::read_to_string(&stats).unwrap_or_default(),
+            out,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill with the pid of our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What one sipp run left behind.
+pub struct SippRun {
+    pub out: Output,
+    /// `-trace_err`: messages sipp did not expect, failed checks.
+    pub errors: String,
+    /// `-trace_stat`: CSV, one row per period and a final row.
+    pub stats: String,
+}
+
+impl SippRun {
+    /// A cumulative counter of the final statistics row, by its CSV column name
+    /// (`SuccessfulCall(C)`, `FailedCall(C)`, ...).
+    pub fn stat(&self, column: &str) -> Option<u64> {
+        let mut rows = self.stats.lines().filter(|l| !l.trim().is_empty());
+        let header: Vec<&str> = rows.next()?.split(';').collect();
+        let at = header.iter().position(|h| *h == column)?;
+        rows.next_back()?.split(';').nth(at)?.trim().parse().ok()
+    }
+
+    /// Asserts that sipp exited 0 (every call succeeded) and counted `calls` successes and no
+    /// failure; the failure message carries sipp's screen and error log.
+    pub fn assert_calls(&self, calls: u64) {
+        let screen = String::from_utf8_lossy(&self.out.stdout);
+        let tail: Vec<&str> = screen.lines().rev().take(40).collect();
+        let what = || {
+            format!(
+                "{:?}\n{}\n{}\n{}",
+                self.out.status,
+                tail.iter().rev().copied().collect::<Vec<_>>().join("\n"),
+                String::from_utf8_lossy(&self.out.stderr),
+                self.errors
+            )
+        };
+        assert!(self.out.status.success(), "sipp failed: {}", what());
+        assert_eq!(self.stat("SuccessfulCall(C)"), Some(calls), "{}", what());
+        assert_eq!(self.stat("FailedCall(C)"), Some(0), "{}", what());
+    }
+}
+
+/// An OPTIONS request over UDP from a made-up sender.
+pub fn options(port: u16, branch: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:chorus@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch}\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:chorus@127.0.0.1>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The folder of the sipp scenarios.
+pub fn scenarios() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp"))
+}
+
+/// The RFC 4475 torture messages (`NAME.dat`) beside the checkout, sorted by name.
+pub fn torture_messages() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("RFC 4475 messages beside the checkout")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dat"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+/// The value of `key=` in a log line (quotes stripped).
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[at..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => &quoted[..quoted.find('"')?],
+        None => rest.split_whitespace().next()?,
+    };
+    Some(value)
+}

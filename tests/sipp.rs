@@ -289,3 +289,112 @@ fn torture_messages_over_tcp_get_rfc4475_verdicts() {
     assert!(server.alive());
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
+
+/// The caller hangs up while the server rings (`--answer-delay-ms`): 180, CANCEL answered
+/// 200, the INVITE answered 487, and the call's leg released without ever answering.
+#[test]
+fn cancel_while_ringing_gets_487() {
+    let server = Server::start_with(
+        "sipp-cancel",
+        "48500-48599",
+        false,
+        &["--answer-delay-ms", "3000"],
+    );
+    run_scenario(&server, "cancel.xml", 1, 49100);
+    let log = server.log();
+    assert!(log.contains("reason=Cancelled"), "{log}");
+    assert!(!log.contains("call answered"), "{log}");
+}
+
+/// Access control: with `--auth challenge` a caller authenticates with digest (MD5 first
+/// for sipp, which reads only the first challenge); with `--auth reject` a caller outside the
+/// trunk's allow-list gets 403 while the trunk's own address is answered.
+#[test]
+fn digest_challenge_and_trunk_allow_list() {
+    let server = Server::start_with(
+        "sipp-auth",
+        "48600-48699",
+        false,
+        &[
+            "--auth",
+            "challenge",
+            "--user",
+            "alice:secret",
+            "--digest-algorithms",
+            "MD5",
+        ],
+    );
+    run_scenario_with(
+        &server,
+        "auth.xml",
+        49110,
+        &["-au", "alice", "-ap", "secret"],
+    )
+    .assert_calls(1);
+    run_scenario_with(
+        &server,
+        "auth.xml",
+        49112,
+        &["-au", "alice", "-ap", "wrong"],
+    )
+    .assert_failed(1);
+    let log = server.log();
+    assert!(log.contains("caller=User(\"alice\")"), "{log}");
+    assert!(log.contains("wrong password"), "{log}");
+
+    let server = Server::start_with(
+        "sipp-reject",
+        "48700-48799",
+        false,
+        &[
+            "--auth",
+            "reject",
+            "--trunk",
+            "name=carrier;allow=127.0.0.1",
+        ],
+    );
+    // From 127.0.0.2: not the trunk.
+    run_scenario_with(&server, "refused.xml", 49120, &["-i", "127.0.0.2"]).assert_calls(1);
+    // From the trunk's address.
+    let run = server.sipp(
+        "trunk",
+        &["-sn", "uac", "-m", "1", "-d", "200", "-mp", "49122"],
+    );
+    run.assert_calls(1);
+    assert!(server.log().contains("caller=Trunk(\"carrier\")"));
+}
+
+/// A caller that takes on refreshing the session (Session-Expires 90, refresher=uac) and never
+/// does: the server sends BYE with Reason 408 "session timer expired" before 90 s are over
+/// (RFC 4028 10: at 90 - 32 s). The RTP timeout is set long so only the session timer acts.
+#[test]
+fn unrefreshed_session_is_ended_by_the_server() {
+    let server = Server::start_with(
+        "sipp-session",
+        "48800-48899",
+        false,
+        &["--rtp-timeout-s", "300"],
+    );
+    let started = std::time::Instant::now();
+    run_scenario(&server, "session_expiry.xml", 1, 49130);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(55) && took < Duration::from_secs(75),
+        "BYE after {took:?}"
+    );
+    assert!(server.log().contains("reason=SessionExpired"));
+}
+
+/// Runs one call of the scenario `xml` with extra sipp arguments; the caller checks the outcome.
+fn run_scenario_with(
+    server: &Server,
+    xml: &str,
+    media_port: u16,
+    extra: &[&str],
+) -> common::sip::SippRun {
+    let sf = scenarios().join(xml).to_string_lossy().into_owned();
+    let mp = media_port.to_string();
+    let mut args = vec!["-sf", sf.as_str(), "-m", "1", "-mp", mp.as_str()];
+    args.extend_from_slice(extra);
+    server.sipp(&format!("{xml}-{media_port}"), &args)
+}

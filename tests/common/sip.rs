@@ -203,6 +203,24 @@ impl SippRun {
         rows.next_back()?.split(';').nth(at)?.trim().parse().ok()
     }
 
+    /// Asserts that sipp counted `calls` failed calls and no success (a scenario that must not
+    /// get through).
+    pub fn assert_failed(&self, calls: u64) {
+        let screen = String::from_utf8_lossy(&self.out.stdout);
+        assert_eq!(
+            self.stat("FailedCall(C)"),
+            Some(calls),
+            "{screen}\n{}",
+            self.errors
+        );
+        assert_eq!(
+            self.stat("SuccessfulCall(C)"),
+            Some(0),
+            "{screen}\n{}",
+            self.errors
+        );
+    }
+
     /// Asserts that sipp exited 0 (every call succeeded) and counted `calls` successes and no
     /// failure; the failure message carries sipp's screen and error log.
     pub fn assert_calls(&self, calls: u64) {

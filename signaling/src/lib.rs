@@ -28,6 +28,7 @@ pub mod message;
 pub mod sdp;
 pub mod session_timer;
 pub mod tls;
+pub mod token;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

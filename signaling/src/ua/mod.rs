@@ -19,7 +19,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use crate::sdp::{
 use crate::session_timer::{
     Negotiation, Refresher, SessionExpires, SessionTimer, TimerPolicy, TimerReason, negotiate,
 };
+use crate::token::{Tokens, random_bytes};
 use crate::transaction::{
     AckKey, Config as TxConfig, RequestDisposition, TransactionId, TransactionLayer, TxEvent,
     Uas2xxRetransmitter,
@@ -249,8 +249,7 @@ pub struct UserAgent<P: SipPeer> {
     /// Dialogs by Call-ID, for the 2xx ACK timeout (which knows only the Call-ID).
     by_call_id: HashMap<String, DialogKey>,
     next_leg: u32,
-    seed: u64,
-    counter: u64,
+    tokens: Tokens,
     out: VecDeque<UaOutput<P>>,
 }
 
@@ -282,15 +281,6 @@ fn with_session(resp: SipMessage, se: Option<SessionExpires>) -> SipMessage {
     }
 }
 
-/// A random key for signing digest nonces (per process).
-fn nonce_key() -> [u8; 32] {
-    let mut key = [0u8; 32];
-    if let Err(e) = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key) {
-        tracing::error!(error = %e, "no system randomness for digest nonces");
-    }
-    key
-}
-
 /// Calls ended by the UA and why (for logs and tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndReason {
@@ -317,14 +307,11 @@ impl<P: SipPeer> UserAgent<P> {
         // at the admitted rate, so admission, not the transaction bound, limits the call rate.
         let lingering = 2.0 * cfg.admission.attempts_per_sec * (64 * tx_config.t1).as_secs_f64();
         tx_config.max_transactions = tx_config.max_transactions.max(2 * lingering as usize);
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         UserAgent {
-            access: Access::new(cfg.access.clone(), nonce_key()),
+            access: Access::new(cfg.access.clone(), random_bytes()),
             epoch: (now, unix),
             retx: Uas2xxRetransmitter::new(tx_config.t1, tx_config.t2),
             txl: TransactionLayer::new(tx_config),
@@ -340,8 +327,7 @@ impl<P: SipPeer> UserAgent<P> {
             tx_events: VecDeque::new(),
             by_call_id: HashMap::new(),
             next_leg: 1,
-            seed,
-            counter: 0,
+            tokens: Tokens::new(),
             out: VecDeque::new(),
         }
     }
@@ -353,11 +339,7 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// Random-looking token for tags and branches (unique per UA; not secret).
     fn token(&mut self) -> String {
-        self.counter += 1;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        h.write_u64(self.seed);
-        h.write_u64(self.counter);
-        format!("{:016x}", h.finish())
+        self.tokens.next_hex()
     }
 
     fn send(&mut self, peer: P, message: SipMessage) {
@@ -662,7 +644,7 @@ impl<P: SipPeer> UserAgent<P> {
             self.admission.call_ended();
             return self.respond_status(now, id, peer, msg, 503, "Service Unavailable");
         };
-        let mut local_session = LocalSession::new(self.counter ^ self.seed, self.cfg.media_ip);
+        let mut local_session = LocalSession::new(self.tokens.next_u64(), self.cfg.media_ip);
         let leg = LegId(self.next_leg);
         self.next_leg = self.next_leg.wrapping_add(1).max(1);
         // With an offer: answer it and start the leg now. Without one (delayed offer): offer

@@ -31,9 +31,8 @@
 //! are a heap with lazy deletion. Nothing scans all calls.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -43,6 +42,7 @@ use crate::sdp::{
     Direction, LocalSession, Negotiated, OfferAnswerConfig, SessionDescription, answer_offer,
     make_offer, process_answer,
 };
+use crate::token::{Tokens, random_hex};
 use crate::transaction::{
     AckKey, Config as TxConfig, RequestDisposition, TransactionId, TransactionLayer, TxEvent,
     Uas2xxEvent, Uas2xxRetransmitter,
@@ -255,8 +255,7 @@ pub struct Uac<P: DialPeer> {
     next_call: u64,
     /// Calls not in `Phase::Done`.
     live: usize,
-    seed: u64,
-    counter: u64,
+    tokens: Tokens,
     out: VecDeque<UacOutput<P>>,
     events: VecDeque<UacEvent>,
 }
@@ -275,8 +274,7 @@ impl<P: DialPeer> Uac<P> {
             timers: BinaryHeap::new(),
             next_call: 1,
             live: 0,
-            seed: RandomState::new().build_hasher().finish(),
-            counter: 0,
+            tokens: Tokens::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -306,11 +304,7 @@ impl<P: DialPeer> Uac<P> {
 
     /// Random-looking token for tags, branches and Call-IDs (unique per UAC; not secret).
     fn token(&mut self) -> String {
-        self.counter += 1;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        h.write_u64(self.seed);
-        h.write_u64(self.counter);
-        format!("{:016x}", h.finish())
+        self.tokens.next_hex()
     }
 
     fn event(&mut self, call: CallHandle, kind: CallEvent) {
@@ -332,7 +326,7 @@ impl<P: DialPeer> Uac<P> {
         self.next_call += 1;
         let local_tag = self.token();
         let call_id = format!("{}@chorus", self.token());
-        let mut session = LocalSession::new(self.seed ^ self.counter, req.media.local_rtp.ip());
+        let mut session = LocalSession::new(self.tokens.next_u64(), req.media.local_rtp.ip());
         let pending = make_offer(
             &mut session,
             req.media.local_rtp,
@@ -1145,13 +1139,8 @@ impl<P: DialPeer> Uac<P> {
         };
         c.auth_retried = true;
         c.cseq += 1;
-        let cnonce = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            h.write_u64(self.seed.rotate_left(17));
-            h.write_u64(self.counter);
-            h.write(c.call_id.as_bytes());
-            format!("{:016x}", h.finish())
-        };
+        // The cnonce protects against chosen-plaintext attacks (RFC 7616 5.12): random.
+        let cnonce = random_hex::<8>();
         let body = c.pending.sdp().to_string();
         let answer = Credentials::answer(
             &challenge,

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::sip::{Server, log_field};
@@ -170,45 +169,22 @@ fn sipp_pcmu_call_reports_rfc4733_digits_in_order() {
     std::fs::write(&pcap, pcmu_pcap(50)).unwrap();
     let xml = server.dir.join("dtmf.xml");
     std::fs::write(&xml, scenario(&pcap)).unwrap();
-    let errors = server.dir.join("sipp-errors.log");
-    let out = Command::new("sipp")
-        .arg(format!("127.0.0.1:{}", server.sip_port))
-        .arg("-sf")
-        .arg(&xml)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
+    let xml = xml.to_string_lossy().into_owned();
+    let run = server.sipp(
+        "dtmf",
+        &[
+            "-sf",
+            &xml,
             "-mi",
             "127.0.0.1",
             "-mp",
             SIPP_RTP_PORT,
             "-m",
             "1",
-            "-timeout",
-            "30s",
-            "-nostdin",
-            "-trace_err",
-            "-error_file",
-        ])
-        .arg(&errors)
-        .current_dir(&server.dir)
-        .output()
-        .expect("sipp runs (apt-get install sip-tester)");
-    let log = server.log();
-    assert!(
-        out.status.success(),
-        "sipp call failed: {:?}\n{}\n{}\n{log}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        std::fs::read_to_string(&errors).unwrap_or_default()
+        ],
     );
+    run.assert_calls(1);
+    let log = server.log();
 
     // Each key once, in order, from the media path, with the call's Call-ID.
     let dtmf = server.wait_log_lines(" DTMF", 3, Duration::from_secs(3));

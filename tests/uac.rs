@@ -21,7 +21,7 @@ use chorus_signaling::transport::{
 use chorus_signaling::uac::{
     CallEvent, CallHandle, DialCredentials, DialRequest, MediaOffer, Uac, UacConfig, driver,
 };
-use common::sip::Server;
+use common::sip::{Server, sipp_report};
 use tokio::sync::mpsc;
 
 /// A `Uac` on its own UDP SIP socket, driven the way the server's control task drives it.
@@ -232,14 +232,8 @@ impl Sipp {
         let _ = std::fs::remove_file(&self.errors);
         assert!(
             out.status.success(),
-            "sipp reported a failed call: {:?}\n{}\n{errors}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .join("\n")
+            "sipp reported a failed call: {}",
+            sipp_report(&out, &errors)
         );
     }
 }

@@ -224,21 +224,24 @@ impl SippRun {
     /// Asserts that sipp exited 0 (every call succeeded) and counted `calls` successes and no
     /// failure; the failure message carries sipp's screen and error log.
     pub fn assert_calls(&self, calls: u64) {
-        let screen = String::from_utf8_lossy(&self.out.stdout);
-        let tail: Vec<&str> = screen.lines().rev().take(40).collect();
-        let what = || {
-            format!(
-                "{:?}\n{}\n{}\n{}",
-                self.out.status,
-                tail.iter().rev().copied().collect::<Vec<_>>().join("\n"),
-                String::from_utf8_lossy(&self.out.stderr),
-                self.errors
-            )
-        };
+        let what = || sipp_report(&self.out, &self.errors);
         assert!(self.out.status.success(), "sipp failed: {}", what());
         assert_eq!(self.stat("SuccessfulCall(C)"), Some(calls), "{}", what());
         assert_eq!(self.stat("FailedCall(C)"), Some(0), "{}", what());
     }
+}
+
+/// What a sipp run printed, for a failed assertion: its exit status, the end of its screen,
+/// its stderr and its error log.
+pub fn sipp_report(out: &Output, errors: &str) -> String {
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = screen.lines().rev().take(40).collect();
+    format!(
+        "{:?}\n{}\n{}\n{errors}",
+        out.status,
+        tail.iter().rev().copied().collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 /// An OPTIONS request over UDP from a made-up sender.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use super::leg::MovingLeg;
 use crate::rtp::Pt;
 use crate::srtp::SrtpSuite;
 
@@ -160,6 +161,18 @@ pub enum Command {
         /// Destination leg.
         to: LegId,
     },
+    /// Take a leg off this core to move it to another; answered by `LegDetached`, which
+    /// carries the leg's state for `AttachLeg` on the new core.
+    DetachLeg(LegId),
+    /// Put a leg detached from another core on this one, on socket pair `pair` (None:
+    /// round-robin); answered by `LegMoved` with its new local addresses (the remote must be
+    /// told them, e.g. by re-INVITE) or `LegRejected`.
+    AttachLeg {
+        /// The leg's state, from `LegDetached`.
+        leg: MovingLeg,
+        /// Which of this core's socket pairs to use.
+        pair: Option<u16>,
+    },
     /// Ask for a leg's counters; answered by `LegStats`.
     QueryLeg(LegId),
     /// Stop the core (legs are dropped; their final stats are reported).
@@ -207,7 +220,7 @@ pub struct LegStats {
 }
 
 /// An event from a core.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Event {
     /// A leg exists and listens at these local addresses.
     LegCreated {
@@ -226,6 +239,23 @@ pub enum Event {
         id: LegId,
         /// Why.
         reason: String,
+    },
+    /// A leg left this core (`DetachLeg`); its state goes to the new core in `AttachLeg`.
+    LegDetached {
+        /// The leg's state: SRTP contexts (rollover counters, replay windows), outbound
+        /// numbering, reception statistics and counters.
+        leg: MovingLeg,
+    },
+    /// A leg moved here from another core and listens at these local addresses.
+    LegMoved {
+        /// The leg.
+        id: LegId,
+        /// The core that owns it now.
+        core: CoreId,
+        /// Local RTP address (for the new SDP offer to the remote).
+        rtp: SocketAddr,
+        /// Local RTCP address (same as `rtp` with rtcp-mux).
+        rtcp: SocketAddr,
     },
     /// A command named a leg this core does not have.
     UnknownLeg {

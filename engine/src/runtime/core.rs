@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use super::command::{Command, CoreId, Event, LegConfig, LegId, LegUpdate};
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
-use super::leg::Leg;
 use super::leg::REPORT_INTERVAL;
+use super::leg::{Leg, MovingLeg};
 use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
@@ -472,6 +472,13 @@ impl CoreState {
                 None => self.emit(Event::UnknownLeg { id: u.id }),
             },
             Command::RemoveLeg(id) => self.remove_leg(id),
+            Command::DetachLeg(id) => {
+                if let Some(leg) = self.take_leg(id) {
+                    let leg = leg.detach();
+                    self.emit(Event::LegDetached { leg });
+                }
+            }
+            Command::AttachLeg { leg, pair } => self.attach_leg(leg, pair),
             Command::Connect { from, to } => self.link(from, to, true),
             Command::Disconnect { from, to } => self.link(from, to, false),
             Command::QueryLeg(id) => {
@@ -489,25 +496,7 @@ impl CoreState {
 
     fn create_leg(&mut self, now: Instant, cfg: &LegConfig) {
         let id = cfg.id;
-        if self.by_id.contains_key(&id) {
-            self.emit(Event::LegRejected {
-                id,
-                reason: format!("{id} already exists on {}", self.core),
-            });
-            return;
-        }
-        let index = match cfg.pair {
-            Some(p) => usize::from(p),
-            None => {
-                self.next_pair = self.next_pair.wrapping_add(1);
-                self.next_pair.wrapping_sub(1) % self.pairs.len().max(1)
-            }
-        };
-        let Some(&pair) = self.pairs.get(index) else {
-            self.emit(Event::LegRejected {
-                id,
-                reason: format!("{} has no socket pair {index}", self.core),
-            });
+        let Some(pair) = self.free_pair_for(id, cfg.pair) else {
             return;
         };
         let leg = match Leg::new(cfg, pair.rtp, pair.rtcp, now) {
@@ -520,6 +509,47 @@ impl CoreState {
                 return;
             }
         };
+        let (rtp, rtcp) = self.install_leg(leg, pair);
+        let core = self.core;
+        self.emit(Event::LegCreated {
+            id,
+            core,
+            rtp,
+            rtcp,
+        });
+    }
+
+    /// The socket pair a new leg `id` gets (`wanted`, or round-robin), or None after emitting
+    /// `LegRejected` (the id exists here, or no such pair).
+    fn free_pair_for(&mut self, id: LegId, wanted: Option<u16>) -> Option<SocketPair> {
+        if self.by_id.contains_key(&id) {
+            self.emit(Event::LegRejected {
+                id,
+                reason: format!("{id} already exists on {}", self.core),
+            });
+            return None;
+        }
+        let index = match wanted {
+            Some(p) => usize::from(p),
+            None => {
+                self.next_pair = self.next_pair.wrapping_add(1);
+                self.next_pair.wrapping_sub(1) % self.pairs.len().max(1)
+            }
+        };
+        let pair = self.pairs.get(index).copied();
+        if pair.is_none() {
+            self.emit(Event::LegRejected {
+                id,
+                reason: format!("{} has no socket pair {index}", self.core),
+            });
+        }
+        pair
+    }
+
+    /// Gives a leg a slot, its flows and (latching) a place among the waiting legs; returns
+    /// its local RTP and RTCP addresses.
+    fn install_leg(&mut self, leg: Leg, pair: SocketPair) -> (SocketAddr, SocketAddr) {
+        let id = leg.id;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -540,11 +570,24 @@ impl CoreState {
             list.push(slot);
         }
         self.counters.set(Metric::Legs, self.by_id.len() as u64);
-        self.emit(Event::LegCreated {
+        (pair.rtp_addr, rtcp_addr)
+    }
+
+    /// Adopts a leg detached from another core.
+    fn attach_leg(&mut self, moving: MovingLeg, wanted: Option<u16>) {
+        let mut leg = *moving.0;
+        let id = leg.id;
+        let Some(pair) = self.free_pair_for(id, wanted) else {
+            return;
+        };
+        leg.rehome(pair.rtp, pair.rtcp);
+        let (rtp, rtcp) = self.install_leg(leg, pair);
+        let core = self.core;
+        self.emit(Event::LegMoved {
             id,
-            core: self.core,
-            rtp: pair.rtp_addr,
-            rtcp: rtcp_addr,
+            core,
+            rtp,
+            rtcp,
         });
     }
 
@@ -587,17 +630,24 @@ impl CoreState {
     }
 
     fn remove_leg(&mut self, id: LegId) {
+        if let Some(leg) = self.take_leg(id) {
+            let stats = leg.stats();
+            self.emit(Event::LegRemoved { id, stats });
+        }
+    }
+
+    /// Takes a leg out of this core (slot, flows, waiting list, links), or emits `UnknownLeg`.
+    fn take_leg(&mut self, id: LegId) -> Option<Leg> {
         let Some(slot) = self.by_id.remove(&id) else {
             self.emit(Event::UnknownLeg { id });
-            return;
+            return None;
         };
-        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::take) else {
-            return;
-        };
+        let leg = self.legs.get_mut(slot as usize).and_then(Option::take)?;
         for k in [leg.flow_rtp, leg.flow_rtcp].into_iter().flatten() {
             self.flows.remove(k, slot);
         }
         self.drop_pending(slot);
+        self.dtmf_open.retain(|&s| s != slot);
         for &s in leg.sources.iter().chain(leg.targets.iter()) {
             if let Some(other) = self.leg_mut(s) {
                 other.targets.retain(|&t| t != slot);
@@ -606,10 +656,7 @@ impl CoreState {
         }
         self.free.push(slot);
         self.counters.set(Metric::Legs, self.by_id.len() as u64);
-        self.emit(Event::LegRemoved {
-            id,
-            stats: leg.stats(),
-        });
+        Some(leg)
     }
 
     fn link(&mut self, from: LegId, to: LegId, connect: bool) {
@@ -922,17 +969,22 @@ mod tests {
 
     impl Rig {
         fn new() -> Rig {
+            Rig::core(0)
+        }
+
+        /// Core `n`, whose one socket pair is at ports 20000 + 2n and 20001 + 2n.
+        fn core(n: u16) -> Rig {
             let mailbox = Arc::new(
-                Mailbox::new(CoreId(0), 4096, Arc::new(EventFd::new(true).unwrap())).unwrap(),
+                Mailbox::new(CoreId(n), 4096, Arc::new(EventFd::new(true).unwrap())).unwrap(),
             );
             let pair = SocketPair {
                 rtp: SockId(0),
                 rtcp: SockId(1),
-                rtp_addr: addr(20_000),
-                rtcp_addr: addr(20_001),
+                rtp_addr: addr(20_000 + 2 * n),
+                rtcp_addr: addr(20_001 + 2 * n),
             };
             Rig {
-                state: CoreState::new(CoreId(0), mailbox.clone(), vec![pair], 2),
+                state: CoreState::new(CoreId(n), mailbox.clone(), vec![pair], 2),
                 tx: TxQueue::new(64),
                 now: Instant::now(),
                 mailbox,
@@ -1255,6 +1307,70 @@ mod tests {
             got,
             vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
         );
+    }
+
+    #[test]
+    fn a_leg_moves_between_cores_with_its_media_state() {
+        let (mut a, mut b) = (Rig::core(0), Rig::core(1));
+        let caller = addr(9200);
+        let mut c = LegConfig::new(LegId(1));
+        c.remote_rtp = Some(caller);
+        c.srtp_in = Some(key(1));
+        c.srtp_out = Some(key(3));
+        c.latch = false;
+        a.create(c);
+        let echo = || Command::Connect {
+            from: LegId(1),
+            to: LegId(1),
+        };
+        a.state.on_command(a.now, echo());
+        let mut up = ctx(&key(1));
+        let mut down = ctx(&key(3));
+        let third = srtp(&mut up, 7, 3);
+        for p in [srtp(&mut up, 7, 1), srtp(&mut up, 7, 2), third.clone()] {
+            a.packet(caller, p);
+        }
+        a.events();
+
+        a.state.on_command(a.now, Command::DetachLeg(LegId(1)));
+        let Some(Event::LegDetached { leg }) = a.events().pop() else {
+            panic!("no LegDetached");
+        };
+        assert_eq!(leg.id(), LegId(1));
+        assert!(a.state.by_id.is_empty() && a.state.flows.is_empty());
+        // The old core no longer knows the caller.
+        a.packet(caller, srtp(&mut up, 7, 4));
+        assert_eq!(a.state.counters.get(Metric::DropUnknownFlow), 1);
+
+        b.state
+            .on_command(b.now, Command::AttachLeg { leg, pair: None });
+        let events = b.events();
+        assert!(matches!(
+            events.as_slice(),
+            [Event::LegMoved { id: LegId(1), core: CoreId(1), rtp, .. }] if *rtp == addr(20_002)
+        ));
+        b.state.on_command(b.now, echo());
+        // The replay window came along: an old packet is refused, a new one taken.
+        b.packet(caller, third);
+        b.packet(caller, srtp(&mut up, 7, 5));
+        let stats = b.stats(1);
+        assert_eq!((stats.rtp_in, stats.replayed), (4, 1));
+        // The outbound stream continues: same SSRC, same key, and the numbering of the echoed
+        // stream (packet 4, sent to the old core after the move, shows as one lost packet).
+        let mut sent = Vec::new();
+        a.tx.take_queued(&mut sent);
+        let last = sent
+            .pop()
+            .map(|e| a.tx.slot(e.slot)[..usize::from(e.len)].to_vec());
+        b.tx.take_queued(&mut sent);
+        let moved = b.tx.slot(sent[0].slot)[..usize::from(sent[0].len)].to_vec();
+        let ids = |mut p: Vec<u8>, down: &mut SrtpContext| {
+            let n = down.unprotect_rtp(&mut p).unwrap();
+            let p = crate::rtp::RtpPacket::parse(&p[..n]).unwrap();
+            (p.ssrc().0, p.seq())
+        };
+        let (ssrc_a, seq_a) = ids(last.unwrap(), &mut down);
+        assert_eq!(ids(moved, &mut down), (ssrc_a, seq_a.wrapping_add(2)));
     }
 
     #[test]

@@ -14,6 +14,30 @@ use crate::srtp::{SrtpContext, SrtpError};
 /// Interval between RTCP reports to a leg (RFC 3550's 5 s minimum for a small session).
 pub(crate) const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A leg between two cores: everything of its media state that is not the old core's
+/// (sockets, flow-table keys, forwarding links are dropped on detach and made anew on attach).
+pub struct MovingLeg(pub(crate) Box<Leg>);
+
+impl MovingLeg {
+    /// A leg that was never on a core, from its configuration (`AttachLeg` then works like
+    /// `CreateLeg` without the choice of `cfg.pair`).
+    pub fn new(cfg: &LegConfig, now: Instant) -> Result<Self, SrtpError> {
+        Ok(Leg::new(cfg, SockId(0), SockId(0), now)?.detach())
+    }
+
+    /// The leg's id.
+    pub fn id(&self) -> LegId {
+        self.0.id
+    }
+}
+
+impl std::fmt::Debug for MovingLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SRTP contexts hold keys: only the id reaches logs.
+        f.debug_tuple("MovingLeg").field(&self.0.id).finish()
+    }
+}
+
 /// One leg on a core.
 pub(crate) struct Leg {
     pub id: LegId,
@@ -111,7 +135,24 @@ impl Leg {
         Ok(leg)
     }
 
-    /// Sets where media goes; RTCP defaults to the RTP address (mux) or RTP port + 1.
+    /// Takes the leg off its core: drops what belongs to the core (flows, links) so that
+    /// another core can adopt it with `rehome`.
+    pub fn detach(mut self) -> MovingLeg {
+        self.flow_rtp = None;
+        self.flow_rtcp = None;
+        self.targets.clear();
+        self.sources.clear();
+        MovingLeg(Box::new(self))
+    }
+
+    /// Puts a moved leg on this core's sockets. A latching leg waits for its remote's first
+    /// packet at the new address (the remote has to be told it first).
+    pub fn rehome(&mut self, rtp_sock: SockId, rtcp_sock: SockId) {
+        self.rtp_sock = rtp_sock;
+        self.rtcp_sock = if self.rtcp_mux { rtp_sock } else { rtcp_sock };
+        self.latched = false;
+    }
+
     /// New SRTP keys from a renegotiation (None: plain RTP from now on).
     pub fn rekey(
         &mut self,
@@ -124,6 +165,7 @@ impl Leg {
         Ok(())
     }
 
+    /// Sets where media goes; RTCP defaults to the RTP address (mux) or RTP port + 1.
     pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
         self.remote_rtp = Some(rtp);
         if let Some(r) = rtcp {

@@ -223,6 +223,14 @@ struct Dialog<P> {
     peer_allows_update: bool,
     /// Our session refresh in flight.
     refreshing: Option<TransactionId>,
+    /// The leg is moving to this core and socket pair (detached, not yet attached there).
+    moving: Option<(CoreId, u16)>,
+    /// The leg's local address changed while a re-offer was in flight or our 2xx to an
+    /// INVITE awaited its ACK: offer again after that.
+    reoffer_due: bool,
+    /// Our 2xx to an INVITE (initial or re-INVITE) has not been acknowledged yet; no
+    /// re-INVITE of ours may start (RFC 3261 14.1).
+    awaiting_ack: bool,
 }
 
 /// The UAS core.
@@ -298,7 +306,57 @@ pub enum EndReason {
     SessionExpired,
 }
 
+/// Why a call's leg cannot be moved now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    /// No established call has this Call-ID.
+    #[error("no such call")]
+    UnknownCall,
+    /// The call is not answered yet, or its leg is already moving.
+    #[error("the call is being set up or already moving")]
+    Busy,
+    /// The leg is on that core already.
+    #[error("the leg is on that core already")]
+    SameCore,
+    /// The engine has no such core.
+    #[error("no such core")]
+    NoSuchCore,
+}
+
 impl<P: SipPeer> UserAgent<P> {
+    /// Moves a call's media leg to core `to` (e.g. the core of the conference it joins):
+    /// `DetachLeg` on its core, `AttachLeg` with the leg's state on `to`, then a re-INVITE
+    /// offering the new local address. Media continues with the same SRTP contexts and
+    /// outbound numbering; packets the caller sends to the old address meanwhile are dropped.
+    pub fn move_call(&mut self, call_id: &str, to: CoreId) -> Result<(), MoveError> {
+        let key = self
+            .by_call_id
+            .get(call_id)
+            .cloned()
+            .ok_or(MoveError::UnknownCall)?;
+        let d = self.dialogs.get(&key).ok_or(MoveError::UnknownCall)?;
+        if d.answering.is_some() || d.moving.is_some() || !d.leg_started {
+            return Err(MoveError::Busy);
+        }
+        if d.core == to {
+            return Err(MoveError::SameCore);
+        }
+        let (from, leg) = (d.core, d.leg);
+        let (pair, _) = self.placement.place_on(to).ok_or(MoveError::NoSuchCore)?;
+        if let Some(d) = self.dialogs.get_mut(&key) {
+            d.moving = Some((to, pair));
+        }
+        tracing::info!(%leg, %from, %to, "moving media leg");
+        self.engine(from, Command::DetachLeg(leg));
+        Ok(())
+    }
+
+    /// The core a call's media leg is on.
+    pub fn call_core(&self, call_id: &str) -> Option<CoreId> {
+        let key = self.by_call_id.get(call_id)?;
+        self.dialogs.get(key).map(|d| d.core)
+    }
+
     /// A UA placing legs on cores whose socket pairs have these RTP addresses.
     pub fn new(cfg: UaConfig, cores: Vec<Vec<SocketAddr>>, now: Instant) -> Self {
         let mut tx_config = TxConfig::default();
@@ -742,6 +800,9 @@ impl<P: SipPeer> UserAgent<P> {
                 .iter()
                 .any(|m| m.trim().eq_ignore_ascii_case("UPDATE")),
             refreshing: None,
+            moving: None,
+            reoffer_due: false,
+            awaiting_ack: false,
         };
         let leg_started = dialog.leg_started;
         let contact = self.contact(&peer);
@@ -843,6 +904,7 @@ impl<P: SipPeer> UserAgent<P> {
             return;
         };
         let (peer, leg, core) = (d.peer.clone(), d.leg, d.core);
+        d.awaiting_ack = true;
         tracing::info!(%leg, %core, caller = ?d.caller, "call answered");
         d.session = d.session_se.map(|se| SessionTimer::start(now, se));
         let due = d.session.as_ref().and_then(SessionTimer::poll_timeout);
@@ -1025,6 +1087,9 @@ impl<P: SipPeer> UserAgent<P> {
             resp = resp.with_body("application/sdp", sdp);
         }
         let resp = with_session(resp, se);
+        if is_invite && let Some(d) = self.dialogs.get_mut(&key) {
+            d.awaiting_ack = true;
+        }
         if is_invite && !peer.reliable() {
             self.retx.start(
                 now,
@@ -1049,10 +1114,28 @@ impl<P: SipPeer> UserAgent<P> {
             call_id: call_id.to_string(),
             cseq: cseq.seq,
         });
-        // A delayed-offer call: the ACK carries the answer to the offer in our 200.
         let Some(key) = Self::dialog_key(msg) else {
             return;
         };
+        if let Some(d) = self.dialogs.get_mut(&key) {
+            d.awaiting_ack = false;
+        }
+        self.ack_answer(now, msg, &key);
+        self.reoffer_if_due(now, &key);
+    }
+
+    /// Offers again if the leg's address changed while we could not.
+    fn reoffer_if_due(&mut self, now: Instant, key: &DialogKey) {
+        if let Some(d) = self.dialogs.get_mut(key)
+            && std::mem::take(&mut d.reoffer_due)
+        {
+            self.send_reoffer(now, key, true);
+        }
+    }
+
+    /// A delayed-offer call: the ACK carries the answer to the offer in our 200.
+    fn ack_answer(&mut self, now: Instant, msg: &SipMessage, key: &DialogKey) {
+        let key = key.clone();
         let cfg = self.cfg.offer_answer.clone();
         let Some(d) = self.dialogs.get_mut(&key) else {
             return;
@@ -1134,6 +1217,33 @@ impl<P: SipPeer> UserAgent<P> {
                     tracing::warn!(leg = %id, %reason, "media leg refused: ending the call");
                     self.media_failed(now, &key);
                 }
+            }
+            Event::LegDetached { leg } => {
+                let to = (self.by_leg.get(&leg.id()))
+                    .and_then(|k| self.dialogs.get(k))
+                    .and_then(|d| d.moving);
+                // A call that ended meanwhile drops its leg here.
+                if let Some((core, pair)) = to {
+                    let pair = Some(pair);
+                    self.engine(core, Command::AttachLeg { leg, pair });
+                }
+            }
+            Event::LegMoved { id, core, rtp, .. } => {
+                let Some(key) = self.by_leg.get(&id).cloned() else {
+                    return;
+                };
+                let Some(d) = self.dialogs.get_mut(&key) else {
+                    return;
+                };
+                let Some((to, pair)) = d.moving.take().filter(|(to, _)| *to == core) else {
+                    return;
+                };
+                let from = std::mem::replace(&mut d.core, to);
+                d.pair = pair;
+                d.local_rtp = rtp;
+                self.placement.release(from);
+                tracing::info!(leg = %id, %from, %to, local = %rtp, "media leg moved: offering its new address");
+                self.send_reoffer(now, &key, true);
             }
             _ => {}
         }
@@ -1233,14 +1343,24 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// Refreshes the session as its refresher (RFC 4028 7.4): UPDATE without a body when the
     /// caller allows it, otherwise a re-INVITE with our offer.
+    /// A session refresh (RFC 4028): UPDATE without a body when the caller allows it, else a
+    /// re-INVITE with our offer.
     fn send_refresh(&mut self, now: Instant, key: &DialogKey) {
+        self.send_reoffer(now, key, false);
+    }
+
+    /// A re-INVITE with our offer, or (`media_changed` false and the caller takes UPDATE)
+    /// a body-less UPDATE: for a session refresh, or because the leg's local address changed
+    /// (it moved to another core). One at a time; a change during one is offered after it.
+    fn send_reoffer(&mut self, now: Instant, key: &DialogKey, media_changed: bool) {
         let cfg = self.cfg.offer_answer.clone();
         let contact;
         let (se, use_update, offer) = {
             let Some(d) = self.dialogs.get_mut(key) else {
                 return;
             };
-            if d.refreshing.is_some() || d.pending_offer.is_some() {
+            if d.refreshing.is_some() || d.pending_offer.is_some() || d.awaiting_ack {
+                d.reoffer_due |= media_changed;
                 return;
             }
             contact = format!(
@@ -1248,10 +1368,12 @@ impl<P: SipPeer> UserAgent<P> {
                 d.peer.local(),
                 d.peer.transport().to_ascii_lowercase()
             );
-            let Some(se) = d.session_se else {
+            if d.session_se.is_none() && !media_changed {
                 return;
-            };
-            let offer = if d.peer_allows_update {
+            }
+            let se = d.session_se;
+            let use_update = d.peer_allows_update && !media_changed;
+            let offer = if use_update {
                 None
             } else {
                 match make_offer(&mut d.local_session, d.local_rtp, &cfg, Direction::SendRecv) {
@@ -1262,15 +1384,17 @@ impl<P: SipPeer> UserAgent<P> {
                     }
                 }
             };
-            (se, d.peer_allows_update, offer)
+            (se, use_update, offer)
         };
-        let extra = format!(
-            "Session-Expires: {}\r\nSupported: timer\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n",
-            SessionExpires {
+        let session = se.map_or(String::new(), |se| {
+            let se = SessionExpires {
                 secs: se.secs,
                 refresher: Some(Refresher::Uas),
-            }
-        );
+            };
+            format!("Session-Expires: {se}\r\n")
+        });
+        let extra =
+            format!("{session}Supported: timer\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n");
         let sdp = offer.as_ref().map(|p| p.sdp().to_string());
         let built = if use_update {
             self.in_dialog_request(key, "UPDATE", None, &extra, None)
@@ -1380,9 +1504,10 @@ impl<P: SipPeer> UserAgent<P> {
             Some(neg) => self.set_remote(core, leg, &neg),
             None => {
                 self.send_bye(now, &key, "SIP;cause=488;text=\"no usable SDP answer\"");
-                self.end_dialog(&key, EndReason::MediaFailed);
+                return self.end_dialog(&key, EndReason::MediaFailed);
             }
         }
+        self.reoffer_if_due(now, &key);
     }
 
     /// Our refresh was refused or went unanswered: 408 and 481 end the call (RFC 4028 10);
@@ -1423,6 +1548,11 @@ impl<P: SipPeer> UserAgent<P> {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
         self.placement.release(d.core);
+        if let Some((to, _)) = d.moving {
+            // Mid-move the leg is on neither core, or already on the new one.
+            self.engine(to, Command::RemoveLeg(d.leg));
+            self.placement.release(to);
+        }
         self.admission.call_ended();
         tracing::info!(leg = %d.leg, reason = ?why, "call ended");
     }
@@ -1571,6 +1701,10 @@ mod tests {
     }
 
     fn ua(now: Instant) -> UserAgent<FakePeer> {
+        ua_on(now, vec![vec!["127.0.0.1:20000".parse().unwrap()]])
+    }
+
+    fn ua_on(now: Instant, cores: Vec<Vec<SocketAddr>>) -> UserAgent<FakePeer> {
         let cfg = UaConfig {
             offer_answer: OfferAnswerConfig::default(),
             admission: AdmissionConfig::default(),
@@ -1582,7 +1716,7 @@ mod tests {
             access: AccessConfig::default(),
             session_timer: TimerPolicy::default(),
         };
-        UserAgent::new(cfg, vec![vec!["127.0.0.1:20000".parse().unwrap()]], now)
+        UserAgent::new(cfg, cores, now)
     }
 
     fn outputs(ua: &mut UserAgent<FakePeer>) -> Vec<UaOutput<FakePeer>> {
@@ -2452,5 +2586,76 @@ mod tests {
         let (inbound, outbound) = rekey.srtp.expect("rekeyed");
         assert_eq!(inbound.unwrap().key, (1..17).collect::<Vec<u8>>());
         assert!(outbound.is_some());
+    }
+
+    #[test]
+    fn a_call_moves_to_another_core_and_is_offered_the_new_address() {
+        let t0 = Instant::now();
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let mut ua = ua_on(t0, vec![vec![a(20000)], vec![a(20100)]]);
+        let peer = FakePeer(a(7000));
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "m1", 1, None, SDP));
+        let leg = created_leg(&out).unwrap();
+        let tag = sent(&out, 200)
+            .unwrap()
+            .to()
+            .unwrap()
+            .tag()
+            .unwrap()
+            .to_string();
+        assert_eq!(ua.move_call("nope", CoreId(1)), Err(MoveError::UnknownCall));
+        assert_eq!(ua.move_call("call-1", CoreId(0)), Err(MoveError::SameCore));
+        assert_eq!(
+            ua.move_call("call-1", CoreId(7)),
+            Err(MoveError::NoSuchCore)
+        );
+
+        ua.move_call("call-1", CoreId(1)).unwrap();
+        assert_eq!(ua.move_call("call-1", CoreId(1)), Err(MoveError::Busy));
+        let out = outputs(&mut ua);
+        assert!(matches!(
+            out.as_slice(),
+            [UaOutput::Engine { core: CoreId(0), command: Command::DetachLeg(l) }] if *l == leg
+        ));
+        let moving = chorus_engine::runtime::MovingLeg::new(&LegConfig::new(leg), t0).unwrap();
+        ua.handle_engine_event(t0, CoreId(0), Event::LegDetached { leg: moving });
+        let out = outputs(&mut ua);
+        assert!(matches!(
+            out.as_slice(),
+            [UaOutput::Engine {
+                core: CoreId(1),
+                command: Command::AttachLeg { pair: Some(0), .. }
+            }]
+        ));
+        let moved = Event::LegMoved {
+            id: leg,
+            core: CoreId(1),
+            rtp: a(20100),
+            rtcp: a(20100),
+        };
+        ua.handle_engine_event(t0, CoreId(1), moved);
+        assert_eq!(ua.call_core("call-1"), Some(CoreId(1)));
+        // Our 200 is not acknowledged yet: the re-INVITE waits for the ACK (RFC 3261 14.1).
+        assert!(sent_request(&outputs(&mut ua), "INVITE").is_none());
+        ua.handle_message(t0, peer.clone(), request("ACK", "m2", 1, Some(&tag), ""));
+        let reinvite = sent_request(&outputs(&mut ua), "INVITE").expect("re-INVITE");
+        let offer = String::from_utf8_lossy(reinvite.body()).to_string();
+        assert!(offer.contains("m=audio 20100 "), "{offer}");
+        let ok = SipMessage::response_to(&reinvite, 200, "OK")
+            .with_header("Contact", "<sip:alice@127.0.0.1:7000>")
+            .with_body("application/sdp", SDP.replace("0 101", "0"));
+        ua.handle_message(t0, peer.clone(), ok);
+        let out = outputs(&mut ua);
+        assert!(sent_request(&out, "ACK").is_some());
+        assert!(out.iter().any(|o| matches!(
+            o,
+            UaOutput::Engine { core: CoreId(1), command: Command::UpdateLeg(u) } if u.id == leg
+        )));
+        // Hanging up removes the leg from the core it is on now.
+        ua.handle_message(t0, peer, request("BYE", "m3", 2, Some(&tag), ""));
+        assert!(outputs(&mut ua).iter().any(|o| matches!(
+            o,
+            UaOutput::Engine { core: CoreId(1), command: Command::RemoveLeg(l) } if *l == leg
+        )));
     }
 }

@@ -49,6 +49,16 @@ impl Placement {
         Some((CoreId(i as u16), pair as u16, core.addrs[pair]))
     }
 
+    /// Picks `core`'s next socket pair and counts a leg there (a leg moving to it).
+    pub fn place_on(&mut self, core: CoreId) -> Option<(u16, SocketAddr)> {
+        let c = self.cores.get_mut(usize::from(core.0))?;
+        let pair = c.next_pair.checked_rem(c.addrs.len())?;
+        c.next_pair = c.next_pair.wrapping_add(1);
+        c.legs += 1;
+        // INVARIANT: pair < addrs.len() (checked_rem is None for an empty list).
+        Some((pair as u16, c.addrs[pair]))
+    }
+
     /// A leg on `core` is gone.
     pub fn release(&mut self, core: CoreId) {
         if let Some(c) = self.cores.get_mut(usize::from(core.0)) {

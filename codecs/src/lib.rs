@@ -19,6 +19,7 @@
 //! ```
 
 pub mod g711;
+pub mod g722;
 pub mod plc;
 
 /// Why a codec refused its input.

@@ -336,6 +336,7 @@ impl HigherBand {
         } else {
             1
         };
+        // INVARIANT: mih is 1 or 2, the code tables have 3 entries.
         if eh < 0 { IHN[mih] } else { IHP[mih] }
     }
 
@@ -372,6 +373,7 @@ impl Analysis {
         // xA sums the even taps, xB the odd ones.
         let (mut xa, mut xb) = (0i32, 0i32);
         for (pair, h) in self.x.chunks_exact(2).zip(QMF.chunks_exact(2)) {
+            // INVARIANT: chunks_exact(2) yields slices of exactly two.
             xa += pair[0] * h[0];
             xb += pair[1] * h[1];
         }
@@ -405,6 +407,7 @@ impl Synthesis {
         self.sum[0] = rl + rh;
         let (mut first, mut second) = (0i32, 0i32);
         for ((d, s), h) in self.diff.iter().zip(&self.sum).zip(QMF.chunks_exact(2)) {
+            // INVARIANT: chunks_exact(2) yields slices of exactly two.
             first += d * h[0];
             second += s * h[1];
         }

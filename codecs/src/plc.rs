@@ -21,7 +21,8 @@
 //!   change cross-faded over a quarter period. From 10 ms on the signal is attenuated linearly
 //!   by 20 % per 10 ms, so it is silent from 60 ms after the first lost sample on.
 //! - **Loss end.** The first good samples are cross-faded from the continued concealment into
-//!   the real signal over 4 ms per 10 ms of loss (started 10 ms counting whole), at most 10 ms.
+//!   the real signal over 4 ms for each started 10 ms of loss, at most 10 ms (Appendix I
+//!   starts from a quarter period; this uses 4 ms).
 //!
 //! The concealed signal also goes into the history, so a second loss shortly after the first
 //! starts from what the listener heard.
@@ -156,7 +157,7 @@ impl Synth {
         let span = self.periods * self.period;
         let start = self.loop_start();
         for i in 0..self.overlap {
-            // INVARIANT: the index is below start + span = len.
+            // INVARIANT: the index is below start + span = len; i < overlap <= fade.len().
             self.fade[i] = self.buf[start + (self.phase + i) % span];
         }
         self.phase += (periods - self.periods) * self.period;
@@ -181,6 +182,7 @@ impl Synth {
             self.phase = 0;
         }
         if self.fade_left > 0 {
+            // INVARIANT: fade_left <= overlap <= MAX_OVERLAP = fade.len().
             let i = self.overlap - self.fade_left;
             v = overlap_add(self.fade[i], v, i, self.overlap);
             self.fade_left -= 1;
@@ -302,6 +304,7 @@ impl Concealer {
     /// [`Concealer::delay_samples`], cross-faded out of a concealment that just ended.
     pub fn good_frame(&mut self, pcm: &mut [i16]) {
         let chunk_len = self.chunk_len();
+        // INVARIANT: chunk_len = 360 or 720, never 0.
         for chunk in pcm.chunks_mut(chunk_len) {
             self.good_chunk(chunk);
         }

@@ -6,6 +6,7 @@
 //! one's, and every code decoding to the middle of its decision interval. Decoding is a table
 //! lookup; encoding finds the segment from the magnitude's leading zeros.
 
+use crate::plc::Concealer;
 use crate::{AudioDecoder, AudioEncoder, CodecError};
 
 /// Which companding law.
@@ -132,14 +133,12 @@ pub fn silence_code(law: Law) -> u8 {
     }
 }
 
-/// A G.711 decoder; loss is concealed by fading the last frame out.
+/// A G.711 decoder; loss is concealed by pitch-period repetition ([`Concealer`], G.711
+/// Appendix I), which delays the decoded audio by a fixed 3.75 ms (30 samples).
 #[derive(Debug, Clone)]
 pub struct Decoder {
     law: Law,
-    /// The last decoded frame, replayed (fading) over a loss.
-    last: Vec<i16>,
-    /// Consecutive concealed samples; concealment fades to silence over 60 ms.
-    concealed: usize,
+    concealer: Concealer,
 }
 
 impl Decoder {
@@ -147,14 +146,18 @@ impl Decoder {
     pub fn new(law: Law) -> Self {
         Decoder {
             law,
-            last: Vec::with_capacity(480),
-            concealed: 0,
+            concealer: Concealer::narrowband(),
         }
     }
 
     /// The law this decoder decodes.
     pub fn law(&self) -> Law {
         self.law
+    }
+
+    /// The fixed delay the concealer adds to the decoded audio, in samples.
+    pub fn plc_delay_samples(&self) -> usize {
+        self.concealer.delay_samples()
     }
 }
 
@@ -166,25 +169,12 @@ impl AudioDecoder for Decoder {
     fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) -> Result<(), CodecError> {
         let start = pcm.len();
         decode_into(self.law, payload, pcm);
-        self.last.clear();
-        self.last.extend_from_slice(&pcm[start..]);
-        self.concealed = 0;
+        self.concealer.good_frame(&mut pcm[start..]);
         Ok(())
     }
 
     fn conceal(&mut self, samples: usize, pcm: &mut Vec<i16>) {
-        const FADE_SAMPLES: usize = 480;
-        for i in 0..samples {
-            let n = self.concealed + i;
-            let s = if self.last.is_empty() || n >= FADE_SAMPLES {
-                0
-            } else {
-                let v = self.last[n % self.last.len()] as i32;
-                (v * (FADE_SAMPLES - n) as i32 / FADE_SAMPLES as i32) as i16
-            };
-            pcm.push(s);
-        }
-        self.concealed += samples;
+        self.concealer.conceal(samples, pcm);
     }
 }
 
@@ -369,5 +359,19 @@ mod tests {
         pcm.clear();
         dec.conceal(480, &mut pcm);
         assert_eq!(pcm[400..], [0i16; 80][..]);
+    }
+
+    #[test]
+    fn decoded_audio_lags_by_the_concealers_3_75_ms() {
+        let mut dec = Decoder::new(Law::A);
+        assert_eq!(dec.plc_delay_samples(), 30);
+        let payload: Vec<u8> = (0..=255u8).collect();
+        let mut pcm = Vec::new();
+        dec.decode(&payload, &mut pcm).unwrap();
+        dec.decode(&[silence_code(Law::A); 30], &mut pcm).unwrap();
+        assert_eq!(pcm.len(), 286);
+        assert_eq!(pcm[..30], [0i16; 30]);
+        let want: Vec<i16> = payload.iter().map(|&c| alaw_decode(c)).collect();
+        assert_eq!(pcm[30..], want[..]);
     }
 }

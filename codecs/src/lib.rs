@@ -19,6 +19,8 @@
 //! ```
 
 pub mod g711;
+pub mod g722;
+pub mod plc;
 
 /// Why a codec refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -77,7 +77,7 @@
 //!   consuming media time, so the delay grows by a frame and the packet, if it is only late,
 //!   still plays. Counted in `stretched_frames` (and `lost_frames`).
 //! - **Shrinking mid-talkspurt** (drop): when the playout delay exceeds
-//!   `target + max(2 frames, target / 2)`, one due packet is dropped, at most one every 10
+//!   `target + max(40 ms, 2 frames, target / 2)`, one due packet is dropped, at most one every 10
 //!   ticks (200 ms at 20 ms). Counted in `shrink_drops`. Skipped mixer ticks show up here.
 //!
 //! # Loss or silence
@@ -137,6 +137,8 @@ const RESYNC_MS: u32 = 1_000;
 const CONFIRM_SEQ: u16 = 8;
 /// Ticks between two frames dropped to shrink an over-long delay.
 const SHRINK_EVERY_TICKS: u32 = 10;
+/// The least excess of delay over target that makes a talkspurt drop a frame.
+const SHRINK_SLACK_MS: u32 = 40;
 /// The longest packet duration believed from a timestamp step between consecutive packets.
 const MAX_PTIME_MS: u32 = 120;
 /// Bytes of an RFC 3389 comfort-noise payload kept.
@@ -930,11 +932,9 @@ impl JitterBuffer {
     }
 
     fn tick_waiting(&mut self, now_media: i64) {
-        if matches!(self.mode, Mode::Silent { .. }) {
-            // The media clock runs on through silence, so stale packets stay recognisable.
-            self.due += self.frame;
-            self.cursor = self.due;
-        }
+        // Silent: `cursor` stays where the last talkspurt's media ended; a packet before it
+        // belongs to that talkspurt and is late, anything after it starts the next one, however
+        // long the silence was (nothing was played in between, so nothing can be late for it).
         let target = signed(self.target);
         while let Some(h) = self.head() {
             let slot = self.slots[h];
@@ -946,9 +946,10 @@ impl JitterBuffer {
             if self.waited(now_media, slot.ts) < target {
                 break;
             }
-            // A later packet is due as well: this one is overdue (a burst after a freeze).
+            // The next packet was due a tick ago already: this one is overdue (a burst after a
+            // network freeze), skip it rather than start the talkspurt with a long delay.
             let later = self.after(slot.seq + 1).map(|i| self.slots[i].ts);
-            if later.is_some_and(|ts| self.waited(now_media, ts) >= target) {
+            if later.is_some_and(|ts| self.waited(now_media, ts) >= target + signed(self.frame)) {
                 self.consume(h, false);
                 self.stats.late += 1;
                 continue;
@@ -982,7 +983,10 @@ impl JitterBuffer {
         let frame = signed(self.frame);
         self.delay = self.waited(now_media, self.due);
         self.ticks_since_shrink = self.ticks_since_shrink.saturating_add(1);
-        if self.delay > target + (2 * frame).max(target / 2)
+        let slack = (2 * frame)
+            .max(target / 2)
+            .max(signed(self.samples(SHRINK_SLACK_MS)));
+        if self.delay > target + slack
             && self.ticks_since_shrink >= SHRINK_EVERY_TICKS
             && let Some(h) = self.head()
             && self.slots[h].ts <= self.cursor
@@ -1156,4 +1160,678 @@ fn confirms(held: Incoming, next: Incoming, clock_rate: u32) -> bool {
     let seq_step = next.seq.wrapping_sub(held.seq);
     let ts_step = next.ts.wrapping_sub(held.ts);
     (1..=CONFIRM_SEQ).contains(&seq_step) && ts_step <= clock_rate
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rtp::xorshift::Xorshift;
+
+    const RATE: u32 = 8_000;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Piece {
+        Frame { id: u64, samples: u32 },
+        Lost(u32),
+        Silence { samples: u32, cn: bool },
+        Empty(u32),
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Pkt {
+        at_us: u64,
+        seq: u16,
+        ts: u32,
+        marker: bool,
+        cn: bool,
+        id: u64,
+    }
+
+    /// `n` packets of `ptime_ms` at 8 kHz, the first sent at `start_ms`, each arriving 5 ms
+    /// after it was sent; ids count up from `first_id`.
+    fn talkspurt(
+        first_id: u64,
+        n: u64,
+        seq0: u16,
+        ts0: u32,
+        ptime_ms: u32,
+        start_ms: u64,
+    ) -> Vec<Pkt> {
+        let step = RATE / 1_000 * ptime_ms;
+        (0..n)
+            .map(|i| Pkt {
+                at_us: (start_ms + i * u64::from(ptime_ms)) * 1_000 + 5_000,
+                seq: seq0.wrapping_add(i as u16),
+                ts: ts0.wrapping_add(step.wrapping_mul(i as u32)),
+                marker: i == 0,
+                cn: false,
+                id: first_id + i,
+            })
+            .collect()
+    }
+
+    /// Virtual time: packets are pushed at their arrival instants, ticks run every frame.
+    struct Sim {
+        jb: JitterBuffer,
+        t0: Instant,
+        pkts: Vec<Pkt>,
+        next: usize,
+        tick: u64,
+        log: Vec<Vec<Piece>>,
+        outcomes: Vec<(u64, PushOutcome)>,
+    }
+
+    impl Sim {
+        fn new(cfg: JitterConfig, mut pkts: Vec<Pkt>) -> Self {
+            pkts.sort_by_key(|p| p.at_us);
+            Self {
+                jb: JitterBuffer::new(cfg).unwrap(),
+                t0: Instant::now(),
+                pkts,
+                next: 0,
+                tick: 0,
+                log: Vec::new(),
+                outcomes: Vec::new(),
+            }
+        }
+
+        fn at(&self, us: u64) -> Instant {
+            self.t0 + Duration::from_micros(us)
+        }
+
+        fn frame_us(&self) -> u64 {
+            u64::from(self.jb.config().frame_ms) * 1_000
+        }
+
+        fn run_to(&mut self, tick_end: u64) {
+            let mut buf = [0u8; 160];
+            while self.tick < tick_end {
+                let t = self.tick * self.frame_us();
+                while let Some(p) = self.pkts.get(self.next).copied().filter(|p| p.at_us <= t) {
+                    buf[..8].copy_from_slice(&p.id.to_le_bytes());
+                    let now = self.at(p.at_us);
+                    let outcome = if p.cn {
+                        self.jb.push_comfort_noise(now, p.seq, p.ts, &buf[..8])
+                    } else {
+                        self.jb.push(now, p.seq, p.ts, p.marker, &buf)
+                    };
+                    self.outcomes.push((p.id, outcome));
+                    self.next += 1;
+                }
+                self.jb.tick(self.at(t));
+                let mut pieces = Vec::new();
+                while let Some(piece) = self.jb.pop() {
+                    pieces.push(match piece {
+                        Playout::Frame {
+                            payload, samples, ..
+                        } => Piece::Frame {
+                            id: u64::from_le_bytes(payload[..8].try_into().unwrap()),
+                            samples,
+                        },
+                        Playout::Lost { samples } => Piece::Lost(samples),
+                        Playout::Silence {
+                            samples,
+                            comfort_noise,
+                        } => Piece::Silence {
+                            samples,
+                            cn: comfort_noise.is_some(),
+                        },
+                        Playout::Empty { samples } => Piece::Empty(samples),
+                    });
+                }
+                self.log.push(pieces);
+                self.tick += 1;
+            }
+        }
+
+        fn frames(&self) -> Vec<u64> {
+            self.log
+                .iter()
+                .flatten()
+                .filter_map(|p| match p {
+                    Piece::Frame { id, .. } => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// The tick each id played in.
+        fn tick_of(&self, id: u64) -> Option<u64> {
+            self.log
+                .iter()
+                .position(|t| {
+                    t.iter()
+                        .any(|p| matches!(p, Piece::Frame { id: i, .. } if *i == id))
+                })
+                .map(|i| i as u64)
+        }
+
+        /// `Lost` pieces up to the last frame (after it, the stream ends: at most 60 ms more).
+        fn lost(&self) -> usize {
+            let last = self
+                .log
+                .iter()
+                .rposition(|t| t.iter().any(|p| matches!(p, Piece::Frame { .. })))
+                .unwrap_or(0);
+            self.log[..=last]
+                .iter()
+                .flatten()
+                .filter(|p| matches!(p, Piece::Lost(_)))
+                .count()
+        }
+
+        fn arrival_us(&self, id: u64) -> u64 {
+            self.pkts.iter().find(|p| p.id == id).unwrap().at_us
+        }
+    }
+
+    fn cfg() -> JitterConfig {
+        JitterConfig::new(RATE, 20)
+    }
+
+    fn ids(range: std::ops::Range<u64>) -> Vec<u64> {
+        range.collect()
+    }
+
+    #[test]
+    fn in_order_stream_plays_every_frame_once_in_order() {
+        let mut sim = Sim::new(cfg(), talkspurt(0, 500, 1_000, 90_000, 20, 0));
+        sim.run_to(540);
+        assert_eq!(sim.frames(), ids(0..500));
+        assert_eq!(sim.lost(), 0);
+        let first = sim.tick_of(0).unwrap();
+        let last = sim.tick_of(499).unwrap();
+        for t in first..=last {
+            assert_eq!(
+                sim.log[t as usize].len(),
+                1,
+                "tick {t}: {:?}",
+                sim.log[t as usize]
+            );
+        }
+        assert!(
+            sim.log[..first as usize]
+                .iter()
+                .flatten()
+                .all(|p| matches!(p, Piece::Empty(160)))
+        );
+        // Jitter-free: the target falls to its floor, 20 ms; the talkspurt kept its start delay.
+        let s = sim.jb.stats();
+        assert_eq!(s.target_delay_ms, 20);
+        assert_eq!(
+            (s.late, s.duplicate, sim.lost(), s.talkspurts),
+            (0, 0, 0, 1)
+        );
+    }
+
+    #[test]
+    fn reordering_within_40ms_plays_in_order_without_loss() {
+        let mut rng = Xorshift::new(0x5eed_0001);
+        let mut pkts = talkspurt(0, 3_000, 7, 0, 20, 0);
+        let mut moved = 0;
+        for p in &mut pkts {
+            if rng.chance(10) {
+                p.at_us += 1 + rng.below(40_000);
+                moved += 1;
+            }
+        }
+        assert!(moved > 250);
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(3_050);
+        assert_eq!(sim.frames(), ids(0..3_000));
+        let s = sim.jb.stats();
+        assert_eq!((s.late, sim.lost()), (0, 0), "{s:?}");
+    }
+
+    #[test]
+    fn duplicates_are_counted_and_ignored() {
+        let mut rng = Xorshift::new(3);
+        let mut pkts = talkspurt(0, 400, 100, 0, 20, 0);
+        let copies: Vec<Pkt> = pkts
+            .iter()
+            .map(|p| Pkt {
+                at_us: p.at_us + 1 + rng.below(100_000),
+                ..*p
+            })
+            .collect();
+        pkts.extend(copies);
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(450);
+        assert_eq!(sim.frames(), ids(0..400));
+        let s = sim.jb.stats();
+        assert_eq!(s.duplicate, 400, "{s:?}");
+        assert_eq!((s.late, sim.lost()), (0, 0));
+    }
+
+    fn jittered(rng: &mut Xorshift, pkts: &mut [Pkt], max_us: u64) {
+        for p in pkts {
+            p.at_us += rng.below(max_us + 1);
+        }
+    }
+
+    #[test]
+    fn delay_target_converges_to_cover_uniform_jitter() {
+        let mut rng = Xorshift::new(0x0bad_cafe);
+        let mut pkts = talkspurt(0, 3_000, 60_000, 4_000_000_000, 20, 0);
+        jittered(&mut rng, &mut pkts, 60_000);
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(3_000);
+        let s = sim.jb.stats();
+        assert!(s.playout_delay_ms >= 60, "{s:?}");
+        sim.run_to(3_100);
+        let frames = sim.frames();
+        assert!(
+            frames.windows(2).all(|w| w[0] < w[1]),
+            "played out of order"
+        );
+        let s = sim.jb.stats();
+        // p95 of U(0, 60 ms) is 57 ms, plus a frame.
+        assert!((70..=85).contains(&s.target_delay_ms), "{s:?}");
+        assert!(s.late < 30, "late {} of 3000: {s:?}", s.late);
+        assert!(frames.len() > 2_970, "{} played: {s:?}", frames.len());
+        assert!(s.lost_frames < 30, "{s:?}");
+    }
+
+    #[test]
+    fn target_shrinks_at_talkspurt_starts_when_jitter_drops() {
+        let mut rng = Xorshift::new(11);
+        let mut pkts = talkspurt(0, 1_500, 0, 0, 20, 0);
+        jittered(&mut rng, &mut pkts, 60_000);
+        // Then 20 talkspurts of 1 s with 500 ms of DTX between, jitter 0..4 ms.
+        let mut calm = Vec::new();
+        for k in 0..20u64 {
+            let start_ms = 30_000 + k * 1_500;
+            let seq = 1_500 + (k * 50) as u16;
+            let ts = (start_ms * 8) as u32;
+            calm.extend(talkspurt(1_500 + k * 50, 50, seq, ts, 20, start_ms));
+        }
+        jittered(&mut rng, &mut calm, 4_000);
+        pkts.extend(calm);
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(1_500);
+        let noisy = sim.jb.stats();
+        assert!(noisy.target_delay_ms >= 70, "{noisy:?}");
+        sim.run_to(3_050);
+        let calm = sim.jb.stats();
+        assert!(calm.target_delay_ms <= 30, "{calm:?}");
+        assert!(calm.talkspurts >= 20, "{calm:?}");
+        // The last talkspurt played at the small target.
+        let id = 1_500 + 19 * 50;
+        let waited_us = sim.tick_of(id).unwrap() * 20_000 - sim.arrival_us(id);
+        assert!(waited_us <= 50_000, "first frame waited {waited_us} us");
+        assert_eq!(
+            sim.frames().len() as u64,
+            2_500 - calm.late - calm.shrink_drops
+        );
+    }
+
+    #[test]
+    fn dtx_gap_is_silence_and_the_resumed_talkspurt_plays_without_burst() {
+        // 2 s of speech, the sender stops for 5 s (Opus DTX: sequence numbers continue), resumes.
+        let mut pkts = talkspurt(0, 100, 500, 1_000, 20, 0);
+        pkts.extend(talkspurt(100, 100, 600, 1_000 + 7_000 * 8, 20, 7_000));
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(470);
+        assert_eq!(sim.frames(), ids(0..200));
+        let end = sim.tick_of(99).unwrap() as usize;
+        let resume = sim.tick_of(100).unwrap() as usize;
+        let gap: Vec<Piece> = sim.log[end + 1..resume].iter().flatten().copied().collect();
+        // The first 60 ms cannot be told from loss; the rest of the 5 s is silence.
+        let lost = gap
+            .iter()
+            .take_while(|p| matches!(p, Piece::Lost(_)))
+            .count();
+        assert!(lost <= 3, "{lost} frames concealed");
+        assert!(
+            gap[lost..]
+                .iter()
+                .all(|p| matches!(p, Piece::Silence { cn: false, .. }))
+        );
+        assert!(gap.len() > 240);
+        for t in resume..=sim.tick_of(199).unwrap() as usize {
+            assert!(
+                matches!(sim.log[t][..], [Piece::Frame { .. }]),
+                "tick {t}: {:?}",
+                sim.log[t]
+            );
+        }
+        let s = sim.jb.stats();
+        let waited_us = resume as u64 * 20_000 - sim.arrival_us(100);
+        assert!(
+            waited_us <= u64::from(s.target_delay_ms + 20) * 1_000,
+            "{waited_us} {s:?}"
+        );
+        assert_eq!(s.talkspurts, 2);
+    }
+
+    #[test]
+    fn comfort_noise_announces_silence_without_concealment() {
+        let mut pkts = talkspurt(0, 100, 500, 1_000, 20, 0);
+        let cn = Pkt {
+            at_us: 2_005_000,
+            seq: 600,
+            ts: 1_000 + 100 * 160,
+            marker: false,
+            cn: true,
+            id: 1_000,
+        };
+        pkts.push(cn);
+        pkts.push(Pkt {
+            at_us: 4_005_000,
+            seq: 601,
+            ts: 1_000 + 500 * 160,
+            id: 1_001,
+            ..cn
+        });
+        pkts.extend(talkspurt(100, 100, 602, 1_000 + 7_000 * 8, 20, 7_000));
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(470);
+        assert_eq!(sim.frames(), ids(0..200));
+        assert_eq!(sim.lost(), 0);
+        let end = sim.tick_of(99).unwrap() as usize;
+        let resume = sim.tick_of(100).unwrap() as usize;
+        let gap: Vec<Piece> = sim.log[end + 1..resume].iter().flatten().copied().collect();
+        assert!(
+            gap.iter()
+                .all(|p| matches!(p, Piece::Silence { cn: true, .. })),
+            "{gap:?}"
+        );
+    }
+
+    #[test]
+    fn one_lost_packet_mid_talkspurt_is_one_lost_frame() {
+        let mut pkts = talkspurt(0, 200, 65_500, 0, 20, 0);
+        pkts.retain(|p| p.id != 50);
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(230);
+        let expected: Vec<u64> = (0..200).filter(|&i| i != 50).collect();
+        assert_eq!(sim.frames(), expected);
+        assert_eq!(sim.lost(), 1);
+        let t = sim.tick_of(49).unwrap() as usize;
+        assert_eq!(sim.log[t + 1], [Piece::Lost(160)]);
+    }
+
+    #[test]
+    fn late_packet_is_dropped_and_never_replayed() {
+        let mut pkts = talkspurt(0, 200, 0, 0, 20, 0);
+        pkts[50].at_us += 300_000;
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(230);
+        assert!(!sim.frames().contains(&50));
+        assert_eq!(sim.frames().len(), 199);
+        assert!(sim.outcomes.contains(&(50, PushOutcome::TooLate)));
+        assert_eq!((sim.lost(), sim.jb.stats().late), (1, 1));
+    }
+
+    #[test]
+    fn sequence_and_timestamp_wraps_are_seamless() {
+        let run = |seq0: u16, ts0: u32| {
+            let mut sim = Sim::new(cfg(), talkspurt(0, 120, seq0, ts0, 20, 0));
+            sim.run_to(140);
+            assert_eq!(sim.frames(), ids(0..120), "seq0 {seq0} ts0 {ts0}");
+            assert_eq!(sim.lost(), 0, "seq0 {seq0} ts0 {ts0}");
+        };
+        // Every start whose stream crosses the sequence wrap, with a timestamp crossing too.
+        for k in 0..120u32 {
+            run(65_535u16.wrapping_sub(k as u16), u32::MAX - k * 160);
+            run(65_535u16.wrapping_sub(k as u16), 1_000);
+        }
+        // Timestamp starts that do not fall on a frame boundary of the wrap.
+        for x in (0..=20_000u32).step_by(137) {
+            run(4_000, 0u32.wrapping_sub(x));
+        }
+    }
+
+    #[test]
+    fn timestamp_jump_resyncs_without_loss_or_burst() {
+        let mut pkts = talkspurt(0, 300, 10, 50_000, 20, 0);
+        for p in &mut pkts[100..] {
+            p.ts = p.ts.wrapping_add(1_000_000);
+        }
+        let mut sim = Sim::new(cfg(), pkts);
+        sim.run_to(330);
+        assert_eq!(sim.frames(), ids(0..300));
+        assert_eq!(sim.lost(), 0);
+        assert_eq!(sim.jb.stats().resyncs, 1);
+        assert!(sim.outcomes.contains(&(100, PushOutcome::Jump)));
+        assert!(sim.outcomes.contains(&(101, PushOutcome::Resynced)));
+        let t = sim.tick_of(99).unwrap();
+        assert_eq!(sim.tick_of(100), Some(t + 1));
+    }
+
+    #[test]
+    fn new_source_numbering_resyncs_within_a_few_frames() {
+        for (seq_jump, ts_jump) in [
+            (30_000u16, 2_000_000_000u32),
+            (0, u32::MAX - 50_000),
+            (40_000, 0),
+        ] {
+            let mut pkts = talkspurt(0, 100, 10, 50_000, 20, 0);
+            // A second sender (a gateway switching sources) after 300 ms of nothing.
+            pkts.extend(talkspurt(
+                100,
+                100,
+                110u16.wrapping_add(seq_jump),
+                50_000u32.wrapping_add(16_000 * 8).wrapping_add(ts_jump),
+                20,
+                2_300,
+            ));
+            let mut sim = Sim::new(cfg(), pkts);
+            sim.run_to(240);
+            let frames = sim.frames();
+            assert_eq!(frames, ids(0..200), "jump {seq_jump} {ts_jump}");
+            let waited_us = sim.tick_of(100).unwrap() * 20_000 - sim.arrival_us(100);
+            assert!(waited_us <= 80_000, "{waited_us} us");
+            for id in 101..200 {
+                assert_eq!(sim.tick_of(id), Some(sim.tick_of(100).unwrap() + id - 100));
+            }
+        }
+    }
+
+    #[test]
+    fn thirty_ms_packets_fill_twenty_ms_ticks_exactly() {
+        let mut sim = Sim::new(cfg(), talkspurt(0, 300, 9, 0, 30, 0));
+        sim.run_to(480);
+        assert_eq!(sim.frames(), ids(0..300));
+        assert_eq!(sim.lost(), 0);
+        // A mixer FIFO: decode what pop hands out, take 160 samples per tick.
+        let mut fifo = 0u32;
+        let mut started = false;
+        let mut underruns = 0;
+        for (t, pieces) in sim.log.iter().enumerate() {
+            for p in pieces {
+                if let Piece::Frame { samples, .. } = p {
+                    assert_eq!(*samples, 240);
+                    fifo += samples;
+                    started = true;
+                }
+            }
+            if started && t < sim.tick_of(299).unwrap() as usize {
+                if fifo < 160 {
+                    underruns += 1;
+                }
+                assert!(fifo <= 160 + 240);
+            }
+            fifo = fifo.saturating_sub(160);
+        }
+        assert_eq!(underruns, 0);
+    }
+
+    #[test]
+    fn ten_ms_packets_play_two_per_tick() {
+        let mut sim = Sim::new(cfg(), talkspurt(0, 400, 9, 0, 10, 0));
+        sim.run_to(240);
+        assert_eq!(sim.frames(), ids(0..400));
+        let first = sim.tick_of(0).unwrap_or_else(|| {
+            sim.log
+                .iter()
+                .position(|t| t.iter().any(|p| matches!(p, Piece::Frame { id: 0, .. })))
+                .unwrap() as u64
+        }) as usize;
+        for pieces in &sim.log[first..first + 190] {
+            assert!(
+                matches!(
+                    pieces[..],
+                    [
+                        Piece::Frame { samples: 80, .. },
+                        Piece::Frame { samples: 80, .. }
+                    ]
+                ),
+                "{pieces:?}"
+            );
+        }
+        assert_eq!(sim.lost(), 0);
+    }
+
+    #[test]
+    fn ten_ms_tick_plays_twenty_ms_packets_every_other_tick() {
+        let mut sim = Sim::new(JitterConfig::new(RATE, 10), talkspurt(0, 200, 9, 0, 20, 0));
+        sim.run_to(460);
+        assert_eq!(sim.frames(), ids(0..200));
+        assert_eq!(sim.lost(), 0);
+    }
+
+    #[test]
+    fn overflow_evicts_the_oldest_and_memory_stays_bounded() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let t0 = Instant::now();
+        let mut overflow = 0;
+        for i in 0..100u16 {
+            let now = t0 + Duration::from_millis(u64::from(i) * 20);
+            if jb.push(now, i, u32::from(i) * 160, false, &[1; 160]) == PushOutcome::Overflow {
+                overflow += 1;
+            }
+        }
+        assert_eq!(overflow, 36);
+        let s = jb.stats();
+        assert_eq!((s.buffered_packets, s.overflow), (64, 36));
+    }
+
+    #[test]
+    fn steady_state_does_not_reallocate() {
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let t0 = Instant::now();
+        jb.push(t0, 0, 0, true, &[0; 160]);
+        let (ptr, cap) = (jb.payloads.as_ptr(), jb.payloads.capacity());
+        for i in 1..2_000u16 {
+            let now = t0 + Duration::from_millis(u64::from(i) * 20);
+            jb.push(now, i, u32::from(i) * 160, false, &[i as u8; 160]);
+            jb.tick(now);
+            while jb.pop().is_some() {}
+        }
+        assert_eq!((jb.payloads.as_ptr(), jb.payloads.capacity()), (ptr, cap));
+        assert_eq!(jb.stride, 256);
+    }
+
+    #[test]
+    fn random_flood_never_panics_and_stays_bounded() {
+        let mut rng = Xorshift::new(0xf100d);
+        let mut jb = JitterBuffer::new(cfg()).unwrap();
+        let t0 = Instant::now();
+        let mut payload = [0u8; 1_700];
+        let mut t_us = 0;
+        let mut next_tick = 0;
+        let bound = 65 * std::mem::size_of::<Slot>() + 65 * 1_500 + 2 * WINDOW * 8;
+        let mut near = (0u16, 0u32);
+        for i in 0..10_000 {
+            t_us += rng.below(5_000);
+            let (seq, ts) = if rng.chance(50) {
+                (rng.next_u64() as u16, rng.next_u64() as u32)
+            } else {
+                // Plausible neighbours, so the flood also reaches the ordinary paths.
+                near = (
+                    near.0.wrapping_add(rng.below(5) as u16),
+                    near.1.wrapping_add(rng.below(400) as u32),
+                );
+                near
+            };
+            let len = rng.below(1_700) as usize;
+            rng.fill(&mut payload[..len]);
+            let now = t0 + Duration::from_micros(t_us);
+            if rng.chance(5) {
+                jb.push_comfort_noise(now, seq, ts, &payload[..len]);
+            } else {
+                jb.push(now, seq, ts, rng.chance(10), &payload[..len]);
+            }
+            while next_tick <= t_us {
+                jb.tick(t0 + Duration::from_micros(next_tick));
+                let mut n = 0;
+                while let Some(piece) = jb.pop() {
+                    n += 1;
+                    assert!(n < 100, "a tick never ends at packet {i}: {piece:?}");
+                }
+                next_tick += 20_000;
+            }
+            let s = jb.stats();
+            assert!(s.buffered_packets <= 64);
+            assert!(
+                jb.memory_bytes() <= bound,
+                "{} > {bound}",
+                jb.memory_bytes()
+            );
+        }
+        // And a clean stream afterwards plays.
+        let start = t_us / 1_000 + 100;
+        let mut sim = Sim {
+            jb,
+            t0,
+            pkts: talkspurt(0, 200, 12_345, 777, 20, start),
+            next: 0,
+            tick: next_tick / 20_000,
+            log: Vec::new(),
+            outcomes: Vec::new(),
+        };
+        sim.run_to(sim.tick + 250);
+        // Leftovers of the flood carry random bytes where the id would be.
+        let frames: Vec<u64> = sim.frames().into_iter().filter(|&id| id < 200).collect();
+        assert!(frames.len() >= 190, "{frames:?}");
+        assert!(frames.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        assert!(JitterBuffer::new(cfg()).is_ok());
+        assert!(JitterBuffer::new(JitterConfig::new(48_000, 10)).is_ok());
+        assert!(matches!(
+            JitterBuffer::new(JitterConfig::new(0, 20)),
+            Err(JitterError::Frame { .. })
+        ));
+        assert!(matches!(
+            JitterBuffer::new(JitterConfig::new(11_025, 1)),
+            Err(JitterError::Frame { .. })
+        ));
+        let bad = JitterConfig {
+            min_delay_ms: 60,
+            ..cfg()
+        };
+        assert!(matches!(
+            JitterBuffer::new(bad),
+            Err(JitterError::Delays { .. })
+        ));
+        let bad = JitterConfig {
+            capacity_packets: 1,
+            ..cfg()
+        };
+        assert_eq!(
+            JitterBuffer::new(bad).unwrap_err(),
+            JitterError::Capacity(1)
+        );
+        let bad = JitterConfig {
+            max_payload_bytes: 0,
+            ..cfg()
+        };
+        assert_eq!(JitterBuffer::new(bad).unwrap_err(), JitterError::MaxPayload);
+        let mut jb = JitterBuffer::new(JitterConfig {
+            max_payload_bytes: 100,
+            ..cfg()
+        })
+        .unwrap();
+        assert_eq!(
+            jb.push(Instant::now(), 1, 1, true, &[0; 101]),
+            PushOutcome::TooLarge
+        );
+        assert_eq!(jb.stats().too_large, 1);
+    }
 }

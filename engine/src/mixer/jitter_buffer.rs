@@ -618,6 +618,7 @@ impl JitterBuffer {
             }
             self.ensure_stride(payload.len());
             let at = self.held_index() * self.stride;
+            // INVARIANT: ensure_stride made every slot, the held one included, hold the payload.
             self.payloads[at..at + payload.len()].copy_from_slice(payload);
             self.held = Some(Held {
                 packet,
@@ -676,7 +677,7 @@ impl JitterBuffer {
         let seq = if self.seq_fits(old_seq) {
             old_seq
         } else {
-            self.highest_seq + 1
+            self.highest_seq.saturating_add(1)
         };
         let ts = if self.transit_fits(transit) {
             old_ts
@@ -709,6 +710,7 @@ impl JitterBuffer {
             Ok((idx, outcome)) => {
                 self.ensure_stride(payload.len());
                 let at = idx * self.stride;
+                // INVARIANT: idx < slots.len() and the stride now holds the payload.
                 self.payloads[at..at + payload.len()].copy_from_slice(payload);
                 // INVARIANT: len <= max_payload_bytes, a u16 (checked by push_packet).
                 self.slots[idx].len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
@@ -749,9 +751,9 @@ impl JitterBuffer {
             return Err(PushOutcome::TooLate);
         }
         let mut outcome = PushOutcome::Accepted;
-        if seq >= self.next_seq + self.cap {
-            let new_next = seq + 1 - self.cap;
-            for s in self.next_seq..new_next.min(self.next_seq + self.cap) {
+        if seq >= self.next_seq.saturating_add(self.cap) {
+            let new_next = seq.saturating_add(1) - self.cap;
+            for s in self.next_seq..new_next.min(self.next_seq.saturating_add(self.cap)) {
                 let i = (s % self.cap) as usize;
                 if self.slots[i].used && self.slots[i].seq == s {
                     self.slots[i].used = false;
@@ -779,7 +781,7 @@ impl JitterBuffer {
             cn: packet.cn,
         };
         if seq > self.highest_seq {
-            if seq == self.highest_seq + 1 && ts > self.highest_ts {
+            if seq == self.highest_seq.saturating_add(1) && ts > self.highest_ts {
                 self.learn_ptime(ts - self.highest_ts);
             }
             self.highest_seq = seq;
@@ -827,6 +829,7 @@ impl JitterBuffer {
     }
 
     fn record_transit(&mut self, transit: i64) {
+        // INVARIANT: transit_pos is kept below WINDOW, the ring's length.
         self.transits[self.transit_pos] = transit;
         self.transit_pos = (self.transit_pos + 1) % WINDOW;
         self.transit_count = (self.transit_count + 1).min(WINDOW);
@@ -841,6 +844,7 @@ impl JitterBuffer {
     fn estimate(&mut self) {
         self.since_estimate = 0;
         let n = self.transit_count;
+        // INVARIANT: transit_count <= WINDOW, both arrays' length.
         let window = &mut self.scratch[..n];
         window.copy_from_slice(&self.transits[..n]);
         let Some(&min) = window.iter().min() else {
@@ -867,7 +871,7 @@ impl JitterBuffer {
         let end = self
             .highest_seq
             .saturating_add(1)
-            .min(self.next_seq + self.cap);
+            .min(self.next_seq.saturating_add(self.cap));
         (from..end)
             .map(|s| ((s % self.cap) as usize, s))
             .find(|&(i, s)| self.slots[i].used && self.slots[i].seq == s)
@@ -892,16 +896,18 @@ impl JitterBuffer {
 
     /// Removes a packet from the ring, moving the playout point past it.
     fn consume(&mut self, idx: usize, played: bool) -> Slot {
+        // INVARIANT: callers pass an index from head/after, below cap.
         let slot = self.slots[idx];
         self.slots[idx].used = false;
         self.consumed_any = true;
-        self.advance_next(slot.seq + 1, played);
+        self.advance_next(slot.seq.saturating_add(1), played);
         slot
     }
 
     fn keep_cn(&mut self, slot: Slot, idx: usize) {
         let len = usize::from(slot.len).min(CN_MAX_BYTES);
         let at = idx * self.stride;
+        // INVARIANT: len <= CN_MAX_BYTES and <= the slot's stored length.
         self.cn[..len].copy_from_slice(&self.payloads[at..at + len]);
         self.cn_len = len;
     }
@@ -948,7 +954,9 @@ impl JitterBuffer {
             }
             // The next packet was due a tick ago already: this one is overdue (a burst after a
             // network freeze), skip it rather than start the talkspurt with a long delay.
-            let later = self.after(slot.seq + 1).map(|i| self.slots[i].ts);
+            let later = self
+                .after(slot.seq.saturating_add(1))
+                .map(|i| self.slots[i].ts);
             if later.is_some_and(|ts| self.waited(now_media, ts) >= target + signed(self.frame)) {
                 self.consume(h, false);
                 self.stats.late += 1;
@@ -993,7 +1001,7 @@ impl JitterBuffer {
             && !self.slots[h].cn
         {
             let slot = self.consume(h, true);
-            let end = (slot.ts + self.ptime).max(self.cursor);
+            let end = slot.ts.saturating_add(self.ptime).max(self.cursor);
             self.due += end - self.cursor;
             self.cursor = end;
             self.stats.shrink_drops += 1;
@@ -1066,8 +1074,9 @@ impl JitterBuffer {
                     return Some(self.fall_silent(true));
                 }
                 self.stall = 0;
-                self.cursor = self.cursor.max(slot.ts + self.ptime);
+                self.cursor = self.cursor.max(slot.ts.saturating_add(self.ptime));
                 let at = h * self.stride;
+                // INVARIANT: the slot's payload was stored at its index with this length.
                 return Some(Playout::Frame {
                     payload: &self.payloads[at..at + usize::from(slot.len)],
                     timestamp: slot.wire_ts,
@@ -1079,6 +1088,7 @@ impl JitterBuffer {
                 return Some(self.conceal_or_silence(until));
             }
             // Nothing is missing: the sender sent nothing for this media time.
+            // The branches above leave slot.ts > cursor.
             if slot.marker || slot.ts - self.cursor >= self.samples(self.cfg.silence_after_ms) {
                 return Some(self.fall_silent(false));
             }
@@ -1093,6 +1103,7 @@ impl JitterBuffer {
     }
 
     /// Conceals up to `until`, or turns silent once `silence_after_ms` was concealed in a row.
+    /// Callers guarantee `cursor < until <= due`.
     fn conceal_or_silence(&mut self, until: u64) -> Playout<'static> {
         if self.stall >= self.samples(self.cfg.silence_after_ms) {
             let samples = self.due - self.cursor;
@@ -1115,7 +1126,7 @@ impl JitterBuffer {
         }
     }
 
-    /// Ends the talkspurt: the rest of this tick is silence.
+    /// Ends the talkspurt: the rest of this tick is silence. Callers guarantee `cursor < due`.
     fn fall_silent(&mut self, cn: bool) -> Playout<'_> {
         let samples = self.due - self.cursor;
         self.cursor = self.due;

@@ -1,3 +1,11 @@
-//! The audio mixer's per-stream pieces: what each incoming leg feeds the 20 ms tick.
+//! The audio mixer, sans-IO: what each incoming leg feeds the 20 ms tick (jitter buffer), how
+//! loud each leg is (level), who is mixed (talker selection) and the mixes themselves.
 
 pub mod jitter_buffer;
+pub mod level;
+pub mod mix;
+pub mod talkers;
+
+pub use level::Level;
+pub use mix::{MixId, Mixes};
+pub use talkers::{TalkerConfig, TalkerSelector};

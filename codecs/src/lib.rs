@@ -18,6 +18,7 @@
 //! assert_eq!(back.len(), 160);
 //! ```
 
+pub mod comfort_noise;
 pub mod dtmf_detect;
 pub mod g711;
 pub mod resample;

@@ -24,10 +24,10 @@
 //! ```
 //! use chorus_codecs::comfort_noise::{CnPayload, NoiseGenerator};
 //! let cn = CnPayload::parse(&[50]).unwrap();
-//! let mut gen = NoiseGenerator::new(1);
-//! gen.set_payload(&cn);
+//! let mut noise = NoiseGenerator::new(1);
+//! noise.set_payload(&cn);
 //! let mut pcm = Vec::with_capacity(160);
-//! gen.generate(160, &mut pcm);
+//! noise.generate(160, &mut pcm);
 //! assert_eq!(pcm.len(), 160);
 //! ```
 

@@ -47,7 +47,7 @@
 //! [`DtmfDetector::poll_event`]. Positions are sample counts since the detector was made.
 //!
 //! ```
-//! use chorus_codecs::dtmf_detect::{DtmfDetector, DtmfEvent};
+//! use chorus_codecs::dtmf_detect::DtmfDetector;
 //! let mut det = DtmfDetector::new(8_000).unwrap();
 //! det.process(&[0i16; 160]);
 //! assert_eq!(det.poll_event(), None);

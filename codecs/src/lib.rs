@@ -18,9 +18,12 @@
 //! assert_eq!(back.len(), 160);
 //! ```
 
+pub mod comfort_noise;
+pub mod dtmf_detect;
 pub mod g711;
 pub mod g722;
 pub mod plc;
+pub mod resample;
 
 /// Why a codec refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,6 +25,58 @@ pub mod g722;
 pub mod plc;
 pub mod resample;
 
+/// The audio codecs a leg may use, with their rates and a codec pair for a new leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AudioCodec {
+    /// G.711 mu-law (PCMU).
+    Pcmu,
+    /// G.711 A-law (PCMA).
+    Pcma,
+    /// G.722 at 64 kbit/s (16 kHz audio on an 8 kHz RTP clock).
+    G722,
+    /// Opus (48 kHz RTP clock, RFC 7587).
+    Opus,
+}
+
+impl AudioCodec {
+    /// The PCM sample rate of its decoder and encoder, in Hz.
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8_000,
+            AudioCodec::G722 => 16_000,
+            AudioCodec::Opus => 48_000,
+        }
+    }
+
+    /// Its RTP timestamp clock, in Hz (G.722's is 8,000 though it samples at 16 kHz).
+    pub fn rtp_clock_rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma | AudioCodec::G722 => 8_000,
+            AudioCodec::Opus => 48_000,
+        }
+    }
+
+    /// A decoder for a new stream, or None when this build has no implementation.
+    pub fn decoder(self) -> Option<Box<dyn AudioDecoder>> {
+        match self {
+            AudioCodec::Pcmu => Some(Box::new(g711::Decoder::new(g711::Law::Mu))),
+            AudioCodec::Pcma => Some(Box::new(g711::Decoder::new(g711::Law::A))),
+            AudioCodec::G722 => Some(Box::new(g722::Decoder::new())),
+            AudioCodec::Opus => None,
+        }
+    }
+
+    /// An encoder for a new stream, or None when this build has no implementation.
+    pub fn encoder(self) -> Option<Box<dyn AudioEncoder>> {
+        match self {
+            AudioCodec::Pcmu => Some(Box::new(g711::Encoder::new(g711::Law::Mu))),
+            AudioCodec::Pcma => Some(Box::new(g711::Encoder::new(g711::Law::A))),
+            AudioCodec::G722 => Some(Box::new(g722::Encoder::new())),
+            AudioCodec::Opus => None,
+        }
+    }
+}
+
 /// Why a codec refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {

@@ -48,7 +48,9 @@ mod tests {
 
     fn sine(amplitude: f64, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| (amplitude * (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin()) as i16)
+            .map(|i| {
+                (amplitude * (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin()) as i16
+            })
             .collect()
     }
 

@@ -152,16 +152,25 @@ mod tests {
     use crate::rtp::xorshift::Xorshift;
 
     fn run(sel: &mut TalkerSelector, levels: &[(u32, u8)]) -> Vec<u32> {
-        let levels: Vec<(LegId, Level)> =
-            levels.iter().map(|&(id, l)| (LegId(id), Level(l))).collect();
+        let levels: Vec<(LegId, Level)> = levels
+            .iter()
+            .map(|&(id, l)| (LegId(id), Level(l)))
+            .collect();
         sel.select(&levels).iter().map(|l| l.0).collect()
     }
 
     #[test]
     fn the_loudest_speakers_take_the_free_places() {
         let mut s = TalkerSelector::new(TalkerConfig::default());
-        let got = run(&mut s, &[(1, 30), (2, 127), (3, 20), (4, 45), (5, 25), (6, 60)]);
-        assert_eq!(got, vec![3, 5, 1], "three loudest, silent and quiet ones out");
+        let got = run(
+            &mut s,
+            &[(1, 30), (2, 127), (3, 20), (4, 45), (5, 25), (6, 60)],
+        );
+        assert_eq!(
+            got,
+            vec![3, 5, 1],
+            "three loudest, silent and quiet ones out"
+        );
     }
 
     #[test]
@@ -171,7 +180,10 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(run(&mut s, &[(1, 127), (2, 127)]), vec![1]);
         }
-        assert!(run(&mut s, &[(1, 127), (2, 127)]).is_empty(), "gone after 400 ms");
+        assert!(
+            run(&mut s, &[(1, 127), (2, 127)]).is_empty(),
+            "gone after 400 ms"
+        );
     }
 
     #[test]
@@ -216,6 +228,10 @@ mod tests {
             assert!(got.contains(&1) && got.contains(&2), "{got:?}");
             assert!(got.len() <= 3);
         }
-        assert!(s.changes() < ticks / 10, "{} changes in {ticks} ticks", s.changes());
+        assert!(
+            s.changes() < ticks / 10,
+            "{} changes in {ticks} ticks",
+            s.changes()
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use super::leg::MovingLeg;
+pub use crate::mixer::AudioFormat;
 use crate::rtp::Pt;
 use crate::srtp::SrtpSuite;
 
@@ -25,6 +26,16 @@ pub struct LegId(pub u32);
 impl fmt::Display for LegId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "leg{}", self.0)
+    }
+}
+
+/// A conference, named by the control side; its members on one core are mixed there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConferenceId(pub u32);
+
+impl fmt::Display for ConferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conf{}", self.0)
     }
 }
 
@@ -91,6 +102,8 @@ pub struct LegConfig {
     pub telephone_events: Vec<TelephoneEventPt>,
     /// Whether RTP may be sent to the remote (false: the call starts on hold).
     pub send: bool,
+    /// The negotiated audio codec and payload types, for mixing (None: forwarding only).
+    pub audio: Option<AudioFormat>,
     /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
@@ -116,6 +129,7 @@ impl LegConfig {
             cname: format!("{id}@chorus"),
             telephone_events: Vec::new(),
             send: true,
+            audio: None,
             pair: None,
         }
     }
@@ -160,6 +174,26 @@ pub enum Command {
         from: LegId,
         /// Destination leg.
         to: LegId,
+    },
+    /// Mix a leg into a conference on this core (created on first join): it hears the
+    /// conference's mix and is heard in it. Answered by `LegRejected` if the leg has no audio
+    /// format this build can decode and encode.
+    JoinConference {
+        /// The leg.
+        leg: LegId,
+        /// The conference.
+        conference: ConferenceId,
+    },
+    /// Take a leg out of its conference (a conference left empty is dropped).
+    LeaveConference(LegId),
+    /// Mute (not heard) and deafen (hears nothing) a conference leg.
+    SetLegAudio {
+        /// The leg.
+        leg: LegId,
+        /// Not mixed into what others hear.
+        mute: bool,
+        /// Sent nothing.
+        deaf: bool,
     },
     /// Take a leg off this core to move it to another; answered by `LegDetached`, which
     /// carries the leg's state for `AttachLeg` on the new core.

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, CoreId, Event, LegConfig, LegId, LegUpdate};
+use super::command::{Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegUpdate};
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::REPORT_INTERVAL;
@@ -22,10 +22,14 @@ use super::leg::{Leg, MovingLeg};
 use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
+use crate::mixer::{Conference, LegAudio, TalkerConfig};
 use crate::rtcp::{CompoundBuilder, PacketKind, ReceiverReport, RtcpPacket, SourceDescription};
 use crate::rtp::Ssrc;
 use crate::srtp::SrtpError;
 
+/// The source id under which a leg's mixed audio goes through its outbound numbering (so a
+/// switch between forwarded and mixed audio continues the stream).
+const MIX_SOURCE: u32 = 0;
 /// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
 const COMMANDS_PER_ROUND: usize = 256;
 /// Legs waiting to latch that one unknown-source packet is tried against at most. The window
@@ -80,6 +84,12 @@ pub(crate) struct CoreState {
     /// Grows to the most legs ever in a key press at once, then stays (no allocation per
     /// packet).
     dtmf_open: Vec<LegSlot>,
+    /// Conferences with members on this core.
+    conferences: HashMap<ConferenceId, Conference, FastBuild>,
+    /// Talker selection of new conferences.
+    pub talker_config: TalkerConfig,
+    /// The tick period in milliseconds (conference frames are one tick long).
+    pub tick_ms: u32,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -107,6 +117,9 @@ impl CoreState {
             pending_cursor: vec![0; socks],
             latch_budget: LATCH_BUDGET_PER_TICK,
             dtmf_open: Vec::new(),
+            conferences: HashMap::default(),
+            talker_config: TalkerConfig::default(),
+            tick_ms: 20,
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -167,13 +180,15 @@ impl CoreState {
             return;
         };
         let plain = &buf[..len];
-        let (ssrc, seq, timestamp, pt, payload) = match crate::rtp::RtpPacket::parse(plain) {
+        let (ssrc, seq, timestamp, pt, payload, marker) = match crate::rtp::RtpPacket::parse(plain)
+        {
             Ok(p) => (
                 p.ssrc().0,
                 p.seq(),
                 p.timestamp(),
                 p.pt(),
                 p.payload_range(),
+                p.marker(),
             ),
             Err(_) => {
                 leg.stats.malformed += 1;
@@ -184,7 +199,7 @@ impl CoreState {
         // RFC 4733 events are detected whatever happens to the packet next (forwarding).
         let dtmf = leg.telephone_event_rate(pt).map(|rate| {
             let was_open = leg.dtmf.is_open();
-            let payload = plain.get(payload).unwrap_or_default();
+            let payload = plain.get(payload.clone()).unwrap_or_default();
             (
                 leg.dtmf.handle_packet(now, timestamp, rate, payload),
                 was_open,
@@ -194,6 +209,10 @@ impl CoreState {
             leg.stats.malformed += 1;
             self.counters.inc(Metric::DropMalformed);
             return;
+        }
+        if let Some((_, audio)) = &mut leg.conference {
+            let payload = plain.get(payload).unwrap_or_default();
+            audio.push(now, pt, seq, timestamp, marker, payload);
         }
         leg.stats.rtp_in += 1;
         leg.stats.rtp_bytes_in += len as u64;
@@ -472,6 +491,20 @@ impl CoreState {
                 None => self.emit(Event::UnknownLeg { id: u.id }),
             },
             Command::RemoveLeg(id) => self.remove_leg(id),
+            Command::JoinConference { leg, conference } => self.join(leg, conference),
+            Command::LeaveConference(leg) => {
+                if let Some(slot) = self.by_id.get(&leg).copied() {
+                    self.leave(slot);
+                } else {
+                    self.emit(Event::UnknownLeg { id: leg });
+                }
+            }
+            Command::SetLegAudio { leg, mute, deaf } => {
+                match self.by_id.get(&leg).copied().and_then(|s| self.leg_mut(s)) {
+                    Some(l) => (l.muted, l.deaf) = (mute, deaf),
+                    None => self.emit(Event::UnknownLeg { id: leg }),
+                }
+            }
             Command::DetachLeg(id) => {
                 if let Some(leg) = self.take_leg(id) {
                     let leg = leg.detach();
@@ -638,10 +671,12 @@ impl CoreState {
 
     /// Takes a leg out of this core (slot, flows, waiting list, links), or emits `UnknownLeg`.
     fn take_leg(&mut self, id: LegId) -> Option<Leg> {
-        let Some(slot) = self.by_id.remove(&id) else {
+        let Some(slot) = self.by_id.get(&id).copied() else {
             self.emit(Event::UnknownLeg { id });
             return None;
         };
+        self.leave(slot);
+        self.by_id.remove(&id);
         let leg = self.legs.get_mut(slot as usize).and_then(Option::take)?;
         for k in [leg.flow_rtp, leg.flow_rtcp].into_iter().flatten() {
             self.flows.remove(k, slot);
@@ -657,6 +692,173 @@ impl CoreState {
         self.free.push(slot);
         self.counters.set(Metric::Legs, self.by_id.len() as u64);
         Some(leg)
+    }
+
+    /// Puts a leg into a conference (leaving the one it was in).
+    fn join(&mut self, id: LegId, conference: ConferenceId) {
+        let Some(slot) = self.by_id.get(&id).copied() else {
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        self.leave(slot);
+        let tick_ms = self.tick_ms;
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let audio = match leg.audio_format {
+            Some(format) => {
+                LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms).map_err(|e| e.to_string())
+            }
+            None => Err("the leg has no negotiated audio format".to_string()),
+        };
+        match audio {
+            Ok(audio) => {
+                leg.conference = Some((conference, Box::new(audio)));
+                let talkers = self.talker_config;
+                self.conferences
+                    .entry(conference)
+                    .or_insert_with(|| Conference::new(talkers, tick_ms))
+                    .members
+                    .push(id);
+                self.counters
+                    .set(Metric::Conferences, self.conferences.len() as u64);
+            }
+            Err(e) => self.emit(Event::LegRejected {
+                id,
+                reason: format!("cannot join {conference}: {e}"),
+            }),
+        }
+    }
+
+    /// Takes a leg out of its conference, if in one.
+    fn leave(&mut self, slot: LegSlot) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let id = leg.id;
+        let Some((conference, _)) = leg.conference.take() else {
+            return;
+        };
+        if let Some(c) = self.conferences.get_mut(&conference) {
+            c.members.retain(|&m| m != id);
+            if c.members.is_empty() {
+                self.conferences.remove(&conference);
+            }
+        }
+        self.counters
+            .set(Metric::Conferences, self.conferences.len() as u64);
+    }
+
+    /// One tick of every conference: pull each member's frame, pick the talkers, mix, and
+    /// send each listener its mix, encoded once per (mix, codec).
+    fn mix_conferences(&mut self, now: Instant, tx: &mut TxQueue) {
+        let ids: Vec<ConferenceId> = self.conferences.keys().copied().collect();
+        for cid in ids {
+            let Some(mut conf) = self.conferences.remove(&cid) else {
+                continue;
+            };
+            conf.levels.clear();
+            for &m in &conf.members {
+                let Some(leg) = self
+                    .by_id
+                    .get(&m)
+                    .and_then(|&s| self.legs.get_mut(s as usize))
+                    .and_then(Option::as_mut)
+                else {
+                    continue;
+                };
+                let muted = leg.muted;
+                if let Some((_, audio)) = &mut leg.conference {
+                    audio.pull(now);
+                    if !muted {
+                        conf.levels.push((m, audio.level()));
+                    }
+                }
+            }
+            let (legs, by_id) = (&self.legs, &self.by_id);
+            conf.mix(|id| {
+                let leg = by_id
+                    .get(&id)
+                    .and_then(|&s| legs.get(s as usize))
+                    .and_then(Option::as_ref)?;
+                leg.conference.as_ref().map(|(_, a)| a.frame())
+            });
+            self.counters.add(Metric::Mixes, 1);
+            for i in 0..conf.members.len() {
+                let m = conf.members[i];
+                let Some(slot) = self.by_id.get(&m).copied() else {
+                    continue;
+                };
+                let Some((codec, pt)) = self
+                    .leg_mut(slot)
+                    .filter(|l| !l.deaf && l.send)
+                    .and_then(|l| l.conference.as_ref())
+                    .map(|(_, a)| (a.format().codec, a.format().pt))
+                else {
+                    continue;
+                };
+                let mix = conf.mix_for(m);
+                if let Some(payload) = conf.encoded(mix, codec) {
+                    self.send_audio(slot, pt, payload, tx);
+                }
+            }
+            self.conferences.insert(cid, conf);
+        }
+    }
+
+    /// Sends one frame of mixed audio to a leg, in its outbound stream.
+    fn send_audio(&mut self, slot: LegSlot, pt: crate::rtp::Pt, payload: &[u8], tx: &mut TxQueue) {
+        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(dst) = leg.remote_rtp else {
+            leg.stats.out_dropped += 1;
+            self.counters.inc(Metric::DropNoRemote);
+            return;
+        };
+        let tick_ms = self.tick_ms;
+        let Some((_, audio)) = &mut leg.conference else {
+            return;
+        };
+        let marker = audio.out_seq == 0 && audio.out_ts == 0;
+        let (seq, ts) = leg
+            .out_numbering
+            .map(MIX_SOURCE, audio.out_seq, audio.out_ts);
+        audio.out_seq = audio.out_seq.wrapping_add(1);
+        let clock = audio.format().codec.rtp_clock_rate();
+        audio.out_ts = audio.out_ts.wrapping_add(clock * tick_ms / 1000);
+        let ssrc = leg.local_ssrc;
+        let mut protect_failed = false;
+        let queued = tx.send_with(leg.rtp_sock, dst, |out| {
+            let n = 12 + payload.len();
+            let Some(pkt) = out.get_mut(..n) else {
+                return 0;
+            };
+            pkt[0] = 0x80;
+            pkt[1] = pt.0 & 0x7f | if marker { 0x80 } else { 0 };
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+            pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            pkt[12..].copy_from_slice(payload);
+            match leg.srtp_out.as_mut() {
+                Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
+                    protect_failed = true;
+                    0
+                }),
+                None => n,
+            }
+        });
+        if queued {
+            leg.stats.rtp_out += 1;
+            self.counters.inc(Metric::MixedOut);
+        } else {
+            leg.stats.out_dropped += 1;
+            self.counters.inc(if protect_failed {
+                Metric::DropSrtpOther
+            } else {
+                Metric::DropTxFull
+            });
+        }
     }
 
     fn link(&mut self, from: LegId, to: LegId, connect: bool) {
@@ -691,6 +893,9 @@ impl CoreState {
         self.counters.add(Metric::TicksSkipped, tick.skipped);
         self.latch_budget = LATCH_BUDGET_PER_TICK;
         self.check_dtmf_timeouts(now);
+        if !self.conferences.is_empty() {
+            self.mix_conferences(now, tx);
+        }
         let late_us = tick.late.as_micros() as u64;
         if late_us > self.counters.get(Metric::TickLateMaxUs) {
             self.counters.set(Metric::TickLateMaxUs, late_us);
@@ -849,6 +1054,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     }
     let socks = pairs.len() * 2;
     let mut state = CoreState::new(core, mailbox.clone(), pairs, socks);
+    state.tick_ms = params.tick.as_millis().clamp(1, 1000) as u32;
     let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
     drop(ready);
     tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");
@@ -1371,6 +1577,168 @@ mod tests {
         };
         let (ssrc_a, seq_a) = ids(last.unwrap(), &mut down);
         assert_eq!(ids(moved, &mut down), (ssrc_a, seq_a.wrapping_add(2)));
+    }
+
+    mod conference {
+        use super::*;
+        use crate::mixer::AudioFormat;
+        use crate::rtp::Pt;
+        use chorus_codecs::{AudioCodec, g711};
+
+        /// Energy of `freq` in `pcm` (8 kHz) relative to the signal's, by Goertzel.
+        fn tone_share(pcm: &[i16], freq: f64) -> f64 {
+            let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for &x in pcm {
+                let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+            let energy: f64 = pcm.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            // A pure tone of energy E gives power N*E/2.
+            2.0 * power / (pcm.len() as f64 * energy.max(1.0))
+        }
+
+        struct Caller {
+            id: u32,
+            addr: SocketAddr,
+            freq: f64,
+            seq: u16,
+            phase: usize,
+            heard: Vec<i16>,
+            srtp_up: SrtpContext,
+            srtp_down: SrtpContext,
+        }
+
+        /// Three callers (PCMU, SRTP), each sending its own tone, in one conference for
+        /// `secs`; caller 3 is muted from the middle on when `mute_3`.
+        fn run(mute_3: bool) -> (Vec<Caller>, Rig) {
+            let mut r = Rig::new();
+            let mut callers = Vec::new();
+            for (i, freq) in [(1u32, 440.0), (2, 770.0), (3, 1_320.0)] {
+                let addr = addr(9400 + i as u16 * 2);
+                let mut c = LegConfig::new(LegId(i));
+                c.remote_rtp = Some(addr);
+                c.latch = false;
+                c.srtp_in = Some(key(i));
+                c.srtp_out = Some(key(100 + i));
+                c.audio = Some(AudioFormat {
+                    codec: AudioCodec::Pcmu,
+                    pt: Pt(0),
+                    cn_pt: None,
+                });
+                r.create(c);
+                let join = Command::JoinConference {
+                    leg: LegId(i),
+                    conference: ConferenceId(7),
+                };
+                r.state.on_command(r.now, join);
+                callers.push(Caller {
+                    id: i,
+                    addr,
+                    freq,
+                    seq: 1,
+                    phase: 0,
+                    heard: Vec::new(),
+                    srtp_up: ctx(&key(i)),
+                    srtp_down: ctx(&key(100 + i)),
+                });
+            }
+            let start = r.now;
+            let mut sent = Vec::new();
+            for index in 0..150u64 {
+                if mute_3 && index == 75 {
+                    let mute = Command::SetLegAudio {
+                        leg: LegId(3),
+                        mute: true,
+                        deaf: false,
+                    };
+                    r.state.on_command(r.now, mute);
+                }
+                for c in &mut callers {
+                    let pcm: Vec<i16> = (0..160)
+                        .map(|n| {
+                            let t = (c.phase + n) as f64 / 8000.0;
+                            (8_000.0 * (2.0 * std::f64::consts::PI * c.freq * t).sin()) as i16
+                        })
+                        .collect();
+                    c.phase += 160;
+                    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+                    p[2..4].copy_from_slice(&c.seq.to_be_bytes());
+                    p[4..8].copy_from_slice(&(u32::from(c.seq) * 160).to_be_bytes());
+                    p.extend_from_slice(&(0x1000 + c.id).to_be_bytes());
+                    g711::encode_into(g711::Law::Mu, &pcm, &mut p);
+                    let n = p.len();
+                    p.resize(n + 16, 0);
+                    let n = c.srtp_up.protect_rtp(&mut p, n).unwrap();
+                    p.truncate(n);
+                    c.seq += 1;
+                    r.packet(c.addr, p);
+                }
+                let t = Tick {
+                    index,
+                    at: r.now,
+                    late: Duration::ZERO,
+                    skipped: 0,
+                };
+                r.state
+                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                r.tx.take_queued(&mut sent);
+                for e in sent.drain(..) {
+                    let mut pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    let c = callers.iter_mut().find(|c| c.addr == e.dst).unwrap();
+                    let n = c.srtp_down.unprotect_rtp(&mut pkt).unwrap();
+                    let p = crate::rtp::RtpPacket::parse(&pkt[..n]).unwrap();
+                    assert_eq!(p.pt(), Pt(0));
+                    g711::decode_into(g711::Law::Mu, p.payload(), &mut c.heard);
+                    r.tx.release(e.slot);
+                }
+                r.now += Duration::from_millis(20);
+            }
+            assert!(r.now > start);
+            (callers, r)
+        }
+
+        #[test]
+        fn each_caller_hears_the_others_and_not_itself() {
+            let (callers, r) = run(false);
+            for c in &callers {
+                // 150 ticks, one packet each; the first ones may be silence (jitter buffer).
+                assert_eq!(c.heard.len(), 150 * 160, "caller {}", c.id);
+                let tail = &c.heard[c.heard.len() - 8000..];
+                for other in &callers {
+                    let share = tone_share(tail, other.freq);
+                    if other.id == c.id {
+                        assert!(share < 0.01, "caller {} hears itself: {share:.3}", c.id);
+                    } else {
+                        assert!(
+                            share > 0.2,
+                            "caller {} hears {}: {share:.3}",
+                            c.id,
+                            other.id
+                        );
+                    }
+                }
+            }
+            // Three talkers: at most four distinct mixes per tick, one codec.
+            let conf = &r.state.conferences[&ConferenceId(7)];
+            assert!(conf.encodes() <= 150 * 4, "{} encodes", conf.encodes());
+            assert_eq!(r.state.counters.get(Metric::MixedOut), 450);
+        }
+
+        #[test]
+        fn a_muted_caller_is_not_heard() {
+            let (callers, _) = run(true);
+            for c in callers.iter().filter(|c| c.id != 3) {
+                let tail = &c.heard[c.heard.len() - 4000..];
+                let share = tone_share(tail, 1_320.0);
+                assert!(share < 0.01, "caller {} still hears 3: {share:.3}", c.id);
+            }
+            // Muted is not deaf: 3 still hears 1 and 2.
+            let tail = &callers[2].heard[callers[2].heard.len() - 4000..];
+            assert!(tone_share(tail, 440.0) > 0.2 && tone_share(tail, 770.0) > 0.2);
+        }
     }
 
     #[test]

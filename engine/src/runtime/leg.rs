@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::command::{LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt};
+use super::command::{
+    AudioFormat, ConferenceId, LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt,
+};
 use super::dtmf_receiver::DtmfReceiver;
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
 use super::seq_rewriter::SeqRewriter;
+use crate::mixer::LegAudio;
 use crate::rtp::{Pt, RtpStreamRecv, Ssrc};
 use crate::srtp::{SrtpContext, SrtpError};
 
@@ -80,6 +83,14 @@ pub(crate) struct Leg {
     pub telephone_events: Box<[TelephoneEventPt]>,
     /// Key presses from those packets.
     pub dtmf: DtmfReceiver,
+    /// The negotiated audio format (for mixing).
+    pub audio_format: Option<AudioFormat>,
+    /// The leg's conference and its audio path there.
+    pub conference: Option<(ConferenceId, Box<LegAudio>)>,
+    /// Not mixed into what others hear.
+    pub muted: bool,
+    /// Sent no mix.
+    pub deaf: bool,
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -128,6 +139,10 @@ impl Leg {
             out_numbering: SeqRewriter::new(cfg.clock_rate.max(1)),
             telephone_events: cfg.telephone_events.as_slice().into(),
             dtmf: DtmfReceiver::new(),
+            audio_format: cfg.audio,
+            conference: None,
+            muted: false,
+            deaf: false,
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);

@@ -37,6 +37,12 @@ metrics! {
     RtcpIn => "rtcp_in",
     /// RTP packets forwarded to legs.
     Forwarded => "forwarded",
+    /// RTP packets of mixed conference audio sent to legs.
+    MixedOut => "mixed_out",
+    /// Conference mixing passes run (one per conference per tick).
+    Mixes => "mixes",
+    /// Conferences with members on the core.
+    Conferences => "conferences",
     /// DTMF key presses received as RFC 4733 events.
     DtmfDigits => "dtmf_digits",
     /// Other RFC 4733 events received (flash, tones), ignored.

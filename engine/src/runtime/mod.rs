@@ -36,8 +36,8 @@ mod seq_rewriter;
 pub mod tick;
 
 pub use command::{
-    Command, CoreId, Event, LegConfig, LegId, LegStats, LegUpdate, MovingLeg, SrtpKey,
-    TelephoneEventPt,
+    AudioFormat, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegStats, LegUpdate,
+    MovingLeg, SrtpKey, TelephoneEventPt,
 };
 pub use dtmf_receiver::{DtmfReceiver, DtmfReport};
 pub use io::{IoKind, IoSizes};

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use chorus_engine::runtime::{
-    Command, CoreId, Event, LegConfig, LegId, LegUpdate, SrtpKey, TelephoneEventPt,
+    AudioFormat, Command, CoreId, Event, LegConfig, LegId, LegUpdate, SrtpKey, TelephoneEventPt,
 };
 
 use crate::access::{Access, AccessConfig, Caller, Verdict};
@@ -259,6 +259,24 @@ pub struct UserAgent<P: SipPeer> {
     next_leg: u32,
     tokens: Tokens,
     out: VecDeque<UaOutput<P>>,
+}
+
+/// The leg's audio format from the answer: the codec and its payload type on this leg (each
+/// leg keeps its own mapping; the mixer encodes per codec and writes each leg's type).
+fn audio_format(codec: &crate::sdp::NegotiatedCodec) -> AudioFormat {
+    use crate::sdp::Codec;
+    use chorus_engine::codecs::AudioCodec;
+    let kind = match codec.codec {
+        Codec::Pcmu => AudioCodec::Pcmu,
+        Codec::Pcma => AudioCodec::Pcma,
+        Codec::G722 => AudioCodec::G722,
+        Codec::Opus => AudioCodec::Opus,
+    };
+    AudioFormat {
+        codec: kind,
+        pt: codec.payload_type,
+        cn_pt: None,
+    }
 }
 
 /// The (inbound, outbound) SRTP keys of a negotiation; None for plain RTP.
@@ -993,6 +1011,7 @@ impl<P: SipPeer> UserAgent<P> {
                 clock_rate: t.clock_rate,
             })
             .collect();
+        cfg.audio = Some(audio_format(&neg.codec));
         cfg.pair = Some(pair);
         self.engine(core, Command::CreateLeg(Box::new(cfg)));
         if self.cfg.echo {

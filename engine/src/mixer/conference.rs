@@ -1,0 +1,144 @@
+//! A conference as its core holds it: its members, talker selection, the tick's mixes and
+//! one encoder per distinct (mix, codec), so each mix is encoded once per codec per tick
+//! whatever the number of listeners.
+
+use chorus_codecs::resample::Resampler;
+use chorus_codecs::{AudioCodec, AudioEncoder};
+
+use super::level::Level;
+use super::mix::{MixId, Mixes};
+use super::talkers::{TalkerConfig, TalkerSelector};
+use crate::runtime::LegId;
+
+/// The rate conferences mix at: wideband speech, what G.722 carries and Opus callers get
+/// for voice.
+pub const MIX_RATE: u32 = 16_000;
+
+/// One encoded stream of one mix.
+struct MixEncoder {
+    mix: MixId,
+    codec: AudioCodec,
+    encoder: Box<dyn AudioEncoder>,
+    /// Conference rate to codec rate; None when equal.
+    resampler: Option<Resampler>,
+    pcm: Vec<i16>,
+    payload: Vec<u8>,
+    /// The tick this payload was encoded in.
+    tick: u64,
+}
+
+/// A conference on one core.
+pub struct Conference {
+    /// Members, by the core's leg ids.
+    pub members: Vec<LegId>,
+    selector: TalkerSelector,
+    mixes: Mixes,
+    encoders: Vec<MixEncoder>,
+    /// Scratch for the levels of a tick.
+    pub levels: Vec<(LegId, Level)>,
+    tick: u64,
+    /// Encodes done, for the "at most talkers + 1 per codec per tick" check.
+    encodes: u64,
+}
+
+impl Conference {
+    /// An empty conference with ticks of `tick_ms`.
+    pub fn new(talkers: TalkerConfig, tick_ms: u32) -> Self {
+        Conference {
+            members: Vec::new(),
+            selector: TalkerSelector::new(talkers),
+            mixes: Mixes::new((MIX_RATE * tick_ms / 1000) as usize),
+            encoders: Vec::new(),
+            levels: Vec::new(),
+            tick: 0,
+            encodes: 0,
+        }
+    }
+
+    /// Selects the talkers from `self.levels` (filled by the caller for this tick) and mixes
+    /// them; `frame_of` gives a talker's frame at the conference rate.
+    pub fn mix<'a>(&mut self, frame_of: impl Fn(LegId) -> Option<&'a [i16]>) {
+        self.tick += 1;
+        let talkers = self.selector.select(&self.levels);
+        self.mixes.mix(
+            talkers
+                .iter()
+                .filter_map(|&id| frame_of(id).map(|f| (id, f))),
+        );
+    }
+
+    /// The mix `listener` hears this tick.
+    pub fn mix_for(&self, listener: LegId) -> MixId {
+        self.mixes.for_listener(listener)
+    }
+
+    /// The talkers of this tick.
+    pub fn talkers(&self) -> &[LegId] {
+        self.mixes.talkers()
+    }
+
+    /// `mix` encoded with `codec` for this tick, encoded on the first request only; None if
+    /// this build cannot encode `codec`.
+    pub fn encoded(&mut self, mix: MixId, codec: AudioCodec) -> Option<&[u8]> {
+        let i = match self
+            .encoders
+            .iter()
+            .position(|e| e.mix == mix && e.codec == codec)
+        {
+            Some(i) => i,
+            None => {
+                let encoder = codec.encoder()?;
+                let rate = codec.sample_rate();
+                let resampler = if rate == MIX_RATE {
+                    None
+                } else {
+                    Some(Resampler::new(MIX_RATE, rate).ok()?)
+                };
+                self.encoders.push(MixEncoder {
+                    mix,
+                    codec,
+                    encoder,
+                    resampler,
+                    pcm: Vec::new(),
+                    payload: Vec::new(),
+                    tick: 0,
+                });
+                self.encoders.len() - 1
+            }
+        };
+        let pcm = self.mixes.pcm(mix);
+        // INVARIANT: i was found or pushed above.
+        let e = &mut self.encoders[i];
+        if e.tick != self.tick {
+            e.tick = self.tick;
+            e.payload.clear();
+            let input = match &mut e.resampler {
+                Some(r) => {
+                    e.pcm.clear();
+                    r.process(pcm, &mut e.pcm);
+                    &e.pcm[..]
+                }
+                None => pcm,
+            };
+            if e.encoder.encode(input, &mut e.payload).is_err() {
+                e.payload.clear();
+            }
+            self.encodes += 1;
+        }
+        Some(&e.payload)
+    }
+
+    /// Encodes done since the start.
+    pub fn encodes(&self) -> u64 {
+        self.encodes
+    }
+}
+
+impl std::fmt::Debug for Conference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conference")
+            .field("members", &self.members.len())
+            .field("talkers", &self.talkers())
+            .finish_non_exhaustive()
+    }
+}

@@ -21,6 +21,7 @@
 pub mod g711;
 pub mod g722;
 pub mod plc;
+pub mod wav;
 
 /// Why a codec refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

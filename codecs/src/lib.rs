@@ -21,6 +21,8 @@
 pub mod g711;
 pub mod g722;
 pub mod plc;
+pub mod prompts;
+pub mod tones;
 pub mod wav;
 
 /// Why a codec refused its input.

@@ -23,7 +23,10 @@ pub mod dtmf_detect;
 pub mod g711;
 pub mod g722;
 pub mod plc;
+pub mod prompts;
 pub mod resample;
+pub mod tones;
+pub mod wav;
 
 /// The audio codecs a leg may use, with their rates and a codec pair for a new leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod g711;
+pub mod opus;
 
 /// Why a codec refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

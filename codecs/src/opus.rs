@@ -17,8 +17,9 @@
 //!   [`EncoderConfig::inband_fec`] on) and then the caller decodes the next packet as usual.
 //! - **DTX**: with [`EncoderConfig::dtx`] on, during silence the encoder appends frames of at
 //!   most [`DTX_MAX_BYTES`] bytes ([`is_dtx`]); the RTP sender may skip sending them (RFC 7587
-//!   section 3.1.3), and the receiver conceals or plays comfort noise over the gap. The RTP
-//!   timestamp still advances by every frame, sent or not.
+//!   section 3.1.3), and the receiver conceals or plays comfort noise over the gap. Every
+//!   400 ms of silence libopus emits one ordinary frame (comfort-noise update), which is sent.
+//!   The RTP timestamp still advances by every frame, sent or not.
 //!
 //! Allocation: each [`Encoder`] and [`Decoder`] owns a boxed scratch buffer made once at
 //! construction (a maximum packet, or 120 ms of PCM); libopus writes into it and the result is
@@ -375,6 +376,7 @@ impl Decoder {
         {
             return Err(CodecError::FrameSize(samples));
         }
+        // INVARIANT: samples <= max_samples() (checked above) <= the scratch's length.
         let n = self
             .inner
             .decode(Some(next_payload), &mut self.scratch[..samples], true)
@@ -394,6 +396,7 @@ impl AudioDecoder for Decoder {
     /// appends it. A packet libopus cannot parse is [`CodecError::Malformed`] and appends
     /// nothing.
     fn decode(&mut self, payload: &[u8], pcm: &mut Vec<i16>) -> Result<(), CodecError> {
+        // INVARIANT: max_samples() is at most 120 ms at 48 kHz, the scratch's length.
         let max = self.max_samples();
         let n = self
             .inner
@@ -414,6 +417,7 @@ impl AudioDecoder for Decoder {
         while left > 0 {
             let want = left.min(max);
             // Round up to whole 2.5 ms steps; `max` is itself a multiple, so this stays <= max.
+            // INVARIANT: chunk <= max <= the scratch's length.
             let chunk = want.div_ceil(quantum) * quantum;
             let n = match self
                 .inner

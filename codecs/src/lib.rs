@@ -22,6 +22,7 @@ pub mod comfort_noise;
 pub mod dtmf_detect;
 pub mod g711;
 pub mod g722;
+pub mod opus;
 pub mod plc;
 pub mod prompts;
 pub mod resample;
@@ -46,8 +47,9 @@ impl AudioCodec {
     pub fn sample_rate(self) -> u32 {
         match self {
             AudioCodec::Pcmu | AudioCodec::Pcma => 8_000,
-            AudioCodec::G722 => 16_000,
-            AudioCodec::Opus => 48_000,
+            // Opus is decoded and encoded at 16 kHz, the mixer's rate: wideband speech
+            // without resampling (its RTP clock stays 48 kHz).
+            AudioCodec::G722 | AudioCodec::Opus => 16_000,
         }
     }
 
@@ -65,7 +67,9 @@ impl AudioCodec {
             AudioCodec::Pcmu => Some(Box::new(g711::Decoder::new(g711::Law::Mu))),
             AudioCodec::Pcma => Some(Box::new(g711::Decoder::new(g711::Law::A))),
             AudioCodec::G722 => Some(Box::new(g722::Decoder::new())),
-            AudioCodec::Opus => None,
+            AudioCodec::Opus => opus::Decoder::new(opus::SampleRate::Hz16000)
+                .ok()
+                .map(|d| Box::new(d) as Box<dyn AudioDecoder>),
         }
     }
 
@@ -75,7 +79,17 @@ impl AudioCodec {
             AudioCodec::Pcmu => Some(Box::new(g711::Encoder::new(g711::Law::Mu))),
             AudioCodec::Pcma => Some(Box::new(g711::Encoder::new(g711::Law::A))),
             AudioCodec::G722 => Some(Box::new(g722::Encoder::new())),
-            AudioCodec::Opus => None,
+            AudioCodec::Opus => {
+                let config = opus::EncoderConfig {
+                    sample_rate: opus::SampleRate::Hz16000,
+                    inband_fec: true,
+                    expected_loss_pct: 5,
+                    ..opus::EncoderConfig::default()
+                };
+                opus::Encoder::new(config)
+                    .ok()
+                    .map(|e| Box::new(e) as Box<dyn AudioEncoder>)
+            }
         }
     }
 }

@@ -47,8 +47,9 @@ pub struct LegAudio {
     /// Samples per tick at the codec rate and at the conference rate.
     codec_frame: usize,
     mix_frame: usize,
-    /// Decoder output samples per RTP clock tick (2 for G.722, else 1).
-    samples_per_clock: u32,
+    /// Decoder output rate and RTP clock rate (G.722: 16,000 on 8,000; Opus here: 16,000 on
+    /// 48,000), to turn the jitter buffer's clock units into samples.
+    rates: (u32, u32),
     level: Level,
     /// The frame holds speech or concealment (not silence from an idle or silent sender).
     live: bool,
@@ -82,7 +83,7 @@ impl LegAudio {
             frame: Vec::with_capacity(mix_frame * 2),
             codec_frame,
             mix_frame,
-            samples_per_clock: (rate / codec.rtp_clock_rate()).max(1),
+            rates: (rate, codec.rtp_clock_rate().max(1)),
             level: Level::SILENCE,
             live: false,
             out_seq: 0,
@@ -130,12 +131,12 @@ impl LegAudio {
                     live = true;
                 }
                 Playout::Lost { samples } => {
-                    let n = (samples * self.samples_per_clock) as usize;
+                    let n = self.clock_to_samples(samples);
                     self.decoder.conceal(n, &mut self.decoded);
                     live = true;
                 }
                 Playout::Silence { samples, .. } | Playout::Empty { samples } => {
-                    let n = (samples * self.samples_per_clock) as usize;
+                    let n = self.clock_to_samples(samples);
                     self.decoded.extend(std::iter::repeat_n(0, n));
                 }
             }
@@ -163,6 +164,11 @@ impl LegAudio {
         } else {
             Level::SILENCE
         };
+    }
+
+    /// Decoder samples in `clock` units of the RTP clock.
+    fn clock_to_samples(&self, clock: u32) -> usize {
+        (u64::from(clock) * u64::from(self.rates.0) / u64::from(self.rates.1)) as usize
     }
 
     /// This tick's frame at the conference rate.

@@ -5,8 +5,11 @@
 use chorus_codecs::resample::Resampler;
 use chorus_codecs::{AudioCodec, AudioEncoder};
 
+use std::sync::Arc;
+
 use super::level::Level;
 use super::mix::{MixId, Mixes};
+use super::player::Player;
 use super::talkers::{TalkerConfig, TalkerSelector};
 use crate::runtime::LegId;
 
@@ -39,6 +42,9 @@ pub struct Conference {
     tick: u64,
     /// Encodes done, for the "at most talkers + 1 per codec per tick" check.
     encodes: u64,
+    /// A tone every member hears (join, leave).
+    tone: Option<Player>,
+    tone_frame: Vec<i16>,
 }
 
 impl Conference {
@@ -52,7 +58,14 @@ impl Conference {
             levels: Vec::new(),
             tick: 0,
             encodes: 0,
+            tone: None,
+            tone_frame: Vec::new(),
         }
+    }
+
+    /// Plays `clip` (16 kHz) to every member, replacing a tone still playing.
+    pub fn play_tone(&mut self, clip: Arc<[i16]>) {
+        self.tone = Some(Player::new(clip, 0));
     }
 
     /// Selects the talkers from `self.levels` (filled by the caller for this tick) and mixes
@@ -60,16 +73,31 @@ impl Conference {
     pub fn mix<'a>(&mut self, frame_of: impl Fn(LegId) -> Option<&'a [i16]>) {
         self.tick += 1;
         let talkers = self.selector.select(&self.levels);
-        self.mixes.mix(
-            talkers
-                .iter()
-                .filter_map(|&id| frame_of(id).map(|f| (id, f))),
-        );
+        let tone = match &mut self.tone {
+            Some(player) => {
+                self.tone_frame.clear();
+                self.tone_frame.resize(self.mixes.frame(), 0);
+                if !player.mix_into(&mut self.tone_frame) {
+                    self.tone = None;
+                }
+                Some(&self.tone_frame[..])
+            }
+            None => None,
+        };
+        let talking = talkers
+            .iter()
+            .filter_map(|&id| frame_of(id).map(|f| (id, f)));
+        self.mixes.mix_with(talking, tone);
     }
 
     /// The mix `listener` hears this tick.
     pub fn mix_for(&self, listener: LegId) -> MixId {
         self.mixes.for_listener(listener)
+    }
+
+    /// The samples of a mix this tick.
+    pub fn pcm(&self, mix: MixId) -> &[i16] {
+        self.mixes.pcm(mix)
     }
 
     /// The talkers of this tick.

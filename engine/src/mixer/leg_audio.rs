@@ -53,10 +53,6 @@ pub struct LegAudio {
     level: Level,
     /// The frame holds speech or concealment (not silence from an idle or silent sender).
     live: bool,
-    /// Outbound stream of mixed audio: sequence and timestamp before the leg's renumbering.
-    pub out_seq: u16,
-    /// See `out_seq`.
-    pub out_ts: u32,
 }
 
 impl LegAudio {
@@ -86,8 +82,6 @@ impl LegAudio {
             rates: (rate, codec.rtp_clock_rate().max(1)),
             level: Level::SILENCE,
             live: false,
-            out_seq: 0,
-            out_ts: 0,
         })
     }
 

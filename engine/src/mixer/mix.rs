@@ -53,7 +53,19 @@ impl Mixes {
     /// Mixes the talkers' frames (each `frame` samples; a shorter one is padded with
     /// silence, a longer one cut).
     pub fn mix<'a>(&mut self, talkers: impl IntoIterator<Item = (LegId, &'a [i16])>) {
+        self.mix_with(talkers, None);
+    }
+
+    /// Mixes the talkers plus `extra` (a tone every member hears, in every mix).
+    pub fn mix_with<'a>(
+        &mut self,
+        talkers: impl IntoIterator<Item = (LegId, &'a [i16])>,
+        extra: Option<&[i16]>,
+    ) {
         self.acc.iter_mut().for_each(|a| *a = 0);
+        for (a, &s) in self.acc.iter_mut().zip(extra.unwrap_or_default()) {
+            *a += i32::from(s);
+        }
         self.talkers.clear();
         let mut slot = 0;
         for (id, pcm) in talkers {
@@ -106,7 +118,7 @@ impl Mixes {
         &self.talkers
     }
 
-    /// Whether the last tick mixed nobody (the full mix is silence).
+    /// Whether the last tick mixed nobody (the full mix is silence, unless a tone played).
     pub fn is_silent(&self) -> bool {
         self.talkers.is_empty()
     }
@@ -135,6 +147,15 @@ mod tests {
         m.mix(std::iter::empty());
         assert!(m.is_silent());
         assert_eq!(m.pcm(MixId::Full), &[0; 4]);
+    }
+
+    #[test]
+    fn a_tone_is_in_every_mix() {
+        let mut m = Mixes::new(2);
+        let (a, tone) = ([100i16; 2], [7i16; 2]);
+        m.mix_with([(LegId(1), &a[..])], Some(&tone[..]));
+        assert_eq!(m.pcm(MixId::Full), &[107; 2]);
+        assert_eq!(m.pcm(MixId::Minus(0)), &[7; 2]);
     }
 
     #[test]

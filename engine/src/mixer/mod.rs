@@ -6,10 +6,12 @@ pub mod jitter_buffer;
 pub mod leg_audio;
 pub mod level;
 pub mod mix;
+pub mod player;
 pub mod talkers;
 
 pub use conference::{Conference, MIX_RATE};
 pub use leg_audio::{AudioFormat, LegAudio, LegAudioError};
 pub use level::Level;
 pub use mix::{MixId, Mixes};
+pub use player::{Player, PrivateEncoder};
 pub use talkers::{TalkerConfig, TalkerSelector};

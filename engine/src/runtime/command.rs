@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::leg::MovingLeg;
@@ -195,6 +196,26 @@ pub enum Command {
         /// Sent nothing.
         deaf: bool,
     },
+    /// Play a clip (16 kHz mono) to one leg, replacing what it played; over the conference
+    /// mix if the leg is in one. Answered by `PlayDone`.
+    Play {
+        /// The leg.
+        leg: LegId,
+        /// The samples.
+        clip: Arc<[i16]>,
+        /// Reported back in `PlayDone`.
+        id: u32,
+    },
+    /// Stop a leg's playback (answered by `PlayDone` with `completed: false`).
+    StopPlay(LegId),
+    /// Play a clip to every member of a conference (join and leave tones), mixed into every
+    /// mix of the conference.
+    PlayConference {
+        /// The conference.
+        conference: ConferenceId,
+        /// The samples (16 kHz mono).
+        clip: Arc<[i16]>,
+    },
     /// Take a leg off this core to move it to another; answered by `LegDetached`, which
     /// carries the leg's state for `AttachLeg` on the new core.
     DetachLeg(LegId),
@@ -326,6 +347,15 @@ pub enum Event {
         digit: char,
         /// How long it was held, in milliseconds.
         duration_ms: u32,
+    },
+    /// A playback ended.
+    PlayDone {
+        /// The leg.
+        leg: LegId,
+        /// The id given in `Play`.
+        id: u32,
+        /// Played to the end (false: replaced, stopped, or the leg left).
+        completed: bool,
     },
     /// No RTP or RTCP from the remote for longer than the leg's inactivity timeout.
     Inactive {

@@ -22,7 +22,7 @@ use super::leg::{Leg, MovingLeg};
 use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
-use crate::mixer::{Conference, LegAudio, TalkerConfig};
+use crate::mixer::{Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
 use crate::rtcp::{CompoundBuilder, PacketKind, ReceiverReport, RtcpPacket, SourceDescription};
 use crate::rtp::Ssrc;
 use crate::srtp::SrtpError;
@@ -84,6 +84,10 @@ pub(crate) struct CoreState {
     /// Grows to the most legs ever in a key press at once, then stays (no allocation per
     /// packet).
     dtmf_open: Vec<LegSlot>,
+    /// Legs with a clip playing (checked each tick; conference legs play in the mix pass).
+    playing: Vec<LegSlot>,
+    /// Scratch frame for prompts.
+    scratch_frame: Vec<i16>,
     /// Conferences with members on this core.
     conferences: HashMap<ConferenceId, Conference, FastBuild>,
     /// Talker selection of new conferences.
@@ -117,6 +121,8 @@ impl CoreState {
             pending_cursor: vec![0; socks],
             latch_budget: LATCH_BUDGET_PER_TICK,
             dtmf_open: Vec::new(),
+            playing: Vec::new(),
+            scratch_frame: Vec::new(),
             conferences: HashMap::default(),
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
@@ -505,6 +511,24 @@ impl CoreState {
                     None => self.emit(Event::UnknownLeg { id: leg }),
                 }
             }
+            Command::Play { leg, clip, id } => self.play(leg, clip, id),
+            Command::StopPlay(leg) => {
+                let stopped = (self.by_id.get(&leg).copied())
+                    .and_then(|s| self.leg_mut(s))
+                    .and_then(|l| l.player.take());
+                if let Some(p) = stopped {
+                    self.emit(Event::PlayDone {
+                        leg,
+                        id: p.id,
+                        completed: false,
+                    });
+                }
+            }
+            Command::PlayConference { conference, clip } => {
+                if let Some(c) = self.conferences.get_mut(&conference) {
+                    c.play_tone(clip);
+                }
+            }
             Command::DetachLeg(id) => {
                 if let Some(leg) = self.take_leg(id) {
                     let leg = leg.detach();
@@ -798,16 +822,40 @@ impl CoreState {
                     continue;
                 };
                 let mix = conf.mix_for(m);
-                if let Some(payload) = conf.encoded(mix, codec) {
-                    self.send_audio(slot, pt, payload, tx);
+                let prompt = self.leg_mut(slot).and_then(|l| l.player.as_mut()).map(|p| {
+                    let mut frame = conf.pcm(mix).to_vec();
+                    (p.mix_into(&mut frame), p.id, frame)
+                });
+                match prompt {
+                    // A prompt over the mix: only this leg hears it, so its own encoder.
+                    Some((more, play_id, frame)) => {
+                        if !more {
+                            if let Some(l) = self.leg_mut(slot) {
+                                l.player = None;
+                            }
+                            self.emit(Event::PlayDone {
+                                leg: m,
+                                id: play_id,
+                                completed: true,
+                            });
+                        }
+                        self.send_private(slot, &frame, tx);
+                    }
+                    None => {
+                        if let Some(payload) = conf.encoded(mix, codec) {
+                            self.send_audio(slot, pt, payload, tx);
+                        }
+                    }
                 }
             }
             self.conferences.insert(cid, conf);
         }
     }
 
-    /// Sends one frame of mixed audio to a leg, in its outbound stream.
+    /// Sends one frame of audio the engine made (a mix, a prompt) to a leg, in its outbound
+    /// stream: payload type `pt`, the leg's SSRC and numbering, its SRTP.
     fn send_audio(&mut self, slot: LegSlot, pt: crate::rtp::Pt, payload: &[u8], tx: &mut TxQueue) {
+        let tick_ms = self.tick_ms;
         let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -816,17 +864,17 @@ impl CoreState {
             self.counters.inc(Metric::DropNoRemote);
             return;
         };
-        let tick_ms = self.tick_ms;
-        let Some((_, audio)) = &mut leg.conference else {
+        let Some(format) = leg.audio_format else {
             return;
         };
-        let marker = audio.out_seq == 0 && audio.out_ts == 0;
-        let (seq, ts) = leg
-            .out_numbering
-            .map(MIX_SOURCE, audio.out_seq, audio.out_ts);
-        audio.out_seq = audio.out_seq.wrapping_add(1);
-        let clock = audio.format().codec.rtp_clock_rate();
-        audio.out_ts = audio.out_ts.wrapping_add(clock * tick_ms / 1000);
+        let (out_seq, out_ts) = leg.audio_out;
+        let marker = out_seq == 0 && out_ts == 0;
+        let (seq, ts) = leg.out_numbering.map(MIX_SOURCE, out_seq, out_ts);
+        let clock = format.codec.rtp_clock_rate();
+        leg.audio_out = (
+            out_seq.wrapping_add(1),
+            out_ts.wrapping_add(clock * tick_ms / 1000),
+        );
         let ssrc = leg.local_ssrc;
         let mut protect_failed = false;
         let queued = tx.send_with(leg.rtp_sock, dst, |out| {
@@ -859,6 +907,102 @@ impl CoreState {
                 Metric::DropTxFull
             });
         }
+    }
+
+    /// Encodes `frame` (16 kHz) with the leg's own encoder and sends it to the leg.
+    fn send_private(&mut self, slot: LegSlot, frame: &[i16], tx: &mut TxQueue) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let Some(format) = leg.audio_format else {
+            return;
+        };
+        if leg.private_encoder.as_ref().map(|e| e.codec()) != Some(format.codec) {
+            leg.private_encoder = PrivateEncoder::new(format.codec);
+        }
+        let Some(enc) = leg.private_encoder.as_mut() else {
+            return;
+        };
+        if !enc.encode(frame) {
+            return;
+        }
+        let payload = std::mem::take(&mut enc.payload);
+        self.send_audio(slot, format.pt, &payload, tx);
+        if let Some(enc) = self.leg_mut(slot).and_then(|l| l.private_encoder.as_mut()) {
+            enc.payload = payload;
+        }
+    }
+
+    /// Starts a playback on a leg (ending the one before).
+    fn play(&mut self, id: LegId, clip: std::sync::Arc<[i16]>, play_id: u32) {
+        let Some(slot) = self.by_id.get(&id).copied() else {
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let playable = leg
+            .audio_format
+            .is_some_and(|f| f.codec.encoder().is_some());
+        let old = leg.player.take();
+        if playable {
+            leg.player = Some(Player::new(clip, play_id));
+            if !self.playing.contains(&slot) {
+                self.playing.push(slot);
+            }
+        }
+        if let Some(old) = old {
+            self.emit(Event::PlayDone {
+                leg: id,
+                id: old.id,
+                completed: false,
+            });
+        }
+        if !playable {
+            self.emit(Event::PlayDone {
+                leg: id,
+                id: play_id,
+                completed: false,
+            });
+        }
+    }
+
+    /// Plays one tick of each leg's clip to legs outside conferences (conference legs hear
+    /// theirs over the mix, in `mix_conferences`).
+    fn play_prompts(&mut self, tx: &mut TxQueue) {
+        let frame_len = (crate::mixer::MIX_RATE * self.tick_ms / 1000) as usize;
+        let mut playing = std::mem::take(&mut self.playing);
+        let mut frame = std::mem::take(&mut self.scratch_frame);
+        playing.retain(|&slot| {
+            let Some(leg) = self.leg_mut(slot) else {
+                return false;
+            };
+            if leg.conference.is_some() {
+                return leg.player.is_some();
+            }
+            let id = leg.id;
+            let Some(player) = leg.player.as_mut() else {
+                return false;
+            };
+            frame.clear();
+            frame.resize(frame_len, 0);
+            let more = player.mix_into(&mut frame);
+            let send = leg.send;
+            if !more && let Some(done) = leg.player.take() {
+                self.emit(Event::PlayDone {
+                    leg: id,
+                    id: done.id,
+                    completed: true,
+                });
+            }
+            if send {
+                self.send_private(slot, &frame, tx);
+            }
+            more
+        });
+        self.playing = playing;
+        self.scratch_frame = frame;
     }
 
     fn link(&mut self, from: LegId, to: LegId, connect: bool) {
@@ -895,6 +1039,9 @@ impl CoreState {
         self.check_dtmf_timeouts(now);
         if !self.conferences.is_empty() {
             self.mix_conferences(now, tx);
+        }
+        if !self.playing.is_empty() {
+            self.play_prompts(tx);
         }
         let late_us = tick.late.as_micros() as u64;
         if late_us > self.counters.get(Metric::TickLateMaxUs) {
@@ -1725,6 +1872,93 @@ mod tests {
             let conf = &r.state.conferences[&ConferenceId(7)];
             assert!(conf.encodes() <= 150 * 4, "{} encodes", conf.encodes());
             assert_eq!(r.state.counters.get(Metric::MixedOut), 450);
+        }
+
+        #[test]
+        fn prompts_play_to_one_leg_and_tones_to_the_conference() {
+            let mut r = Rig::new();
+            let clip: std::sync::Arc<[i16]> = (0..16_000)
+                .map(|n| {
+                    (6_000.0 * (2.0 * std::f64::consts::PI * 600.0 * n as f64 / 16_000.0).sin())
+                        as i16
+                })
+                .collect();
+            for i in 1..=2u32 {
+                let mut c = LegConfig::new(LegId(i));
+                c.remote_rtp = Some(addr(9500 + i as u16 * 2));
+                c.latch = false;
+                c.audio = Some(AudioFormat {
+                    codec: AudioCodec::Pcma,
+                    pt: Pt(8),
+                    cn_pt: None,
+                });
+                r.create(c);
+            }
+            // Leg 1 is in the IVR (no conference): it hears the prompt and nothing else.
+            r.state.on_command(
+                r.now,
+                Command::Play {
+                    leg: LegId(1),
+                    clip: clip.clone(),
+                    id: 9,
+                },
+            );
+            // Leg 2 is alone in a conference: it hears the join tone.
+            let join = Command::JoinConference {
+                leg: LegId(2),
+                conference: ConferenceId(1),
+            };
+            r.state.on_command(r.now, join);
+            let tone = Command::PlayConference {
+                conference: ConferenceId(1),
+                clip: clip.clone(),
+            };
+            r.state.on_command(r.now, tone);
+            let mut heard: [Vec<i16>; 2] = [Vec::new(), Vec::new()];
+            let mut sent = Vec::new();
+            for index in 0..60u64 {
+                let t = Tick {
+                    index,
+                    at: r.now,
+                    late: Duration::ZERO,
+                    skipped: 0,
+                };
+                r.state
+                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                r.tx.take_queued(&mut sent);
+                for e in sent.drain(..) {
+                    let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
+                    assert_eq!(p.pt(), Pt(8));
+                    let who = usize::from(e.dst.port() != 9502);
+                    g711::decode_into(g711::Law::A, p.payload(), &mut heard[who]);
+                    r.tx.release(e.slot);
+                }
+                r.now += Duration::from_millis(20);
+            }
+            let done: Vec<_> = r
+                .events()
+                .into_iter()
+                .filter(|e| matches!(e, Event::PlayDone { .. }))
+                .collect();
+            assert!(
+                matches!(
+                    done.as_slice(),
+                    [Event::PlayDone {
+                        leg: LegId(1),
+                        id: 9,
+                        completed: true
+                    }]
+                ),
+                "{done:?}"
+            );
+            // One second of prompt, then silence (nothing is sent once it is over).
+            assert_eq!(heard[0].len(), 50 * 160);
+            assert!(tone_share(&heard[0][800..7_200], 600.0) > 0.8);
+            // The conference member hears the tone for a second, then the (silent) mix.
+            assert_eq!(heard[1].len(), 60 * 160);
+            assert!(tone_share(&heard[1][800..7_200], 600.0) > 0.8);
+            assert!(heard[1][8_400..].iter().all(|&s| s.abs() < 16));
         }
 
         #[test]

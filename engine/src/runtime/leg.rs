@@ -10,7 +10,7 @@ use super::dtmf_receiver::DtmfReceiver;
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
 use super::seq_rewriter::SeqRewriter;
-use crate::mixer::LegAudio;
+use crate::mixer::{LegAudio, Player, PrivateEncoder};
 use crate::rtp::{Pt, RtpStreamRecv, Ssrc};
 use crate::srtp::{SrtpContext, SrtpError};
 
@@ -91,6 +91,13 @@ pub(crate) struct Leg {
     pub muted: bool,
     /// Sent no mix.
     pub deaf: bool,
+    /// A clip playing to this leg.
+    pub player: Option<Player>,
+    /// The leg's own encoder (prompts, private mixes), made on first use.
+    pub private_encoder: Option<PrivateEncoder>,
+    /// Sequence number and timestamp of the audio the engine originates for this leg,
+    /// before its outbound renumbering.
+    pub audio_out: (u16, u32),
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -143,6 +150,9 @@ impl Leg {
             conference: None,
             muted: false,
             deaf: false,
+            player: None,
+            private_encoder: None,
+            audio_out: (0, 0),
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);

@@ -1,0 +1,782 @@
+//! The conference service state machine (see the module page).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_engine::codecs::prompts::{self, Prompt, PromptSet};
+use chorus_engine::codecs::tones;
+use chorus_engine::runtime::{Command, ConferenceId, CoreId, LegId};
+
+/// Settings of the conference service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Unknown conference IDs entered in the IVR create a room without PIN.
+    pub allow_adhoc: bool,
+    /// The Request-URI user of the echo test.
+    pub echo_user: String,
+    /// Tries at the conference ID and at the PIN before goodbye.
+    pub max_attempts: u32,
+    /// How long the IVR waits for digits after its prompt.
+    pub digit_timeout: Duration,
+    /// Wrong PINs from one source address before it is refused for `lockout_for`.
+    pub lockout_failures: u32,
+    /// How long a source is refused after too many wrong PINs.
+    pub lockout_for: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            allow_adhoc: true,
+            echo_user: "echo".into(),
+            max_attempts: 3,
+            digit_timeout: Duration::from_secs(10),
+            lockout_failures: 5,
+            lockout_for: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the directory says of a conference.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConferenceInfo {
+    /// Its ID (digits).
+    pub id: String,
+    /// Callers must key a PIN.
+    pub has_pin: bool,
+    /// Most participants at once (None: no limit).
+    pub max_participants: Option<u32>,
+    /// Participants wait (not mixed, hearing the waiting prompt) until a moderator is there.
+    pub wait_for_moderator: bool,
+}
+
+/// The directory's verdict on a PIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAnswer {
+    /// The participant PIN.
+    Participant,
+    /// The moderator PIN.
+    Moderator,
+    /// Neither.
+    Wrong,
+}
+
+/// A call the UA answered.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// Its Call-ID.
+    pub call_id: String,
+    /// Its media leg and the core it is on.
+    pub leg: LegId,
+    /// The core.
+    pub core: CoreId,
+    /// The Request-URI user part.
+    pub user: String,
+    /// Where the call came from.
+    pub source: IpAddr,
+}
+
+/// What the service wants done.
+#[derive(Debug)]
+pub enum Output {
+    /// A command to a core.
+    Engine {
+        /// The core.
+        core: CoreId,
+        /// The command.
+        command: Command,
+    },
+    /// End a call with BYE.
+    Hangup {
+        /// The call.
+        call_id: String,
+        /// Why (for the Reason header and the logs).
+        reason: &'static str,
+    },
+    /// Move a call's leg to another core (`UserAgent::move_call`); `call_moved` follows.
+    Move {
+        /// The call.
+        call_id: String,
+        /// The core of its conference.
+        core: CoreId,
+    },
+    /// Ask the directory about a conference; answer with `lookup_result`.
+    Lookup {
+        /// The call asking.
+        call_id: String,
+        /// The conference ID.
+        conference: String,
+    },
+    /// Ask the directory whether a PIN is right; answer with `pin_result`.
+    CheckPin {
+        /// The call asking.
+        call_id: String,
+        /// The conference ID.
+        conference: String,
+        /// The digits keyed.
+        pin: String,
+    },
+    /// Something an operator wants in the log (joins, leaves, lockouts, key commands).
+    Log(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Waiting for the directory to say whether the dialed user is a conference.
+    Routing,
+    /// The echo test.
+    Echo,
+    /// Collecting the conference ID.
+    EnterId,
+    /// Waiting for the directory about the ID keyed.
+    LookingUp,
+    /// Collecting the PIN of this conference.
+    EnterPin(ConferenceInfo),
+    /// Waiting for the directory about the PIN.
+    CheckingPin(ConferenceInfo),
+    /// The leg is moving to the room's core; join when it arrives.
+    Moving(ConferenceInfo, bool),
+    /// In a room.
+    Joined,
+    /// Saying goodbye; hang up when the prompts are done.
+    Leaving(&'static str),
+}
+
+#[derive(Debug)]
+struct Call {
+    info: CallInfo,
+    state: State,
+    /// Clips to play after the current one.
+    queue: VecDeque<Arc<[i16]>>,
+    /// The playback in progress, by id.
+    playing: Option<u32>,
+    digits: String,
+    attempts: u32,
+    /// Bumped whenever the digit timer is re-armed or cancelled (stale heap entries).
+    timer_gen: u64,
+    room: Option<String>,
+    moderator: bool,
+    muted: bool,
+    /// `*` was pressed in the conference at this time.
+    star_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Room {
+    id: ConferenceId,
+    core: CoreId,
+    info: ConferenceInfo,
+    members: Vec<String>,
+    locked: bool,
+    moderators: usize,
+}
+
+/// The conference service.
+pub struct ConferenceService {
+    cfg: ServiceConfig,
+    prompts: PromptSet,
+    join_tone: Arc<[i16]>,
+    leave_tone: Arc<[i16]>,
+    calls: HashMap<String, Call>,
+    by_leg: HashMap<LegId, String>,
+    rooms: HashMap<String, Room>,
+    /// Wrong PINs per source: (count, refused until).
+    failures: HashMap<IpAddr, (u32, Option<Instant>)>,
+    timers: BinaryHeap<Reverse<(Instant, String, u64)>>,
+    next_conference: u32,
+    next_play: u32,
+    out: VecDeque<Output>,
+}
+
+const STAR_WINDOW: Duration = Duration::from_secs(3);
+
+impl ConferenceService {
+    /// A service speaking `prompts`.
+    pub fn new(cfg: ServiceConfig, prompts: PromptSet) -> Self {
+        ConferenceService {
+            cfg,
+            prompts,
+            join_tone: tones::join_tone(prompts::SAMPLE_RATE).into(),
+            leave_tone: tones::leave_tone(prompts::SAMPLE_RATE).into(),
+            calls: HashMap::new(),
+            by_leg: HashMap::new(),
+            rooms: HashMap::new(),
+            failures: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_conference: 1,
+            next_play: 1,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Live rooms.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Members of a room (by conference ID).
+    pub fn members(&self, conference: &str) -> usize {
+        self.rooms.get(conference).map_or(0, |r| r.members.len())
+    }
+
+    /// Next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn engine(&mut self, core: CoreId, command: Command) {
+        self.out.push_back(Output::Engine { core, command });
+    }
+
+    // ---- calls -----------------------------------------------------------------------------
+
+    /// A call was answered and its leg exists.
+    pub fn call_started(&mut self, now: Instant, info: CallInfo) {
+        let call_id = info.call_id.clone();
+        let user = info.user.clone();
+        self.by_leg.insert(info.leg, call_id.clone());
+        let call = Call {
+            info,
+            state: State::Routing,
+            queue: VecDeque::new(),
+            playing: None,
+            digits: String::new(),
+            attempts: 0,
+            timer_gen: 0,
+            room: None,
+            moderator: false,
+            muted: false,
+            star_at: None,
+        };
+        self.calls.insert(call_id.clone(), call);
+        if user == self.cfg.echo_user {
+            let Some(call) = self.calls.get_mut(&call_id) else {
+                return;
+            };
+            call.state = State::Echo;
+            let (core, leg) = (call.info.core, call.info.leg);
+            self.engine(core, Command::Connect { from: leg, to: leg });
+            return;
+        }
+        if let Some(room) = self.rooms.get(&user) {
+            let info = room.info.clone();
+            return self.conference_found(&call_id, info);
+        }
+        if is_conference_id(&user) {
+            self.out.push_back(Output::Lookup {
+                call_id,
+                conference: user,
+            });
+        } else {
+            self.start_ivr(now, &call_id);
+        }
+    }
+
+    /// A call ended (either side); its leg is being removed by the UA.
+    pub fn call_ended(&mut self, call_id: &str) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        self.by_leg.remove(&call.info.leg);
+        let Some(room_id) = call.room else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(&room_id) else {
+            return;
+        };
+        room.members.retain(|m| m != call_id);
+        if call.moderator {
+            room.moderators = room.moderators.saturating_sub(1);
+        }
+        let (core, id, left) = (room.core, room.id, room.members.len());
+        self.out.push_back(Output::Log(format!(
+            "{call_id} left conference {room_id} ({left} remain)"
+        )));
+        if left == 0 {
+            self.rooms.remove(&room_id);
+        } else {
+            let clip = self.leave_tone.clone();
+            self.engine(core, Command::PlayConference { conference: id, clip });
+        }
+    }
+
+    /// The directory's answer about a conference ID.
+    pub fn lookup_result(&mut self, now: Instant, call_id: &str, found: Option<ConferenceInfo>) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        let routing = call.state == State::Routing;
+        let keyed = call.digits.clone();
+        match found {
+            Some(info) => self.conference_found(call_id, info),
+            // Dialed a number that is no conference: the IVR.
+            None if routing => self.start_ivr(now, call_id),
+            None if self.cfg.allow_adhoc => {
+                let info = ConferenceInfo {
+                    id: keyed,
+                    ..ConferenceInfo::default()
+                };
+                self.conference_found(call_id, info);
+            }
+            None => self.retry(call_id, Prompt::InvalidId, State::EnterId),
+        }
+    }
+
+    /// The directory's answer about a PIN.
+    pub fn pin_result(&mut self, now: Instant, call_id: &str, answer: PinAnswer) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let State::CheckingPin(info) = call.state.clone() else {
+            return;
+        };
+        let source = call.info.source;
+        match answer {
+            PinAnswer::Wrong => {
+                let count = {
+                    let entry = self.failures.entry(source).or_insert((0, None));
+                    entry.0 += 1;
+                    if entry.0 >= self.cfg.lockout_failures {
+                        entry.1 = Some(now + self.cfg.lockout_for);
+                    }
+                    entry.0
+                };
+                if count >= self.cfg.lockout_failures {
+                    self.out.push_back(Output::Log(format!(
+                        "{source} locked out after {count} wrong PINs"
+                    )));
+                    return self.leave(call_id, &[Prompt::TooManyAttempts, Prompt::Goodbye], "too many wrong PINs");
+                }
+                self.retry(call_id, Prompt::InvalidPin, State::EnterPin(info));
+            }
+            PinAnswer::Participant | PinAnswer::Moderator => {
+                self.failures.remove(&source);
+                self.join(call_id, info, answer == PinAnswer::Moderator);
+            }
+        }
+    }
+
+    /// The call's leg arrived on the room's core.
+    pub fn call_moved(&mut self, call_id: &str, core: CoreId) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.info.core = core;
+        if let State::Moving(info, moderator) = call.state.clone() {
+            self.join(call_id, info, moderator);
+        }
+    }
+
+    /// The move failed (the leg stays where it is): mix it where it is if the room is there,
+    /// else tell the caller and hang up.
+    pub fn move_failed(&mut self, call_id: &str) {
+        self.leave(call_id, &[Prompt::Goodbye], "could not reach the conference's core");
+    }
+
+    // ---- the IVR ---------------------------------------------------------------------------
+
+    fn start_ivr(&mut self, now: Instant, call_id: &str) {
+        if self.locked_out(now, call_id) {
+            return;
+        }
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.state = State::EnterId;
+            call.digits.clear();
+        }
+        self.play(call_id, &[Prompt::Welcome, Prompt::EnterConferenceId]);
+    }
+
+    fn locked_out(&mut self, now: Instant, call_id: &str) -> bool {
+        let Some(source) = self.calls.get(call_id).map(|c| c.info.source) else {
+            return true;
+        };
+        match self.failures.get(&source) {
+            Some((_, Some(until))) if *until > now => {
+                self.out.push_back(Output::Log(format!("{source} refused: locked out")));
+                self.leave(call_id, &[Prompt::TooManyAttempts, Prompt::Goodbye], "locked out");
+                true
+            }
+            Some((_, Some(_))) => {
+                self.failures.remove(&source);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A wrong entry: say so and ask again, or goodbye after the last attempt.
+    fn retry(&mut self, call_id: &str, said: Prompt, state: State) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.attempts += 1;
+        call.digits.clear();
+        if call.attempts >= self.cfg.max_attempts {
+            return self.leave(call_id, &[said, Prompt::Goodbye], "too many attempts");
+        }
+        let ask = if matches!(state, State::EnterPin(_)) {
+            Prompt::EnterPin
+        } else {
+            Prompt::EnterConferenceId
+        };
+        call.state = state;
+        self.play(call_id, &[said, ask]);
+    }
+
+    fn conference_found(&mut self, call_id: &str, info: ConferenceInfo) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.digits.clear();
+        call.attempts = 0;
+        if info.has_pin {
+            call.state = State::EnterPin(info);
+            self.play(call_id, &[Prompt::EnterPin]);
+        } else {
+            self.join(call_id, info, false);
+        }
+    }
+
+    /// A key from the caller (RFC 4733 or INFO).
+    pub fn dtmf(&mut self, now: Instant, call_id: &str, key: char) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        match call.state.clone() {
+            State::EnterId | State::EnterPin(_) => {
+                // Barge-in: the first key stops the prompt.
+                if call.playing.is_some() || !call.queue.is_empty() {
+                    call.queue.clear();
+                    let (core, leg) = (call.info.core, call.info.leg);
+                    self.engine(core, Command::StopPlay(leg));
+                }
+                let Some(call) = self.calls.get_mut(call_id) else {
+                    return;
+                };
+                match key {
+                    '#' => self.submit(now, call_id),
+                    '*' => call.digits.clear(),
+                    d if d.is_ascii_digit() && call.digits.len() < 20 => {
+                        call.digits.push(d);
+                        self.arm_digit_timer(now, call_id);
+                    }
+                    _ => {}
+                }
+            }
+            State::Joined => self.in_call_key(now, call_id, key),
+            _ => {}
+        }
+    }
+
+    /// The caller finished an entry with `#` (or stopped keying).
+    fn submit(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.timer_gen += 1;
+        let digits = call.digits.clone();
+        match call.state.clone() {
+            State::EnterId => {
+                if digits.is_empty() || !is_conference_id(&digits) {
+                    return self.retry(call_id, Prompt::InvalidId, State::EnterId);
+                }
+                if let Some(room) = self.rooms.get(&digits) {
+                    let info = room.info.clone();
+                    return self.conference_found(call_id, info);
+                }
+                call.state = State::LookingUp;
+                self.out.push_back(Output::Lookup {
+                    call_id: call_id.to_string(),
+                    conference: digits,
+                });
+            }
+            State::EnterPin(info) => {
+                if digits.is_empty() {
+                    return self.retry(call_id, Prompt::InvalidPin, State::EnterPin(info));
+                }
+                call.state = State::CheckingPin(info.clone());
+                self.out.push_back(Output::CheckPin {
+                    call_id: call_id.to_string(),
+                    conference: info.id,
+                    pin: digits,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn arm_digit_timer(&mut self, now: Instant, call_id: &str) {
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.timer_gen += 1;
+            let at = now + self.cfg.digit_timeout;
+            self.timers
+                .push(Reverse((at, call_id.to_string(), call.timer_gen)));
+        }
+    }
+
+    /// Fires the digit timers due: keys typed without `#` are taken as the entry; no keys at
+    /// all count as a wrong entry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, call_id, generation))) = self.timers.pop() else {
+                break;
+            };
+            let current = self.calls.get(&call_id).is_some_and(|c| {
+                c.timer_gen == generation && matches!(c.state, State::EnterId | State::EnterPin(_))
+            });
+            if current {
+                self.submit(now, &call_id);
+            }
+        }
+    }
+
+    // ---- rooms ---------------------------------------------------------------------------
+
+    fn join(&mut self, call_id: &str, info: ConferenceInfo, moderator: bool) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        let core = call.info.core;
+        let room = self.rooms.get(&info.id);
+        if let Some(room) = room {
+            if room.locked && !moderator {
+                return self.leave(call_id, &[Prompt::ConferenceLocked, Prompt::Goodbye], "conference locked");
+            }
+            if room
+                .info
+                .max_participants
+                .is_some_and(|max| room.members.len() as u32 >= max)
+            {
+                return self.leave(call_id, &[Prompt::ConferenceFull, Prompt::Goodbye], "conference full");
+            }
+            if room.core != core {
+                let to = room.core;
+                if let Some(call) = self.calls.get_mut(call_id) {
+                    call.state = State::Moving(info, moderator);
+                }
+                self.out.push_back(Output::Move {
+                    call_id: call_id.to_string(),
+                    core: to,
+                });
+                return;
+            }
+        }
+        let next = ConferenceId(self.next_conference);
+        let room = self.rooms.entry(info.id.clone()).or_insert_with(|| Room {
+            id: next,
+            core,
+            info: info.clone(),
+            members: Vec::new(),
+            locked: false,
+            moderators: 0,
+        });
+        if room.id == next {
+            self.next_conference += 1;
+        }
+        room.members.push(call_id.to_string());
+        if moderator {
+            room.moderators += 1;
+        }
+        let (conference, count) = (room.id, room.members.len() as u32);
+        let waiting = room.info.wait_for_moderator && room.moderators == 0;
+        let moderator_arrived = moderator && room.moderators == 1 && room.info.wait_for_moderator;
+        let others: Vec<String> = room.members.iter().filter(|m| *m != call_id).cloned().collect();
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.state = State::Joined;
+        call.room = Some(info.id.clone());
+        call.moderator = moderator;
+        let leg = call.info.leg;
+        self.out.push_back(Output::Log(format!(
+            "{call_id} joined conference {} as {} ({count} in it)",
+            info.id,
+            if moderator { "moderator" } else { "participant" }
+        )));
+        self.engine(core, Command::JoinConference { leg, conference });
+        if waiting {
+            self.engine(core, Command::SetLegAudio { leg, mute: true, deaf: true });
+            self.play(call_id, &[Prompt::WaitingForModerator]);
+        } else {
+            let announcement = if count == 1 {
+                vec![Prompt::FirstParticipant]
+            } else {
+                prompts::participant_count(count)
+            };
+            self.play(call_id, &announcement);
+        }
+        if moderator_arrived {
+            for m in others {
+                if let Some(c) = self.calls.get(&m) {
+                    let leg = c.info.leg;
+                    let mute = c.muted;
+                    self.engine(core, Command::SetLegAudio { leg, mute, deaf: false });
+                }
+            }
+        }
+        let clip = self.join_tone.clone();
+        self.engine(core, Command::PlayConference { conference, clip });
+    }
+
+    fn in_call_key(&mut self, now: Instant, call_id: &str, key: char) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if key == '*' {
+            call.star_at = Some(now);
+            return;
+        }
+        let armed = call
+            .star_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) <= STAR_WINDOW);
+        if !armed {
+            return;
+        }
+        let (core, leg, moderator) = (call.info.core, call.info.leg, call.moderator);
+        let Some(room_id) = call.room.clone() else {
+            return;
+        };
+        match key {
+            '1' => {
+                let count = self.members(&room_id) as u32;
+                self.play(call_id, &prompts::participant_count(count));
+            }
+            '6' => {
+                call.muted = !call.muted;
+                let mute = call.muted;
+                self.engine(core, Command::SetLegAudio { leg, mute, deaf: false });
+                self.play(call_id, &[if mute { Prompt::Muted } else { Prompt::Unmuted }]);
+                self.out.push_back(Output::Log(format!("{call_id} {}", if mute { "muted" } else { "unmuted" })));
+            }
+            '7' if moderator => {
+                let Some(room) = self.rooms.get_mut(&room_id) else {
+                    return;
+                };
+                room.locked = !room.locked;
+                let locked = room.locked;
+                self.play(call_id, &[if locked { Prompt::Locked } else { Prompt::Unlocked }]);
+                self.out.push_back(Output::Log(format!("conference {room_id} {}", if locked { "locked" } else { "unlocked" })));
+            }
+            '8' if moderator => {
+                let members: Vec<String> = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| r.members.clone())
+                    .unwrap_or_default();
+                for m in members.iter().filter(|m| *m != call_id) {
+                    if let Some(c) = self.calls.get_mut(m) {
+                        c.muted = true;
+                        let (core, leg) = (c.info.core, c.info.leg);
+                        self.engine(core, Command::SetLegAudio { leg, mute: true, deaf: false });
+                    }
+                }
+                self.out.push_back(Output::Log(format!("conference {room_id}: all muted by {call_id}")));
+            }
+            '9' if moderator => {
+                let members: Vec<String> = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| r.members.clone())
+                    .unwrap_or_default();
+                for m in members {
+                    self.leave(&m, &[Prompt::Ended, Prompt::Goodbye], "conference ended by the moderator");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- prompts ---------------------------------------------------------------------------
+
+    /// Queues prompts for a call; playing starts if nothing plays.
+    fn play(&mut self, call_id: &str, list: &[Prompt]) {
+        let clips: Vec<Arc<[i16]>> = list.iter().map(|&p| self.prompts.get(p)).collect();
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.queue.extend(clips);
+        if call.playing.is_none() {
+            self.play_next(call_id);
+        }
+    }
+
+    fn play_next(&mut self, call_id: &str) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Some(clip) = call.queue.pop_front() else {
+            call.playing = None;
+            return;
+        };
+        let id = self.next_play;
+        self.next_play = self.next_play.wrapping_add(1);
+        call.playing = Some(id);
+        let (core, leg) = (call.info.core, call.info.leg);
+        self.engine(core, Command::Play { leg, clip, id });
+    }
+
+    /// A playback ended on a leg.
+    pub fn play_done(&mut self, now: Instant, leg: LegId, id: u32) {
+        let Some(call_id) = self.by_leg.get(&leg).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        if call.playing != Some(id) {
+            return; // an older playback, replaced or stopped
+        }
+        call.playing = None;
+        if !call.queue.is_empty() {
+            return self.play_next(&call_id);
+        }
+        match call.state {
+            State::Leaving(reason) => self.out.push_back(Output::Hangup {
+                call_id,
+                reason,
+            }),
+            // The question was asked: wait for keys.
+            State::EnterId | State::EnterPin(_) if call.digits.is_empty() => {
+                self.arm_digit_timer(now, &call_id)
+            }
+            _ => {}
+        }
+    }
+
+    /// Says goodbye (`list`) and hangs up when it has been heard.
+    fn leave(&mut self, call_id: &str, list: &[Prompt], reason: &'static str) {
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        call.state = State::Leaving(reason);
+        call.timer_gen += 1;
+        call.queue.clear();
+        let (core, leg) = (call.info.core, call.info.leg);
+        if call.room.is_some() {
+            // Out of the mix at once; the goodbye is heard alone.
+            self.engine(core, Command::LeaveConference(leg));
+        }
+        self.out.push_back(Output::Log(format!("{call_id}: {reason}")));
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.playing = None;
+        }
+        self.play(call_id, list);
+    }
+}
+
+/// Conference IDs are 1 to 20 digits.
+pub fn is_conference_id(s: &str) -> bool {
+    (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}

@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::directory::{
-    CdrFilter, Conference, ConferenceId, ConferenceSpec, Directory, DirectoryError, UnixMs,
+    CdrFilter, Conference, ConferenceId, ConferenceSpec, DB_FILE, Directory, DirectoryError, UnixMs,
 };
 
 /// Where the database lives; the same default as `chorus serve`.
 #[derive(Args, Debug)]
 pub struct DataDirArg {
-    /// The server's data directory, holding chorus.db [default: ./chorus-data]
+    /// The server's data directory, holding chorus.db
     #[arg(
         long,
         value_name = "DIR",
@@ -140,11 +140,15 @@ fn run_conference(args: ConferenceArgs) -> Result<(), DirectoryError> {
                     join_tones: !c.no_join_tones,
                 },
             };
+            spec.validate()?;
             Directory::open(&args.dir.data_dir)?.create(&spec)?;
             println!("conference {} created", spec.id);
         }
         ConferenceCmd::List => {
-            let all = Directory::open(&args.dir.data_dir)?.list()?;
+            let all = match existing(&args.dir.data_dir)? {
+                Some(d) => d.list()?,
+                None => Vec::new(),
+            };
             if all.is_empty() {
                 println!("no conferences");
                 return Ok(());
@@ -178,9 +182,11 @@ fn run_conference(args: ConferenceArgs) -> Result<(), DirectoryError> {
         }
         ConferenceCmd::Show { id } => {
             let id: ConferenceId = id.parse()?;
-            let c = Directory::open(&args.dir.data_dir)?
-                .get(&id)?
-                .ok_or(DirectoryError::UnknownConference(id))?;
+            let found = match existing(&args.dir.data_dir)? {
+                Some(d) => d.get(&id)?,
+                None => None,
+            };
+            let c = found.ok_or(DirectoryError::UnknownConference(id))?;
             let yes = |b: bool| if b { "yes" } else { "no" };
             println!("conference: {}", c.id);
             println!("name: {}", c.name.as_deref().unwrap_or("-"));
@@ -199,7 +205,11 @@ fn run_conference(args: ConferenceArgs) -> Result<(), DirectoryError> {
         }
         ConferenceCmd::Delete { id } => {
             let id: ConferenceId = id.parse()?;
-            if !Directory::open(&args.dir.data_dir)?.delete(&id)? {
+            let deleted = match existing(&args.dir.data_dir)? {
+                Some(d) => d.delete(&id)?,
+                None => false,
+            };
+            if !deleted {
                 return Err(DirectoryError::UnknownConference(id));
             }
             println!("conference {id} deleted");
@@ -213,10 +223,13 @@ fn run_cdr(args: CdrArgs) -> Result<(), DirectoryError> {
         conference: args.conference.as_deref().map(str::parse).transpose()?,
         limit: args.limit,
     };
-    let dir = Directory::open(&args.dir.data_dir)?;
+    let dir = existing(&args.dir.data_dir)?;
     let mut out = std::io::stdout().lock();
     if args.conferences {
-        let rows = dir.cdr_conferences(&filter)?;
+        let rows = match &dir {
+            Some(d) => d.cdr_conferences(&filter)?,
+            None => Vec::new(),
+        };
         if args.json {
             for r in &rows {
                 let _ = writeln!(out, "{}", r.to_json());
@@ -253,7 +266,10 @@ fn run_cdr(args: CdrArgs) -> Result<(), DirectoryError> {
         );
         return Ok(());
     }
-    let rows = dir.cdr_legs(&filter)?;
+    let rows = match &dir {
+        Some(d) => d.cdr_legs(&filter)?,
+        None => Vec::new(),
+    };
     if args.json {
         for r in &rows {
             let _ = writeln!(out, "{}", r.to_json());
@@ -303,6 +319,16 @@ fn run_cdr(args: CdrArgs) -> Result<(), DirectoryError> {
         &table,
     );
     Ok(())
+}
+
+/// The directory, if its database exists: commands that only read or delete do not leave a
+/// new database behind when run with the wrong `--data-dir` (they find nothing there).
+fn existing(data_dir: &std::path::Path) -> Result<Option<Directory>, DirectoryError> {
+    if data_dir.join(DB_FILE).exists() {
+        Directory::open(data_dir).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 fn set_or_none(set: bool) -> &'static str {

@@ -33,6 +33,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the server: start the media cores and serve until SIGINT or SIGTERM.

@@ -107,8 +107,18 @@ fn create_list_show_duplicate_delete() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
     }
-    let show12 = out(&chorus(&dir, &["conference", "show", "12"]));
-    assert!(show12.contains("pin: none"), "{show12}");
+    // --data-dir also goes before the subcommand.
+    let show12 = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "conference",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "show",
+            "12",
+        ])
+        .output()
+        .unwrap();
+    assert!(out(&show12).contains("pin: none"), "{}", err(&show12));
     // PINs are never printed, nor stored in clear.
     let db = std::fs::read(dir.join("chorus.db")).unwrap();
     for pin in ["97531", "864208"] {
@@ -180,7 +190,8 @@ fn bad_input_is_one_line_and_exit_2() {
         &chorus(&dir, &["cdr", "--conference", "abc"]),
         "must be digits only",
     );
-    // Nothing was created by the refusals.
+    // Nothing was created by the refusals, not even an empty database.
+    assert!(!dir.join("chorus.db").exists());
     assert_eq!(
         out(&chorus(&dir, &["conference", "list"])).trim(),
         "no conferences"

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{DirectoryError, UnixMs};
+use super::{DirectoryError, PinKind, UnixMs};
 
 /// Longest conference ID (digits) accepted: callers key it on a phone.
 pub const ID_MAX_DIGITS: usize = 20;
@@ -106,8 +106,15 @@ impl ConferenceSpec {
         }
     }
 
-    /// Checks everything but the PINs' format (which hashing checks) and uniqueness.
-    pub(super) fn validate(&self) -> Result<(), DirectoryError> {
+    /// Checks everything but uniqueness: the name, the limit, both PINs' format, and that
+    /// the two PINs differ. `Directory::create` checks it too.
+    pub fn validate(&self) -> Result<(), DirectoryError> {
+        if let Some(p) = &self.pin {
+            super::pin::validate(PinKind::Participant, p)?;
+        }
+        if let Some(p) = &self.moderator_pin {
+            super::pin::validate(PinKind::Moderator, p)?;
+        }
         if let Some(name) = &self.name {
             if name.chars().count() > NAME_MAX_CHARS {
                 return Err(DirectoryError::BadName("must be at most 100 characters"));
@@ -189,5 +196,7 @@ mod tests {
         assert!(matches!(s.validate(), Err(DirectoryError::SamePins)));
         s.moderator_pin = Some("4321".into());
         assert!(s.validate().is_ok());
+        s.moderator_pin = Some("43".into());
+        assert!(matches!(s.validate(), Err(DirectoryError::BadPin { .. })));
     }
 }

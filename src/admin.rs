@@ -373,6 +373,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         let mut l = String::new();
         for (cell, w) in cells.zip(&widths) {
             l.push_str(cell);
+            // INVARIANT: `w` is the widest cell of this column, so the subtraction is >= 0.
             l.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
         }
         text.push_str(l.trim_end());

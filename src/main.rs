@@ -13,7 +13,12 @@ use chorus_signaling::uac::{Uac, UacConfig};
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 
+mod admin;
 mod config;
+// The record-writing half (legs, conference instances, PIN checks) is called by the
+// conferencing layer (IVR, mixer) when it lands; the CLI and serve's start use the rest.
+#[allow(dead_code, unused_imports)]
+mod directory;
 mod sip;
 use config::{KEYS, ServeConfig, SipTransport};
 
@@ -28,10 +33,16 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the server: start the media cores and serve until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Manage the conference directory (DATA_DIR/chorus.db); works while a server runs.
+    Conference(admin::ConferenceArgs),
+    /// Print call detail records: one per leg (or per conference), newest first.
+    Cdr(admin::CdrArgs),
 }
 
 /// Settings for `serve`. Each is also a key of the `--config` file (same name with `_`);
@@ -226,6 +237,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Conference(args) => admin::conference(args),
+        Cmd::Cdr(args) => admin::cdr(args),
     }
 }
 
@@ -257,6 +270,11 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
 
 fn serve(cfg: ServeConfig) -> Result<()> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    // The directory's connection for this server; the control side will hand it to a
+    // thread of its own when conferencing is wired (it blocks: fsync, argon2).
+    let mut directory =
+        directory::Directory::open(&cfg.data_dir).context("opening the conference directory")?;
+    admin::close_interrupted(&mut directory).context("closing interrupted call records")?;
     let started = Instant::now();
     let mut tls_config = None;
     if cfg.wants_tls() {

@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub dir: PathBuf,
+    /// Remove `dir` on drop.
+    owns_dir: bool,
     /// The bound UDP SIP port.
     pub sip_port: u16,
     /// The bound TCP SIP port, when started with `tcp`.
     pub tcp_port: Option<u16>,
     log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -25,10 +28,19 @@ impl Server {
         Self::start_with(name, media, false, &[])
     }
 
-    /// Starts a server on a free UDP port, and a free TCP port when `tcp`, with extra flags.
+    /// Starts a server on a free UDP port, and a free TCP port when `tcp`, with extra flags,
+    /// on a fresh data directory removed on drop.
     pub fn start_with(name: &str, media: &str, tcp: bool, extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!("chorus-sip-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let mut server = Self::start_in(&dir, media, tcp, extra);
+        server.owns_dir = true;
+        server
+    }
+
+    /// Starts a server as `start_with` does, on the data directory `dir` as it is (new or
+    /// left by an earlier server), which stays in place on drop.
+    pub fn start_in(dir: &Path, media: &str, tcp: bool, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
         cmd.args(["serve", "--sip", "udp:127.0.0.1:0"]);
         if tcp {
@@ -72,7 +84,7 @@ impl Server {
         // Keep draining the log so the server never blocks on a full pipe; keep it for checks.
         let log = Arc::new(Mutex::new(log));
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
                 if n == 0 {
@@ -84,11 +96,24 @@ impl Server {
         });
         Server {
             child,
-            dir,
+            dir: dir.to_path_buf(),
+            owns_dir: false,
             sip_port,
             tcp_port,
             log,
+            reader: Some(reader),
         }
+    }
+
+    /// Stops the server with SIGTERM and returns its exit code and its whole log.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        // SAFETY: kill with the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().expect("chorus exits");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status.code(), self.log())
     }
 
     /// The server's log so far.
@@ -177,10 +202,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: kill with the pid of our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // Not once `stop` reaped it: the pid may belong to another process by now.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill with the pid of our own child, not yet reaped.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

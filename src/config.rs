@@ -163,6 +163,11 @@ pub struct ServeConfig {
     pub digest_algorithms: Vec<Algorithm>,
     /// Trunks.
     pub trunks: Vec<Trunk>,
+    /// A conference ID keyed in the IVR that the directory does not know creates an ad-hoc
+    /// conference without PIN (on by default; turn off in production).
+    pub allow_adhoc: bool,
+    /// The Request-URI user that reaches the echo test (media back to the caller).
+    pub echo_user: String,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -336,6 +341,8 @@ impl Default for ServeConfig {
             users: Vec::new(),
             digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             trunks: Vec::new(),
+            allow_adhoc: true,
+            echo_user: "echo".into(),
         }
     }
 }
@@ -367,6 +374,8 @@ pub const KEYS: &[&str] = &[
     "auth",
     "realm",
     "digest_algorithms",
+    "allow_adhoc",
+    "echo_user",
     "user",
     "trunk",
 ];
@@ -496,6 +505,23 @@ impl ServeConfig {
                 }
             }
             "auth" => self.auth = value.parse()?,
+            "allow_adhoc" => {
+                self.allow_adhoc = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("{value:?} is not true or false")),
+                }
+            }
+            "echo_user" => {
+                if value.is_empty()
+                    || !value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return Err("must be a non-empty SIP user name (letters, digits, - _ .)".into());
+                }
+                self.echo_user = value.into()
+            }
             "realm" => {
                 if value.is_empty() || value.contains('"') {
                     return Err("must be non-empty and without quotes".into());
@@ -625,6 +651,15 @@ impl ServeConfig {
     }
 
     /// The SIP user agent's settings.
+    /// The conference service's settings.
+    pub fn conference(&self) -> crate::conference::ServiceConfig {
+        crate::conference::ServiceConfig {
+            allow_adhoc: self.allow_adhoc,
+            echo_user: self.echo_user.clone(),
+            ..crate::conference::ServiceConfig::default()
+        }
+    }
+
     pub fn ua(&self, server: String) -> UaConfig {
         UaConfig {
             offer_answer: OfferAnswerConfig {
@@ -643,7 +678,8 @@ impl ServeConfig {
             media_ip: self.media_ip,
             inactivity_timeout: Some(Duration::from_secs(self.rtp_timeout_s)),
             server,
-            echo: true,
+            // The conference service connects the echo test itself.
+            echo: false,
             answer_delay: Duration::from_millis(self.answer_delay_ms),
             access: AccessConfig {
                 mode: self.auth,

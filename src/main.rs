@@ -14,9 +14,10 @@ use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 
 mod admin;
+mod conference;
 mod config;
-// The record-writing half (legs, conference instances, PIN checks) is called by the
-// conferencing layer (IVR, mixer) when it lands; the CLI and serve's start use the rest.
+// The record-writing half (legs, conference instances) is called by the conferencing layer
+// when call records are wired; the CLI and serve's start use the rest.
 #[allow(dead_code, unused_imports)]
 mod directory;
 mod sip;
@@ -138,6 +139,13 @@ struct ServeArgs {
     /// Digest realm [default: chorus]
     #[arg(long, value_name = "REALM")]
     realm: Option<String>,
+    /// An unknown conference ID keyed in the IVR creates an ad-hoc conference without PIN:
+    /// true or false [default: true; set false in production]
+    #[arg(long, value_name = "BOOL")]
+    allow_adhoc: Option<String>,
+    /// The number (Request-URI user) of the echo test [default: echo]
+    #[arg(long, value_name = "USER")]
+    echo_user: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -179,7 +187,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 24] = [
+        let flags: [(&str, &Option<String>); 26] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -204,6 +212,8 @@ impl ServeArgs {
             ("auth", &self.auth),
             ("realm", &self.realm),
             ("digest_algorithms", &self.digest_algorithms),
+            ("allow_adhoc", &self.allow_adhoc),
+            ("echo_user", &self.echo_user),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {
@@ -350,6 +360,13 @@ fn serve(cfg: ServeConfig) -> Result<()> {
         }),
         1024,
     );
+    let conferencing = sip::Conferencing {
+        service: conference::ConferenceService::new(
+            cfg.conference(),
+            chorus_engine::codecs::prompts::PromptSet::embedded(),
+        ),
+        data_dir: cfg.data_dir.clone(),
+    };
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let stop_events = std::sync::atomic::AtomicBool::new(false);
     let signal = std::thread::scope(|s| {
@@ -361,6 +378,7 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             ua,
             events_rx,
             dial_out,
+            conferencing,
             signals.next(),
         ));
         stop_events.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use crate::conference::{CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer};
+use crate::directory;
 
 use chorus_engine::runtime::{Command, CoreId, Engine, Event, QueueFull};
 use chorus_signaling::transport::{InboundFrame, Peer, Transports};
@@ -111,7 +115,106 @@ pub fn forward_engine_events(
     }
 }
 
+/// The conference service and where its directory lives.
+pub struct Conferencing {
+    /// The service (sans-IO).
+    pub service: ConferenceService,
+    /// The data directory holding the conference database.
+    pub data_dir: PathBuf,
+}
+
+/// A directory answer, computed off the control thread.
+enum DirectoryAnswer {
+    Lookup(String, Option<ConferenceInfo>),
+    Pin(String, PinAnswer),
+}
+
+/// Answers a directory question of the service on a blocking thread (SQLite and argon2 must
+/// not stall SIP); the answer comes back on `to`. A database error is logged and treated as
+/// "no such conference" or a wrong PIN, so the caller hears the IVR's answer, not silence.
+fn ask_directory(data_dir: &Path, question: Output, to: &mpsc::Sender<DirectoryAnswer>) {
+    let (dir, to) = (data_dir.to_path_buf(), to.clone());
+    tokio::task::spawn_blocking(move || {
+        let answer = match question {
+            Output::Lookup {
+                call_id,
+                conference,
+            } => {
+                let found = conference
+                    .parse::<directory::ConferenceId>()
+                    .ok()
+                    .map(|id| directory::Directory::open(&dir).and_then(|d| d.get(&id)));
+                let info = match found {
+                    Some(Ok(Some(c))) => Some(ConferenceInfo {
+                        id: c.id.to_string(),
+                        has_pin: c.has_pin || c.has_moderator_pin,
+                        max_participants: c.max_participants,
+                        wait_for_moderator: c.flags.wait_for_moderator,
+                    }),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "conference directory lookup failed");
+                        None
+                    }
+                    _ => None,
+                };
+                DirectoryAnswer::Lookup(call_id, info)
+            }
+            Output::CheckPin {
+                call_id,
+                conference,
+                pin,
+            } => {
+                let checked = conference
+                    .parse::<directory::ConferenceId>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|id| {
+                        directory::Directory::open(&dir)
+                            .and_then(|d| d.check_pin(&id, &pin))
+                            .map_err(|e| e.to_string())
+                    });
+                let answer = match checked {
+                    Ok(directory::PinCheck::Ok { moderator: true }) => PinAnswer::Moderator,
+                    Ok(directory::PinCheck::Ok { moderator: false })
+                    | Ok(directory::PinCheck::NoPin) => PinAnswer::Participant,
+                    Ok(_) => PinAnswer::Wrong,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "PIN check failed");
+                        PinAnswer::Wrong
+                    }
+                };
+                DirectoryAnswer::Pin(call_id, answer)
+            }
+            _ => return,
+        };
+        let _ = to.blocking_send(answer);
+    });
+}
+
+/// Sends a command to a core, or queues it for a retry when the core's queue is full (a new
+/// leg refused fails its call instead).
+fn to_core(
+    engine: &Engine,
+    ua: &mut UserAgent<Peer>,
+    retry: &mut VecDeque<(CoreId, Command)>,
+    core: CoreId,
+    command: Command,
+) {
+    let sent = if retry.is_empty() {
+        engine.send(core, command)
+    } else {
+        Err(QueueFull { core, command })
+    };
+    if let Err(e) = sent {
+        if matches!(e.command, Command::CreateLeg(_)) {
+            ua.handle_engine_refused(Instant::now(), &e.command);
+        } else {
+            retry.push_back((e.core, e.command));
+        }
+    }
+}
+
 /// Runs the SIP layer until `shutdown` resolves; returns what it resolved with.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<S>(
     engine: &Engine,
     transports: Transports,
@@ -119,9 +222,15 @@ pub async fn run<S>(
     mut ua: UserAgent<chorus_signaling::transport::Peer>,
     mut events: mpsc::Receiver<(CoreId, Event)>,
     dial: DialOut,
+    conferencing: Conferencing,
     shutdown: impl std::future::Future<Output = S>,
 ) -> Result<S> {
     tokio::pin!(shutdown);
+    let Conferencing {
+        mut service,
+        data_dir,
+    } = conferencing;
+    let (answers_tx, mut answers) = mpsc::channel::<DirectoryAnswer>(1024);
     let DialOut {
         mut uac,
         commands: mut dial_commands,
@@ -140,10 +249,15 @@ pub async fn run<S>(
             }
         }
         let soon = (!retry.is_empty()).then(|| Instant::now() + RETRY_INTERVAL);
-        let deadline = [ua.poll_timeout(), uac.poll_timeout(), soon]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = [
+            ua.poll_timeout(),
+            uac.poll_timeout(),
+            service.poll_timeout(),
+            soon,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -169,13 +283,22 @@ pub async fn run<S>(
                 let now = Instant::now();
                 ua.handle_timeout(now);
                 uac.handle_timeout(now);
+                service.handle_timeout(now);
             }
             Some((core, event)) = events.recv() => {
-                if let Event::LegRemoved { id, stats } = &event {
-                    tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                match &event {
+                    Event::LegRemoved { id, stats } => {
+                        tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                    }
+                    Event::PlayDone { leg, id, .. } => service.play_done(Instant::now(), *leg, *id),
+                    _ => {}
                 }
                 ua.handle_engine_event(Instant::now(), core, event);
             }
+            Some(answer) = answers.recv() => match answer {
+                DirectoryAnswer::Lookup(call_id, info) => service.lookup_result(Instant::now(), &call_id, info),
+                DirectoryAnswer::Pin(call_id, pin) => service.pin_result(Instant::now(), &call_id, pin),
+            },
             Some(command) = dial_commands.recv() => match command {
                 DialCommand::Dial { request, reply } => {
                     let _ = reply.send(uac.dial(Instant::now(), *request));
@@ -197,33 +320,72 @@ pub async fn run<S>(
                 tracing::debug!("dial-out event dropped: no room or no listener");
             }
         }
-        while let Some(out) = ua.poll_output() {
-            match out {
-                UaOutput::Send { peer, message } => {
-                    transports.send(&peer, message.to_bytes().into());
+        // The UA and the conference service feed each other (a hang-up ends a call, an
+        // answered call starts the IVR): drain both until neither has anything.
+        loop {
+            let mut busy = false;
+            while let Some(out) = ua.poll_output() {
+                busy = true;
+                let now = Instant::now();
+                match out {
+                    UaOutput::Send { peer, message } => {
+                        transports.send(&peer, message.to_bytes().into());
+                    }
+                    UaOutput::Engine { core, command } => {
+                        to_core(engine, &mut ua, &mut retry, core, command)
+                    }
+                    UaOutput::Dtmf {
+                        call_id,
+                        digit,
+                        duration_ms,
+                        source,
+                    } => {
+                        tracing::info!(%call_id, digit = %digit.as_char(), duration_ms, source = source.as_str(), "DTMF");
+                        service.dtmf(now, &call_id, digit.as_char());
+                    }
+                    UaOutput::CallAnswered {
+                        call_id,
+                        leg,
+                        core,
+                        user,
+                        source,
+                    } => service.call_started(
+                        now,
+                        CallInfo {
+                            call_id,
+                            leg,
+                            core,
+                            user,
+                            source: source.ip(),
+                        },
+                    ),
+                    UaOutput::CallMoved { call_id, core } => service.call_moved(&call_id, core),
+                    UaOutput::CallEnded { call_id, .. } => service.call_ended(&call_id),
                 }
-                UaOutput::Engine { core, command } => {
-                    let sent = if retry.is_empty() {
-                        engine.send(core, command)
-                    } else {
-                        Err(QueueFull { core, command })
-                    };
-                    if let Err(e) = sent {
-                        if matches!(e.command, Command::CreateLeg(_)) {
-                            ua.handle_engine_refused(Instant::now(), &e.command);
-                        } else {
-                            retry.push_back((e.core, e.command));
+            }
+            while let Some(out) = service.poll_output() {
+                busy = true;
+                match out {
+                    Output::Engine { core, command } => {
+                        to_core(engine, &mut ua, &mut retry, core, command)
+                    }
+                    Output::Hangup { call_id, reason } => {
+                        ua.hangup(Instant::now(), &call_id, reason);
+                    }
+                    Output::Move { call_id, core } => {
+                        if let Err(e) = ua.move_call(&call_id, core) {
+                            tracing::warn!(%call_id, error = %e, "cannot move the call to its conference's core");
+                            service.move_failed(&call_id);
                         }
                     }
+                    Output::Log(line) => tracing::info!("{line}"),
+                    q @ (Output::Lookup { .. } | Output::CheckPin { .. }) => {
+                        ask_directory(&data_dir, q, &answers_tx)
+                    }
                 }
-                UaOutput::Dtmf {
-                    call_id,
-                    digit,
-                    duration_ms,
-                    source,
-                } => {
-                    tracing::info!(%call_id, digit = %digit.as_char(), duration_ms, source = source.as_str(), "DTMF");
-                }
+            }
+            if !busy {
+                break;
             }
         }
     }

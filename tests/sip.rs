@@ -59,9 +59,9 @@ fn srtp_call_media_flows_both_ways() {
     );
     let headers = |method: &str, cseq: u32, to_tag: &str| {
         format!(
-            "{method} sip:1000@127.0.0.1 SIP/2.0\r\n\
+            "{method} sip:echo@127.0.0.1 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{method}{cseq};rport\r\n\
-             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:1000@127.0.0.1>{to_tag}\r\n\
+             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:echo@127.0.0.1>{to_tag}\r\n\
              Call-ID: media-call-1\r\nCSeq: {cseq} {method}\r\n\
              Contact: <sip:alice@127.0.0.1:{sip_port}>\r\nMax-Forwards: 70\r\n"
         )
@@ -317,7 +317,7 @@ fn baresip_call(server: &Server, codec: &str, rtp_ports: &str, keys: &str) -> Ba
     };
     ctrl.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let dial = format!("sip:1000@127.0.0.1:{}", server.sip_port);
+    let dial = format!("sip:echo@127.0.0.1:{}", server.sip_port);
     ctrl.write_all(&ctrl_command("dial", &dial)).unwrap();
     /// Reads control events until `done` holds for all read so far, or `until`.
     fn read_events(

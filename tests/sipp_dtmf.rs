@@ -25,10 +25,10 @@ fn sipp_request(method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
     let to_tag = if to_tag { "[peer_tag_param]" } else { "" };
     format!(
         "<![CDATA[
-      {method} sip:1000@[remote_ip]:[remote_port] SIP/2.0
+      {method} sip:echo@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:1000@[remote_ip]:[remote_port]>{to_tag}
+      To: <sip:echo@[remote_ip]:[remote_port]>{to_tag}
       Call-ID: [call_id]
       CSeq: {cseq} {method}
       Contact: sip:sipp@[local_ip]:[local_port]

@@ -328,7 +328,7 @@ fn chorus_serve_answers_and_its_media_address_works() {
     runtime().block_on(async {
         let mut d = Driver::start().await;
         let to = SocketAddr::from(([127, 0, 0, 1], server.sip_port));
-        let mut req = d.request(to, "conference", rtp.local_addr().unwrap());
+        let mut req = d.request(to, "echo", rtp.local_addr().unwrap());
         // Plain RTP, so this test can check the echo without an SRTP stack of its own.
         req.media.offer_answer.srtp = SrtpPolicy::Off;
         let call = d.dial(req);

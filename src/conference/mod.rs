@@ -20,6 +20,4 @@
 
 pub mod service;
 
-pub use service::{
-    CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer, ServiceConfig,
-};
+pub use service::{CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer, ServiceConfig};

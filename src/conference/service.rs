@@ -212,11 +212,6 @@ impl ConferenceService {
         }
     }
 
-    /// Live rooms.
-    pub fn rooms(&self) -> usize {
-        self.rooms.len()
-    }
-
     /// Members of a room (by conference ID).
     pub fn members(&self, conference: &str) -> usize {
         self.rooms.get(conference).map_or(0, |r| r.members.len())
@@ -304,7 +299,13 @@ impl ConferenceService {
             self.rooms.remove(&room_id);
         } else {
             let clip = self.leave_tone.clone();
-            self.engine(core, Command::PlayConference { conference: id, clip });
+            self.engine(
+                core,
+                Command::PlayConference {
+                    conference: id,
+                    clip,
+                },
+            );
         }
     }
 
@@ -353,7 +354,11 @@ impl ConferenceService {
                     self.out.push_back(Output::Log(format!(
                         "{source} locked out after {count} wrong PINs"
                     )));
-                    return self.leave(call_id, &[Prompt::TooManyAttempts, Prompt::Goodbye], "too many wrong PINs");
+                    return self.leave(
+                        call_id,
+                        &[Prompt::TooManyAttempts, Prompt::Goodbye],
+                        "too many wrong PINs",
+                    );
                 }
                 self.retry(call_id, Prompt::InvalidPin, State::EnterPin(info));
             }
@@ -378,7 +383,11 @@ impl ConferenceService {
     /// The move failed (the leg stays where it is): mix it where it is if the room is there,
     /// else tell the caller and hang up.
     pub fn move_failed(&mut self, call_id: &str) {
-        self.leave(call_id, &[Prompt::Goodbye], "could not reach the conference's core");
+        self.leave(
+            call_id,
+            &[Prompt::Goodbye],
+            "could not reach the conference's core",
+        );
     }
 
     // ---- the IVR ---------------------------------------------------------------------------
@@ -400,8 +409,13 @@ impl ConferenceService {
         };
         match self.failures.get(&source) {
             Some((_, Some(until))) if *until > now => {
-                self.out.push_back(Output::Log(format!("{source} refused: locked out")));
-                self.leave(call_id, &[Prompt::TooManyAttempts, Prompt::Goodbye], "locked out");
+                self.out
+                    .push_back(Output::Log(format!("{source} refused: locked out")));
+                self.leave(
+                    call_id,
+                    &[Prompt::TooManyAttempts, Prompt::Goodbye],
+                    "locked out",
+                );
                 true
             }
             Some((_, Some(_))) => {
@@ -455,6 +469,8 @@ impl ConferenceService {
                 // Barge-in: the first key stops the prompt.
                 if call.playing.is_some() || !call.queue.is_empty() {
                     call.queue.clear();
+                    // Its PlayDone (not completed) will match nothing.
+                    call.playing = None;
                     let (core, leg) = (call.info.core, call.info.leg);
                     self.engine(core, Command::StopPlay(leg));
                 }
@@ -462,7 +478,7 @@ impl ConferenceService {
                     return;
                 };
                 match key {
-                    '#' => self.submit(now, call_id),
+                    '#' => self.submit(call_id),
                     '*' => call.digits.clear(),
                     d if d.is_ascii_digit() && call.digits.len() < 20 => {
                         call.digits.push(d);
@@ -477,7 +493,7 @@ impl ConferenceService {
     }
 
     /// The caller finished an entry with `#` (or stopped keying).
-    fn submit(&mut self, now: Instant, call_id: &str) {
+    fn submit(&mut self, call_id: &str) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -536,7 +552,7 @@ impl ConferenceService {
                 c.timer_gen == generation && matches!(c.state, State::EnterId | State::EnterPin(_))
             });
             if current {
-                self.submit(now, &call_id);
+                self.submit(&call_id);
             }
         }
     }
@@ -551,14 +567,22 @@ impl ConferenceService {
         let room = self.rooms.get(&info.id);
         if let Some(room) = room {
             if room.locked && !moderator {
-                return self.leave(call_id, &[Prompt::ConferenceLocked, Prompt::Goodbye], "conference locked");
+                return self.leave(
+                    call_id,
+                    &[Prompt::ConferenceLocked, Prompt::Goodbye],
+                    "conference locked",
+                );
             }
             if room
                 .info
                 .max_participants
                 .is_some_and(|max| room.members.len() as u32 >= max)
             {
-                return self.leave(call_id, &[Prompt::ConferenceFull, Prompt::Goodbye], "conference full");
+                return self.leave(
+                    call_id,
+                    &[Prompt::ConferenceFull, Prompt::Goodbye],
+                    "conference full",
+                );
             }
             if room.core != core {
                 let to = room.core;
@@ -591,7 +615,12 @@ impl ConferenceService {
         let (conference, count) = (room.id, room.members.len() as u32);
         let waiting = room.info.wait_for_moderator && room.moderators == 0;
         let moderator_arrived = moderator && room.moderators == 1 && room.info.wait_for_moderator;
-        let others: Vec<String> = room.members.iter().filter(|m| *m != call_id).cloned().collect();
+        let others: Vec<String> = room
+            .members
+            .iter()
+            .filter(|m| *m != call_id)
+            .cloned()
+            .collect();
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -602,11 +631,22 @@ impl ConferenceService {
         self.out.push_back(Output::Log(format!(
             "{call_id} joined conference {} as {} ({count} in it)",
             info.id,
-            if moderator { "moderator" } else { "participant" }
+            if moderator {
+                "moderator"
+            } else {
+                "participant"
+            }
         )));
         self.engine(core, Command::JoinConference { leg, conference });
         if waiting {
-            self.engine(core, Command::SetLegAudio { leg, mute: true, deaf: true });
+            self.engine(
+                core,
+                Command::SetLegAudio {
+                    leg,
+                    mute: true,
+                    deaf: true,
+                },
+            );
             self.play(call_id, &[Prompt::WaitingForModerator]);
         } else {
             let announcement = if count == 1 {
@@ -621,7 +661,14 @@ impl ConferenceService {
                 if let Some(c) = self.calls.get(&m) {
                     let leg = c.info.leg;
                     let mute = c.muted;
-                    self.engine(core, Command::SetLegAudio { leg, mute, deaf: false });
+                    self.engine(
+                        core,
+                        Command::SetLegAudio {
+                            leg,
+                            mute,
+                            deaf: false,
+                        },
+                    );
                 }
             }
         }
@@ -656,9 +703,22 @@ impl ConferenceService {
             '6' => {
                 call.muted = !call.muted;
                 let mute = call.muted;
-                self.engine(core, Command::SetLegAudio { leg, mute, deaf: false });
-                self.play(call_id, &[if mute { Prompt::Muted } else { Prompt::Unmuted }]);
-                self.out.push_back(Output::Log(format!("{call_id} {}", if mute { "muted" } else { "unmuted" })));
+                self.engine(
+                    core,
+                    Command::SetLegAudio {
+                        leg,
+                        mute,
+                        deaf: false,
+                    },
+                );
+                self.play(
+                    call_id,
+                    &[if mute { Prompt::Muted } else { Prompt::Unmuted }],
+                );
+                self.out.push_back(Output::Log(format!(
+                    "{call_id} {}",
+                    if mute { "muted" } else { "unmuted" }
+                )));
             }
             '7' if moderator => {
                 let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -666,8 +726,18 @@ impl ConferenceService {
                 };
                 room.locked = !room.locked;
                 let locked = room.locked;
-                self.play(call_id, &[if locked { Prompt::Locked } else { Prompt::Unlocked }]);
-                self.out.push_back(Output::Log(format!("conference {room_id} {}", if locked { "locked" } else { "unlocked" })));
+                self.play(
+                    call_id,
+                    &[if locked {
+                        Prompt::Locked
+                    } else {
+                        Prompt::Unlocked
+                    }],
+                );
+                self.out.push_back(Output::Log(format!(
+                    "conference {room_id} {}",
+                    if locked { "locked" } else { "unlocked" }
+                )));
             }
             '8' if moderator => {
                 let members: Vec<String> = self
@@ -679,10 +749,19 @@ impl ConferenceService {
                     if let Some(c) = self.calls.get_mut(m) {
                         c.muted = true;
                         let (core, leg) = (c.info.core, c.info.leg);
-                        self.engine(core, Command::SetLegAudio { leg, mute: true, deaf: false });
+                        self.engine(
+                            core,
+                            Command::SetLegAudio {
+                                leg,
+                                mute: true,
+                                deaf: false,
+                            },
+                        );
                     }
                 }
-                self.out.push_back(Output::Log(format!("conference {room_id}: all muted by {call_id}")));
+                self.out.push_back(Output::Log(format!(
+                    "conference {room_id}: all muted by {call_id}"
+                )));
             }
             '9' if moderator => {
                 let members: Vec<String> = self
@@ -691,7 +770,11 @@ impl ConferenceService {
                     .map(|r| r.members.clone())
                     .unwrap_or_default();
                 for m in members {
-                    self.leave(&m, &[Prompt::Ended, Prompt::Goodbye], "conference ended by the moderator");
+                    self.leave(
+                        &m,
+                        &[Prompt::Ended, Prompt::Goodbye],
+                        "conference ended by the moderator",
+                    );
                 }
             }
             _ => {}
@@ -743,10 +826,7 @@ impl ConferenceService {
             return self.play_next(&call_id);
         }
         match call.state {
-            State::Leaving(reason) => self.out.push_back(Output::Hangup {
-                call_id,
-                reason,
-            }),
+            State::Leaving(reason) => self.out.push_back(Output::Hangup { call_id, reason }),
             // The question was asked: wait for keys.
             State::EnterId | State::EnterPin(_) if call.digits.is_empty() => {
                 self.arm_digit_timer(now, &call_id)
@@ -768,7 +848,8 @@ impl ConferenceService {
             // Out of the mix at once; the goodbye is heard alone.
             self.engine(core, Command::LeaveConference(leg));
         }
-        self.out.push_back(Output::Log(format!("{call_id}: {reason}")));
+        self.out
+            .push_back(Output::Log(format!("{call_id}: {reason}")));
         if let Some(call) = self.calls.get_mut(call_id) {
             call.playing = None;
         }
@@ -779,4 +860,375 @@ impl ConferenceService {
 /// Conference IDs are 1 to 20 digits.
 pub fn is_conference_id(s: &str) -> bool {
     (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> ConferenceService {
+        ConferenceService::new(ServiceConfig::default(), PromptSet::embedded())
+    }
+
+    fn call(n: u32, user: &str, core: u16) -> CallInfo {
+        CallInfo {
+            call_id: format!("call-{n}"),
+            leg: LegId(n),
+            core: CoreId(core),
+            user: user.into(),
+            source: IpAddr::from([192, 0, 2, n as u8]),
+        }
+    }
+
+    fn outputs(s: &mut ConferenceService) -> Vec<Output> {
+        std::iter::from_fn(|| s.poll_output()).collect()
+    }
+
+    /// Plays every queued prompt to its end (the engine's `PlayDone`), collecting everything
+    /// else the service says, and the prompts heard per leg (by clip length).
+    fn hear_all(s: &mut ConferenceService, now: Instant, mut out: Vec<Output>) -> Vec<Output> {
+        let mut rest = Vec::new();
+        while !out.is_empty() {
+            let mut next = Vec::new();
+            for o in out {
+                if let Output::Engine {
+                    command: Command::Play { leg, id, .. },
+                    ..
+                } = &o
+                {
+                    s.play_done(now, *leg, *id);
+                    next.extend(outputs(s));
+                }
+                rest.push(o);
+            }
+            out = next;
+        }
+        rest
+    }
+
+    fn settle(s: &mut ConferenceService, now: Instant) -> Vec<Output> {
+        let out = outputs(s);
+        hear_all(s, now, out)
+    }
+
+    /// The prompts played, in order, by matching clips against the prompt set.
+    fn spoken(s: &ConferenceService, out: &[Output], leg: LegId) -> Vec<Prompt> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Engine {
+                    command: Command::Play { leg: l, clip, .. },
+                    ..
+                } if *l == leg => Prompt::ALL
+                    .iter()
+                    .copied()
+                    .find(|&p| Arc::ptr_eq(&s.prompts.get(p), clip)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn key(s: &mut ConferenceService, now: Instant, call: &str, keys: &str) -> Vec<Output> {
+        let mut out = Vec::new();
+        for k in keys.chars() {
+            s.dtmf(now, call, k);
+            out.extend(outputs(s));
+        }
+        out
+    }
+
+    #[test]
+    fn the_echo_user_gets_its_media_back() {
+        let mut s = svc();
+        s.call_started(Instant::now(), call(1, "echo", 0));
+        let out = outputs(&mut s);
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Engine {
+                core: CoreId(0),
+                command: Command::Connect {
+                    from: LegId(1),
+                    to: LegId(1)
+                }
+            }]
+        ));
+    }
+
+    #[test]
+    fn ivr_then_adhoc_room_then_a_direct_dial_joins_it() {
+        let now = Instant::now();
+        let mut s = svc();
+        s.call_started(now, call(1, "dialin", 0));
+        let out = settle(&mut s, now);
+        assert_eq!(
+            spoken(&s, &out, LegId(1)),
+            [Prompt::Welcome, Prompt::EnterConferenceId]
+        );
+        let out = key(&mut s, now, "call-1", "4711#");
+        assert!(
+            matches!(out.as_slice(), [Output::Lookup { conference, .. }] if conference == "4711")
+        );
+        // The directory does not know it: an ad-hoc room.
+        s.lookup_result(now, "call-1", None);
+        let out = settle(&mut s, now);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::JoinConference { leg: LegId(1), .. },
+                ..
+            }
+        )));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::PlayConference { .. },
+                ..
+            }
+        )));
+        assert_eq!(spoken(&s, &out, LegId(1)), [Prompt::FirstParticipant]);
+        // A caller dialing the room's number joins without the IVR and hears the count.
+        s.call_started(now, call(2, "4711", 0));
+        let out = settle(&mut s, now);
+        assert!(out.iter().all(|o| !matches!(o, Output::Lookup { .. })));
+        assert_eq!(
+            spoken(&s, &out, LegId(2)),
+            [
+                Prompt::ParticipantCountPre,
+                Prompt::Two,
+                Prompt::ParticipantCountPost
+            ]
+        );
+        assert_eq!(s.members("4711"), 2);
+        s.call_ended("call-1");
+        let out = outputs(&mut s);
+        assert!(
+            out.iter().any(|o| matches!(
+                o,
+                Output::Engine {
+                    command: Command::PlayConference { .. },
+                    ..
+                }
+            )),
+            "leave tone"
+        );
+        s.call_ended("call-2");
+        assert_eq!(s.members("4711"), 0);
+    }
+
+    #[test]
+    fn wrong_pins_are_retried_then_goodbye_and_a_source_is_locked_out() {
+        let now = Instant::now();
+        let mut s = svc();
+        let room = ConferenceInfo {
+            id: "55".into(),
+            has_pin: true,
+            ..ConferenceInfo::default()
+        };
+        for n in 1..=2u32 {
+            let mut c = call(n, "55", 0);
+            c.source = IpAddr::from([198, 51, 100, 7]);
+            s.call_started(now, c);
+            let id = format!("call-{n}");
+            outputs(&mut s);
+            s.lookup_result(now, &id, Some(room.clone()));
+            let out = settle(&mut s, now);
+            assert_eq!(spoken(&s, &out, LegId(n)), [Prompt::EnterPin]);
+            let tries = if n == 1 { 3 } else { 2 };
+            let mut heard = Vec::new();
+            let mut hangup = false;
+            for _ in 0..tries {
+                let out = key(&mut s, now, &id, "999#");
+                assert!(matches!(out.as_slice(), [Output::CheckPin { pin, .. }] if pin == "999"));
+                s.pin_result(now, &id, PinAnswer::Wrong);
+                let out = settle(&mut s, now);
+                heard.extend(spoken(&s, &out, LegId(n)));
+                hangup |= out.iter().any(|o| matches!(o, Output::Hangup { .. }));
+            }
+            assert!(hangup, "call {n} hung up");
+            if n == 1 {
+                assert_eq!(
+                    heard,
+                    [
+                        Prompt::InvalidPin,
+                        Prompt::EnterPin,
+                        Prompt::InvalidPin,
+                        Prompt::EnterPin,
+                        Prompt::InvalidPin,
+                        Prompt::Goodbye
+                    ]
+                );
+            } else {
+                // Fifth wrong PIN from the address: locked out.
+                assert_eq!(heard.last(), Some(&Prompt::Goodbye));
+                assert!(heard.contains(&Prompt::TooManyAttempts));
+            }
+            s.call_ended(&id);
+        }
+        // A third call from there is refused before the IVR.
+        let mut c = call(3, "dialin", 0);
+        c.source = IpAddr::from([198, 51, 100, 7]);
+        s.call_started(now, c);
+        let out = settle(&mut s, now);
+        assert_eq!(
+            spoken(&s, &out, LegId(3)),
+            [Prompt::TooManyAttempts, Prompt::Goodbye]
+        );
+        // After the lockout, the IVR again.
+        let later = now + Duration::from_secs(601);
+        s.call_started(later, {
+            let mut c = call(4, "dialin", 0);
+            c.source = IpAddr::from([198, 51, 100, 7]);
+            c
+        });
+        let out = settle(&mut s, later);
+        assert_eq!(
+            spoken(&s, &out, LegId(4)),
+            [Prompt::Welcome, Prompt::EnterConferenceId]
+        );
+    }
+
+    #[test]
+    fn silence_after_the_question_counts_as_a_wrong_entry() {
+        let now = Instant::now();
+        let mut s = svc();
+        s.call_started(now, call(1, "dialin", 0));
+        settle(&mut s, now);
+        assert!(s.poll_timeout().is_some());
+        let later = now + Duration::from_secs(11);
+        s.handle_timeout(later);
+        let out = settle(&mut s, later);
+        assert_eq!(
+            spoken(&s, &out, LegId(1)),
+            [Prompt::InvalidId, Prompt::EnterConferenceId]
+        );
+        // Keys without # are taken when the caller stops keying.
+        key(&mut s, later, "call-1", "12");
+        s.handle_timeout(later + Duration::from_secs(11));
+        assert!(
+            matches!(outputs(&mut s).as_slice(), [Output::Lookup { conference, .. }] if conference == "12")
+        );
+    }
+
+    #[test]
+    fn a_key_during_a_prompt_stops_it() {
+        let now = Instant::now();
+        let mut s = svc();
+        s.call_started(now, call(1, "dialin", 0));
+        outputs(&mut s);
+        let out = key(&mut s, now, "call-1", "7");
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Engine {
+                command: Command::StopPlay(LegId(1)),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn keys_in_the_conference_mute_count_lock_and_end() {
+        let now = Instant::now();
+        let mut s = svc();
+        let room = ConferenceInfo {
+            id: "9".into(),
+            has_pin: true,
+            ..ConferenceInfo::default()
+        };
+        for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
+            s.call_started(now, call(n, "9", 0));
+            if settle(&mut s, now).iter().any(|o| matches!(o, Output::Lookup { .. })) {
+                s.lookup_result(now, &format!("call-{n}"), Some(room.clone()));
+                settle(&mut s, now);
+            }
+            key(&mut s, now, &format!("call-{n}"), "1234#");
+            s.pin_result(now, &format!("call-{n}"), answer);
+            settle(&mut s, now);
+        }
+        let out = {
+            let k = key(&mut s, now, "call-2", "*6");
+            hear_all(&mut s, now, k)
+        };
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::SetLegAudio {
+                    leg: LegId(2),
+                    mute: true,
+                    deaf: false
+                },
+                ..
+            }
+        )));
+        assert_eq!(spoken(&s, &out, LegId(2)), [Prompt::Muted]);
+        // A * too long ago does not arm the key.
+        s.dtmf(now, "call-2", '*');
+        s.dtmf(now + Duration::from_secs(4), "call-2", '6');
+        assert!(outputs(&mut s).is_empty());
+        // Participants cannot lock; the moderator can, and then a newcomer is turned away.
+        assert!(key(&mut s, now, "call-2", "*7").is_empty());
+        let out = {
+            let k = key(&mut s, now, "call-1", "*7");
+            hear_all(&mut s, now, k)
+        };
+        assert_eq!(spoken(&s, &out, LegId(1)), [Prompt::Locked]);
+        s.call_started(now, call(3, "9", 0));
+        settle(&mut s, now);
+        key(&mut s, now, "call-3", "1234#");
+        s.pin_result(now, "call-3", PinAnswer::Participant);
+        let out = settle(&mut s, now);
+        assert_eq!(
+            spoken(&s, &out, LegId(3)),
+            [Prompt::ConferenceLocked, Prompt::Goodbye]
+        );
+        // *9 ends it for everyone.
+        let out = {
+            let k = key(&mut s, now, "call-1", "*9");
+            hear_all(&mut s, now, k)
+        };
+        let hung: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Hangup { call_id, .. } => Some(call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hung, ["call-1", "call-2"]);
+    }
+
+    #[test]
+    fn a_caller_on_another_core_is_moved_to_the_room() {
+        let now = Instant::now();
+        let mut s = svc();
+        s.call_started(now, call(1, "77", 0));
+        outputs(&mut s);
+        s.lookup_result(
+            now,
+            "call-1",
+            Some(ConferenceInfo {
+                id: "77".into(),
+                ..ConferenceInfo::default()
+            }),
+        );
+        settle(&mut s, now);
+        s.call_started(now, call(2, "77", 1));
+        let out = outputs(&mut s);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Move {
+                    core: CoreId(0),
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        s.call_moved("call-2", CoreId(0));
+        let out = outputs(&mut s);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                core: CoreId(0),
+                command: Command::JoinConference { leg: LegId(2), .. }
+            }
+        )));
+    }
 }

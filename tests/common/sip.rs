@@ -183,7 +183,17 @@ impl Server {
         let _ = std::fs::remove_file(&stats);
         let out = Command::new("sipp")
             .arg(format!("127.0.0.1:{}", self.sip_port))
-            .args(["-i", "127.0.0.1", "-p", "0", "-nostdin", "-timeout", "60s"])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-nostdin",
+                "-timeout",
+                "60s",
+                "-s",
+                "echo",
+            ])
             .args(["-trace_err", "-error_file"])
             .arg(&errors)
             .args(["-trace_stat", "-fd", "1", "-stf"])

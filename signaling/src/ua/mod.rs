@@ -151,7 +151,7 @@ struct OwnRequest {
     cseq: u32,
 }
 
-/// What the UA wants done.
+/// What the UA wants done (besides messages and commands): the application's view of calls.
 // Outputs live only between `poll_output` calls, so the size of the `Send` variant costs
 // nothing worth a box per message.
 #[allow(clippy::large_enum_variant)]
@@ -181,6 +181,33 @@ pub enum UaOutput<P> {
         duration_ms: Option<u32>,
         /// How it arrived.
         source: dtmf_info::DtmfSource,
+    },
+    /// A call was answered (200 sent) and its media leg exists.
+    CallAnswered {
+        /// Its Call-ID.
+        call_id: String,
+        /// Its media leg.
+        leg: LegId,
+        /// The core the leg is on.
+        core: CoreId,
+        /// The Request-URI user part (the number dialed).
+        user: String,
+        /// The caller's address.
+        source: SocketAddr,
+    },
+    /// An answered call's leg moved to another core (`move_call`).
+    CallMoved {
+        /// Its Call-ID.
+        call_id: String,
+        /// The core it is on now.
+        core: CoreId,
+    },
+    /// A call that was answered has ended (its leg is being removed).
+    CallEnded {
+        /// Its Call-ID.
+        call_id: String,
+        /// Why.
+        reason: EndReason,
     },
 }
 
@@ -228,6 +255,8 @@ struct Dialog<P> {
     /// The leg's local address changed while a re-offer was in flight or our 2xx to an
     /// INVITE awaited its ACK: offer again after that.
     reoffer_due: bool,
+    /// The 200 to the initial INVITE went out (`CallAnswered` was emitted).
+    answered: bool,
     /// Our 2xx to an INVITE (initial or re-INVITE) has not been acknowledged yet; no
     /// re-INVITE of ours may start (RFC 3261 14.1).
     awaiting_ack: bool,
@@ -322,6 +351,8 @@ pub enum EndReason {
     Cancelled,
     /// The session was not refreshed in time (RFC 4028), or a refresh failed.
     SessionExpired,
+    /// The application hung up (`hangup`).
+    Local,
 }
 
 /// Why a call's leg cannot be moved now.
@@ -367,6 +398,21 @@ impl<P: SipPeer> UserAgent<P> {
         tracing::info!(%leg, %from, %to, "moving media leg");
         self.engine(from, Command::DetachLeg(leg));
         Ok(())
+    }
+
+    /// Ends an answered call with BYE (the application's decision: an IVR goodbye, a
+    /// moderator ending the conference). False if no such call.
+    pub fn hangup(&mut self, now: Instant, call_id: &str, reason: &str) -> bool {
+        let Some(key) = self.by_call_id.get(call_id).cloned() else {
+            return false;
+        };
+        if self.dialogs.get(&key).is_none_or(|d| !d.answered) {
+            return false;
+        }
+        let reason = format!("SIP;cause=200;text=\"{}\"", reason.replace('"', "'"));
+        self.send_bye(now, &key, &reason);
+        self.end_dialog(&key, EndReason::Local);
+        true
     }
 
     /// The core a call's media leg is on.
@@ -821,6 +867,7 @@ impl<P: SipPeer> UserAgent<P> {
             moving: None,
             reoffer_due: false,
             awaiting_ack: false,
+            answered: false,
         };
         let leg_started = dialog.leg_started;
         let contact = self.contact(&peer);
@@ -923,6 +970,18 @@ impl<P: SipPeer> UserAgent<P> {
         };
         let (peer, leg, core) = (d.peer.clone(), d.leg, d.core);
         d.awaiting_ack = true;
+        d.answered = true;
+        let user = (a.invite.uri())
+            .and_then(|u| u.user())
+            .unwrap_or_default()
+            .to_string();
+        self.out.push_back(UaOutput::CallAnswered {
+            call_id: key.call_id.clone(),
+            leg,
+            core,
+            user,
+            source: peer.remote(),
+        });
         tracing::info!(%leg, %core, caller = ?d.caller, "call answered");
         d.session = d.session_se.map(|se| SessionTimer::start(now, se));
         let due = d.session.as_ref().and_then(SessionTimer::poll_timeout);
@@ -1262,6 +1321,10 @@ impl<P: SipPeer> UserAgent<P> {
                 d.local_rtp = rtp;
                 self.placement.release(from);
                 tracing::info!(leg = %id, %from, %to, local = %rtp, "media leg moved: offering its new address");
+                self.out.push_back(UaOutput::CallMoved {
+                    call_id: key.call_id.clone(),
+                    core: to,
+                });
                 self.send_reoffer(now, &key, true);
             }
             _ => {}
@@ -1567,6 +1630,12 @@ impl<P: SipPeer> UserAgent<P> {
             self.engine(d.core, Command::RemoveLeg(d.leg));
         }
         self.placement.release(d.core);
+        if d.answered {
+            self.out.push_back(UaOutput::CallEnded {
+                call_id: key.call_id.clone(),
+                reason: why,
+            });
+        }
         if let Some((to, _)) = d.moving {
             // Mid-move the leg is on neither core, or already on the new one.
             self.engine(to, Command::RemoveLeg(d.leg));

@@ -7,9 +7,9 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::baresip::{Baresip, BaresipCall};
 use common::sip::{Server, log_field, options};
 
 #[test]
@@ -163,236 +163,33 @@ fn srtp_call_media_flows_both_ways() {
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
 }
 
-/// A 16-bit mono 8 kHz WAV of a sine tone.
-fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
-    let n = (8000.0 * secs) as u32;
-    let mut w = Vec::with_capacity(44 + 2 * n as usize);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&16_000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let s = (f64::from(i) * freq_hz * std::f64::consts::TAU / 8000.0).sin() * 16_000.0;
-        w.extend_from_slice(&(s as i16).to_le_bytes());
-    }
-    w
-}
-
-/// A 16-bit PCM WAV: its sample rate and its first channel.
-struct Wav {
-    rate: u32,
-    samples: Vec<i16>,
-}
-
-/// Reads the `fmt ` and `data` chunks of a 16-bit PCM WAV (baresip records decoded audio at
-/// the codec's rate and channel count: 8000/1 for PCMU, 48000/2 for Opus).
-fn read_wav(bytes: &[u8]) -> Wav {
-    let (mut rate, mut channels) = (8000, 1);
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + size).min(bytes.len())];
-        match &bytes[at..at + 4] {
-            b"fmt " if body.len() >= 8 => {
-                channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
-                rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-            }
-            b"data" => {
-                let samples = body
-                    .chunks_exact(2 * channels)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect();
-                return Wav { rate, samples };
-            }
-            _ => {}
-        }
-        at += 8 + size;
-    }
-    Wav {
-        rate,
-        samples: Vec::new(),
-    }
-}
-
-/// What a baresip call left behind.
-struct BaresipCall {
-    /// baresip's own log.
-    log: String,
-    /// Events from its control socket (JSON, in order).
-    events: String,
-    /// What it decoded from the server, as recorded.
-    heard: Wav,
-}
-
-/// Kills baresip if the test fails while it runs.
-struct Reap(std::process::Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A netstring-framed JSON command for baresip's `ctrl_tcp`.
-fn ctrl_command(command: &str, params: &str) -> Vec<u8> {
-    let json = format!(r#"{{"command":"{command}","params":"{params}","token":"{command}"}}"#);
-    format!("{}:{json},", json.len()).into_bytes()
-}
-
-/// baresip (a real SIP phone, headless) calls the server with SDES SRTP (AES_CM_128_HMAC_SHA1_80,
-/// mandatory) and only the codec `codec` (baresip's name), playing a 6 s 440 Hz tone and
-/// recording what it decodes; driven over its `ctrl_tcp` socket, it sends `keys` as RFC 4733
-/// events once the call is up. `rtp_ports` is baresip's own media range.
-fn baresip_call(server: &Server, codec: &str, rtp_ports: &str, keys: &str) -> BaresipCall {
-    use std::io::{Read, Write};
-    let dir = server
-        .dir
-        .join(format!("baresip-{}", codec.replace('/', "-")));
-    let (cfg, rec) = (dir.join("cfg"), dir.join("rec"));
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::create_dir_all(&rec).unwrap();
-    std::fs::write(dir.join("tone.wav"), tone_wav(440.0, 6.0)).unwrap();
-    let free_port = || {
-        UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (ua_port, ctrl_port) = (free_port(), free_port());
-    std::fs::write(
-        cfg.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{ua_port}\n\
-             audio_player aufile,{rec}/play.wav\naudio_source aufile,{dir}/tone.wav\n\
-             audio_alert aufile,/dev/null\nausrc_srate 8000\nauplay_srate 8000\n\
-             ausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule opus.so\nmodule aufile.so\nmodule srtp.so\n\
-             module sndfile.so\nsnd_path {rec}\nmodule_app menu.so\nmodule_app account.so\n\
-             module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-             rtp_ports {rtp_ports}\n",
-            rec = rec.display(),
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg.join("accounts"),
-        format!(
-            "<sip:alice@127.0.0.1:{ua_port}>;regint=0;audio_codecs={codec};mediaenc=srtp-mand\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(cfg.join("contacts"), "").unwrap();
-    let log_path = dir.join("baresip.log");
-    let log_file = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new("baresip")
-        .args(["-n", "127.0.0.1", "-f"])
-        .arg(&cfg)
-        .args(["-t", "9"])
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("baresip runs (apt-get install baresip-core)");
-    let mut child = Reap(child);
-    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-
-    // Dial over the control socket (so no event is missed), wait for the call, send keys.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut ctrl = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", ctrl_port)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() > deadline => panic!("baresip ctrl_tcp: {e}\n{}", log()),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    ctrl.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let dial = format!("sip:echo@127.0.0.1:{}", server.sip_port);
-    ctrl.write_all(&ctrl_command("dial", &dial)).unwrap();
-    /// Reads control events until `done` holds for all read so far, or `until`.
-    fn read_events(
-        ctrl: &mut std::net::TcpStream,
-        events: &mut Vec<u8>,
-        until: Instant,
-        done: impl Fn(&str) -> bool,
-    ) -> bool {
-        let mut buf = [0u8; 4096];
-        while !done(&String::from_utf8_lossy(events)) {
-            if Instant::now() >= until {
-                return false;
-            }
-            if let Ok(n @ 1..) = ctrl.read(&mut buf) {
-                events.extend_from_slice(&buf[..n]);
-            }
-        }
-        true
-    }
-    let mut events = Vec::new();
-    let soon = |s| Instant::now() + Duration::from_secs(s);
-    let established = read_events(&mut ctrl, &mut events, soon(5), |e| {
-        e.contains(r#""type":"CALL_ESTABLISHED""#)
-    });
-    if established && !keys.is_empty() {
-        std::thread::sleep(Duration::from_millis(500));
-        ctrl.write_all(&ctrl_command("sndcode", keys)).unwrap();
-    }
-    read_events(&mut ctrl, &mut events, soon(10), |e| {
-        e.contains(r#""type":"CALL_CLOSED""#)
-    });
-    let _ = child.0.wait();
-    let log = log();
-    let heard = std::fs::read_dir(&rec)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
-        .map(|e| read_wav(&std::fs::read(e.path()).unwrap()))
-        .unwrap_or_else(|| panic!("baresip recorded nothing: {log}"));
-    BaresipCall {
-        log,
-        events: String::from_utf8_lossy(&events).into_owned(),
-        heard,
-    }
-}
-
-impl BaresipCall {
-    /// Asserts that the call was set up with SDES SRTP and the decoder named (as baresip logs
-    /// it, e.g. `PCMU 8000Hz`), and that what baresip heard is mostly a loud 440 Hz tone.
-    fn assert_srtp_call_with(&self, decoder: &str) {
-        let (log, heard) = (&self.log, &self.heard);
-        assert!(log.contains("Call established"), "{log}");
-        assert!(log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"), "{log}");
-        assert!(
-            log.contains(&format!("Set audio decoder: {decoder}")),
-            "{log}"
-        );
-        let rate = heard.rate as usize;
-        let samples = &heard.samples;
-        assert!(samples.len() > rate * 4, "{} samples: {log}", samples.len());
-        // Skip the first half second (jitter buffer fill), then measure level and pitch.
-        let middle = &samples[rate / 2..samples.len() - rate / 4];
-        let rms = (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64)
-            .sqrt();
-        let crossings = middle
-            .windows(2)
-            .filter(|w| (w[0] < 0) != (w[1] < 0))
-            .count();
-        let freq = crossings as f64 / 2.0 / (middle.len() as f64 / rate as f64);
-        assert!(rms > 8000.0, "tone too quiet: RMS {rms:.0}");
-        assert!(
-            (420.0..460.0).contains(&freq),
-            "heard {freq:.0} Hz, sent 440 Hz"
-        );
-    }
+/// Asserts that the call was set up with SDES SRTP and the decoder named (as baresip logs
+/// it, e.g. `PCMU 8000Hz`), and that what baresip heard is mostly a loud 440 Hz tone.
+fn assert_srtp_call_with(call: &BaresipCall, decoder: &str) {
+    let (log, heard) = (&call.log, &call.heard);
+    assert!(log.contains("Call established"), "{log}");
+    assert!(log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"), "{log}");
+    assert!(
+        log.contains(&format!("Set audio decoder: {decoder}")),
+        "{log}"
+    );
+    let rate = heard.rate as usize;
+    let samples = &heard.samples;
+    assert!(samples.len() > rate * 4, "{} samples: {log}", samples.len());
+    // Skip the first half second (jitter buffer fill), then measure level and pitch.
+    let middle = &samples[rate / 2..samples.len() - rate / 4];
+    let rms =
+        (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
+    let crossings = middle
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    let freq = crossings as f64 / 2.0 / (middle.len() as f64 / rate as f64);
+    assert!(rms > 8000.0, "tone too quiet: RMS {rms:.0}");
+    assert!(
+        (420.0..460.0).contains(&freq),
+        "heard {freq:.0} Hz, sent 440 Hz"
+    );
 }
 
 /// baresip calls with SDES SRTP and PCMU, plays a 440 Hz tone and presses 1 and #: the engine
@@ -401,8 +198,8 @@ impl BaresipCall {
 #[test]
 fn baresip_srtp_pcmu_call_hears_its_own_tone_and_its_keys_arrive() {
     let server = Server::start("baresip-pcmu", "45300-45399");
-    let call = baresip_call(&server, "PCMU", "46600-46699", "1#");
-    call.assert_srtp_call_with("PCMU 8000Hz");
+    let call = Baresip::echo_call(&server, "PCMU", "46600-46699", "1#");
+    assert_srtp_call_with(&call, "PCMU 8000Hz");
     let dtmf = server.wait_log_lines(" DTMF", 2, Duration::from_secs(2));
     let keys: Vec<_> = dtmf
         .iter()
@@ -422,8 +219,8 @@ fn baresip_srtp_pcmu_call_hears_its_own_tone_and_its_keys_arrive() {
 #[test]
 fn baresip_srtp_opus_call_hears_its_own_tone() {
     let server = Server::start("baresip-opus", "47300-47349");
-    let call = baresip_call(&server, "opus/48000/2", "47350-47399", "5");
-    call.assert_srtp_call_with("opus 48000Hz 2ch");
+    let call = Baresip::echo_call(&server, "opus/48000/2", "47350-47399", "5");
+    assert_srtp_call_with(&call, "opus 48000Hz 2ch");
     assert_eq!(call.heard.rate, 48_000);
     let dtmf = server.wait_log_lines(" DTMF", 1, Duration::from_secs(2));
     assert_eq!(

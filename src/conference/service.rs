@@ -1135,7 +1135,10 @@ mod tests {
         };
         for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
             s.call_started(now, call(n, "9", 0));
-            if settle(&mut s, now).iter().any(|o| matches!(o, Output::Lookup { .. })) {
+            if settle(&mut s, now)
+                .iter()
+                .any(|o| matches!(o, Output::Lookup { .. }))
+            {
                 s.lookup_result(now, &format!("call-{n}"), Some(room.clone()));
                 settle(&mut s, now);
             }

@@ -12,6 +12,7 @@ use chorus_engine::runtime::{
 };
 use chorus_engine::srtp::{SrtpContext, SrtpSuite};
 
+pub mod baresip;
 pub mod sip;
 
 /// Deterministic key material, distinct per (leg, direction).

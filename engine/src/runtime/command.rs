@@ -151,6 +151,9 @@ pub struct LegUpdate {
     /// Whether RTP may be sent to the remote (false while it holds the call: sendonly or
     /// inactive from its side). RTCP continues either way (RFC 3264 5.1).
     pub send: bool,
+    /// The audio format from the new answer (a codec change rebuilds the leg's mixer path);
+    /// None keeps the current one.
+    pub audio: Option<AudioFormat>,
 }
 
 /// A command to a core.

@@ -670,6 +670,7 @@ impl CoreState {
     }
 
     fn update_leg(&mut self, slot: LegSlot, u: &LegUpdate) {
+        let tick_ms = self.tick_ms;
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -683,6 +684,22 @@ impl CoreState {
         }
         leg.send = u.send;
         leg.set_remote(u.remote_rtp, u.remote_rtcp);
+        if let Some(format) = u.audio
+            && leg.audio_format != Some(format)
+        {
+            // A new codec or payload type: a conference leg gets a new audio path for it.
+            leg.audio_format = Some(format);
+            leg.private_encoder = None;
+            if let Some((_, audio)) = &mut leg.conference {
+                match LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms) {
+                    Ok(a) => **audio = a,
+                    Err(e) => {
+                        let reason = format!("new audio format refused: {e}");
+                        self.emit(Event::LegRejected { id: u.id, reason });
+                    }
+                }
+            }
+        }
         self.install_flows(slot);
     }
 
@@ -2000,6 +2017,7 @@ mod tests {
                 remote_rtcp: None,
                 srtp,
                 send,
+                audio: None,
             }))
         };
         let mut sent = Vec::new();
@@ -2036,6 +2054,7 @@ mod tests {
                 remote_rtcp: None,
                 srtp: None,
                 send: true,
+                audio: None,
             })),
         );
         assert!(

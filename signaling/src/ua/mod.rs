@@ -25,14 +25,15 @@ use std::time::{Duration, Instant};
 use chorus_engine::runtime::{
     AudioFormat, Command, CoreId, Event, LegConfig, LegId, LegUpdate, SrtpKey, TelephoneEventPt,
 };
+use chorus_engine::srtp::SrtpSuite;
 
 use crate::access::{Access, AccessConfig, Caller, Verdict};
 use crate::admission::{Admission, AdmissionConfig};
 use crate::dtmf_info;
 use crate::message::{ParseError, SipMessage};
 use crate::sdp::{
-    Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer, SessionDescription,
-    answer_offer, make_offer, process_answer,
+    Codec, Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer,
+    SessionDescription, SrtpPolicy, answer_offer, make_offer, process_answer,
 };
 use crate::session_timer::{
     Negotiation, Refresher, SessionExpires, SessionTimer, TimerPolicy, TimerReason, negotiate,
@@ -257,6 +258,9 @@ struct Dialog<P> {
     reoffer_due: bool,
     /// The 200 to the initial INVITE went out (`CallAnswered` was emitted).
     answered: bool,
+    /// The codec and whether SRTP is in use, as last negotiated: our re-offers keep both
+    /// (RFC 3264 8: same transport profile), so a refresh or a move changes nothing else.
+    media: Option<(Codec, Option<SrtpSuite>)>,
     /// Our 2xx to an INVITE (initial or re-INVITE) has not been acknowledged yet; no
     /// re-INVITE of ours may start (RFC 3261 14.1).
     awaiting_ack: bool,
@@ -293,7 +297,6 @@ pub struct UserAgent<P: SipPeer> {
 /// The leg's audio format from the answer: the codec and its payload type on this leg (each
 /// leg keeps its own mapping; the mixer encodes per codec and writes each leg's type).
 fn audio_format(codec: &crate::sdp::NegotiatedCodec) -> AudioFormat {
-    use crate::sdp::Codec;
     use chorus_engine::codecs::AudioCodec;
     let kind = match codec.codec {
         Codec::Pcmu => AudioCodec::Pcmu,
@@ -306,6 +309,28 @@ fn audio_format(codec: &crate::sdp::NegotiatedCodec) -> AudioFormat {
         pt: codec.payload_type,
         cn_pt: None,
     }
+}
+
+/// The offer settings of a re-offer in a dialog whose media is `media` (codec, SRTP suite):
+/// the same codec, the same transport profile (RFC 3264 8) and the same suite (whose key in
+/// effect `LocalSession` offers again), so a refresh or a move of the leg changes nothing the
+/// caller would have to renegotiate (a phone set to mandatory SRTP refuses an RTP/AVP offer).
+fn reoffer_config(
+    base: &OfferAnswerConfig,
+    media: Option<(Codec, Option<SrtpSuite>)>,
+) -> OfferAnswerConfig {
+    let mut cfg = base.clone();
+    if let Some((codec, suite)) = media {
+        cfg.codecs = vec![codec];
+        match suite {
+            Some(suite) => {
+                cfg.srtp = SrtpPolicy::Required;
+                cfg.srtp_suites = vec![suite];
+            }
+            None => cfg.srtp = SrtpPolicy::Off,
+        }
+    }
+    cfg
 }
 
 /// The (inbound, outbound) SRTP keys of a negotiation; None for plain RTP.
@@ -771,6 +796,8 @@ impl<P: SipPeer> UserAgent<P> {
         self.next_leg = self.next_leg.wrapping_add(1).max(1);
         // With an offer: answer it and start the leg now. Without one (delayed offer): offer
         // in the 200 and start the leg when the ACK brings the answer (RFC 3264 section 2).
+        // The negotiated codec and profile, once known (an offer in the INVITE).
+        let mut media = None;
         let outcome = if msg.body().is_empty() {
             make_offer(
                 &mut local_session,
@@ -801,6 +828,7 @@ impl<P: SipPeer> UserAgent<P> {
                 )
                 .map(|(answer, neg)| {
                     self.start_leg(core, pair, leg, &neg);
+                    media = Some((neg.codec.codec, neg.srtp.as_ref().map(|k| k.suite())));
                     (answer.to_string(), None)
                 }),
             }
@@ -868,6 +896,7 @@ impl<P: SipPeer> UserAgent<P> {
             reoffer_due: false,
             awaiting_ack: false,
             answered: false,
+            media,
         };
         let leg_started = dialog.leg_started;
         let contact = self.contact(&peer);
@@ -1030,7 +1059,15 @@ impl<P: SipPeer> UserAgent<P> {
     }
 
     /// Points an existing leg at the remote address of a new answer or offer.
+    /// Notes the negotiated codec and profile on the leg's dialog (for our re-offers).
+    fn remember_media(&mut self, leg: LegId, neg: &Negotiated) {
+        if let Some(d) = self.by_leg.get(&leg).and_then(|k| self.dialogs.get_mut(k)) {
+            d.media = Some((neg.codec.codec, neg.srtp.as_ref().map(|k| k.suite())));
+        }
+    }
+
     fn set_remote(&mut self, core: CoreId, leg: LegId, neg: &Negotiated) {
+        self.remember_media(leg, neg);
         let keys = srtp_keys(neg);
         // Rekey only when the offer/answer changed a key: a new context restarts the
         // rollover counter and replay window, which an unchanged key must keep.
@@ -1041,6 +1078,7 @@ impl<P: SipPeer> UserAgent<P> {
         self.leg_keys.insert(leg, keys);
         let update = LegUpdate {
             id: leg,
+            audio: Some(audio_format(&neg.codec)),
             remote_rtp: neg.remote_rtp,
             remote_rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
             srtp,
@@ -1052,6 +1090,7 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// Creates the media leg of a negotiated call on its core.
     fn start_leg(&mut self, core: CoreId, pair: u16, leg: LegId, neg: &Negotiated) {
+        self.remember_media(leg, neg);
         let keys = srtp_keys(neg);
         let mut cfg = LegConfig::new(leg);
         cfg.remote_rtp = Some(neg.remote_rtp);
@@ -1123,10 +1162,11 @@ impl<P: SipPeer> UserAgent<P> {
         let body = if !has_offer && !is_invite {
             None
         } else if !has_offer {
+            let reoffer = reoffer_config(&cfg, dialog.media);
             match make_offer(
                 &mut dialog.local_session,
                 local_rtp,
-                &cfg,
+                &reoffer,
                 Direction::SendRecv,
             ) {
                 Ok(pending) => {
@@ -1435,7 +1475,8 @@ impl<P: SipPeer> UserAgent<P> {
     /// a body-less UPDATE: for a session refresh, or because the leg's local address changed
     /// (it moved to another core). One at a time; a change during one is offered after it.
     fn send_reoffer(&mut self, now: Instant, key: &DialogKey, media_changed: bool) {
-        let cfg = self.cfg.offer_answer.clone();
+        let media = self.dialogs.get(key).and_then(|d| d.media);
+        let cfg = reoffer_config(&self.cfg.offer_answer, media);
         let contact;
         let (se, use_update, offer) = {
             let Some(d) = self.dialogs.get_mut(key) else {

@@ -1,0 +1,292 @@
+//! baresip (a real SIP phone, headless, `-n 127.0.0.1`) driven over its `ctrl_tcp` socket:
+//! it plays a tone file as its microphone, records what it decodes, dials, and keys DTMF
+//! (RFC 4733) on a schedule.
+
+use std::io::{Read, Write};
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::sip::Server;
+
+/// A 16-bit mono 8 kHz WAV of a sine tone.
+pub fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
+    let n = (8000.0 * secs) as u32;
+    let mut w = Vec::with_capacity(44 + 2 * n as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let s = (f64::from(i) * freq_hz * std::f64::consts::TAU / 8000.0).sin() * 16_000.0;
+        w.extend_from_slice(&(s as i16).to_le_bytes());
+    }
+    w
+}
+
+/// A 16-bit PCM WAV: its sample rate and its first channel.
+pub struct Wav {
+    /// Samples per second.
+    pub rate: u32,
+    /// The first channel.
+    pub samples: Vec<i16>,
+}
+
+impl Wav {
+    /// The share of the energy of `samples[from_s..to_s]` (seconds) at `freq` (Goertzel): about
+    /// 1 for a pure tone, 1/k for one of k equal tones, near 0 when absent.
+    pub fn tone_share(&self, freq: f64, from_s: f64, to_s: f64) -> f64 {
+        let rate = f64::from(self.rate);
+        let a = ((from_s * rate) as usize).min(self.samples.len());
+        let b = ((to_s * rate) as usize).min(self.samples.len());
+        let pcm = &self.samples[a..b];
+        let w = std::f64::consts::TAU * freq / rate;
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in pcm {
+            let s0 = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+        let energy: f64 = pcm.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        2.0 * power / (pcm.len().max(1) as f64 * energy.max(1.0))
+    }
+
+    /// RMS level of `samples[from_s..to_s]`.
+    pub fn rms(&self, from_s: f64, to_s: f64) -> f64 {
+        let rate = f64::from(self.rate);
+        let a = ((from_s * rate) as usize).min(self.samples.len());
+        let b = ((to_s * rate) as usize).min(self.samples.len());
+        let pcm = &self.samples[a..b];
+        (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
+    }
+
+    /// Seconds recorded.
+    pub fn secs(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.rate)
+    }
+}
+
+/// Reads the `fmt ` and `data` chunks of a 16-bit PCM WAV (baresip records decoded audio at
+/// the codec's rate and channel count: 8000/1 for PCMU, 48000/2 for Opus).
+pub fn read_wav(bytes: &[u8]) -> Wav {
+    let (mut rate, mut channels) = (8000, 1);
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &bytes[at + 8..(at + 8 + size).min(bytes.len())];
+        match &bytes[at..at + 4] {
+            b"fmt " if body.len() >= 8 => {
+                channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
+                rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+            }
+            b"data" => {
+                let samples = body
+                    .chunks_exact(2 * channels)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                return Wav { rate, samples };
+            }
+            _ => {}
+        }
+        at += 8 + size;
+    }
+    Wav {
+        rate,
+        samples: Vec::new(),
+    }
+}
+
+/// What a baresip call left behind.
+pub struct BaresipCall {
+    /// baresip's own log.
+    pub log: String,
+    /// Events from its control socket (JSON, in order).
+    pub events: String,
+    /// What it decoded from the server, as recorded.
+    pub heard: Wav,
+}
+
+/// Kills baresip if the test fails while it runs.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A netstring-framed JSON command for baresip's `ctrl_tcp`.
+fn ctrl_command(command: &str, params: &str) -> Vec<u8> {
+    let json = format!(r#"{{"command":"{command}","params":"{params}","token":"{command}"}}"#);
+    format!("{}:{json},", json.len()).into_bytes()
+}
+
+/// Reads control events until `done` holds for all read so far, or `until`.
+fn read_events(
+    ctrl: &mut std::net::TcpStream,
+    events: &mut Vec<u8>,
+    until: Instant,
+    done: impl Fn(&str) -> bool,
+) -> bool {
+    let mut buf = [0u8; 4096];
+    while !done(&String::from_utf8_lossy(events)) {
+        if Instant::now() >= until {
+            return false;
+        }
+        if let Ok(n @ 1..) = ctrl.read(&mut buf) {
+            events.extend_from_slice(&buf[..n]);
+        }
+    }
+    true
+}
+
+/// One scripted baresip call.
+pub struct Baresip<'a> {
+    /// Names its directory under the server's.
+    pub name: &'a str,
+    /// The Request-URI user dialed.
+    pub user: &'a str,
+    /// The only codec offered (baresip's name: `PCMU`, `opus/48000/2`).
+    pub codec: &'a str,
+    /// The microphone: a sine at this frequency for the whole call.
+    pub freq: f64,
+    /// baresip's own RTP port range.
+    pub rtp_ports: &'a str,
+    /// baresip exits after this many seconds (`-t`), ending the call.
+    pub secs: u32,
+    /// Keys to press (RFC 4733), each this many milliseconds after the call is established.
+    pub keys: &'a [(u64, &'a str)],
+}
+
+impl Baresip<'_> {
+    /// The echo test with SDES SRTP (mandatory): a 440 Hz tone, `keys` half a second in.
+    pub fn echo_call(server: &Server, codec: &str, rtp_ports: &str, keys: &str) -> BaresipCall {
+        let keys = [(500, keys)];
+        Baresip {
+            name: &format!("baresip-{}", codec.replace('/', "-")),
+            user: "echo",
+            codec,
+            freq: 440.0,
+            rtp_ports,
+            secs: 9,
+            keys: if keys[0].1.is_empty() { &[] } else { &keys },
+        }
+        .call(server)
+    }
+
+    /// Runs the call to its end (baresip exits after `secs`) and returns what it left.
+    pub fn call(&self, server: &Server) -> BaresipCall {
+        let dir = server.dir.join(self.name);
+        let (cfg, rec) = (dir.join("cfg"), dir.join("rec"));
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::create_dir_all(&rec).unwrap();
+        std::fs::write(
+            dir.join("tone.wav"),
+            tone_wav(self.freq, f64::from(self.secs) + 2.0),
+        )
+        .unwrap();
+        let free_port = || {
+            UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (ua_port, ctrl_port) = (free_port(), free_port());
+        std::fs::write(
+            cfg.join("config"),
+            format!(
+                "poll_method epoll\nsip_listen 127.0.0.1:{ua_port}\n\
+                 audio_player aufile,{rec}/play.wav\naudio_source aufile,{dir}/tone.wav\n\
+                 audio_alert aufile,/dev/null\nausrc_srate 8000\nauplay_srate 8000\n\
+                 ausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\n\
+                 module g711.so\nmodule opus.so\nmodule aufile.so\nmodule srtp.so\n\
+                 module sndfile.so\nsnd_path {rec}\nmodule_app menu.so\nmodule_app account.so\n\
+                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                 rtp_ports {rtp_ports}\n",
+                rec = rec.display(),
+                dir = dir.display(),
+                rtp_ports = self.rtp_ports,
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            cfg.join("accounts"),
+            format!(
+                "<sip:{name}@127.0.0.1:{ua_port}>;regint=0;audio_codecs={codec};mediaenc=srtp-mand\n",
+                name = self.name.replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+                codec = self.codec
+            ),
+        )
+        .unwrap();
+        std::fs::write(cfg.join("contacts"), "").unwrap();
+        let log_path = dir.join("baresip.log");
+        let log_file = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new("baresip")
+            .args(["-n", "127.0.0.1", "-f"])
+            .arg(&cfg)
+            .args(["-t", &self.secs.to_string()])
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("baresip runs (apt-get install baresip-core)");
+        let mut child = Reap(child);
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+        // Dial over the control socket (so no event is missed), wait for the call, send keys.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ctrl = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("baresip ctrl_tcp: {e}\n{}", log()),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        ctrl.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let dial = format!("sip:{}@127.0.0.1:{}", self.user, server.sip_port);
+        ctrl.write_all(&ctrl_command("dial", &dial)).unwrap();
+        let mut events = Vec::new();
+        let soon = |s| Instant::now() + Duration::from_secs(s);
+        let established = read_events(&mut ctrl, &mut events, soon(5), |e| {
+            e.contains(r#""type":"CALL_ESTABLISHED""#)
+        });
+        if established {
+            let at = Instant::now();
+            for &(after_ms, keys) in self.keys {
+                let when = at + Duration::from_millis(after_ms);
+                std::thread::sleep(when.saturating_duration_since(Instant::now()));
+                ctrl.write_all(&ctrl_command("sndcode", keys)).unwrap();
+            }
+        }
+        read_events(
+            &mut ctrl,
+            &mut events,
+            soon(u64::from(self.secs) + 1),
+            |e| e.contains(r#""type":"CALL_CLOSED""#),
+        );
+        let _ = child.0.wait();
+        let log = log();
+        let heard = std::fs::read_dir(&rec)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+            .map(|e| read_wav(&std::fs::read(e.path()).unwrap()))
+            .unwrap_or_else(|| panic!("baresip recorded nothing: {log}"));
+        BaresipCall {
+            log,
+            events: String::from_utf8_lossy(&events).into_owned(),
+            heard,
+        }
+    }
+}

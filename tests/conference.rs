@@ -1,0 +1,113 @@
+//! Dial-in conferencing end to end: real phones (baresip, SDES SRTP) call the IVR number,
+//! hear the prompts, key the conference ID, and talk; each hears the others and not itself,
+//! and a caller who mutes is no longer heard.
+
+mod common;
+
+use common::baresip::{Baresip, BaresipCall};
+use common::sip::Server;
+
+/// Three callers with distinct tones (350, 620 and 1,100 Hz; the third on Opus, the others on
+/// PCMU) dial `conf`, listen to the welcome prompt, key `4711#` (an ad-hoc conference), and
+/// stay 14 s; the third presses `*6` 9 s in.
+#[test]
+fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
+    let server = Server::start("conference", "45400-45499");
+    let script = |name, codec, freq, rtp_ports, keys| Baresip {
+        name,
+        user: "conf",
+        codec,
+        freq,
+        rtp_ports,
+        secs: 14,
+        keys,
+    };
+    let callers = [
+        script("a", "PCMU", 350.0, "46000-46099", &[(2_500, "4711#")][..]),
+        script("b", "PCMU", 620.0, "46100-46199", &[(2_500, "4711#")][..]),
+        script(
+            "c",
+            "opus/48000/2",
+            1_100.0,
+            "46200-46299",
+            &[(2_500, "4711#"), (9_000, "*6")][..],
+        ),
+    ];
+    let calls: Vec<BaresipCall> = std::thread::scope(|s| {
+        let running: Vec<_> = callers
+            .iter()
+            .map(|c| s.spawn(|| c.call(&server)))
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let log = server.log();
+    let context = |i: usize| format!("caller {i}:\n{}\nserver:\n{log}", calls[i].log);
+    for (i, call) in calls.iter().enumerate() {
+        assert!(call.log.contains("Call established"), "{}", context(i));
+        assert!(
+            call.log.contains("cryptosuite=AES_CM_128_HMAC_SHA1_80"),
+            "{}",
+            context(i)
+        );
+        assert!(
+            call.heard.secs() > 12.0,
+            "{:.1} s recorded: {}",
+            call.heard.secs(),
+            context(i)
+        );
+        // Before the keys: the welcome prompt (speech), none of the tones.
+        let h = &call.heard;
+        assert!(
+            h.rms(0.4, 2.0) > 300.0,
+            "prompt level {:.0}: {}",
+            h.rms(0.4, 2.0),
+            context(i)
+        );
+        for c in &callers {
+            assert!(h.tone_share(c.freq, 0.4, 2.0) < 0.05, "{}", context(i));
+        }
+    }
+    assert_eq!(log.matches("joined conference 4711").count(), 3, "{log}");
+    // Together (after the announcements), before the mute: the other two tones, not its own.
+    for (i, call) in calls.iter().enumerate() {
+        for (j, c) in callers.iter().enumerate() {
+            let share = call.heard.tone_share(c.freq, 6.0, 8.8);
+            if i == j {
+                assert!(
+                    share < 0.02,
+                    "caller {i} hears itself ({share:.3}): {}",
+                    context(i)
+                );
+            } else {
+                assert!(
+                    share > 0.15,
+                    "caller {i} hears {j} at {share:.3}: {}",
+                    context(i)
+                );
+            }
+        }
+    }
+    // After the third muted itself: the first two no longer hear it, and it still hears them.
+    for i in 0..2 {
+        let share = calls[i].heard.tone_share(1_100.0, 10.5, 13.0);
+        assert!(
+            share < 0.02,
+            "caller {i} still hears the muted caller ({share:.3}): {}",
+            context(i)
+        );
+        let other = callers[1 - i].freq;
+        assert!(
+            calls[i].heard.tone_share(other, 10.5, 13.0) > 0.3,
+            "{}",
+            context(i)
+        );
+    }
+    for c in &callers[..2] {
+        assert!(
+            calls[2].heard.tone_share(c.freq, 10.5, 13.0) > 0.15,
+            "{}",
+            context(2)
+        );
+    }
+    assert!(log.contains("muted"), "{log}");
+}

@@ -76,7 +76,8 @@ step() {
   rm -f "$stats"
   c0=$(cpu_s "$server_pid"); m0=$(cpu_s "$server_pid" "$server_pid"); t0=$(now_s)
   sipp "127.0.0.1:$sip_port" -sn uac -i 127.0.0.1 -p 0 -mp 49900 -t u1 -r "$rate" -m "$calls" \
-    -l $((rate * 4)) -d 0 -nostdin -timeout $((secs * 3 + 30))s -trace_stat -fd 1 -stf "$stats" \
+    -l $((rate * 4)) -d 0 -nostdin -timeout $((secs * 3 + 30))s -recv_timeout 10000 \
+    -trace_stat -fd 1 -stf "$stats" \
     >/dev/null 2>&1 || rc=$?
   t1=$(now_s)
   local c1 m1 ok failed done

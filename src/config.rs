@@ -168,6 +168,8 @@ pub struct ServeConfig {
     pub allow_adhoc: bool,
     /// The Request-URI user that reaches the echo test (media back to the caller).
     pub echo_user: String,
+    /// Seconds the IVR waits for keys after asking (keys without `#` are taken then).
+    pub ivr_digit_timeout_s: u64,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -343,6 +345,7 @@ impl Default for ServeConfig {
             trunks: Vec::new(),
             allow_adhoc: true,
             echo_user: "echo".into(),
+            ivr_digit_timeout_s: 10,
         }
     }
 }
@@ -376,6 +379,7 @@ pub const KEYS: &[&str] = &[
     "digest_algorithms",
     "allow_adhoc",
     "echo_user",
+    "ivr_digit_timeout_s",
     "user",
     "trunk",
 ];
@@ -511,6 +515,13 @@ impl ServeConfig {
                     "false" => false,
                     _ => return Err(format!("{value:?} is not true or false")),
                 }
+            }
+            "ivr_digit_timeout_s" => {
+                let n: u64 = parse_num(value, "number of seconds")?;
+                if !(1..=120).contains(&n) {
+                    return Err(format!("{n} is outside 1..=120"));
+                }
+                self.ivr_digit_timeout_s = n
             }
             "echo_user" => {
                 if value.is_empty()
@@ -656,6 +667,7 @@ impl ServeConfig {
         crate::conference::ServiceConfig {
             allow_adhoc: self.allow_adhoc,
             echo_user: self.echo_user.clone(),
+            digit_timeout: Duration::from_secs(self.ivr_digit_timeout_s),
             ..crate::conference::ServiceConfig::default()
         }
     }

@@ -146,6 +146,9 @@ struct ServeArgs {
     /// The number (Request-URI user) of the echo test [default: echo]
     #[arg(long, value_name = "USER")]
     echo_user: Option<String>,
+    /// Seconds the IVR waits for keys after asking; keys without # are taken then [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    ivr_digit_timeout_s: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -187,7 +190,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 26] = [
+        let flags: [(&str, &Option<String>); 27] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -214,6 +217,7 @@ impl ServeArgs {
             ("digest_algorithms", &self.digest_algorithms),
             ("allow_adhoc", &self.allow_adhoc),
             ("echo_user", &self.echo_user),
+            ("ivr_digit_timeout_s", &self.ivr_digit_timeout_s),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {

@@ -22,13 +22,18 @@ const PCAP_DIR: &str = "/usr/share/sip-tester";
 /// A request of the sipp scenario in its dialog: `to_tag` for in-dialog requests, then
 /// `rest` (Content-Type, Content-Length and body).
 fn sipp_request(method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
+    sipp_request_to("echo", method, cseq, to_tag, rest)
+}
+
+/// `sipp_request` to the number `user`.
+fn sipp_request_to(user: &str, method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
     let to_tag = if to_tag { "[peer_tag_param]" } else { "" };
     format!(
         "<![CDATA[
-      {method} sip:echo@[remote_ip]:[remote_port] SIP/2.0
+      {method} sip:{user}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:echo@[remote_ip]:[remote_port]>{to_tag}
+      To: <sip:{user}@[remote_ip]:[remote_port]>{to_tag}
       Call-ID: [call_id]
       CSeq: {cseq} {method}
       Contact: sip:sipp@[local_ip]:[local_port]
@@ -38,20 +43,21 @@ fn sipp_request(method: &str, cseq: u32, to_tag: bool, rest: &str) -> String {
     )
 }
 
-/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
-fn scenario(pcmu_pcap: &Path) -> String {
-    let play = |file: &str, pause_ms: u32| {
-        format!(
-            "<nop><action><exec play_pcap_audio=\"{file}\"/></action></nop>\n  \
-             <pause milliseconds=\"{pause_ms}\"/>\n  "
-        )
-    };
-    let audio = play(&pcmu_pcap.display().to_string(), 1200);
-    let keys: String = ["1", "2", "pound"]
-        .iter()
-        .map(|k| play(&format!("{PCAP_DIR}/dtmf_2833_{k}.pcap"), 400))
-        .collect();
-    let offer = "Content-Type: application/sdp
+/// A scenario step playing a pcap, then a pause.
+fn play(file: &str, pause_ms: u32) -> String {
+    format!(
+        "<nop><action><exec play_pcap_audio=\"{file}\"/></action></nop>\n  \
+         <pause milliseconds=\"{pause_ms}\"/>\n  "
+    )
+}
+
+/// A key press from the shipped pcaps (`1`, `pound`, ...), then a pause.
+fn key(name: &str, pause_ms: u32) -> String {
+    play(&format!("{PCAP_DIR}/dtmf_2833_{name}.pcap"), pause_ms)
+}
+
+/// sipp's SDP offer: PCMU and telephone-event/8000 at 101.
+const OFFER: &str = "Content-Type: application/sdp
       Content-Length: [len]
 
       v=0
@@ -64,6 +70,12 @@ fn scenario(pcmu_pcap: &Path) -> String {
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
       a=ptime:20";
+
+/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
+fn scenario(pcmu_pcap: &Path) -> String {
+    let audio = play(&pcmu_pcap.display().to_string(), 1200);
+    let keys: String = ["1", "2", "pound"].iter().map(|k| key(k, 400)).collect();
+    let offer = OFFER;
     let no_body = "Content-Length: 0";
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -154,6 +166,87 @@ fn mulaw_round_trips_within_its_step() {
             "{x} -> {decoded}"
         );
     }
+}
+
+/// sipp dials the IVR number `conf`, keys the conference ID 23 and then a wrong PIN three
+/// times (4, 5, 6; each pcap's key is a distinct RFC 4733 event, and no `#` since the pound
+/// pcap repeats the same event: the IVR takes keys after its digit timeout), and expects the
+/// server's BYE.
+fn wrong_pin_scenario() -> String {
+    let no_body = "Content-Length: 0";
+    let keys = [
+        key("2", 300),
+        key("3", 3_000),
+        key("4", 4_000),
+        key("5", 4_000),
+        key("6", 0),
+    ]
+    .concat();
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="IVR: wrong PIN three times">
+  <send retrans="500">{invite}</send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>{ack}</send>
+  <pause milliseconds="500"/>
+  {keys}<recv request="BYE" timeout="20000"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+</scenario>
+"#,
+        invite = sipp_request_to("conf", "INVITE", 1, false, OFFER),
+        ack = sipp_request_to("conf", "ACK", 1, true, no_body),
+    )
+}
+
+/// Through the IVR with RFC 4733 keys: conference 23 (PIN 987, created with the CLI) is
+/// found, three wrong PINs get "That PIN is not valid" twice, then goodbye and the server's
+/// BYE with a Reason.
+#[test]
+fn sipp_ivr_wrong_pin_three_times_gets_goodbye_and_bye() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: sipp's play_pcap_audio needs root (raw socket)");
+        return;
+    }
+    let server = Server::start_with(
+        "sipp-ivr",
+        "47300-47349",
+        false,
+        &["--allow-adhoc", "false", "--ivr-digit-timeout-s", "2"],
+    );
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["conference", "create", "23", "--pin", "987", "--data-dir"])
+        .arg(&server.dir)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let xml = server.dir.join("ivr.xml");
+    std::fs::write(&xml, wrong_pin_scenario()).unwrap();
+    let xml = xml.to_string_lossy().into_owned();
+    let run = server.sipp(
+        "ivr",
+        &["-sf", &xml, "-mi", "127.0.0.1", "-mp", "47360", "-m", "1"],
+    );
+    run.assert_calls(1);
+    let log = server.log();
+    let keys: Vec<String> = server
+        .wait_log_lines(" DTMF", 5, Duration::from_secs(2))
+        .iter()
+        .filter_map(|l| log_field(l, "digit").map(str::to_string))
+        .collect();
+    assert_eq!(keys, ["2", "3", "4", "5", "6"], "{log}");
+    assert!(log.contains("too many attempts"), "{log}");
+    assert!(!log.contains("joined conference"), "{log}");
 }
 
 #[test]

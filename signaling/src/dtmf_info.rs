@@ -10,6 +10,8 @@ pub enum DtmfSource {
     Rfc4733,
     /// A SIP INFO request (`application/dtmf-relay` or `application/dtmf`).
     SipInfo,
+    /// Key tones in the caller's audio (a trunk without RFC 4733).
+    InBand,
 }
 
 impl DtmfSource {
@@ -18,6 +20,7 @@ impl DtmfSource {
         match self {
             DtmfSource::Rfc4733 => "rfc4733",
             DtmfSource::SipInfo => "sip-info",
+            DtmfSource::InBand => "inband",
         }
     }
 }

@@ -341,8 +341,8 @@ pub enum Event {
         /// Its final counters.
         stats: LegStats,
     },
-    /// A DTMF key press from the leg's RFC 4733 events (reported once per press, when it
-    /// ends).
+    /// A DTMF key press from the leg's RFC 4733 events, or heard as tones in its audio
+    /// (reported once per press, when it ends).
     Dtmf {
         /// The leg.
         id: LegId,
@@ -350,6 +350,8 @@ pub enum Event {
         digit: char,
         /// How long it was held, in milliseconds.
         duration_ms: u32,
+        /// Detected in the audio (a trunk that sends no RFC 4733 events), not from events.
+        inband: bool,
     },
     /// A playback ended.
     PlayDone {

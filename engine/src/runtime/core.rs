@@ -84,6 +84,9 @@ pub(crate) struct CoreState {
     /// Grows to the most legs ever in a key press at once, then stays (no allocation per
     /// packet).
     dtmf_open: Vec<LegSlot>,
+    /// In-band key presses found in the packet being handled (at most a few; no allocation
+    /// once grown).
+    inband_events: Vec<(LegId, char, u32)>,
     /// Legs with a clip playing (checked each tick; conference legs play in the mix pass).
     playing: Vec<LegSlot>,
     /// Scratch frame for prompts.
@@ -121,6 +124,7 @@ impl CoreState {
             pending_cursor: vec![0; socks],
             latch_budget: LATCH_BUDGET_PER_TICK,
             dtmf_open: Vec::new(),
+            inband_events: Vec::new(),
             playing: Vec::new(),
             scratch_frame: Vec::new(),
             conferences: HashMap::default(),
@@ -217,8 +221,15 @@ impl CoreState {
             return;
         }
         if let Some((_, audio)) = &mut leg.conference {
-            let payload = plain.get(payload).unwrap_or_default();
+            let payload = plain.get(payload.clone()).unwrap_or_default();
             audio.push(now, pt, seq, timestamp, marker, payload);
+        }
+        if let Some(detector) = &mut leg.inband_dtmf {
+            let payload = plain.get(payload).unwrap_or_default();
+            let (id, events) = (leg.id, &mut self.inband_events);
+            detector.handle(pt, payload, |digit, duration_ms| {
+                events.push((id, digit, duration_ms))
+            });
         }
         leg.stats.rtp_in += 1;
         leg.stats.rtp_bytes_in += len as u64;
@@ -255,6 +266,18 @@ impl CoreState {
         if dtmf.is_some() {
             self.report_dtmf(slot);
         }
+        while let Some((id, digit, duration_ms)) = self.inband_events.pop() {
+            self.counters.inc(Metric::DtmfDigits);
+            if let Some(leg) = self.leg_mut(slot) {
+                leg.stats.dtmf_digits += 1;
+            }
+            self.emit(Event::Dtmf {
+                id,
+                digit,
+                duration_ms,
+                inband: true,
+            });
+        }
     }
 
     /// Emits the finished RFC 4733 events of a leg: keys as `Event::Dtmf`, other events
@@ -273,6 +296,7 @@ impl CoreState {
                         id,
                         digit,
                         duration_ms: report.duration_ms,
+                        inband: false,
                     });
                 }
                 None => {
@@ -1979,6 +2003,62 @@ mod tests {
         }
 
         #[test]
+        fn key_tones_in_a_g711_legs_audio_are_reported() {
+            let mut r = Rig::new();
+            let caller = addr(9600);
+            let mut c = LegConfig::new(LegId(1));
+            c.remote_rtp = Some(caller);
+            c.latch = false;
+            c.audio = Some(AudioFormat {
+                codec: AudioCodec::Pcmu,
+                pt: Pt(0),
+                cn_pt: None,
+            });
+            r.create(c);
+            // 5 (770 + 1336 Hz) and # (941 + 1477 Hz), 100 ms each, 100 ms apart, -10 dBm0.
+            let tone = |low: f64, high: f64, n: usize| -> i16 {
+                let t = n as f64 / 8000.0;
+                let w = std::f64::consts::TAU;
+                (5_000.0 * ((w * low * t).sin() + (w * high * t).sin())) as i16
+            };
+            let mut seq = 1u16;
+            let mut n = 0usize;
+            for (low, high) in [(770.0, 1336.0), (0.0, 0.0), (941.0, 1477.0), (0.0, 0.0)] {
+                for _ in 0..5 {
+                    let pcm: Vec<i16> = (0..160)
+                        .map(|i| if low > 0.0 { tone(low, high, n + i) } else { 0 })
+                        .collect();
+                    n += 160;
+                    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+                    p[2..4].copy_from_slice(&seq.to_be_bytes());
+                    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                    p.extend_from_slice(&0x77u32.to_be_bytes());
+                    g711::encode_into(g711::Law::Mu, &pcm, &mut p);
+                    seq += 1;
+                    r.packet(caller, p);
+                }
+            }
+            let keys: Vec<(char, bool)> = r
+                .events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Dtmf {
+                        digit,
+                        inband,
+                        duration_ms,
+                        ..
+                    } => {
+                        assert!((90..=110).contains(&duration_ms), "{duration_ms} ms");
+                        Some((digit, inband))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(keys, [('5', true), ('#', true)]);
+            assert_eq!(r.stats(1).dtmf_digits, 2);
+        }
+
+        #[test]
         fn a_muted_caller_is_not_heard() {
             let (callers, _) = run(true);
             for c in callers.iter().filter(|c| c.id != 3) {
@@ -2198,6 +2278,7 @@ mod tests {
                             id: LegId(1),
                             digit,
                             duration_ms,
+                            inband: false,
                         } => Some((digit, duration_ms)),
                         Event::Dtmf { .. } => panic!("wrong leg"),
                         _ => None,

@@ -41,6 +41,52 @@ impl std::fmt::Debug for MovingLeg {
     }
 }
 
+/// Key tones detected in a G.711 leg's audio (ITU-T Q.24 timing, `codecs::dtmf_detect`),
+/// decoded on the packet path from each packet of the audio payload type.
+pub(crate) struct InbandDtmf {
+    pt: Pt,
+    law: chorus_codecs::g711::Law,
+    detector: chorus_codecs::dtmf_detect::DtmfDetector,
+    pcm: Vec<i16>,
+}
+
+impl InbandDtmf {
+    /// Detection for a leg whose audio is G.711 and that has no `telephone-event`.
+    fn for_leg(cfg: &LegConfig) -> Option<Self> {
+        use chorus_codecs::AudioCodec;
+        let format = cfg.audio?;
+        let law = match format.codec {
+            AudioCodec::Pcmu => chorus_codecs::g711::Law::Mu,
+            AudioCodec::Pcma => chorus_codecs::g711::Law::A,
+            _ => return None,
+        };
+        if !cfg.telephone_events.is_empty() {
+            return None;
+        }
+        Some(InbandDtmf {
+            pt: format.pt,
+            law,
+            detector: chorus_codecs::dtmf_detect::DtmfDetector::new(8_000).ok()?,
+            pcm: Vec::with_capacity(480),
+        })
+    }
+
+    /// Feeds one packet; returns the key presses that ended with it.
+    pub fn handle(&mut self, pt: Pt, payload: &[u8], mut ended: impl FnMut(char, u32)) {
+        if pt != self.pt {
+            return;
+        }
+        self.pcm.clear();
+        chorus_codecs::g711::decode_into(self.law, payload, &mut self.pcm);
+        self.detector.process(&self.pcm);
+        while let Some(event) = self.detector.poll_event() {
+            if let chorus_codecs::dtmf_detect::DtmfEvent::KeyUp { digit, duration_ms } = event {
+                ended(digit, duration_ms);
+            }
+        }
+    }
+}
+
 /// One leg on a core.
 pub(crate) struct Leg {
     pub id: LegId,
@@ -91,6 +137,9 @@ pub(crate) struct Leg {
     pub muted: bool,
     /// Sent no mix.
     pub deaf: bool,
+    /// In-band DTMF detection on the leg's G.711 audio, when it negotiated no
+    /// `telephone-event` (trunks that send key tones in the audio).
+    pub inband_dtmf: Option<Box<InbandDtmf>>,
     /// A clip playing to this leg.
     pub player: Option<Player>,
     /// The leg's own encoder (prompts, private mixes), made on first use.
@@ -150,6 +199,7 @@ impl Leg {
             conference: None,
             muted: false,
             deaf: false,
+            inband_dtmf: None,
             player: None,
             private_encoder: None,
             audio_out: (0, 0),
@@ -157,6 +207,7 @@ impl Leg {
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
         }
+        leg.inband_dtmf = InbandDtmf::for_leg(cfg).map(Box::new);
         Ok(leg)
     }
 

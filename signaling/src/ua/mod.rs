@@ -1317,6 +1317,7 @@ impl<P: SipPeer> UserAgent<P> {
                 id,
                 digit,
                 duration_ms,
+                inband,
             } => {
                 let call_id = self.by_leg.get(&id).map(|k| k.call_id.clone());
                 if let (Some(call_id), Some(digit)) =
@@ -1326,7 +1327,11 @@ impl<P: SipPeer> UserAgent<P> {
                         call_id,
                         digit,
                         duration_ms: Some(duration_ms),
-                        source: dtmf_info::DtmfSource::Rfc4733,
+                        source: if inband {
+                            dtmf_info::DtmfSource::InBand
+                        } else {
+                            dtmf_info::DtmfSource::Rfc4733
+                        },
                     });
                 }
             }
@@ -2623,6 +2628,7 @@ mod tests {
             id: leg,
             digit,
             duration_ms: 120,
+            inband: false,
         };
         ua.handle_engine_event(t0, CoreId(0), event('#'));
         assert_eq!(

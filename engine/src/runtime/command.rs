@@ -209,6 +209,15 @@ pub enum Command {
         /// Reported back in `PlayDone`.
         id: u32,
     },
+    /// Send keys to a leg as RFC 4733 events (100 ms each, 60 ms apart) in its outbound
+    /// stream, with the `telephone-event` payload type it negotiated; a leg without one
+    /// sends nothing (counted as `dtmf_not_sent`).
+    SendDtmf {
+        /// The leg.
+        leg: LegId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`; other characters are skipped.
+        keys: String,
+    },
     /// Stop a leg's playback (answered by `PlayDone` with `completed: false`).
     StopPlay(LegId),
     /// Play a clip to every member of a conference (join and leave tones), mixed into every

@@ -84,6 +84,8 @@ pub(crate) struct CoreState {
     /// Grows to the most legs ever in a key press at once, then stays (no allocation per
     /// packet).
     dtmf_open: Vec<LegSlot>,
+    /// Legs sending RFC 4733 keys (each tick sends their next event packet).
+    dtmf_sending: Vec<LegSlot>,
     /// In-band key presses found in the packet being handled (at most a few; no allocation
     /// once grown).
     inband_events: Vec<(LegId, char, u32)>,
@@ -124,6 +126,7 @@ impl CoreState {
             pending_cursor: vec![0; socks],
             latch_budget: LATCH_BUDGET_PER_TICK,
             dtmf_open: Vec::new(),
+            dtmf_sending: Vec::new(),
             inband_events: Vec::new(),
             playing: Vec::new(),
             scratch_frame: Vec::new(),
@@ -536,6 +539,7 @@ impl CoreState {
                 }
             }
             Command::Play { leg, clip, id } => self.play(leg, clip, id),
+            Command::SendDtmf { leg, keys } => self.send_dtmf(leg, &keys),
             Command::StopPlay(leg) => {
                 let stopped = (self.by_id.get(&leg).copied())
                     .and_then(|s| self.leg_mut(s))
@@ -974,6 +978,97 @@ impl CoreState {
         }
     }
 
+    /// Queues keys to send to a leg as RFC 4733 events.
+    fn send_dtmf(&mut self, id: LegId, keys: &str) {
+        let Some(slot) = self.by_id.get(&id).copied() else {
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        if leg.telephone_events.is_empty() || leg.audio_format.is_none() {
+            self.counters.inc(Metric::DtmfNotSent);
+            return;
+        }
+        leg.dtmf_out
+            .get_or_insert_with(Default::default)
+            .queue(keys);
+        if !self.dtmf_sending.contains(&slot) {
+            self.dtmf_sending.push(slot);
+        }
+    }
+
+    /// One tick of every leg sending keys: an event packet each, in the leg's outbound
+    /// stream (its sequence numbers; the press's start timestamp).
+    fn send_dtmf_events(&mut self, tx: &mut TxQueue) {
+        let tick_ms = self.tick_ms;
+        let mut sending = std::mem::take(&mut self.dtmf_sending);
+        sending.retain(|&slot| {
+            let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
+                return false;
+            };
+            let Some(format) = leg.audio_format else {
+                return false;
+            };
+            let clock = format.codec.rtp_clock_rate();
+            // The remote's event payload type on the audio clock, else its first one.
+            let Some(pt) = (leg.telephone_events.iter())
+                .find(|t| t.clock_rate == clock)
+                .or(leg.telephone_events.first())
+                .map(|t| t.pt)
+            else {
+                return false;
+            };
+            let Some(sender) = leg.dtmf_out.as_mut() else {
+                return false;
+            };
+            let packet = sender.tick(tick_ms, clock, leg.audio_out.1);
+            let idle = sender.is_idle();
+            if let Some(packet) = packet {
+                let seq = leg.audio_out.0;
+                leg.audio_out.0 = seq.wrapping_add(1);
+                if let Some(end) = packet.done_at
+                    && end.wrapping_sub(leg.audio_out.1) < 0x8000_0000
+                {
+                    leg.audio_out.1 = end;
+                }
+                let (seq, ts) = leg.out_numbering.map(MIX_SOURCE, seq, packet.timestamp);
+                let (ssrc, send) = (leg.local_ssrc, leg.send);
+                if let (Some(dst), true) = (leg.remote_rtp, send) {
+                    let queued = tx.send_with(leg.rtp_sock, dst, |out| {
+                        let n = 12 + packet.payload.len();
+                        let Some(pkt) = out.get_mut(..n) else {
+                            return 0;
+                        };
+                        pkt[0] = 0x80;
+                        pkt[1] = pt.0 & 0x7f | if packet.marker { 0x80 } else { 0 };
+                        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                        pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                        pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                        pkt[12..].copy_from_slice(&packet.payload);
+                        match leg.srtp_out.as_mut() {
+                            Some(ctx) => ctx.protect_rtp(out, n).unwrap_or(0),
+                            None => n,
+                        }
+                    });
+                    if queued {
+                        leg.stats.rtp_out += 1;
+                        self.counters.inc(Metric::DtmfEventsOut);
+                    } else {
+                        leg.stats.out_dropped += 1;
+                        self.counters.inc(Metric::DropTxFull);
+                    }
+                }
+            }
+            if idle {
+                leg.dtmf_out = None;
+            }
+            !idle
+        });
+        self.dtmf_sending = sending;
+    }
+
     /// Starts a playback on a leg (ending the one before).
     fn play(&mut self, id: LegId, clip: std::sync::Arc<[i16]>, play_id: u32) {
         let Some(slot) = self.by_id.get(&id).copied() else {
@@ -1083,6 +1178,9 @@ impl CoreState {
         }
         if !self.playing.is_empty() {
             self.play_prompts(tx);
+        }
+        if !self.dtmf_sending.is_empty() {
+            self.send_dtmf_events(tx);
         }
         let late_us = tick.late.as_micros() as u64;
         if late_us > self.counters.get(Metric::TickLateMaxUs) {
@@ -2056,6 +2154,87 @@ mod tests {
                 .collect();
             assert_eq!(keys, [('5', true), ('#', true)]);
             assert_eq!(r.stats(1).dtmf_digits, 2);
+        }
+
+        #[test]
+        fn keys_are_sent_as_rfc4733_events_a_receiver_reads_back() {
+            let mut r = Rig::new();
+            let phone = addr(9700);
+            let mut c = LegConfig::new(LegId(1));
+            c.remote_rtp = Some(phone);
+            c.latch = false;
+            c.srtp_out = Some(key(5));
+            c.audio = Some(AudioFormat {
+                codec: AudioCodec::Pcmu,
+                pt: Pt(0),
+                cn_pt: None,
+            });
+            c.telephone_events = vec![crate::runtime::TelephoneEventPt {
+                pt: Pt(101),
+                clock_rate: 8000,
+            }];
+            r.create(c);
+            let send = Command::SendDtmf {
+                leg: LegId(1),
+                keys: "1#".into(),
+            };
+            r.state.on_command(r.now, send);
+            let mut down = ctx(&key(5));
+            let mut receiver = crate::runtime::DtmfReceiver::new();
+            let mut sent = Vec::new();
+            let (mut keys, mut seqs) = (Vec::new(), Vec::new());
+            for index in 0..30u64 {
+                let t = Tick {
+                    index,
+                    at: r.now,
+                    late: Duration::ZERO,
+                    skipped: 0,
+                };
+                r.state
+                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                r.tx.take_queued(&mut sent);
+                for e in sent.drain(..) {
+                    let mut pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    r.tx.release(e.slot);
+                    let n = down.unprotect_rtp(&mut pkt).unwrap();
+                    let p = crate::rtp::RtpPacket::parse(&pkt[..n]).unwrap();
+                    assert_eq!(
+                        (p.pt(), p.ssrc().0),
+                        (Pt(101), LegConfig::new(LegId(1)).local_ssrc)
+                    );
+                    seqs.push(p.seq());
+                    receiver
+                        .handle_packet(r.now, p.timestamp(), 8000, p.payload())
+                        .unwrap();
+                    while let Some(rep) = receiver.poll_report() {
+                        keys.push((crate::rtp::dtmf_digit(rep.event), rep.duration_ms));
+                    }
+                }
+                r.now += Duration::from_millis(20);
+            }
+            assert_eq!(keys, [(Some('1'), 100), (Some('#'), 100)]);
+            assert!(
+                seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+                "{seqs:?}"
+            );
+            assert_eq!(r.state.counters.get(Metric::DtmfEventsOut), 14);
+            assert!(r.state.dtmf_sending.is_empty());
+            // A leg without telephone-event cannot send keys: counted.
+            let mut c = LegConfig::new(LegId(2));
+            c.audio = Some(AudioFormat {
+                codec: AudioCodec::Pcmu,
+                pt: Pt(0),
+                cn_pt: None,
+            });
+            r.create(c);
+            r.state.on_command(
+                r.now,
+                Command::SendDtmf {
+                    leg: LegId(2),
+                    keys: "5".into(),
+                },
+            );
+            assert_eq!(r.state.counters.get(Metric::DtmfNotSent), 1);
         }
 
         #[test]

@@ -7,6 +7,7 @@ use super::command::{
     AudioFormat, ConferenceId, LegConfig, LegId, LegStats, SrtpKey, TelephoneEventPt,
 };
 use super::dtmf_receiver::DtmfReceiver;
+use super::dtmf_sender::DtmfSender;
 use super::flow::{FlowKey, LegSlot};
 use super::io::SockId;
 use super::seq_rewriter::SeqRewriter;
@@ -140,6 +141,8 @@ pub(crate) struct Leg {
     /// In-band DTMF detection on the leg's G.711 audio, when it negotiated no
     /// `telephone-event` (trunks that send key tones in the audio).
     pub inband_dtmf: Option<Box<InbandDtmf>>,
+    /// Keys being sent to the remote as RFC 4733 events.
+    pub dtmf_out: Option<Box<DtmfSender>>,
     /// A clip playing to this leg.
     pub player: Option<Player>,
     /// The leg's own encoder (prompts, private mixes), made on first use.
@@ -200,6 +203,7 @@ impl Leg {
             muted: false,
             deaf: false,
             inband_dtmf: None,
+            dtmf_out: None,
             player: None,
             private_encoder: None,
             audio_out: (0, 0),

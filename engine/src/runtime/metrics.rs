@@ -47,6 +47,10 @@ metrics! {
     DtmfDigits => "dtmf_digits",
     /// Other RFC 4733 events received (flash, tones), ignored.
     DtmfOtherEvents => "dtmf_other_events",
+    /// RFC 4733 event packets sent to legs.
+    DtmfEventsOut => "dtmf_events_out",
+    /// Keys not sent: the leg negotiated no telephone-event.
+    DtmfNotSent => "dtmf_not_sent",
     /// Dropped: not RTP or RTCP (STUN, DTLS or garbage on a media port).
     DropNotRtp => "drop_not_rtp",
     /// Dropped: from an address no leg matched, and no leg waiting to latch accepted it.

@@ -27,6 +27,7 @@ use std::time::Duration;
 pub mod command;
 pub mod core;
 pub mod dtmf_receiver;
+pub mod dtmf_sender;
 pub mod flow;
 pub mod io;
 mod leg;

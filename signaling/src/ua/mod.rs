@@ -22,14 +22,13 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use chorus_engine::runtime::{
-    AudioFormat, Command, CoreId, Event, LegConfig, LegId, LegUpdate, SrtpKey, TelephoneEventPt,
-};
+use chorus_engine::runtime::{Command, CoreId, Event, LegId, LegUpdate, SrtpKey};
 use chorus_engine::srtp::SrtpSuite;
 
 use crate::access::{Access, AccessConfig, Caller, Verdict};
 use crate::admission::{Admission, AdmissionConfig};
 use crate::dtmf_info;
+use crate::media_leg;
 use crate::message::{ParseError, SipMessage};
 use crate::sdp::{
     Codec, Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer,
@@ -294,23 +293,6 @@ pub struct UserAgent<P: SipPeer> {
     out: VecDeque<UaOutput<P>>,
 }
 
-/// The leg's audio format from the answer: the codec and its payload type on this leg (each
-/// leg keeps its own mapping; the mixer encodes per codec and writes each leg's type).
-fn audio_format(codec: &crate::sdp::NegotiatedCodec) -> AudioFormat {
-    use chorus_engine::codecs::AudioCodec;
-    let kind = match codec.codec {
-        Codec::Pcmu => AudioCodec::Pcmu,
-        Codec::Pcma => AudioCodec::Pcma,
-        Codec::G722 => AudioCodec::G722,
-        Codec::Opus => AudioCodec::Opus,
-    };
-    AudioFormat {
-        codec: kind,
-        pt: codec.payload_type,
-        cn_pt: None,
-    }
-}
-
 /// The offer settings of a re-offer in a dialog whose media is `media` (codec, SRTP suite):
 /// the same codec, the same transport profile (RFC 3264 8) and the same suite (whose key in
 /// effect `LocalSession` offers again), so a refresh or a move of the leg changes nothing the
@@ -331,19 +313,6 @@ fn reoffer_config(
         }
     }
     cfg
-}
-
-/// The (inbound, outbound) SRTP keys of a negotiation; None for plain RTP.
-fn srtp_keys(neg: &Negotiated) -> (Option<SrtpKey>, Option<SrtpKey>) {
-    let key = |c: &chorus_engine::srtp::sdes::CryptoAttribute| SrtpKey {
-        suite: c.suite,
-        key: c.key_material.key().to_vec(),
-        salt: c.key_material.salt().to_vec(),
-    };
-    match &neg.srtp {
-        Some(s) => (Some(key(&s.remote)), Some(key(&s.local))),
-        None => (None, None),
-    }
 }
 
 /// Adds the session timer headers to a 2xx (RFC 4028 9).
@@ -1068,7 +1037,7 @@ impl<P: SipPeer> UserAgent<P> {
 
     fn set_remote(&mut self, core: CoreId, leg: LegId, neg: &Negotiated) {
         self.remember_media(leg, neg);
-        let keys = srtp_keys(neg);
+        let keys = media_leg::srtp_keys(neg);
         // Rekey only when the offer/answer changed a key: a new context restarts the
         // rollover counter and replay window, which an unchanged key must keep.
         let srtp = match self.leg_keys.get(&leg) {
@@ -1078,7 +1047,7 @@ impl<P: SipPeer> UserAgent<P> {
         self.leg_keys.insert(leg, keys);
         let update = LegUpdate {
             id: leg,
-            audio: Some(audio_format(&neg.codec)),
+            audio: Some(media_leg::audio_format(&neg.codec)),
             remote_rtp: neg.remote_rtp,
             remote_rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
             srtp,
@@ -1091,25 +1060,11 @@ impl<P: SipPeer> UserAgent<P> {
     /// Creates the media leg of a negotiated call on its core.
     fn start_leg(&mut self, core: CoreId, pair: u16, leg: LegId, neg: &Negotiated) {
         self.remember_media(leg, neg);
-        let keys = srtp_keys(neg);
-        let mut cfg = LegConfig::new(leg);
-        cfg.remote_rtp = Some(neg.remote_rtp);
-        cfg.remote_rtcp = (!neg.rtcp_mux).then_some(neg.remote_rtcp);
-        cfg.rtcp_mux = neg.rtcp_mux;
-        (cfg.srtp_in, cfg.srtp_out) = keys.clone();
-        cfg.send = neg.direction.sends();
-        self.leg_keys.insert(leg, keys);
-        cfg.remote_ssrc = neg.remote_ssrc.map(|s| s.0);
+        let mut cfg = media_leg::leg_config(leg, neg);
+        self.leg_keys
+            .insert(leg, (cfg.srtp_in.clone(), cfg.srtp_out.clone()));
         cfg.latch = true;
         cfg.inactivity_timeout = self.cfg.inactivity_timeout;
-        cfg.clock_rate = neg.codec.clock_rate;
-        cfg.telephone_events = (neg.telephone_event.iter())
-            .map(|t| TelephoneEventPt {
-                pt: t.payload_type,
-                clock_rate: t.clock_rate,
-            })
-            .collect();
-        cfg.audio = Some(audio_format(&neg.codec));
         cfg.pair = Some(pair);
         self.engine(core, Command::CreateLeg(Box::new(cfg)));
         if self.cfg.echo {
@@ -1793,6 +1748,7 @@ impl<P: SipPeer> UserAgent<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chorus_engine::runtime::{LegConfig, TelephoneEventPt};
 
     #[derive(Clone, Debug, PartialEq)]
     struct FakePeer(SocketAddr);

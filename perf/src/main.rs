@@ -1,22 +1,284 @@
-//! `chorus-load`: the Chorus load generator.
+//! `chorus-load`: the Chorus load generator. Each simulated caller is a real SIP UA (the
+//! signaling crate's UAC: INVITE with SDP, digest when challenged, ACK, BYE) with a real
+//! media leg on the engine's own cores (SRTP, RFC 4733 keys, engine-played talker signals),
+//! so thousands of callers share a few sockets.
 //!
-//! The SIP callers with SRTP media and their measurements arrive with the load-generator
-//! issue; this binary is the place they go. Until then it only identifies itself.
+//! ```text
+//! chorus-load run --server 127.0.0.1:5060 --users 200 --conference-size 10 --talkers 3 \
+//!     --duration 20s --ramp 50/s --codec pcmu --srtp aes-cm-80 --dial ivr --json report.json
+//! ```
 
-use clap::Parser;
+mod report;
+mod run;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use mimalloc::MiMalloc;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-/// chorus-load: places SIP calls with real SRTP media against a Chorus server and measures
-/// what callers would hear (not yet implemented: see the load-generator issue).
+/// chorus-load: places SIP calls with real media against a Chorus server and measures what
+/// callers would hear.
 #[derive(Parser, Debug)]
 #[command(name = "chorus-load", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Place calls, hold them, hang up, and report.
+    Run(RunArgs),
+}
+
+/// The audio codec every caller offers (only it).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodecArg {
+    /// G.711 mu-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+    /// G.722.
+    G722,
+    /// Opus.
+    Opus,
+}
+
+/// SDES SRTP every caller requires (or none: plain RTP).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SrtpArg {
+    /// Plain RTP.
+    None,
+    /// AES_CM_128_HMAC_SHA1_80.
+    #[value(name = "aes-cm-80")]
+    AesCm80,
+    /// AEAD_AES_128_GCM.
+    #[value(name = "aes-gcm-128")]
+    AesGcm128,
+}
+
+/// SIP transport.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportArg {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS (not yet).
+    Tls,
+}
+
+/// How callers reach their conference.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialArg {
+    /// Dial the IVR number and key the conference ID (and PIN) as RFC 4733 events.
+    Ivr,
+    /// Dial the conference ID as the Request-URI user.
+    Direct,
+}
+
+/// Settings of one run.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The server's SIP address.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    pub server: SocketAddr,
+    /// Callers in all.
+    #[arg(long, default_value_t = 10)]
+    pub users: u32,
+    /// Callers per conference.
+    #[arg(long, default_value_t = 10)]
+    pub conference_size: u32,
+    /// Talkers per conference (the others are silent).
+    #[arg(long, default_value_t = 3)]
+    pub talkers: u32,
+    /// How long each call is held once answered: 500ms, 20s, 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Call attempts per second while ramping up: 500/s (or a bare number).
+    #[arg(long, default_value = "100/s", value_parser = parse_rate)]
+    pub ramp: f64,
+    /// The codec callers offer.
+    #[arg(long, value_enum, default_value = "pcmu")]
+    pub codec: CodecArg,
+    /// SRTP callers require.
+    #[arg(long, value_enum, default_value = "aes-cm-80")]
+    pub srtp: SrtpArg,
+    /// SIP transport.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: TransportArg,
+    /// How callers reach their conference.
+    #[arg(long, value_enum, default_value = "direct")]
+    pub dial: DialArg,
+    /// The IVR number (Request-URI user) with `--dial ivr`.
+    #[arg(long, default_value = "conf")]
+    pub ivr_number: String,
+    /// Conference IDs are this number plus the conference's index (digits).
+    #[arg(long, default_value_t = 7_000)]
+    pub conference_base: u64,
+    /// The PIN callers key when asked (conferences must exist with it).
+    #[arg(long)]
+    pub pin: Option<String>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Media cores of the generator.
+    #[arg(long, default_value_t = 1)]
+    pub cores: usize,
+    /// UDP ports of the generator's media sockets.
+    #[arg(long, default_value = "40000-40999", value_parser = parse_ports)]
+    pub media_ports: (u16, u16),
+    /// The address the generator binds (SIP and media).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Fail the run when RTP loss exceeds this percentage.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_loss_pct: f64,
+    /// Progress line every second on stderr.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub progress: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 20s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is outside 0..24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches("/s");
+    let r: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate (e.g. 500/s)"))?;
+    if !(r > 0.0 && r <= 100_000.0) {
+        return Err(format!("{s:?} is outside (0, 100000]/s"));
+    }
+    Ok(r)
+}
+
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not a port range (e.g. 40000-40999)"))?;
+    let (a, b): (u16, u16) = (
+        a.trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not a port"))?,
+        b.trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not a port"))?,
+    );
+    if a == 0 || b < a + 1 {
+        return Err(format!("{s:?}: need at least two ports, low first"));
+    }
+    Ok((a, b))
+}
+
+impl RunArgs {
+    /// Checks the combination of settings; one line per problem.
+    fn validate(&self) -> Result<(), String> {
+        if self.users == 0 {
+            return Err("--users must be at least 1".into());
+        }
+        if self.conference_size == 0 {
+            return Err("--conference-size must be at least 1".into());
+        }
+        if self.talkers > self.conference_size {
+            return Err(format!(
+                "--talkers {} is more than --conference-size {}",
+                self.talkers, self.conference_size
+            ));
+        }
+        if self.transport == TransportArg::Tls {
+            return Err("--transport tls is not supported yet (udp, tcp)".into());
+        }
+        if let Some(pin) = &self.pin
+            && (pin.is_empty() || !pin.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("--pin {pin:?} must be digits"));
+        }
+        if self.ivr_number.is_empty() {
+            return Err("--ivr-number must not be empty".into());
+        }
+        Ok(())
+    }
+}
 
 fn main() {
-    let _ = Cli::parse();
-    eprintln!("chorus-load: no load modes yet; `chorus-load --help` lists what exists");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let Cmd::Run(args) = cli.cmd;
+    if let Err(e) = args.validate() {
+        eprintln!("chorus-load: {e}");
+        std::process::exit(2);
+    }
+    match run::run(&args) {
+        Ok(report) => {
+            report.print_table();
+            if let Some(path) = &args.json
+                && let Err(e) = std::fs::write(path, report.to_json())
+            {
+                eprintln!("chorus-load: cannot write {}: {e}", path.display());
+                std::process::exit(1);
+            }
+            match report.verdict(args.max_loss_pct) {
+                Ok(()) => {}
+                Err(why) => {
+                    eprintln!("chorus-load: FAILED: {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("chorus-load: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_refuse_clearly() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("2h").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_rate("500/s"), Ok(500.0));
+        assert!(parse_rate("0/s").is_err());
+        assert_eq!(parse_ports("40000-40099"), Ok((40_000, 40_099)));
+        assert!(parse_ports("40000").is_err());
+        let cli = Cli::try_parse_from([
+            "chorus-load",
+            "run",
+            "--talkers",
+            "5",
+            "--conference-size",
+            "3",
+        ])
+        .unwrap();
+        let Cmd::Run(args) = cli.cmd;
+        assert!(args.validate().unwrap_err().contains("--talkers 5"));
+    }
 }

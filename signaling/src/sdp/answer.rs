@@ -221,6 +221,9 @@ fn accept_audio(
     if let Some(keys) = &srtp {
         attributes.push(Attribute::new("crypto", &keys.local));
     }
+    if let Some(ssrc) = local.ssrc {
+        attributes.push(Attribute::new("ssrc", format!("{ssrc} cname:chorus")));
+    }
     let answer = MediaDescription {
         attributes,
         ..MediaDescription::new(

@@ -22,6 +22,9 @@ pub struct LocalSession {
     pub session_id: u64,
     /// Address in `o=`.
     pub origin_ip: IpAddr,
+    /// The SSRC our media leg sends with, announced as `a=ssrc` (RFC 5576) so that a peer
+    /// receiving many calls on one socket can tell them apart without trial decryption.
+    pub ssrc: Option<u32>,
     version: SessionVersion,
     written: bool,
     srtp_key: Option<CryptoAttribute>,
@@ -35,6 +38,7 @@ impl LocalSession {
             username: "chorus".to_owned(),
             session_id,
             origin_ip,
+            ssrc: None,
             version: SessionVersion(session_id),
             written: false,
             srtp_key: None,

@@ -118,6 +118,9 @@ pub fn make_offer(
     attributes.push(Attribute::new("ptime", config.ptime_ms));
     attributes.push(Attribute::flag(direction.attribute()));
     attributes.push(Attribute::flag("rtcp-mux"));
+    if let Some(ssrc) = local.ssrc {
+        attributes.push(Attribute::new("ssrc", format!("{ssrc} cname:chorus")));
+    }
     let mut local_crypto = Vec::new();
     if config.srtp != SrtpPolicy::Off {
         for (tag, &suite) in (1..).zip(&config.srtp_suites) {

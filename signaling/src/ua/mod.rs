@@ -763,6 +763,7 @@ impl<P: SipPeer> UserAgent<P> {
         let mut local_session = LocalSession::new(self.tokens.next_u64(), self.cfg.media_ip);
         let leg = LegId(self.next_leg);
         self.next_leg = self.next_leg.wrapping_add(1).max(1);
+        local_session.ssrc = Some(chorus_engine::runtime::LegConfig::new(leg).local_ssrc);
         // With an offer: answer it and start the leg now. Without one (delayed offer): offer
         // in the 200 and start the leg when the ACK brings the answer (RFC 3264 section 2).
         // The negotiated codec and profile, once known (an offer in the INVITE).

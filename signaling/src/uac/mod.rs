@@ -92,6 +92,8 @@ pub struct MediaOffer {
     pub local_rtp: SocketAddr,
     /// Codecs, SRTP policy and suites, ptime, telephone-event.
     pub offer_answer: OfferAnswerConfig,
+    /// The SSRC the call's media leg sends with, announced as `a=ssrc` (None: not announced).
+    pub ssrc: Option<u32>,
 }
 
 /// One outgoing call to place.
@@ -327,6 +329,7 @@ impl<P: DialPeer> Uac<P> {
         let local_tag = self.token();
         let call_id = format!("{}@chorus", self.token());
         let mut session = LocalSession::new(self.tokens.next_u64(), req.media.local_rtp.ip());
+        session.ssrc = req.media.ssrc;
         let pending = make_offer(
             &mut session,
             req.media.local_rtp,

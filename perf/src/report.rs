@@ -1,0 +1,303 @@
+//! What a run measured, per call and overall: the final table, the JSON report and the
+//! pass/fail verdict.
+
+use std::collections::BTreeMap;
+
+use chorus_engine::runtime::LegStats;
+
+/// One simulated caller's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct CallRecord {
+    /// The caller's index.
+    pub index: u32,
+    /// Its conference ID.
+    pub conference: u64,
+    /// It sent a talker signal.
+    pub talker: bool,
+    /// INVITE to 200, in milliseconds, when answered.
+    pub setup_ms: Option<f64>,
+    /// Why it was never established (final status, reason).
+    pub failed: Option<(u16, String)>,
+    /// The server hung up (BYE from the server) before the end of the hold.
+    pub ended_by_server: Option<String>,
+    /// How long it was held, seconds.
+    pub held_s: f64,
+    /// Its media leg's final counters (received RTP, loss, jitter, SRTP failures).
+    pub stats: Option<LegStats>,
+}
+
+/// A whole run.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every caller.
+    pub calls: Vec<CallRecord>,
+    /// Wall time of the run, seconds.
+    pub wall_s: f64,
+    /// Packets the generator's cores received and sent.
+    pub rx_packets: u64,
+    /// See `rx_packets`.
+    pub tx_packets: u64,
+    /// RTP packets the generator's legs sent (talker signals, keys).
+    pub media_out: u64,
+    /// Packets the generator's cores dropped, by reason (unknown flow, SRTP, malformed).
+    pub drops: Vec<(&'static str, u64)>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted.get(rank.min(sorted.len() - 1)).copied()
+}
+
+/// Packets a listener should get while held: the server sends one 20 ms frame per tick.
+const PACKETS_PER_S: f64 = 50.0;
+
+impl Report {
+    /// Calls answered.
+    pub fn established(&self) -> usize {
+        self.calls.iter().filter(|c| c.setup_ms.is_some()).count()
+    }
+
+    /// Failed calls by final status.
+    pub fn failed_by_status(&self) -> BTreeMap<u16, usize> {
+        let mut m = BTreeMap::new();
+        for (status, _) in self.calls.iter().filter_map(|c| c.failed.as_ref()) {
+            *m.entry(*status).or_default() += 1;
+        }
+        m
+    }
+
+    fn setup_sorted(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.calls.iter().filter_map(|c| c.setup_ms).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// RTP received, lost (RFC 3550), and the loss in percent of expected.
+    pub fn loss(&self) -> (u64, i64, f64) {
+        let (mut got, mut lost) = (0u64, 0i64);
+        for s in self.calls.iter().filter_map(|c| c.stats.as_ref()) {
+            got += s.rtp_in;
+            lost += s.lost.max(0);
+        }
+        let pct = if got == 0 {
+            0.0
+        } else {
+            lost as f64 * 100.0 / (got as f64 + lost as f64)
+        };
+        (got, lost, pct)
+    }
+
+    /// Jitter of the server's streams, ms: median and maximum over the calls.
+    pub fn jitter_ms(&self) -> (f64, f64) {
+        let mut v: Vec<f64> = (self.calls.iter().filter_map(|c| c.stats.as_ref()))
+            .map(|s| s.jitter_us as f64 / 1000.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (
+            percentile(&v, 50.0).unwrap_or(0.0),
+            v.last().copied().unwrap_or(0.0),
+        )
+    }
+
+    /// Established calls that received less than 80% of the audio they should have.
+    pub fn silent_calls(&self) -> Vec<u32> {
+        (self.calls.iter())
+            .filter(|c| c.setup_ms.is_some() && c.held_s >= 1.0)
+            .filter(|c| {
+                let got = c.stats.as_ref().map_or(0, |s| s.rtp_in) as f64;
+                got < 0.8 * c.held_s * PACKETS_PER_S
+            })
+            .map(|c| c.index)
+            .collect()
+    }
+
+    /// SRTP packets that failed authentication or were replays, over all calls.
+    pub fn srtp_failures(&self) -> u64 {
+        (self.calls.iter().filter_map(|c| c.stats.as_ref()))
+            .map(|s| s.auth_failed + s.replayed)
+            .sum()
+    }
+
+    /// Pass or the first reason to fail.
+    pub fn verdict(&self, max_loss_pct: f64) -> Result<(), String> {
+        let n = self.calls.len();
+        let up = self.established();
+        if up == 0 {
+            let why = self
+                .calls
+                .iter()
+                .find_map(|c| c.failed.as_ref())
+                .map_or("no answer".to_string(), |(s, r)| format!("{s} {r}"));
+            return Err(format!("no call was answered (first failure: {why})"));
+        }
+        if up < n {
+            return Err(format!(
+                "{} of {n} calls failed: {:?}",
+                n - up,
+                self.failed_by_status()
+            ));
+        }
+        if let Some(c) = self.calls.iter().find(|c| c.ended_by_server.is_some()) {
+            return Err(format!(
+                "the server hung up caller {}: {}",
+                c.index,
+                c.ended_by_server.as_deref().unwrap_or_default()
+            ));
+        }
+        let (_, _, loss) = self.loss();
+        if loss > max_loss_pct {
+            return Err(format!("RTP loss {loss:.3}% is above {max_loss_pct}%"));
+        }
+        let silent = self.silent_calls();
+        if !silent.is_empty() {
+            return Err(format!(
+                "{} callers heard (almost) nothing: {silent:?}",
+                silent.len()
+            ));
+        }
+        let srtp = self.srtp_failures();
+        if srtp > 0 {
+            return Err(format!(
+                "{srtp} SRTP packets failed authentication or were replays"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The final table, on stdout.
+    pub fn print_table(&self) {
+        let setup = self.setup_sorted();
+        let (got, lost, loss) = self.loss();
+        let (jitter_p50, jitter_max) = self.jitter_ms();
+        println!("calls attempted       {}", self.calls.len());
+        println!("calls established     {}", self.established());
+        for (status, n) in self.failed_by_status() {
+            println!("calls failed {status}      {n}");
+        }
+        let ms = |p| percentile(&setup, p).map_or("-".into(), |v: f64| format!("{v:.1} ms"));
+        println!("setup p50 / p99       {} / {}", ms(50.0), ms(99.0));
+        println!("RTP received / lost   {got} / {lost} ({loss:.3}%)");
+        println!("jitter p50 / max      {jitter_p50:.2} / {jitter_max:.2} ms");
+        println!("SRTP failures         {}", self.srtp_failures());
+        println!("silent callers        {}", self.silent_calls().len());
+        println!(
+            "packets in / out      {} / {} in {:.1} s",
+            self.rx_packets, self.tx_packets, self.wall_s
+        );
+        for (name, n) in self.drops.iter().filter(|(_, n)| *n > 0) {
+            println!("dropped {name:<14}{n}");
+        }
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        let setup = self.setup_sorted();
+        let (got, lost, loss) = self.loss();
+        let (jitter_p50, jitter_max) = self.jitter_ms();
+        let failed: serde_json::Map<String, serde_json::Value> = self
+            .failed_by_status()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        let calls: Vec<serde_json::Value> = (self.calls.iter())
+            .map(|c| {
+                serde_json::json!({
+                    "index": c.index,
+                    "conference": c.conference,
+                    "talker": c.talker,
+                    "setup_ms": c.setup_ms,
+                    "failed": c.failed.as_ref().map(|(s, r)| serde_json::json!({"status": s, "reason": r})),
+                    "ended_by_server": c.ended_by_server,
+                    "held_s": c.held_s,
+                    "rtp_in": c.stats.as_ref().map(|s| s.rtp_in),
+                    "rtp_out": c.stats.as_ref().map(|s| s.rtp_out),
+                    "lost": c.stats.as_ref().map(|s| s.lost),
+                    "jitter_ms": c.stats.as_ref().map(|s| s.jitter_us as f64 / 1000.0),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "attempted": self.calls.len(),
+            "established": self.established(),
+            "failed": failed,
+            "setup_ms": { "p50": percentile(&setup, 50.0), "p99": percentile(&setup, 99.0) },
+            "rtp": { "received": got, "lost": lost, "loss_pct": loss },
+            "jitter_ms": { "p50": jitter_p50, "max": jitter_max },
+            "srtp_failures": self.srtp_failures(),
+            "silent_callers": self.silent_calls(),
+            "packets": { "in": self.rx_packets, "out": self.tx_packets, "media_out": self.media_out },
+            "dropped": self.drops.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+            "wall_s": self.wall_s,
+            "calls": calls,
+        });
+        // INVARIANT: a json! value always serializes.
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(index: u32, setup: Option<f64>, rtp_in: u64, lost: i64) -> CallRecord {
+        CallRecord {
+            index,
+            setup_ms: setup,
+            held_s: 2.0,
+            stats: Some(LegStats {
+                rtp_in,
+                lost,
+                ..LegStats::default()
+            }),
+            ..CallRecord::default()
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_first_problem() {
+        let ok = Report {
+            calls: vec![call(0, Some(10.0), 100, 0), call(1, Some(30.0), 100, 0)],
+            ..Report::default()
+        };
+        assert_eq!(ok.verdict(0.1), Ok(()));
+        let lossy = Report {
+            calls: vec![call(0, Some(10.0), 90, 10)],
+            ..Report::default()
+        };
+        assert!(lossy.verdict(0.1).unwrap_err().contains("10.000%"));
+        let silent = Report {
+            calls: vec![call(0, Some(10.0), 3, 0)],
+            ..Report::default()
+        };
+        assert!(
+            silent
+                .verdict(0.1)
+                .unwrap_err()
+                .contains("heard (almost) nothing")
+        );
+        let mut failed = call(1, None, 0, 0);
+        failed.failed = Some((503, "Service Unavailable".into()));
+        let none = Report {
+            calls: vec![failed.clone()],
+            ..Report::default()
+        };
+        assert!(
+            none.verdict(0.1)
+                .unwrap_err()
+                .contains("503 Service Unavailable")
+        );
+        let some = Report {
+            calls: vec![call(0, Some(1.0), 100, 0), failed],
+            ..Report::default()
+        };
+        assert!(
+            some.verdict(0.1)
+                .unwrap_err()
+                .contains("1 of 2 calls failed")
+        );
+        assert!(ok.to_json().contains("\"established\": 2"));
+    }
+}

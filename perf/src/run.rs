@@ -1,0 +1,533 @@
+//! One load run: place the callers at the ramp rate, give each answered call a media leg on
+//! the generator's engine (SRTP, its talker signal, its keys), hold, hang up, collect.
+//!
+//! One tokio task drives the sans-IO UAC and the engine's commands; a thread forwards the
+//! engine's events (as `chorus serve` does). Callers share the generator's few media sockets.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chorus_engine::runtime::{
+    Command, CoreId, Engine, EngineConfig, Event, IoKind, LegConfig, LegId, LegUpdate, Metric,
+    SrtpKey,
+};
+use chorus_engine::srtp::SrtpSuite;
+use chorus_signaling::media_leg;
+use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy};
+use chorus_signaling::transport::{
+    InboundFrame, ListenSpec, Peer, Transport, TransportConfig, Transports,
+};
+use chorus_signaling::uac::{
+    CallEvent, CallHandle, DialRequest, MediaOffer, Uac, UacConfig, driver,
+};
+use tokio::sync::mpsc;
+
+use crate::report::{CallRecord, Report};
+use crate::{CodecArg, DialArg, RunArgs, SrtpArg, TransportArg};
+
+/// A key sequence, or the end of the hold, due for a caller.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Keys(String),
+    Hangup,
+}
+
+#[derive(Debug)]
+struct Caller {
+    record: CallRecord,
+    core: CoreId,
+    pair: u16,
+    leg: LegId,
+    handle: Option<CallHandle>,
+    dialed: Option<Instant>,
+    answered: Option<Instant>,
+    /// The leg exists on the engine (RemoveLeg owed).
+    leg_up: bool,
+    /// Hung up or ended; waiting for the leg's final counters.
+    finished: bool,
+    /// Final counters arrived (or there was no leg).
+    done: bool,
+    /// The talker signal this caller plays, if a talker.
+    signal: Option<Arc<[i16]>>,
+    /// The SRTP keys the leg has, to tell a rekeying re-offer from one that keeps them.
+    keys: (Option<SrtpKey>, Option<SrtpKey>),
+}
+
+/// The talker signal of talker `k` of a conference: 1 s bursts of its own tone (300 Hz +
+/// 150 Hz per talker) then 1 s of silence, 16 kHz.
+fn talker_signal(k: u32) -> Arc<[i16]> {
+    let freq = 300.0 + 150.0 * f64::from(k);
+    (0..32_000)
+        .map(|n| {
+            if n < 16_000 {
+                (8_000.0 * (std::f64::consts::TAU * freq * f64::from(n) / 16_000.0).sin()) as i16
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
+    let codec = match args.codec {
+        CodecArg::Pcmu => Codec::Pcmu,
+        CodecArg::Pcma => Codec::Pcma,
+        CodecArg::G722 => Codec::G722,
+        CodecArg::Opus => Codec::Opus,
+    };
+    let mut cfg = OfferAnswerConfig {
+        codecs: vec![codec],
+        ..OfferAnswerConfig::default()
+    };
+    match args.srtp {
+        SrtpArg::None => cfg.srtp = SrtpPolicy::Off,
+        SrtpArg::AesCm80 => {
+            cfg.srtp = SrtpPolicy::Required;
+            cfg.srtp_suites = vec![SrtpSuite::AesCm128HmacSha1_80];
+        }
+        SrtpArg::AesGcm128 => {
+            cfg.srtp = SrtpPolicy::Required;
+            cfg.srtp_suites = vec![SrtpSuite::AeadAes128Gcm];
+        }
+    }
+    cfg
+}
+
+/// Runs the load and returns what it measured; `Err` for what stops a run from starting
+/// (ports, sockets).
+pub fn run(args: &RunArgs) -> Result<Report> {
+    let engine = Engine::start(EngineConfig {
+        cores: args.cores,
+        io: IoKind::Uring,
+        media_ip: args.bind,
+        media_ports: args.media_ports,
+        pin_cores: false,
+        ..EngineConfig::default()
+    })
+    .context("starting the generator's media cores (--media-ports, --cores)")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let (events_tx, events_rx) = mpsc::channel(65_536);
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        let bridge = s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                engine.wait_events(Duration::from_millis(50));
+                while let Some(ev) = engine.poll_event() {
+                    if events_tx.blocking_send(ev).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let report = runtime.block_on(drive(args, &engine, events_rx));
+        stop.store(true, Ordering::Relaxed);
+        let _ = bridge.join();
+        report
+    })?;
+    engine.shutdown();
+    Ok(report)
+}
+
+async fn drive(
+    args: &RunArgs,
+    engine: &Engine,
+    mut events: mpsc::Receiver<(CoreId, Event)>,
+) -> Result<Report> {
+    let transport = match args.transport {
+        TransportArg::Udp => Transport::Udp,
+        TransportArg::Tcp | TransportArg::Tls => Transport::Tcp,
+    };
+    let (transports, mut inbound) = Transports::bind(TransportConfig {
+        listen: vec![ListenSpec {
+            transport,
+            addr: (args.bind, 0).into(),
+        }],
+        ..TransportConfig::default()
+    })
+    .await
+    .context("binding the generator's SIP socket")?;
+    let local = transports.local_addrs()[0].1;
+    let mut uac: Uac<Peer> = Uac::new(UacConfig {
+        user_agent: format!("chorus-load/{}", env!("CARGO_PKG_VERSION")),
+        ring_timeout: Duration::from_secs(30),
+        ..UacConfig::default()
+    });
+    let (failures_tx, mut failures) = mpsc::channel(1024);
+    let offer = offer_config(args);
+    let cores = engine.core_count().max(1);
+    let signals: Vec<Arc<[i16]>> = (0..args.talkers).map(talker_signal).collect();
+
+    let mut callers: Vec<Caller> = (0..args.users)
+        .map(|i| {
+            let conference = args.conference_base + u64::from(i / args.conference_size);
+            let slot = i % args.conference_size;
+            let core = CoreId((i as usize % cores) as u16);
+            let pairs = engine.media_addrs(core).len().max(1);
+            Caller {
+                record: CallRecord {
+                    index: i,
+                    conference,
+                    talker: slot < args.talkers,
+                    ..CallRecord::default()
+                },
+                core,
+                pair: ((i as usize / cores) % pairs) as u16,
+                leg: LegId(i + 1),
+                handle: None,
+                dialed: None,
+                answered: None,
+                leg_up: false,
+                finished: false,
+                done: false,
+                signal: (slot < args.talkers).then(|| signals[slot as usize].clone()),
+                keys: (None, None),
+            }
+        })
+        .collect();
+    let mut by_handle: HashMap<CallHandle, usize> = HashMap::new();
+    let mut due: BinaryHeap<Reverse<(Instant, usize, Due)>> = BinaryHeap::new();
+
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / args.ramp);
+    let ramp_time = interval * args.users;
+    // Calls never answered by then are given up (the UAC's own timers fail them earlier).
+    let deadline = start + ramp_time + args.duration + Duration::from_secs(45);
+    let mut placed = 0usize;
+    let mut next_progress = start + Duration::from_secs(1);
+    let mut last_packets = (0u64, 0u64);
+
+    loop {
+        let now = Instant::now();
+        // Place the calls that are due.
+        while placed < callers.len() && start + interval * placed as u32 <= now {
+            let c = &mut callers[placed];
+            let user = match args.dial {
+                DialArg::Ivr => args.ivr_number.clone(),
+                DialArg::Direct => c.record.conference.to_string(),
+            };
+            let local_rtp = engine.media_addrs(c.core)[usize::from(c.pair)];
+            let request = DialRequest {
+                target: Peer {
+                    transport,
+                    remote: args.server,
+                    local,
+                    conn: None,
+                },
+                request_uri: format!("sip:{user}@{}", args.server),
+                from_user: format!("load{}", c.record.index),
+                from_display: None,
+                credentials: None,
+                media: MediaOffer {
+                    local_rtp,
+                    offer_answer: offer.clone(),
+                    ssrc: Some(LegConfig::new(c.leg).local_ssrc),
+                },
+                extra_headers: Vec::new(),
+            };
+            match uac.dial(now, request) {
+                Ok(h) => {
+                    c.handle = Some(h);
+                    c.dialed = Some(now);
+                    by_handle.insert(h, placed);
+                }
+                Err(e) => {
+                    c.record.failed = Some((0, format!("not dialed: {e}")));
+                    c.done = true;
+                }
+            }
+            placed += 1;
+        }
+        // Keys and hang-ups that are due.
+        while let Some(Reverse((at, _, _))) = due.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, i, what))) = due.pop() else {
+                break;
+            };
+            let c = &mut callers[i];
+            if c.finished {
+                continue;
+            }
+            match what {
+                Due::Keys(keys) => {
+                    let _ = engine.send(c.core, Command::SendDtmf { leg: c.leg, keys });
+                }
+                Due::Hangup => {
+                    if let Some(h) = c.handle {
+                        let _ = uac.hangup(now, h);
+                    }
+                    finish(engine, c, now);
+                }
+            }
+        }
+        if now >= deadline {
+            for c in callers.iter_mut().filter(|c| !c.finished) {
+                if let Some(h) = c.handle {
+                    let _ = uac.hangup(now, h);
+                }
+                if c.answered.is_none() && c.record.failed.is_none() {
+                    c.record.failed = Some((408, "no answer before the run ended".into()));
+                }
+                finish(engine, c, now);
+            }
+        }
+        while let Some(out) = uac.poll_output() {
+            driver::transmit(&transports, out, &failures_tx);
+        }
+        while let Some(ev) = uac.poll_event() {
+            let Some(&i) = by_handle.get(&ev.call) else {
+                continue;
+            };
+            let c = &mut callers[i];
+            match ev.kind {
+                CallEvent::Answered { negotiated } => {
+                    let at = Instant::now();
+                    c.answered = Some(at);
+                    c.record.setup_ms = c
+                        .dialed
+                        .map(|d| at.saturating_duration_since(d).as_secs_f64() * 1000.0);
+                    let mut cfg = media_leg::leg_config(c.leg, &negotiated);
+                    c.keys = (cfg.srtp_in.clone(), cfg.srtp_out.clone());
+                    cfg.latch = true;
+                    cfg.pair = Some(c.pair);
+                    cfg.inactivity_timeout = None;
+                    if engine
+                        .send(c.core, Command::CreateLeg(Box::new(cfg)))
+                        .is_ok()
+                    {
+                        c.leg_up = true;
+                    }
+                    if let Some(signal) = &c.signal {
+                        let play = Command::Play {
+                            leg: c.leg,
+                            clip: signal.clone(),
+                            id: c.record.index,
+                        };
+                        let _ = engine.send(c.core, play);
+                    }
+                    let pin = args.pin.as_ref().map(|p| format!("{p}#"));
+                    match args.dial {
+                        DialArg::Ivr => {
+                            let id = format!("{}#", c.record.conference);
+                            due.push(Reverse((at + Duration::from_millis(300), i, Due::Keys(id))));
+                            if let Some(pin) = pin {
+                                due.push(Reverse((
+                                    at + Duration::from_millis(2_500),
+                                    i,
+                                    Due::Keys(pin),
+                                )));
+                            }
+                        }
+                        DialArg::Direct => {
+                            if let Some(pin) = pin {
+                                due.push(Reverse((
+                                    at + Duration::from_millis(1_000),
+                                    i,
+                                    Due::Keys(pin),
+                                )));
+                            }
+                        }
+                    }
+                    due.push(Reverse((at + args.duration, i, Due::Hangup)));
+                }
+                // The server moved the call (a leg moved to its conference's core) or changed
+                // its media: point the leg at the new address, rekey only if keys changed.
+                CallEvent::Renegotiated { negotiated } => {
+                    let keys = media_leg::srtp_keys(&negotiated);
+                    let srtp = (keys != c.keys).then(|| keys.clone());
+                    c.keys = keys;
+                    let update = LegUpdate {
+                        id: c.leg,
+                        remote_rtp: negotiated.remote_rtp,
+                        remote_rtcp: (!negotiated.rtcp_mux).then_some(negotiated.remote_rtcp),
+                        srtp,
+                        send: negotiated.direction.sends(),
+                        audio: Some(media_leg::audio_format(&negotiated.codec)),
+                    };
+                    let _ = engine.send(c.core, Command::UpdateLeg(Box::new(update)));
+                }
+                CallEvent::Failed { status, reason } => {
+                    c.record.failed = Some((status, reason));
+                    c.finished = true;
+                    c.done = true;
+                }
+                CallEvent::Ended {
+                    by_remote: true,
+                    reason,
+                } if !c.finished => {
+                    c.record.ended_by_server = Some(reason);
+                    finish(engine, c, Instant::now());
+                }
+                _ => {}
+            }
+        }
+        if placed == callers.len() && callers.iter().all(|c| c.done) {
+            break;
+        }
+        if args.progress && now >= next_progress {
+            next_progress += Duration::from_secs(1);
+            let (rx, tx) = packets(engine);
+            let up = callers
+                .iter()
+                .filter(|c| c.answered.is_some() && !c.finished)
+                .count();
+            let failed = callers.iter().filter(|c| c.record.failed.is_some()).count();
+            eprintln!(
+                "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}",
+                now.duration_since(start).as_secs_f64(),
+                rx - last_packets.0,
+                tx - last_packets.1,
+            );
+            last_packets = (rx, tx);
+        }
+
+        let next_call = (placed < callers.len()).then(|| start + interval * placed as u32);
+        let wake = [
+            next_call,
+            uac.poll_timeout(),
+            due.peek().map(|Reverse((at, _, _))| *at),
+            Some(next_progress),
+            Some(deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + Duration::from_millis(100));
+        tokio::select! {
+            frame = inbound.recv() => {
+                let Some(frame) = frame else {
+                    anyhow::bail!("the generator's SIP socket closed");
+                };
+                if let InboundFrame::Message(msg) = frame.frame {
+                    uac.handle_message(Instant::now(), frame.peer, msg);
+                }
+            }
+            Some(id) = failures.recv() => uac.handle_transport_error(Instant::now(), id),
+            Some((_, event)) = events.recv() => {
+                on_event(engine, &mut callers, event);
+                while let Ok((_, event)) = events.try_recv() {
+                    on_event(engine, &mut callers, event);
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                uac.handle_timeout(Instant::now());
+            }
+        }
+    }
+    // The last BYEs and their answers.
+    let linger = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < linger {
+        while let Some(out) = uac.poll_output() {
+            driver::transmit(&transports, out, &failures_tx);
+        }
+        tokio::select! {
+            Some(frame) = inbound.recv() => {
+                if let InboundFrame::Message(msg) = frame.frame {
+                    uac.handle_message(Instant::now(), frame.peer, msg);
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => uac.handle_timeout(Instant::now()),
+        }
+    }
+    let (rx, tx) = packets(engine);
+    let media_out = (0..engine.core_count())
+        .map(|c| {
+            let k = engine.counters(CoreId(c as u16));
+            k.get(Metric::MixedOut) + k.get(Metric::DtmfEventsOut)
+        })
+        .sum();
+    let drops = [
+        Metric::DropUnknownFlow,
+        Metric::DropAuthFailed,
+        Metric::DropReplayed,
+        Metric::DropMalformed,
+        Metric::DropNotRtp,
+        Metric::DropTxFull,
+    ]
+    .into_iter()
+    .map(|m| {
+        let n = (0..engine.core_count())
+            .map(|c| engine.counters(CoreId(c as u16)).get(m))
+            .sum();
+        (m.name(), n)
+    })
+    .collect();
+    Ok(Report {
+        drops,
+        calls: callers.into_iter().map(|c| c.record).collect(),
+        wall_s: start.elapsed().as_secs_f64(),
+        rx_packets: rx,
+        tx_packets: tx,
+        media_out,
+    })
+}
+
+/// The call is over for us: remove its leg (its counters come back in `LegRemoved`).
+fn finish(engine: &Engine, c: &mut Caller, now: Instant) {
+    if c.finished {
+        return;
+    }
+    c.finished = true;
+    c.record.held_s = c
+        .answered
+        .map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64());
+    if c.leg_up {
+        let _ = engine.send(c.core, Command::RemoveLeg(c.leg));
+    } else {
+        c.done = true;
+    }
+}
+
+fn on_event(engine: &Engine, callers: &mut [Caller], event: Event) {
+    let index = |id: LegId| (id.0 as usize).checked_sub(1);
+    match event {
+        Event::LegRemoved { id, stats } => {
+            if let Some(c) = index(id).and_then(|i| callers.get_mut(i)) {
+                c.record.stats = Some(stats);
+                c.done = true;
+            }
+        }
+        // Talkers loop their signal.
+        Event::PlayDone {
+            leg,
+            completed: true,
+            ..
+        } => {
+            if let Some(c) = index(leg).and_then(|i| callers.get(i))
+                && !c.finished
+                && let Some(signal) = &c.signal
+            {
+                let play = Command::Play {
+                    leg,
+                    clip: signal.clone(),
+                    id: c.record.index,
+                };
+                let _ = engine.send(c.core, play);
+            }
+        }
+        Event::LegRejected { id, reason } => {
+            if let Some(c) = index(id).and_then(|i| callers.get_mut(i)) {
+                c.leg_up = false;
+                c.record
+                    .failed
+                    .get_or_insert((0, format!("media leg refused: {reason}")));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn packets(engine: &Engine) -> (u64, u64) {
+    (0..engine.core_count()).fold((0, 0), |(rx, tx), c| {
+        let k = engine.counters(CoreId(c as u16));
+        (rx + k.get(Metric::RxPackets), tx + k.get(Metric::TxPackets))
+    })
+}

@@ -308,6 +308,8 @@ fn audio_format(codec: &crate::sdp::NegotiatedCodec) -> AudioFormat {
         codec: kind,
         pt: codec.payload_type,
         cn_pt: None,
+        // RFC 6464 levels from `a=extmap` are not negotiated yet: the mixer measures.
+        audio_level_ext_id: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub fn audio_format(codec: &NegotiatedCodec) -> AudioFormat {
         codec: kind,
         pt: codec.payload_type,
         cn_pt: None,
+        // RFC 6464 levels from `a=extmap` are not negotiated yet: the mixer measures.
+        audio_level_ext_id: None,
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Conference {
     /// A tone every member hears (join, leave).
     tone: Option<Player>,
     tone_frame: Vec<i16>,
+    /// The talkers selected this tick (`select`), mixed by `mix_selected`.
+    selected: Vec<LegId>,
+    speech_level: Level,
 }
 
 impl Conference {
@@ -60,6 +63,8 @@ impl Conference {
             encodes: 0,
             tone: None,
             tone_frame: Vec::new(),
+            selected: Vec::with_capacity(talkers.max_talkers),
+            speech_level: talkers.speech_level,
         }
     }
 
@@ -71,8 +76,23 @@ impl Conference {
     /// Selects the talkers from `self.levels` (filled by the caller for this tick) and mixes
     /// them; `frame_of` gives a talker's frame at the conference rate.
     pub fn mix<'a>(&mut self, frame_of: impl Fn(LegId) -> Option<&'a [i16]>) {
+        self.select();
+        self.mix_selected(frame_of);
+    }
+
+    /// Starts a tick: selects the talkers from `self.levels` (filled by the caller for this
+    /// tick). Only their frames are needed at the conference rate; then `mix_selected`.
+    pub fn select(&mut self) -> &[LegId] {
         self.tick += 1;
         let talkers = self.selector.select(&self.levels);
+        self.selected.clear();
+        self.selected.extend_from_slice(talkers);
+        &self.selected
+    }
+
+    /// Mixes the talkers `select` chose this tick; `frame_of` gives a talker's frame at the
+    /// conference rate.
+    pub fn mix_selected<'a>(&mut self, frame_of: impl Fn(LegId) -> Option<&'a [i16]>) {
         let tone = match &mut self.tone {
             Some(player) => {
                 self.tone_frame.clear();
@@ -84,10 +104,25 @@ impl Conference {
             }
             None => None,
         };
-        let talking = talkers
-            .iter()
-            .filter_map(|&id| frame_of(id).map(|f| (id, f)));
+        let talking = (self.selected.iter()).filter_map(|&id| frame_of(id).map(|f| (id, f)));
         self.mixes.mix_with(talking, tone);
+    }
+
+    /// The quietest level that is speech: a member that is not a talker and is quieter than
+    /// this in a tick cannot become one, so its frame need not be decoded.
+    pub fn speech_level(&self) -> Level {
+        self.speech_level
+    }
+
+    /// The level below which `member`'s frames need not be decoded this tick, for
+    /// [`LegAudio::pull_skipping`](super::LegAudio::pull_skipping): None for a talker of the
+    /// last tick (mixed even while quiet, during its hangover).
+    pub fn skip_quieter_than(&self, member: LegId) -> Option<Level> {
+        if self.selected.contains(&member) {
+            None
+        } else {
+            Some(self.speech_level)
+        }
     }
 
     /// The mix `listener` hears this tick.

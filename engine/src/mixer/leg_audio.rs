@@ -1,11 +1,36 @@
 //! One leg's audio in a conference: its jitter buffer and decoder on the way in (packets
-//! pushed on the packet path, one frame at the conference rate pulled per tick), and its
-//! outbound RTP numbering on the way out.
+//! pushed on the packet path, one frame pulled per tick), and its outbound RTP numbering on
+//! the way out.
+//!
+//! A tick is two steps, so that legs nobody hears cost little:
+//!
+//! 1. [`LegAudio::pull_skipping`] (every member, every tick) runs the jitter buffer and
+//!    measures the tick's level at the codec rate. When a frame's level is known before
+//!    decoding (the RFC 6464 level the sender put in the packet, the level of a G.711 payload
+//!    from a table of squared magnitudes per code, or an Opus DTX frame, which is silence) and
+//!    it is quieter than the caller's threshold, the frame is not decoded: the leg is neither
+//!    a talker nor can it become one this tick, so its signal is never mixed.
+//! 2. [`LegAudio::frame_for_mix`] (talkers only) resamples the tick to the conference rate.
+//!
+//! Skipping keeps the streams' states sound. The payload of the last skipped frame is kept
+//! and decoded (output thrown away) just before the next frame that is decoded, so the
+//! decoder (Opus's predictors, the G.711 concealer's 3.75 ms delay line) has the frame just
+//! before it, as if nothing had been skipped; a G.711 leg's onset is then sample-exact and an
+//! Opus leg's differs only by what the decoder carries over longer than one frame (after a
+//! quiet stretch, the quiet itself). The resampler is fed only for talkers; when a leg was not
+//! resampled in the previous tick it is reset and primed with the previous tick's codec-rate
+//! samples (its filter spans 79 input samples at 8 kHz, less than a tick), so its output is
+//! exactly what it would have been had it run all along, for one extra resampler run at a
+//! talker's onset.
+//!
+//! [`LegAudio::pull`] is the previous, eager path (decode, resample and measure every leg
+//! every tick), kept as the baseline of the mixer benchmark.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use chorus_codecs::resample::Resampler;
-use chorus_codecs::{AudioCodec, AudioDecoder};
+use chorus_codecs::{AudioCodec, AudioDecoder, g711, opus};
 
 use super::jitter_buffer::{JitterBuffer, JitterConfig, Playout, PushOutcome};
 use super::level::Level;
@@ -20,6 +45,10 @@ pub struct AudioFormat {
     pub pt: Pt,
     /// The RFC 3389 comfort-noise payload type the remote may send, if negotiated.
     pub cn_pt: Option<Pt>,
+    /// The RFC 8285 extension id of the client-to-mixer audio level (RFC 6464,
+    /// `urn:ietf:params:rtp-hdrext:ssrc-audio-level`) the remote sends, if negotiated. The SDP
+    /// side (`a=extmap`) does not fill it yet: every leg built from an answer has None.
+    pub audio_level_ext_id: Option<u8>,
 }
 
 /// Why a leg cannot take part in the mix.
@@ -33,6 +62,12 @@ pub enum LegAudioError {
     Rate(String),
 }
 
+/// RFC 6464 levels of the last packets pushed, by RTP timestamp, for the frames the jitter
+/// buffer releases (it reorders; a level is looked up when its frame plays).
+const EXT_LEVELS: usize = 16;
+/// An empty entry of that ring: outside RFC 6464's 0-127.
+const NO_LEVEL: u8 = 0xff;
+
 /// A leg's inbound audio path and outbound numbering.
 pub struct LegAudio {
     format: AudioFormat,
@@ -42,8 +77,13 @@ pub struct LegAudio {
     to_mix: Option<Resampler>,
     /// Decoded samples at the codec rate, not yet taken for a tick.
     decoded: Vec<i16>,
-    /// This tick's frame at the conference rate.
+    /// This tick's samples at the codec rate, and the previous tick's.
+    tick_pcm: Vec<i16>,
+    prev_pcm: Vec<i16>,
+    /// This tick's frame at the conference rate (valid once `frame_for_mix` ran this tick).
     frame: Vec<i16>,
+    /// Scratch for output thrown away (decoder and resampler warm-ups).
+    scratch: Vec<i16>,
     /// Samples per tick at the codec rate and at the conference rate.
     codec_frame: usize,
     mix_frame: usize,
@@ -53,6 +93,42 @@ pub struct LegAudio {
     level: Level,
     /// The frame holds speech or concealment (not silence from an idle or silent sender).
     live: bool,
+    /// Ticks pulled; the tick `frame` was made in; the tick the resampler last ran in.
+    ticks: u64,
+    frame_tick: u64,
+    resampled_tick: u64,
+    /// G.711: the squared magnitude of every code, for a level without decoding.
+    g711_energy: Option<&'static [u32; 256]>,
+    /// RFC 6464 levels pushed: (RTP timestamp, level), a ring.
+    ext_levels: [(u32, u8); EXT_LEVELS],
+    ext_next: usize,
+    /// The last frame skipped since the last decode, decoded before the next one.
+    skipped: Vec<u8>,
+    skipped_pending: bool,
+    /// Frames skipped without decoding so far.
+    skipped_frames: u64,
+}
+
+/// The squared magnitude of every G.711 code of `law`.
+fn g711_energy(law: g711::Law) -> &'static [u32; 256] {
+    static MU: OnceLock<[u32; 256]> = OnceLock::new();
+    static A: OnceLock<[u32; 256]> = OnceLock::new();
+    let cell = match law {
+        g711::Law::Mu => &MU,
+        g711::Law::A => &A,
+    };
+    cell.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (code, e) in t.iter_mut().enumerate() {
+            let s = match law {
+                g711::Law::Mu => g711::ulaw_decode(code as u8),
+                g711::Law::A => g711::alaw_decode(code as u8),
+            };
+            // |s| <= 32,768, so s^2 fits in u32.
+            *e = u32::from(s.unsigned_abs()) * u32::from(s.unsigned_abs());
+        }
+        t
+    })
 }
 
 impl LegAudio {
@@ -70,18 +146,35 @@ impl LegAudio {
             .map_err(|e| LegAudioError::Rate(e.to_string()))?;
         let codec_frame = (rate * tick_ms / 1000) as usize;
         let mix_frame = (mix_rate * tick_ms / 1000) as usize;
+        let g711_energy = match codec {
+            AudioCodec::Pcmu => Some(g711_energy(g711::Law::Mu)),
+            AudioCodec::Pcma => Some(g711_energy(g711::Law::A)),
+            AudioCodec::G722 | AudioCodec::Opus => None,
+        };
         Ok(LegAudio {
             format,
             jitter,
             decoder,
             to_mix,
             decoded: Vec::with_capacity(codec_frame * 4),
+            tick_pcm: vec![0; codec_frame],
+            prev_pcm: vec![0; codec_frame],
             frame: Vec::with_capacity(mix_frame * 2),
+            scratch: Vec::with_capacity(mix_frame * 2),
             codec_frame,
             mix_frame,
             rates: (rate, codec.rtp_clock_rate().max(1)),
             level: Level::SILENCE,
             live: false,
+            ticks: 0,
+            frame_tick: 0,
+            resampled_tick: 0,
+            g711_energy,
+            ext_levels: [(0, NO_LEVEL); EXT_LEVELS],
+            ext_next: 0,
+            skipped: Vec::new(),
+            skipped_pending: false,
+            skipped_frames: 0,
         })
     }
 
@@ -101,7 +194,27 @@ impl LegAudio {
         marker: bool,
         payload: &[u8],
     ) -> Option<PushOutcome> {
+        self.push_with_level(now, pt, seq, timestamp, marker, payload, None)
+    }
+
+    /// Like [`LegAudio::push`], with the packet's RFC 6464 level (-dBov, 0-127) when it
+    /// carried one (the caller reads the extension id of [`AudioFormat::audio_level_ext_id`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_with_level(
+        &mut self,
+        now: Instant,
+        pt: Pt,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+        audio_level: Option<u8>,
+    ) -> Option<PushOutcome> {
         if pt == self.format.pt {
+            if let Some(level) = audio_level {
+                self.ext_levels[self.ext_next] = (timestamp, level.min(Level::SILENCE.0));
+                self.ext_next = (self.ext_next + 1) % EXT_LEVELS;
+            }
             Some(self.jitter.push(now, seq, timestamp, marker, payload))
         } else if Some(pt) == self.format.cn_pt {
             Some(self.jitter.push_comfort_noise(now, seq, timestamp, payload))
@@ -110,27 +223,88 @@ impl LegAudio {
         }
     }
 
-    /// Produces this tick's frame: decodes (or conceals) what the jitter buffer releases,
-    /// takes one tick of it, resamples to the conference rate and measures its level.
+    /// The eager path (the mixer's before it skipped silent legs, kept as the benchmark's
+    /// baseline): decodes every frame, resamples the tick to the conference rate and measures
+    /// the level there. [`LegAudio::frame`] is then valid.
     pub fn pull(&mut self, now: Instant) {
+        self.pull_skipping(now, None);
+        self.frame_for_mix();
+        self.level = if self.live {
+            Level::of(&self.frame)
+        } else {
+            Level::SILENCE
+        };
+    }
+
+    /// Produces this tick at the codec rate and its level: decodes (or conceals) what the
+    /// jitter buffer releases and takes exactly one tick of it. A frame whose level is known
+    /// before decoding (RFC 6464, a G.711 payload, an Opus DTX frame) and quieter than
+    /// `skip_quieter_than` is not decoded (silence stands for it); None decodes everything
+    /// (a talker, whose signal is mixed even while it is quiet).
+    pub fn pull_skipping(&mut self, now: Instant, skip_quieter_than: Option<Level>) {
+        self.ticks += 1;
         self.jitter.tick(now);
         let mut live = false;
+        let mut decoded_any = false;
+        // The loudest level of the frames skipped this tick.
+        let mut skipped_level: Option<Level> = None;
         while let Some(piece) = self.jitter.pop() {
             match piece {
-                Playout::Frame { payload, .. } => {
+                Playout::Frame {
+                    payload,
+                    timestamp,
+                    samples,
+                } => {
+                    live = true;
+                    let known = skip_quieter_than.and_then(|_| {
+                        known_level(
+                            &self.ext_levels,
+                            self.format.codec,
+                            self.g711_energy,
+                            payload,
+                            timestamp,
+                        )
+                    });
+                    if let (Some(quiet), Some(level)) = (skip_quieter_than, known)
+                        && level > quiet
+                    {
+                        let n = match self.g711_energy {
+                            Some(_) => payload.len(),
+                            None => clock_to_samples(self.rates, samples),
+                        };
+                        self.decoded.extend(std::iter::repeat_n(0, n));
+                        self.skipped.clear();
+                        self.skipped.extend_from_slice(payload);
+                        self.skipped_pending = true;
+                        self.skipped_frames += 1;
+                        skipped_level = Some(skipped_level.map_or(level, |l| l.min(level)));
+                        continue;
+                    }
+                    if self.skipped_pending {
+                        self.skipped_pending = false;
+                        self.scratch.clear();
+                        // Brings the decoder's state up to the frame before this one.
+                        let _ = self.decoder.decode(&self.skipped, &mut self.scratch);
+                    }
                     // A payload the decoder refuses is concealed like a lost one.
                     if self.decoder.decode(payload, &mut self.decoded).is_err() {
                         self.decoder.conceal(self.codec_frame, &mut self.decoded);
                     }
-                    live = true;
+                    decoded_any = true;
                 }
                 Playout::Lost { samples } => {
-                    let n = self.clock_to_samples(samples);
+                    if self.skipped_pending {
+                        self.skipped_pending = false;
+                        self.scratch.clear();
+                        let _ = self.decoder.decode(&self.skipped, &mut self.scratch);
+                    }
+                    let n = clock_to_samples(self.rates, samples);
                     self.decoder.conceal(n, &mut self.decoded);
                     live = true;
+                    decoded_any = true;
                 }
                 Playout::Silence { samples, .. } | Playout::Empty { samples } => {
-                    let n = self.clock_to_samples(samples);
+                    let n = clock_to_samples(self.rates, samples);
                     self.decoded.extend(std::iter::repeat_n(0, n));
                 }
             }
@@ -140,34 +314,65 @@ impl LegAudio {
         if self.decoded.len() < self.codec_frame {
             self.decoded.resize(self.codec_frame, 0);
         }
-        self.frame.clear();
-        let take = &self.decoded[..self.codec_frame];
-        match &mut self.to_mix {
-            Some(r) => r.process(take, &mut self.frame),
-            None => self.frame.extend_from_slice(take),
-        }
-        self.frame.resize(self.mix_frame, 0);
+        std::mem::swap(&mut self.tick_pcm, &mut self.prev_pcm);
+        self.tick_pcm.clear();
+        self.tick_pcm
+            .extend_from_slice(&self.decoded[..self.codec_frame]);
         self.decoded.drain(..self.codec_frame);
         if self.decoded.len() > 3 * self.codec_frame {
             let excess = self.decoded.len() - self.codec_frame;
             self.decoded.drain(..excess);
         }
         self.live = live;
-        self.level = if live {
-            Level::of(&self.frame)
+        let measured = if decoded_any {
+            Level::of(&self.tick_pcm)
         } else {
             Level::SILENCE
         };
+        self.level = match skipped_level {
+            Some(l) => l.min(measured),
+            None => measured,
+        };
     }
 
-    /// Decoder samples in `clock` units of the RTP clock.
-    fn clock_to_samples(&self, clock: u32) -> usize {
-        (u64::from(clock) * u64::from(self.rates.0) / u64::from(self.rates.1)) as usize
-    }
-
-    /// This tick's frame at the conference rate.
-    pub fn frame(&self) -> &[i16] {
+    /// Makes this tick's frame at the conference rate (after [`LegAudio::pull_skipping`],
+    /// for the legs that are mixed) and returns it. Runs the resampler once per tick at most.
+    pub fn frame_for_mix(&mut self) -> &[i16] {
+        if self.frame_tick != self.ticks {
+            self.frame_tick = self.ticks;
+            self.frame.clear();
+            match &mut self.to_mix {
+                Some(r) => {
+                    if self.resampled_tick + 1 != self.ticks {
+                        // The resampler missed ticks: prime it with the previous one, so its
+                        // history is what it would have been (see the module documentation).
+                        r.reset();
+                        self.scratch.clear();
+                        r.process(&self.prev_pcm, &mut self.scratch);
+                    }
+                    r.process(&self.tick_pcm, &mut self.frame);
+                    self.resampled_tick = self.ticks;
+                }
+                None => self.frame.extend_from_slice(&self.tick_pcm),
+            }
+            self.frame.resize(self.mix_frame, 0);
+        }
         &self.frame
+    }
+
+    /// This tick's frame at the conference rate, once [`LegAudio::frame_for_mix`] (or
+    /// [`LegAudio::pull`]) made it this tick; empty otherwise.
+    pub fn frame(&self) -> &[i16] {
+        if self.frame_tick == self.ticks {
+            &self.frame
+        } else {
+            &[]
+        }
+    }
+
+    /// This tick's samples at the codec rate.
+    pub fn codec_pcm(&self) -> &[i16] {
+        &self.tick_pcm
     }
 
     /// This tick's level.
@@ -180,10 +385,51 @@ impl LegAudio {
         self.live
     }
 
+    /// Frames skipped without decoding so far.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped_frames
+    }
+
     /// The jitter buffer's counters.
     pub fn jitter_stats(&self) -> super::jitter_buffer::JitterStats {
         self.jitter.stats()
     }
+}
+
+/// A frame's level known without decoding it: the RFC 6464 level pushed with it, else a
+/// G.711 payload's from the table, else an Opus DTX frame's (silence); None otherwise.
+fn known_level(
+    ext_levels: &[(u32, u8); EXT_LEVELS],
+    codec: AudioCodec,
+    g711_energy: Option<&[u32; 256]>,
+    payload: &[u8],
+    timestamp: u32,
+) -> Option<Level> {
+    if let Some(&(_, l)) = ext_levels
+        .iter()
+        .find(|&&(ts, l)| ts == timestamp && l != NO_LEVEL)
+    {
+        return Some(Level(l));
+    }
+    if let Some(table) = g711_energy {
+        if payload.is_empty() {
+            return Some(Level::SILENCE);
+        }
+        // u64: 160 codes of at most 2^30 each.
+        let energy: u64 = payload.iter().map(|&c| u64::from(table[c as usize])).sum();
+        return Some(Level::from_mean_square(
+            energy as f64 / payload.len() as f64,
+        ));
+    }
+    if codec == AudioCodec::Opus && opus::is_dtx(payload) {
+        return Some(Level::SILENCE);
+    }
+    None
+}
+
+/// Decoder samples in `clock` units of the RTP clock, for `rates` (decoder, clock).
+fn clock_to_samples(rates: (u32, u32), clock: u32) -> usize {
+    (u64::from(clock) * u64::from(rates.0) / u64::from(rates.1)) as usize
 }
 
 impl std::fmt::Debug for LegAudio {
@@ -192,5 +438,114 @@ impl std::fmt::Debug for LegAudio {
             .field("format", &self.format)
             .field("level", &self.level)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn format(codec: AudioCodec, pt: u8, ext: Option<u8>) -> AudioFormat {
+        AudioFormat {
+            codec,
+            pt: Pt(pt),
+            cn_pt: None,
+            audio_level_ext_id: ext,
+        }
+    }
+
+    fn tone(n: usize, start: usize) -> Vec<i16> {
+        (start..start + n)
+            .map(|i| {
+                (8_000.0 * (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8_000.0).sin()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_skipped_g711_leg_that_starts_talking_gives_the_eager_paths_samples() {
+        let fmt = format(AudioCodec::Pcmu, 0, None);
+        let (mut eager, mut lazy) = (
+            LegAudio::new(fmt, 16_000, 20).unwrap(),
+            LegAudio::new(fmt, 16_000, 20).unwrap(),
+        );
+        let t0 = Instant::now();
+        let speech_level = Level(50);
+        let mut onset = None;
+        for tick in 0..60u32 {
+            let now = t0 + Duration::from_millis(u64::from(tick) * 20);
+            // 30 ticks of digital silence (as codes), then a tone.
+            let payload: Vec<u8> = if tick < 30 {
+                vec![g711::silence_code(g711::Law::Mu); 160]
+            } else {
+                let mut p = Vec::new();
+                g711::encode_into(g711::Law::Mu, &tone(160, tick as usize * 160), &mut p);
+                p
+            };
+            for leg in [&mut eager, &mut lazy] {
+                leg.push(now, Pt(0), tick as u16, tick * 160, tick == 0, &payload);
+            }
+            eager.pull(now);
+            let talking = onset.is_some();
+            lazy.pull_skipping(now, (!talking).then_some(speech_level));
+            if lazy.level() <= speech_level {
+                onset.get_or_insert(tick);
+            }
+            if onset.is_some() {
+                assert_eq!(lazy.frame_for_mix(), eager.frame(), "tick {tick}");
+            }
+        }
+        assert!(lazy.skipped_frames() >= 25, "{}", lazy.skipped_frames());
+        assert!(onset.is_some_and(|t| t >= 30));
+    }
+
+    #[test]
+    fn rfc_6464_levels_and_opus_dtx_frames_skip_the_decoder() {
+        let fmt = format(AudioCodec::Opus, 111, Some(1));
+        let mut leg = LegAudio::new(fmt, 16_000, 20).unwrap();
+        let mut enc = AudioCodec::Opus.encoder().unwrap();
+        let t0 = Instant::now();
+        let pcm: Vec<i16> = (0..320)
+            .map(|i| (6_000.0 * (i as f64 * 0.17).sin()) as i16)
+            .collect();
+        let mut payload = Vec::new();
+        let mut levels = Vec::new();
+        for tick in 0..40u32 {
+            let now = t0 + Duration::from_millis(u64::from(tick) * 20);
+            payload.clear();
+            enc.encode(&pcm, &mut payload).unwrap();
+            let (body, level): (&[u8], Option<u8>) = match tick {
+                // The sender says: quiet (60 -dBov), then loud (10), then a DTX frame.
+                0..10 => (&payload, Some(60)),
+                10..20 => (&payload, Some(10)),
+                _ => (&[0x08][..], None),
+            };
+            leg.push_with_level(
+                now,
+                Pt(111),
+                tick as u16,
+                tick * 960,
+                tick == 0,
+                body,
+                level,
+            );
+            leg.pull_skipping(now, Some(Level(50)));
+            levels.push(leg.level());
+        }
+        // Ticks 2..=9 play the quiet frames (2 ticks of initial delay): RFC 6464 level, no
+        // decode; the loud ones are decoded and measured; DTX frames are silence.
+        assert!(levels[3..10].iter().all(|&l| l == Level(60)), "{levels:?}");
+        assert!(levels[13..20].iter().all(|&l| l.0 < 50), "{levels:?}");
+        assert!(
+            levels[25..].iter().all(|&l| l == Level::SILENCE),
+            "{levels:?}"
+        );
+        assert!(leg.skipped_frames() >= 8 + 15, "{}", leg.skipped_frames());
+        // A talker (no threshold) decodes everything.
+        let skipped = leg.skipped_frames();
+        leg.pull_skipping(t0 + Duration::from_millis(800), None);
+        assert_eq!(leg.skipped_frames(), skipped);
     }
 }

@@ -193,22 +193,28 @@ impl CoreState {
             return;
         };
         let plain = &buf[..len];
-        let (ssrc, seq, timestamp, pt, payload, marker) = match crate::rtp::RtpPacket::parse(plain)
-        {
-            Ok(p) => (
-                p.ssrc().0,
-                p.seq(),
-                p.timestamp(),
-                p.pt(),
-                p.payload_range(),
-                p.marker(),
-            ),
-            Err(_) => {
-                leg.stats.malformed += 1;
-                self.counters.inc(Metric::DropMalformed);
-                return;
-            }
-        };
+        let level_ext = (leg.conference.as_ref()).and_then(|(_, a)| a.format().audio_level_ext_id);
+        let (ssrc, seq, timestamp, pt, payload, marker, audio_level) =
+            match crate::rtp::RtpPacket::parse(plain) {
+                Ok(p) => (
+                    p.ssrc().0,
+                    p.seq(),
+                    p.timestamp(),
+                    p.pt(),
+                    p.payload_range(),
+                    p.marker(),
+                    // RFC 6464: a malformed element is as if the packet carried none.
+                    level_ext
+                        .and_then(|id| p.extension(id))
+                        .and_then(|d| crate::rtp::AudioLevel::parse(d).ok())
+                        .map(|l| l.level()),
+                ),
+                Err(_) => {
+                    leg.stats.malformed += 1;
+                    self.counters.inc(Metric::DropMalformed);
+                    return;
+                }
+            };
         // RFC 4733 events are detected whatever happens to the packet next (forwarding).
         let dtmf = leg.telephone_event_rate(pt).map(|rate| {
             let was_open = leg.dtmf.is_open();
@@ -225,7 +231,7 @@ impl CoreState {
         }
         if let Some((_, audio)) = &mut leg.conference {
             let payload = plain.get(payload.clone()).unwrap_or_default();
-            audio.push(now, pt, seq, timestamp, marker, payload);
+            audio.push_with_level(now, pt, seq, timestamp, marker, payload, audio_level);
         }
         if let Some(detector) = &mut leg.inband_dtmf {
             let payload = plain.get(payload).unwrap_or_default();
@@ -838,14 +844,28 @@ impl CoreState {
                 };
                 let muted = leg.muted;
                 if let Some((_, audio)) = &mut leg.conference {
-                    audio.pull(now);
+                    // Frames known to be quieter than speech are not decoded for members
+                    // that are not talkers (they cannot become one this tick).
+                    audio.pull_skipping(now, conf.skip_quieter_than(m));
                     if !muted {
                         conf.levels.push((m, audio.level()));
                     }
                 }
             }
+            // Only the talkers are resampled to the conference rate.
+            for &t in conf.select() {
+                if let Some((_, audio)) = self
+                    .by_id
+                    .get(&t)
+                    .and_then(|&s| self.legs.get_mut(s as usize))
+                    .and_then(Option::as_mut)
+                    .and_then(|l| l.conference.as_mut())
+                {
+                    audio.frame_for_mix();
+                }
+            }
             let (legs, by_id) = (&self.legs, &self.by_id);
-            conf.mix(|id| {
+            conf.mix_selected(|id| {
                 let leg = by_id
                     .get(&id)
                     .and_then(|&s| legs.get(s as usize))
@@ -1913,6 +1933,7 @@ mod tests {
                     codec: AudioCodec::Pcmu,
                     pt: Pt(0),
                     cn_pt: None,
+                    audio_level_ext_id: None,
                 });
                 r.create(c);
                 let join = Command::JoinConference {
@@ -2030,6 +2051,7 @@ mod tests {
                     codec: AudioCodec::Pcma,
                     pt: Pt(8),
                     cn_pt: None,
+                    audio_level_ext_id: None,
                 });
                 r.create(c);
             }
@@ -2111,6 +2133,7 @@ mod tests {
                 codec: AudioCodec::Pcmu,
                 pt: Pt(0),
                 cn_pt: None,
+                audio_level_ext_id: None,
             });
             r.create(c);
             // 5 (770 + 1336 Hz) and # (941 + 1477 Hz), 100 ms each, 100 ms apart, -10 dBm0.
@@ -2168,6 +2191,7 @@ mod tests {
                 codec: AudioCodec::Pcmu,
                 pt: Pt(0),
                 cn_pt: None,
+                audio_level_ext_id: None,
             });
             c.telephone_events = vec![crate::runtime::TelephoneEventPt {
                 pt: Pt(101),
@@ -2225,6 +2249,7 @@ mod tests {
                 codec: AudioCodec::Pcmu,
                 pt: Pt(0),
                 cn_pt: None,
+                audio_level_ext_id: None,
             });
             r.create(c);
             r.state.on_command(

@@ -96,6 +96,9 @@ pub fn dial_out(uac: Uac<Peer>, capacity: usize) -> (Dialer, DialOut, mpsc::Rece
     )
 }
 
+/// How long a clean stop waits for the final counters of calls that just ended.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// How soon commands refused by a full core queue are tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -275,6 +278,20 @@ pub async fn run<S>(
         };
         tokio::select! {
             s = &mut shutdown => {
+                // Calls that just ended wait for their legs' final counters: give the cores
+                // a moment to report them before the records close.
+                let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+                tokio::pin!(grace);
+                while recorder.awaiting_counters() {
+                    tokio::select! {
+                        _ = &mut grace => break,
+                        event = events.recv() => match event {
+                            Some((_, Event::LegRemoved { id, stats })) => recorder.leg_removed(id, &stats),
+                            Some(_) => {}
+                            None => break,
+                        },
+                    }
+                }
                 close_records(&mut recorder, &mut records);
                 return Ok(s);
             }

@@ -223,6 +223,11 @@ impl Recorder {
         self.counters
     }
 
+    /// Calls ended whose legs' final counters have not come yet.
+    pub fn awaiting_counters(&self) -> bool {
+        !self.ending.is_empty()
+    }
+
     /// Records open now (legs up or waiting for counters, conference instances).
     pub fn open(&self) -> (usize, usize) {
         (self.legs.len() + self.ending.len(), self.rooms.len())

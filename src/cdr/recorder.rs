@@ -452,11 +452,11 @@ impl Recorder {
 
     /// A call entered a conference.
     pub fn joined(&mut self, call_id: &str, conference: &str, moderator: bool) {
-        if let Some(room) = self.rooms.get_mut(conference) {
-            if room.present.insert(call_id.to_string()) {
-                room.total += 1;
-                room.peak = room.peak.max(room.present.len() as u32);
-            }
+        if let Some(room) = self.rooms.get_mut(conference)
+            && room.present.insert(call_id.to_string())
+        {
+            room.total += 1;
+            room.peak = room.peak.max(room.present.len() as u32);
         }
         let Some(key) = self.legs.get(call_id).map(|l| l.key) else {
             return;
@@ -513,11 +513,11 @@ impl Recorder {
                 break;
             }
             self.deadlines.pop_front();
-            if self.ending.get(&leg).is_some_and(|e| e.deadline == at) {
-                if let Some(e) = self.ending.remove(&leg) {
-                    tracing::debug!(%leg, "no final counters from the core; record closed without");
-                    self.close_ending(e, false);
-                }
+            if self.ending.get(&leg).is_some_and(|e| e.deadline == at)
+                && let Some(e) = self.ending.remove(&leg)
+            {
+                tracing::debug!(%leg, "no final counters from the core; record closed without");
+                self.close_ending(e, false);
             }
         }
         if now >= self.next_checkpoint {

@@ -62,15 +62,15 @@ impl Writer {
     /// Queues a write, waiting for room if the queue is full: for the records closed when
     /// the server stops, which must not be dropped (the control task is done by then).
     pub fn submit_wait(&self, write: Write) {
-        let sent = self.queue.as_ref().map(|q| q.send(write));
-        if !matches!(sent, Some(Ok(()))) {
+        let sent = self.queue.as_ref().is_some_and(|q| q.send(write).is_ok());
+        if !sent {
             self.drop_one("the writer thread stopped");
         }
     }
 
     fn drop_one(&self, why: &str) {
         let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == 1 || n % 1000 == 0 {
+        if n == 1 || n.is_multiple_of(1000) {
             tracing::warn!(dropped = n, why, "call record write dropped");
         }
     }

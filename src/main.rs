@@ -14,11 +14,9 @@ use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 
 mod admin;
+mod cdr;
 mod conference;
 mod config;
-// The record-writing half (legs, conference instances) is called by the conferencing layer
-// when call records are wired; the CLI and serve's start use the rest.
-#[allow(dead_code, unused_imports)]
 mod directory;
 mod sip;
 use config::{KEYS, ServeConfig, SipTransport};
@@ -284,11 +282,16 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
 
 fn serve(cfg: ServeConfig) -> Result<()> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
-    // The directory's connection for this server; the control side will hand it to a
-    // thread of its own when conferencing is wired (it blocks: fsync, argon2).
+    // The directory's connection for this server: closes what the last run left open, then
+    // goes to the call record writer's thread (its calls block: fsync).
     let mut directory =
         directory::Directory::open(&cfg.data_dir).context("opening the conference directory")?;
     admin::close_interrupted(&mut directory).context("closing interrupted call records")?;
+    tracing::info!(
+        db = %directory.path().display(),
+        schema = directory.schema_version().context("reading the schema version")?,
+        "conference directory and call records"
+    );
     let started = Instant::now();
     let mut tls_config = None;
     if cfg.wants_tls() {
@@ -370,6 +373,14 @@ fn serve(cfg: ServeConfig) -> Result<()> {
             chorus_engine::codecs::prompts::PromptSet::embedded(),
         ),
         data_dir: cfg.data_dir.clone(),
+        recorder: cdr::Recorder::new(
+            Instant::now(),
+            directory::UnixMs::now(),
+            cdr::CHECKPOINT_EVERY,
+            cdr::REMOVAL_WAIT,
+        ),
+        records: cdr::Writer::start(directory, CDR_QUEUE)
+            .context("starting the call record writer")?,
     };
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let stop_events = std::sync::atomic::AtomicBool::new(false);
@@ -412,6 +423,10 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     );
     Ok(())
 }
+
+/// Call record writes that may wait for the writer thread; a burst beyond this (the disk
+/// stalled) drops records rather than stall SIP.
+const CDR_QUEUE: usize = 65_536;
 
 /// SIGTERM and SIGINT, the two ways an operator or init system stops the server.
 struct Signals {

@@ -15,6 +15,7 @@ use anyhow::Result;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
+use crate::cdr::{Answered, Recorder, Writer};
 use crate::conference::{CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer};
 use crate::directory;
 
@@ -95,6 +96,9 @@ pub fn dial_out(uac: Uac<Peer>, capacity: usize) -> (Dialer, DialOut, mpsc::Rece
     )
 }
 
+/// How long a clean stop waits for the final counters of calls that just ended.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// How soon commands refused by a full core queue are tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 
@@ -115,12 +119,17 @@ pub fn forward_engine_events(
     }
 }
 
-/// The conference service and where its directory lives.
+/// The conference service, where its directory lives, and the call records.
 pub struct Conferencing {
     /// The service (sans-IO).
     pub service: ConferenceService,
     /// The data directory holding the conference database.
     pub data_dir: PathBuf,
+    /// The call records' control side (sans-IO).
+    pub recorder: Recorder,
+    /// The thread writing the records; [`run`] closes every open record and drains it before
+    /// returning.
+    pub records: Writer,
 }
 
 /// A directory answer, computed off the control thread.
@@ -229,6 +238,8 @@ pub async fn run<S>(
     let Conferencing {
         mut service,
         data_dir,
+        mut recorder,
+        mut records,
     } = conferencing;
     let (answers_tx, mut answers) = mpsc::channel::<DirectoryAnswer>(1024);
     let DialOut {
@@ -253,6 +264,7 @@ pub async fn run<S>(
             ua.poll_timeout(),
             uac.poll_timeout(),
             service.poll_timeout(),
+            recorder.poll_timeout(),
             soon,
         ]
         .into_iter()
@@ -265,9 +277,27 @@ pub async fn run<S>(
             }
         };
         tokio::select! {
-            s = &mut shutdown => return Ok(s),
+            s = &mut shutdown => {
+                // Calls that just ended wait for their legs' final counters: give the cores
+                // a moment to report them before the records close.
+                let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+                tokio::pin!(grace);
+                while recorder.awaiting_counters() {
+                    tokio::select! {
+                        _ = &mut grace => break,
+                        event = events.recv() => match event {
+                            Some((_, Event::LegRemoved { id, stats })) => recorder.leg_removed(id, &stats),
+                            Some(_) => {}
+                            None => break,
+                        },
+                    }
+                }
+                close_records(&mut recorder, &mut records);
+                return Ok(s);
+            }
             frame = inbound.recv() => {
                 let Some(frame) = frame else {
+                    close_records(&mut recorder, &mut records);
                     anyhow::bail!("the SIP transports stopped");
                 };
                 let now = Instant::now();
@@ -284,12 +314,15 @@ pub async fn run<S>(
                 ua.handle_timeout(now);
                 uac.handle_timeout(now);
                 service.handle_timeout(now);
+                recorder.handle_timeout(now);
             }
             Some((core, event)) = events.recv() => {
                 match &event {
                     Event::LegRemoved { id, stats } => {
                         tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                        recorder.leg_removed(*id, stats);
                     }
+                    Event::LegStats { id, stats } => recorder.leg_stats(Instant::now(), *id, stats),
                     Event::PlayDone { leg, id, .. } => service.play_done(Instant::now(), *leg, *id),
                     _ => {}
                 }
@@ -349,18 +382,39 @@ pub async fn run<S>(
                         core,
                         user,
                         source,
-                    } => service.call_started(
-                        now,
-                        CallInfo {
-                            call_id,
-                            leg,
-                            core,
-                            user,
-                            source: source.ip(),
-                        },
-                    ),
-                    UaOutput::CallMoved { call_id, core } => service.call_moved(&call_id, core),
-                    UaOutput::CallEnded { call_id, .. } => service.call_ended(&call_id),
+                        from,
+                        media,
+                    } => {
+                        recorder.call_answered(
+                            now,
+                            Answered {
+                                call_id: call_id.clone(),
+                                leg,
+                                core,
+                                caller: from,
+                                source,
+                                media,
+                            },
+                        );
+                        service.call_started(
+                            now,
+                            CallInfo {
+                                call_id,
+                                leg,
+                                core,
+                                user,
+                                source: source.ip(),
+                            },
+                        );
+                    }
+                    UaOutput::CallMoved { call_id, core } => {
+                        recorder.call_moved(&call_id, core);
+                        service.call_moved(&call_id, core);
+                    }
+                    UaOutput::CallEnded { call_id, reason } => {
+                        recorder.call_ended(now, &call_id, reason);
+                        service.call_ended(&call_id);
+                    }
                 }
             }
             while let Some(out) = service.poll_output() {
@@ -369,8 +423,24 @@ pub async fn run<S>(
                     Output::Engine { core, command } => {
                         to_core(engine, &mut ua, &mut retry, core, command)
                     }
-                    Output::Hangup { call_id, reason } => {
-                        ua.hangup(Instant::now(), &call_id, reason);
+                    Output::Hangup { call_id, cause } => {
+                        recorder.hangup(&call_id, cause);
+                        ua.hangup(Instant::now(), &call_id, cause.text());
+                    }
+                    Output::Joined {
+                        call_id,
+                        conference,
+                        moderator,
+                    } => recorder.joined(&call_id, &conference, moderator),
+                    Output::Left {
+                        call_id,
+                        conference,
+                    } => recorder.left(&call_id, &conference),
+                    Output::RoomOpened { conference } => {
+                        recorder.room_opened(Instant::now(), &conference)
+                    }
+                    Output::RoomClosed { conference } => {
+                        recorder.room_closed(Instant::now(), &conference)
                     }
                     Output::Move { call_id, core } => {
                         if let Err(e) = ua.move_call(&call_id, core) {
@@ -388,5 +458,34 @@ pub async fn run<S>(
                 break;
             }
         }
+        // Checkpoint queries go to the cores only when nothing waits for a retry (a lost
+        // query costs one checkpoint); record writes go to the writer thread, never waited on.
+        while let Some((core, leg)) = recorder.poll_query() {
+            if retry.is_empty() {
+                let _ = engine.send(core, Command::QueryLeg(leg));
+            }
+        }
+        while let Some(write) = recorder.poll_write() {
+            records.submit(write);
+        }
     }
+}
+
+/// The server stops: closes every open call record and waits until the writer thread has
+/// written everything (blocking, once, at the end).
+fn close_records(recorder: &mut Recorder, records: &mut Writer) {
+    let (legs, conferences) = recorder.open();
+    recorder.shutdown(Instant::now());
+    while let Some(write) = recorder.poll_write() {
+        records.submit_wait(write);
+    }
+    let counters = recorder.counters();
+    tracing::info!(
+        legs,
+        conferences,
+        closed_without_counters = counters.without_counters,
+        bad_conference_ids = counters.bad_conference_ids,
+        "closing open call records"
+    );
+    records.finish();
 }

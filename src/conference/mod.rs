@@ -4,9 +4,11 @@
 //! in-call keys.
 //!
 //! Inputs: `call_started`, `call_ended`, `dtmf`, `play_done`, `lookup_result`, `pin_result`,
-//! `call_moved`, `handle_timeout`. Outputs (`poll_output`): engine commands, hang-ups, leg
-//! moves, and directory questions (`Lookup`, `CheckPin`) that the driver answers off the
-//! control thread (argon2 is slow on purpose) by calling `lookup_result`/`pin_result`.
+//! `call_moved`, `handle_timeout`. Outputs (`poll_output`): engine commands, hang-ups (with a
+//! [`HangupCause`]), leg moves, directory questions (`Lookup`, `CheckPin`) that the driver
+//! answers off the control thread (argon2 is slow on purpose) by calling
+//! `lookup_result`/`pin_result`, and what the call records need: `Joined`, `Left`,
+//! `RoomOpened`, `RoomClosed`.
 //!
 //! Routing of a new call by the Request-URI user part:
 //! 1. the echo user (default `echo`): media back to the caller (a line test);
@@ -20,4 +22,6 @@
 
 pub mod service;
 
-pub use service::{CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer, ServiceConfig};
+pub use service::{
+    CallInfo, ConferenceInfo, ConferenceService, HangupCause, Output, PinAnswer, ServiceConfig,
+};

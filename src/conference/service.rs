@@ -93,8 +93,8 @@ pub enum Output {
     Hangup {
         /// The call.
         call_id: String,
-        /// Why (for the Reason header and the logs).
-        reason: &'static str,
+        /// Why (`text()` for the Reason header; the call record's end reason).
+        cause: HangupCause,
     },
     /// Move a call's leg to another core (`UserAgent::move_call`); `call_moved` follows.
     Move {
@@ -119,8 +119,70 @@ pub enum Output {
         /// The digits keyed.
         pin: String,
     },
+    /// A call entered a conference (after the IVR, or dialing it directly). A room's first
+    /// `Joined` follows its `RoomOpened`.
+    Joined {
+        /// The call.
+        call_id: String,
+        /// The conference ID.
+        conference: String,
+        /// With the moderator PIN.
+        moderator: bool,
+    },
+    /// A call in a conference ended. A room's last `Left` comes before its `RoomClosed`.
+    Left {
+        /// The call.
+        call_id: String,
+        /// The conference ID.
+        conference: String,
+    },
+    /// A conference instance began: the room was created for its first caller.
+    RoomOpened {
+        /// The conference ID.
+        conference: String,
+    },
+    /// A conference instance ended: its last caller left.
+    RoomClosed {
+        /// The conference ID.
+        conference: String,
+    },
     /// Something an operator wants in the log (joins, leaves, lockouts, key commands).
     Log(String),
+}
+
+/// Why the service hangs up a call: the text of the BYE's Reason and of the log line, and
+/// what the call record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupCause {
+    /// Too many wrong (or no) conference IDs or PINs.
+    TooManyAttempts,
+    /// The wrong PIN that locked the caller's address out.
+    WrongPins,
+    /// The caller's address is locked out (earlier wrong PINs).
+    LockedOut,
+    /// The conference is locked.
+    Locked,
+    /// The conference is at its participant limit.
+    Full,
+    /// A moderator ended the conference (`*9`).
+    EndedByModerator,
+    /// The leg could not be moved to the core mixing the conference.
+    Unreachable,
+}
+
+impl HangupCause {
+    /// As said in the Reason header and the log.
+    pub fn text(self) -> &'static str {
+        match self {
+            HangupCause::TooManyAttempts => "too many attempts",
+            HangupCause::WrongPins => "too many wrong PINs",
+            HangupCause::LockedOut => "locked out",
+            HangupCause::Locked => "conference locked",
+            HangupCause::Full => "conference full",
+            HangupCause::EndedByModerator => "conference ended by the moderator",
+            HangupCause::Unreachable => "could not reach the conference's core",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +204,7 @@ enum State {
     /// In a room.
     Joined,
     /// Saying goodbye; hang up when the prompts are done.
-    Leaving(&'static str),
+    Leaving(HangupCause),
 }
 
 #[derive(Debug)]
@@ -295,8 +357,15 @@ impl ConferenceService {
         self.out.push_back(Output::Log(format!(
             "{call_id} left conference {room_id} ({left} remain)"
         )));
+        self.out.push_back(Output::Left {
+            call_id: call_id.to_string(),
+            conference: room_id.clone(),
+        });
         if left == 0 {
             self.rooms.remove(&room_id);
+            self.out.push_back(Output::RoomClosed {
+                conference: room_id,
+            });
         } else {
             let clip = self.leave_tone.clone();
             self.engine(
@@ -357,7 +426,7 @@ impl ConferenceService {
                     return self.leave(
                         call_id,
                         &[Prompt::TooManyAttempts, Prompt::Goodbye],
-                        "too many wrong PINs",
+                        HangupCause::WrongPins,
                     );
                 }
                 self.retry(call_id, Prompt::InvalidPin, State::EnterPin(info));
@@ -383,11 +452,7 @@ impl ConferenceService {
     /// The move failed (the leg stays where it is): mix it where it is if the room is there,
     /// else tell the caller and hang up.
     pub fn move_failed(&mut self, call_id: &str) {
-        self.leave(
-            call_id,
-            &[Prompt::Goodbye],
-            "could not reach the conference's core",
-        );
+        self.leave(call_id, &[Prompt::Goodbye], HangupCause::Unreachable);
     }
 
     // ---- the IVR ---------------------------------------------------------------------------
@@ -414,7 +479,7 @@ impl ConferenceService {
                 self.leave(
                     call_id,
                     &[Prompt::TooManyAttempts, Prompt::Goodbye],
-                    "locked out",
+                    HangupCause::LockedOut,
                 );
                 true
             }
@@ -434,7 +499,11 @@ impl ConferenceService {
         call.attempts += 1;
         call.digits.clear();
         if call.attempts >= self.cfg.max_attempts {
-            return self.leave(call_id, &[said, Prompt::Goodbye], "too many attempts");
+            return self.leave(
+                call_id,
+                &[said, Prompt::Goodbye],
+                HangupCause::TooManyAttempts,
+            );
         }
         let ask = if matches!(state, State::EnterPin(_)) {
             Prompt::EnterPin
@@ -570,7 +639,7 @@ impl ConferenceService {
                 return self.leave(
                     call_id,
                     &[Prompt::ConferenceLocked, Prompt::Goodbye],
-                    "conference locked",
+                    HangupCause::Locked,
                 );
             }
             if room
@@ -581,7 +650,7 @@ impl ConferenceService {
                 return self.leave(
                     call_id,
                     &[Prompt::ConferenceFull, Prompt::Goodbye],
-                    "conference full",
+                    HangupCause::Full,
                 );
             }
             if room.core != core {
@@ -605,7 +674,8 @@ impl ConferenceService {
             locked: false,
             moderators: 0,
         });
-        if room.id == next {
+        let opened = room.id == next;
+        if opened {
             self.next_conference += 1;
         }
         room.members.push(call_id.to_string());
@@ -628,6 +698,16 @@ impl ConferenceService {
         call.room = Some(info.id.clone());
         call.moderator = moderator;
         let leg = call.info.leg;
+        if opened {
+            self.out.push_back(Output::RoomOpened {
+                conference: info.id.clone(),
+            });
+        }
+        self.out.push_back(Output::Joined {
+            call_id: call_id.to_string(),
+            conference: info.id.clone(),
+            moderator,
+        });
         self.out.push_back(Output::Log(format!(
             "{call_id} joined conference {} as {} ({count} in it)",
             info.id,
@@ -773,7 +853,7 @@ impl ConferenceService {
                     self.leave(
                         &m,
                         &[Prompt::Ended, Prompt::Goodbye],
-                        "conference ended by the moderator",
+                        HangupCause::EndedByModerator,
                     );
                 }
             }
@@ -826,7 +906,7 @@ impl ConferenceService {
             return self.play_next(&call_id);
         }
         match call.state {
-            State::Leaving(reason) => self.out.push_back(Output::Hangup { call_id, reason }),
+            State::Leaving(cause) => self.out.push_back(Output::Hangup { call_id, cause }),
             // The question was asked: wait for keys.
             State::EnterId | State::EnterPin(_) if call.digits.is_empty() => {
                 self.arm_digit_timer(now, &call_id)
@@ -836,11 +916,11 @@ impl ConferenceService {
     }
 
     /// Says goodbye (`list`) and hangs up when it has been heard.
-    fn leave(&mut self, call_id: &str, list: &[Prompt], reason: &'static str) {
+    fn leave(&mut self, call_id: &str, list: &[Prompt], cause: HangupCause) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
-        call.state = State::Leaving(reason);
+        call.state = State::Leaving(cause);
         call.timer_gen += 1;
         call.queue.clear();
         let (core, leg) = (call.info.core, call.info.leg);
@@ -849,7 +929,7 @@ impl ConferenceService {
             self.engine(core, Command::LeaveConference(leg));
         }
         self.out
-            .push_back(Output::Log(format!("{call_id}: {reason}")));
+            .push_back(Output::Log(format!("{call_id}: {}", cause.text())));
         if let Some(call) = self.calls.get_mut(call_id) {
             call.playing = None;
         }
@@ -1233,5 +1313,67 @@ mod tests {
                 command: Command::JoinConference { leg: LegId(2), .. }
             }
         )));
+    }
+
+    /// What the call records are written from: the room opens before its first join, each
+    /// call that ends in it leaves, and the room closes after its last leave.
+    #[test]
+    fn joins_leaves_and_room_instances_are_reported() {
+        let now = Instant::now();
+        let mut s = svc();
+        let room = ConferenceInfo {
+            id: "31".into(),
+            has_pin: true,
+            ..ConferenceInfo::default()
+        };
+        let records = |out: &[Output]| -> Vec<String> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::RoomOpened { conference } => Some(format!("open {conference}")),
+                    Output::RoomClosed { conference } => Some(format!("close {conference}")),
+                    Output::Joined {
+                        call_id,
+                        conference,
+                        moderator,
+                    } => Some(format!("join {call_id} {conference} {moderator}")),
+                    Output::Left {
+                        call_id,
+                        conference,
+                    } => Some(format!("left {call_id} {conference}")),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut seen = Vec::new();
+        for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
+            let id = format!("call-{n}");
+            s.call_started(now, call(n, "31", 0));
+            settle(&mut s, now);
+            s.lookup_result(now, &id, Some(room.clone()));
+            settle(&mut s, now);
+            key(&mut s, now, &id, "1234#");
+            s.pin_result(now, &id, answer);
+            seen.extend(records(&settle(&mut s, now)));
+        }
+        s.call_ended("call-1");
+        seen.extend(records(&outputs(&mut s)));
+        s.call_ended("call-2");
+        seen.extend(records(&outputs(&mut s)));
+        // A call that never got past the IVR reports nothing.
+        s.call_started(now, call(3, "dialin", 0));
+        settle(&mut s, now);
+        s.call_ended("call-3");
+        seen.extend(records(&outputs(&mut s)));
+        assert_eq!(
+            seen,
+            [
+                "open 31",
+                "join call-1 31 true",
+                "join call-2 31 false",
+                "left call-1 31",
+                "left call-2 31",
+                "close 31"
+            ]
+        );
     }
 }

@@ -95,6 +95,7 @@ pub struct ConferenceSpec {
 
 impl ConferenceSpec {
     /// A conference with this ID, no name, no PINs, no limit and default flags.
+    #[cfg(test)]
     pub fn new(id: ConferenceId) -> ConferenceSpec {
         ConferenceSpec {
             id,

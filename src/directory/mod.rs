@@ -41,10 +41,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 
-pub use cdr::{
-    CdrConference, CdrFilter, CdrLeg, ConferenceEnd, EndReason, Interrupted, LegEnd, LegRecord,
-    LegStats, Role,
-};
+pub use cdr::{CdrFilter, ConferenceEnd, EndReason, LegEnd, LegRecord, LegStats, Role};
 pub use conference::{Conference, ConferenceFlags, ConferenceId, ConferenceSpec};
 pub use pin::{PinCheck, PinKind};
 pub use unix_ms::UnixMs;
@@ -181,6 +178,19 @@ impl Directory {
     /// The schema version of the database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<u32, DirectoryError> {
         schema::version(&self.conn)
+    }
+
+    /// Runs `f` inside one IMMEDIATE transaction, so the writes it makes share one commit
+    /// (one fsync, not one each). What `f` returns is returned, errors included: a write that
+    /// fails inside does not undo the others; only a failed commit does (and is the `Err`).
+    pub fn batch<T>(&mut self, f: impl FnOnce(&Directory) -> T) -> Result<T, DirectoryError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let out = f(self);
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(out)
     }
 
     /// Stores a new conference, its PINs hashed. Fails on a bad spec or a duplicate ID.

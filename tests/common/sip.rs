@@ -116,6 +116,17 @@ impl Server {
         (status.code(), self.log())
     }
 
+    /// Kills the server with SIGKILL (an unclean stop: nothing is closed or flushed) and waits
+    /// for it to exit.
+    pub fn kill(&mut self) {
+        // SAFETY: kill with the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -194,6 +194,11 @@ pub enum UaOutput<P> {
         user: String,
         /// The caller's address.
         source: SocketAddr,
+        /// The From URI (who the caller says it is).
+        from: String,
+        /// The negotiated codec and SRTP suite (none for plain RTP); `None` until the ACK
+        /// brings the answer when the INVITE had no offer.
+        media: Option<(Codec, Option<SrtpSuite>)>,
     },
     /// An answered call's leg moved to another core (`move_call`).
     CallMoved {
@@ -968,6 +973,7 @@ impl<P: SipPeer> UserAgent<P> {
             return;
         };
         let (peer, leg, core) = (d.peer.clone(), d.leg, d.core);
+        let (from, media) = (d.remote_uri.clone(), d.media);
         d.awaiting_ack = true;
         d.answered = true;
         let user = (a.invite.uri())
@@ -980,6 +986,8 @@ impl<P: SipPeer> UserAgent<P> {
             core,
             user,
             source: peer.remote(),
+            from,
+            media,
         });
         tracing::info!(%leg, %core, caller = ?d.caller, "call answered");
         d.session = d.session_se.map(|se| SessionTimer::start(now, se));

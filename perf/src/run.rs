@@ -97,9 +97,55 @@ fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
     cfg
 }
 
+/// Asks the server for OPTIONS before anything else, so an unreachable server is one clear
+/// line instead of a run of timed-out calls.
+fn preflight(args: &RunArgs) -> Result<()> {
+    let unreachable = |why: String| {
+        anyhow::anyhow!(
+            "the server at {} does not answer ({why}); is `chorus serve` running there?",
+            args.server
+        )
+    };
+    match args.transport {
+        TransportArg::Udp => {
+            let sock = std::net::UdpSocket::bind((args.bind, 0))
+                .context("binding a socket for the OPTIONS check")?;
+            let local = sock.local_addr()?;
+            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let options = format!(
+                "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKload{port}\r\n\
+                 From: <sip:load@{local}>;tag=load\r\nTo: <sip:{server}>\r\nCall-ID: preflight-{port}@{local}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                server = args.server,
+                port = local.port(),
+            );
+            let mut buf = [0u8; 2048];
+            for _ in 0..4 {
+                sock.send_to(options.as_bytes(), args.server)
+                    .map_err(|e| unreachable(e.to_string()))?;
+                match sock.recv_from(&mut buf) {
+                    Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 ") => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        return Err(unreachable("connection refused".into()));
+                    }
+                    Err(_) => {}
+                }
+            }
+            Err(unreachable("no answer to OPTIONS in 2 s".into()))
+        }
+        TransportArg::Tcp | TransportArg::Tls => {
+            std::net::TcpStream::connect_timeout(&args.server, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| unreachable(e.to_string()))
+        }
+    }
+}
+
 /// Runs the load and returns what it measured; `Err` for what stops a run from starting
-/// (ports, sockets).
+/// (an unreachable server, ports, sockets).
 pub fn run(args: &RunArgs) -> Result<Report> {
+    preflight(args)?;
     let engine = Engine::start(EngineConfig {
         cores: args.cores,
         io: IoKind::Uring,

@@ -1,0 +1,145 @@
+//! `chorus-load` against a real `chorus serve`: 200 callers in 20 conferences of 10 (3
+//! talkers each) dial the IVR number, key their conference ID as RFC 4733 events, hold 20 s
+//! with SDES SRTP (AES_CM_128_HMAC_SHA1_80) and PCMU, and hang up. The run must establish
+//! every call and see no loss, no silent caller and no SRTP failure; and its errors are one
+//! line each.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn load_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chorus-load")
+}
+
+/// The `chorus` binary next to `chorus-load` (built by `cargo test --workspace`).
+fn chorus_bin() -> PathBuf {
+    let path = Path::new(load_bin()).with_file_name("chorus");
+    assert!(
+        path.exists(),
+        "{} is missing: run the workspace tests (cargo test --workspace) or cargo build --bin chorus",
+        path.display()
+    );
+    path
+}
+
+/// A running `chorus serve` on a free UDP port; killed on drop.
+struct Serve {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Serve {
+    fn start(name: &str, media: &str) -> Serve {
+        let dir = std::env::temp_dir().join(format!("chorus-load-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new(chorus_bin())
+            .args(["serve", "--sip", "udp:127.0.0.1:0", "--media-ports", media])
+            .args(["--cores", "1", "--pin-cores", "false", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chorus starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut port = None;
+        while port.is_none() && Instant::now() < deadline {
+            let Some(Ok(line)) = lines.next() else { break };
+            if let Some(at) = line.find("sip=\"udp:127.0.0.1:") {
+                let rest = &line[at + "sip=\"udp:127.0.0.1:".len()..];
+                port = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|p| p.parse().ok());
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Serve {
+            child,
+            port: port.expect("chorus serve announced its SIP port"),
+            dir,
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
+    let server = Serve::start("ivr", "47600-47699");
+    let json = server.dir.join("report.json");
+    let out = Command::new(load_bin())
+        .args(["run", "--server", &format!("127.0.0.1:{}", server.port)])
+        .args([
+            "--users",
+            "200",
+            "--conference-size",
+            "10",
+            "--talkers",
+            "3",
+        ])
+        .args(["--duration", "20s", "--ramp", "50/s", "--codec", "pcmu"])
+        .args([
+            "--srtp",
+            "aes-cm-80",
+            "--dial",
+            "ivr",
+            "--media-ports",
+            "47700-47799",
+        ])
+        .args(["--progress", "false", "--json"])
+        .arg(&json)
+        .output()
+        .expect("chorus-load runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"established\": 200"), "{report}");
+    assert!(stdout.contains("silent callers        0"), "{stdout}");
+}
+
+#[test]
+fn errors_are_one_line() {
+    // Nobody listens there.
+    let out = Command::new(load_bin())
+        .args([
+            "run",
+            "--server",
+            "127.0.0.1:9",
+            "--users",
+            "1",
+            "--duration",
+            "1s",
+        ])
+        .args(["--media-ports", "47780-47799"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not answer") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A bad combination of flags.
+    let out = Command::new(load_bin())
+        .args(["run", "--talkers", "4", "--conference-size", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "chorus-load: --talkers 4 is more than --conference-size 3"
+    );
+}

@@ -18,6 +18,7 @@ mod cdr;
 mod conference;
 mod config;
 mod directory;
+mod recording;
 mod sip;
 use config::{KEYS, ServeConfig, SipTransport};
 

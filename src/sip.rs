@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::cdr::{Answered, Recorder, Writer};
 use crate::conference::{CallInfo, ConferenceInfo, ConferenceService, Output, PinAnswer};
 use crate::directory;
+use crate::recording::Recording;
 
 use chorus_engine::runtime::{Command, CoreId, Engine, Event, QueueFull};
 use chorus_signaling::transport::{InboundFrame, Peer, Transports};
@@ -159,6 +160,7 @@ fn ask_directory(data_dir: &Path, question: Output, to: &mpsc::Sender<DirectoryA
                         has_pin: c.has_pin || c.has_moderator_pin,
                         max_participants: c.max_participants,
                         wait_for_moderator: c.flags.wait_for_moderator,
+                        record: c.flags.record,
                     }),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "conference directory lookup failed");
@@ -242,6 +244,8 @@ pub async fn run<S>(
         mut records,
     } = conferencing;
     let (answers_tx, mut answers) = mpsc::channel::<DirectoryAnswer>(1024);
+    // Recordings in progress, by conference ID.
+    let mut recordings: HashMap<String, Recording> = HashMap::new();
     let DialOut {
         mut uac,
         commands: mut dial_commands,
@@ -293,6 +297,9 @@ pub async fn run<S>(
                     }
                 }
                 close_records(&mut recorder, &mut records);
+                for (_, r) in recordings.drain() {
+                    r.finish();
+                }
                 return Ok(s);
             }
             frame = inbound.recv() => {
@@ -357,7 +364,10 @@ pub async fn run<S>(
         // answered call starts the IVR): drain both until neither has anything.
         loop {
             let mut busy = false;
-            while let Some(out) = ua.poll_output() {
+            // One UA output at a time, then everything the service made of it: an answered
+            // echo call's Connect reaches the core before the 200 that follows it in the
+            // UA's queue goes out (the caller's first packet must not beat it).
+            if let Some(out) = ua.poll_output() {
                 busy = true;
                 let now = Instant::now();
                 match out {
@@ -441,6 +451,52 @@ pub async fn run<S>(
                     }
                     Output::RoomClosed { conference } => {
                         recorder.room_closed(Instant::now(), &conference)
+                    }
+                    Output::Record {
+                        conference,
+                        id,
+                        core,
+                        on: true,
+                    } => match Recording::start(&data_dir, &conference) {
+                        Ok(r) => {
+                            tracing::info!(%conference, file = %r.path.display(), "recording");
+                            recorder.recording(&conference, &r.path);
+                            let sink = Some(r.sink.clone());
+                            to_core(
+                                engine,
+                                &mut ua,
+                                &mut retry,
+                                core,
+                                Command::Record {
+                                    conference: id,
+                                    sink,
+                                },
+                            );
+                            if let Some(old) = recordings.insert(conference, r) {
+                                old.stop();
+                            }
+                        }
+                        Err(e) => tracing::warn!(%conference, error = %e, "cannot record"),
+                    },
+                    Output::Record {
+                        conference,
+                        id,
+                        core,
+                        on: false,
+                    } => {
+                        to_core(
+                            engine,
+                            &mut ua,
+                            &mut retry,
+                            core,
+                            Command::Record {
+                                conference: id,
+                                sink: None,
+                            },
+                        );
+                        if let Some(r) = recordings.remove(&conference) {
+                            r.stop();
+                        }
                     }
                     Output::Move { call_id, core } => {
                         if let Err(e) = ua.move_call(&call_id, core) {

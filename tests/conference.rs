@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::baresip::{Baresip, BaresipCall};
+use common::baresip::{Baresip, BaresipCall, read_wav};
 use common::sip::Server;
 
 /// Conference 4711 with PIN 2468 is created with `chorus conference create` while the server
@@ -26,6 +26,7 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
             "4711",
             "--pin",
             "2468",
+            "--record",
             "--data-dir",
         ])
         .arg(&server.dir)
@@ -141,4 +142,23 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
         );
     }
     assert!(log.contains("muted"), "{log}");
+
+    // The conference was recorded from its start (the --record flag): the file in the data
+    // directory holds the mix, every talker's tone while all three talked.
+    let recordings: Vec<_> = std::fs::read_dir(server.dir.join("recordings"))
+        .unwrap_or_else(|e| panic!("no recordings directory ({e}): {log}"))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let wav = read_wav(&std::fs::read(&recordings[0]).unwrap());
+    assert_eq!(wav.rate, 16_000);
+    assert!(wav.secs() > 10.0, "{:.1} s recorded", wav.secs());
+    // The recording starts when the first caller joins, about 5 s into the calls; the third
+    // caller mutes about 6 s later.
+    let (from, to) = (2.0, 5.0);
+    for c in &callers {
+        let share = wav.tone_share(c.freq, from, to);
+        assert!(share > 0.1, "{} Hz at {share:.3} in the recording", c.freq);
+    }
 }

@@ -72,6 +72,13 @@ pub enum Write {
         /// How it ended.
         end: ConferenceEnd,
     },
+    /// `Directory::conference_recording`.
+    ConferenceRecording {
+        /// The instance's record.
+        key: RecordKey,
+        /// The recording's file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// An answered call, as the UA reports it.
@@ -447,6 +454,17 @@ impl Recorder {
         if let Some(old) = self.rooms.insert(conference.to_string(), room) {
             // Never closed: the service opens a room only when it has none.
             self.close_room(now, old, EndReason::ConferenceEnded);
+        }
+    }
+
+    /// The conference instance is being recorded to `path`.
+    pub fn recording(&mut self, conference: &str, path: &std::path::Path) {
+        if let Some(room) = self.rooms.get(conference) {
+            let key = room.key;
+            self.writes.push_back(Write::ConferenceRecording {
+                key,
+                path: path.to_path_buf(),
+            });
         }
     }
 

@@ -183,6 +183,9 @@ fn apply(d: &Directory, rows: &mut HashMap<RecordKey, i64>, w: Write) -> Result<
             rows.remove(&key);
             d.conference_ended(r, &end)?;
         }
+        Write::ConferenceRecording { key, path } => {
+            d.conference_recording(row(rows, key)?, &path)?;
+        }
     }
     Ok(())
 }

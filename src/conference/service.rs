@@ -51,6 +51,8 @@ pub struct ConferenceInfo {
     pub max_participants: Option<u32>,
     /// Participants wait (not mixed, hearing the waiting prompt) until a moderator is there.
     pub wait_for_moderator: bool,
+    /// Record the conference from its start.
+    pub record: bool,
 }
 
 /// The directory's verdict on a PIN.
@@ -146,6 +148,18 @@ pub enum Output {
         /// The conference ID.
         conference: String,
     },
+    /// Start or stop recording a conference's mix (the driver owns the file and the writer;
+    /// `Command::Record` hands the engine the sink).
+    Record {
+        /// The conference ID.
+        conference: String,
+        /// Its engine conference.
+        id: ConferenceId,
+        /// The core mixing it.
+        core: CoreId,
+        /// Start (true) or stop.
+        on: bool,
+    },
     /// Something an operator wants in the log (joins, leaves, lockouts, key commands).
     Log(String),
 }
@@ -234,6 +248,7 @@ struct Room {
     members: Vec<String>,
     locked: bool,
     moderators: usize,
+    recording: bool,
 }
 
 /// The conference service.
@@ -362,7 +377,16 @@ impl ConferenceService {
             conference: room_id.clone(),
         });
         if left == 0 {
-            self.rooms.remove(&room_id);
+            if let Some(room) = self.rooms.remove(&room_id)
+                && room.recording
+            {
+                self.out.push_back(Output::Record {
+                    conference: room_id.clone(),
+                    id: room.id,
+                    core: room.core,
+                    on: false,
+                });
+            }
             self.out.push_back(Output::RoomClosed {
                 conference: room_id,
             });
@@ -673,6 +697,7 @@ impl ConferenceService {
             members: Vec::new(),
             locked: false,
             moderators: 0,
+            recording: false,
         });
         let opened = room.id == next;
         if opened {
@@ -754,6 +779,44 @@ impl ConferenceService {
         }
         let clip = self.join_tone.clone();
         self.engine(core, Command::PlayConference { conference, clip });
+        if opened && info.record {
+            self.set_recording(&info.id, true);
+        }
+    }
+
+    /// Starts or stops recording a room and tells everyone in it.
+    fn set_recording(&mut self, room_id: &str, on: bool) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if room.recording == on {
+            return;
+        }
+        room.recording = on;
+        let (id, core) = (room.id, room.core);
+        self.out.push_back(Output::Record {
+            conference: room_id.to_string(),
+            id,
+            core,
+            on,
+        });
+        let prompt = if on {
+            Prompt::RecordingStarted
+        } else {
+            Prompt::RecordingStopped
+        };
+        let clip = self.prompts.get(prompt);
+        self.engine(
+            core,
+            Command::PlayConference {
+                conference: id,
+                clip,
+            },
+        );
+        self.out.push_back(Output::Log(format!(
+            "conference {room_id}: recording {}",
+            if on { "started" } else { "stopped" }
+        )));
     }
 
     fn in_call_key(&mut self, now: Instant, call_id: &str, key: char) {
@@ -842,6 +905,10 @@ impl ConferenceService {
                 self.out.push_back(Output::Log(format!(
                     "conference {room_id}: all muted by {call_id}"
                 )));
+            }
+            '0' if moderator => {
+                let on = !self.rooms.get(&room_id).is_some_and(|r| r.recording);
+                self.set_recording(&room_id, on);
             }
             '9' if moderator => {
                 let members: Vec<String> = self
@@ -1375,5 +1442,67 @@ mod tests {
                 "close 31"
             ]
         );
+    }
+
+    #[test]
+    fn moderators_record_with_star_zero_and_the_flag_records_from_the_start() {
+        let now = Instant::now();
+        let mut s = svc();
+        let room = ConferenceInfo {
+            id: "31".into(),
+            has_pin: true,
+            ..ConferenceInfo::default()
+        };
+        s.call_started(now, call(1, "31", 0));
+        settle(&mut s, now);
+        s.lookup_result(now, "call-1", Some(room.clone()));
+        settle(&mut s, now);
+        key(&mut s, now, "call-1", "1#");
+        s.pin_result(now, "call-1", PinAnswer::Moderator);
+        settle(&mut s, now);
+        let record = |out: &[Output]| -> Vec<bool> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Record { conference, on, .. } if conference == "31" => Some(*on),
+                    _ => None,
+                })
+                .collect()
+        };
+        let out = {
+            let k = key(&mut s, now, "call-1", "*0");
+            hear_all(&mut s, now, k)
+        };
+        assert_eq!(record(&out), [true]);
+        // Everyone hears that the conference is being recorded (a tone-like clip in the mix).
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::PlayConference { .. },
+                ..
+            }
+        )));
+        let out = {
+            let k = key(&mut s, now, "call-1", "*0");
+            hear_all(&mut s, now, k)
+        };
+        assert_eq!(record(&out), [false]);
+        // With the flag, the first join starts it, and the last leave stops it.
+        let flagged = ConferenceInfo {
+            id: "32".into(),
+            record: true,
+            ..ConferenceInfo::default()
+        };
+        s.call_started(now, call(2, "32", 0));
+        settle(&mut s, now);
+        s.lookup_result(now, "call-2", Some(flagged));
+        let out = settle(&mut s, now);
+        assert!(out.iter().any(
+            |o| matches!(o, Output::Record { conference, on: true, .. } if conference == "32")
+        ));
+        s.call_ended("call-2");
+        let out = outputs(&mut s);
+        assert!(out.iter().any(
+            |o| matches!(o, Output::Record { conference, on: false, .. } if conference == "32")
+        ));
     }
 }

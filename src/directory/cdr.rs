@@ -365,8 +365,6 @@ impl Directory {
 
     /// Records where an open conference's recording is being written (as soon as it starts,
     /// so the path survives a crash).
-    // Recording is not built yet (conferencing issue).
-    #[allow(dead_code)]
     pub fn conference_recording(&self, record: i64, path: &Path) -> Result<(), DirectoryError> {
         let n = self.conn.execute(
             "UPDATE cdr_conferences SET recording_path = ?2 WHERE id = ?1 AND ended_at IS NULL",

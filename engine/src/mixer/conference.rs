@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::level::Level;
 use super::mix::{MixId, Mixes};
 use super::player::Player;
+use super::recording::RecordingSink;
 use super::talkers::{TalkerConfig, TalkerSelector};
 use crate::runtime::LegId;
 
@@ -48,6 +49,8 @@ pub struct Conference {
     /// The talkers selected this tick (`select`), mixed by `mix_selected`.
     selected: Vec<LegId>,
     speech_level: Level,
+    /// Where the full mix goes while the conference is recorded.
+    recording: Option<Arc<RecordingSink>>,
 }
 
 impl Conference {
@@ -63,6 +66,7 @@ impl Conference {
             encodes: 0,
             tone: None,
             tone_frame: Vec::new(),
+            recording: None,
             selected: Vec::with_capacity(talkers.max_talkers),
             speech_level: talkers.speech_level,
         }
@@ -106,6 +110,16 @@ impl Conference {
         };
         let talking = (self.selected.iter()).filter_map(|&id| frame_of(id).map(|f| (id, f)));
         self.mixes.mix_with(talking, tone);
+        if let Some(sink) = &self.recording {
+            sink.push(self.mixes.pcm(MixId::Full));
+        }
+    }
+
+    /// Starts (Some) or stops (None) handing each tick's full mix to a recorder.
+    pub fn record(&mut self, sink: Option<Arc<RecordingSink>>) {
+        if let Some(old) = std::mem::replace(&mut self.recording, sink) {
+            old.close();
+        }
     }
 
     /// The quietest level that is speech: a member that is not a talker and is quieter than

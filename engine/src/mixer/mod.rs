@@ -7,6 +7,7 @@ pub mod leg_audio;
 pub mod level;
 pub mod mix;
 pub mod player;
+pub mod recording;
 pub mod talkers;
 
 pub use conference::{Conference, MIX_RATE};
@@ -14,4 +15,5 @@ pub use leg_audio::{AudioFormat, LegAudio, LegAudioError};
 pub use level::Level;
 pub use mix::{MixId, Mixes};
 pub use player::{Player, PrivateEncoder};
+pub use recording::RecordingSink;
 pub use talkers::{TalkerConfig, TalkerSelector};

@@ -228,6 +228,14 @@ pub enum Command {
         /// The samples (16 kHz mono).
         clip: Arc<[i16]>,
     },
+    /// Start (a sink) or stop (None) recording a conference's full mix (16 kHz frames, one
+    /// per tick) into a sink the control side drains.
+    Record {
+        /// The conference.
+        conference: ConferenceId,
+        /// Where the frames go.
+        sink: Option<Arc<crate::mixer::RecordingSink>>,
+    },
     /// Take a leg off this core to move it to another; answered by `LegDetached`, which
     /// carries the leg's state for `AttachLeg` on the new core.
     DetachLeg(LegId),

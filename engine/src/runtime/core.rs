@@ -558,6 +558,15 @@ impl CoreState {
                     });
                 }
             }
+            Command::Record { conference, sink } => match self.conferences.get_mut(&conference) {
+                Some(c) => c.record(sink),
+                // No such conference here (it ended): the writer is told to finish.
+                None => {
+                    if let Some(sink) = sink {
+                        sink.close();
+                    }
+                }
+            },
             Command::PlayConference { conference, clip } => {
                 if let Some(c) = self.conferences.get_mut(&conference) {
                     c.play_tone(clip);
@@ -816,8 +825,11 @@ impl CoreState {
         };
         if let Some(c) = self.conferences.get_mut(&conference) {
             c.members.retain(|&m| m != id);
-            if c.members.is_empty() {
-                self.conferences.remove(&conference);
+            if c.members.is_empty()
+                && let Some(mut gone) = self.conferences.remove(&conference)
+            {
+                // A recording of an emptied conference ends with it.
+                gone.record(None);
             }
         }
         self.counters
@@ -2075,6 +2087,12 @@ mod tests {
                 clip: clip.clone(),
             };
             r.state.on_command(r.now, tone);
+            let sink = std::sync::Arc::new(crate::mixer::RecordingSink::new(16_000, 100));
+            let record = Command::Record {
+                conference: ConferenceId(1),
+                sink: Some(sink.clone()),
+            };
+            r.state.on_command(r.now, record);
             let mut heard: [Vec<i16>; 2] = [Vec::new(), Vec::new()];
             let mut sent = Vec::new();
             for index in 0..60u64 {
@@ -2120,6 +2138,18 @@ mod tests {
             assert_eq!(heard[1].len(), 60 * 160);
             assert!(tone_share(&heard[1][800..7_200], 600.0) > 0.8);
             assert!(heard[1][8_400..].iter().all(|&s| s.abs() < 16));
+            // The recording got the conference's full mix, a frame per tick: the tone.
+            let recorded: Vec<i16> = std::iter::from_fn(|| sink.pop())
+                .flat_map(|f| f.to_vec())
+                .collect();
+            assert_eq!(recorded.len(), 60 * 320);
+            let at8k: Vec<i16> = recorded.iter().step_by(2).copied().collect();
+            assert!(tone_share(&at8k[800..7_200], 600.0) > 0.8);
+            assert_eq!(sink.dropped(), 0);
+            // The last member leaving ends the conference and its recording.
+            r.state
+                .on_command(r.now, Command::LeaveConference(LegId(2)));
+            assert!(sink.is_closed());
         }
 
         #[test]

@@ -331,6 +331,7 @@ pub async fn run<S>(
                     }
                     Event::LegStats { id, stats } => recorder.leg_stats(Instant::now(), *id, stats),
                     Event::PlayDone { leg, id, .. } => service.play_done(Instant::now(), *leg, *id),
+                    Event::Talkers { conference, talkers } => service.talkers(*conference, talkers),
                     _ => {}
                 }
                 ua.handle_engine_event(Instant::now(), core, event);

@@ -238,6 +238,8 @@ struct Call {
     muted: bool,
     /// `*` was pressed in the conference at this time.
     star_at: Option<Instant>,
+    /// The volume this caller listens at, dB.
+    listen_db: i8,
 }
 
 #[derive(Debug)]
@@ -257,6 +259,7 @@ pub struct ConferenceService {
     prompts: PromptSet,
     join_tone: Arc<[i16]>,
     leave_tone: Arc<[i16]>,
+    beep: Arc<[i16]>,
     calls: HashMap<String, Call>,
     by_leg: HashMap<LegId, String>,
     rooms: HashMap<String, Room>,
@@ -278,6 +281,7 @@ impl ConferenceService {
             prompts,
             join_tone: tones::join_tone(prompts::SAMPLE_RATE).into(),
             leave_tone: tones::leave_tone(prompts::SAMPLE_RATE).into(),
+            beep: tones::beep(prompts::SAMPLE_RATE).into(),
             calls: HashMap::new(),
             by_leg: HashMap::new(),
             rooms: HashMap::new(),
@@ -327,6 +331,7 @@ impl ConferenceService {
             moderator: false,
             muted: false,
             star_at: None,
+            listen_db: 0,
         };
         self.calls.insert(call_id.clone(), call);
         if user == self.cfg.echo_user {
@@ -906,6 +911,25 @@ impl ConferenceService {
                     "conference {room_id}: all muted by {call_id}"
                 )));
             }
+            '4' | '5' => {
+                let step = if key == '4' { -3 } else { 3 };
+                call.listen_db = (call.listen_db + step).clamp(-12, 12);
+                let listen_db = call.listen_db;
+                self.engine(
+                    core,
+                    Command::SetLegVolume {
+                        leg,
+                        listen_db,
+                        talk_db: 0,
+                    },
+                );
+                let clip = self.beep.clone();
+                let id = self.next_play;
+                self.next_play = self.next_play.wrapping_add(1);
+                self.engine(core, Command::Play { leg, clip, id });
+                self.out
+                    .push_back(Output::Log(format!("{call_id} listens at {listen_db} dB")));
+            }
             '0' if moderator => {
                 let on = !self.rooms.get(&room_id).is_some_and(|r| r.recording);
                 self.set_recording(&room_id, on);
@@ -955,6 +979,30 @@ impl ConferenceService {
         call.playing = Some(id);
         let (core, leg) = (call.info.core, call.info.leg);
         self.engine(core, Command::Play { leg, clip, id });
+    }
+
+    /// A conference's talkers changed: logged with the callers' Call-IDs.
+    pub fn talkers(&mut self, conference: ConferenceId, talkers: &[LegId]) {
+        let Some(room) = self
+            .rooms
+            .iter()
+            .find(|(_, r)| r.id == conference)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        let names: Vec<&str> = talkers
+            .iter()
+            .filter_map(|l| self.by_leg.get(l).map(String::as_str))
+            .collect();
+        self.out.push_back(Output::Log(format!(
+            "conference {room} talking: {}",
+            if names.is_empty() {
+                "nobody".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
     }
 
     /// A playback ended on a leg.
@@ -1504,5 +1552,45 @@ mod tests {
         assert!(out.iter().any(
             |o| matches!(o, Output::Record { conference, on: false, .. } if conference == "32")
         ));
+    }
+
+    #[test]
+    fn volume_keys_step_the_listen_volume_and_talkers_are_logged() {
+        let now = Instant::now();
+        let mut s = svc();
+        s.call_started(now, call(1, "dialin", 0));
+        settle(&mut s, now);
+        key(&mut s, now, "call-1", "88#");
+        s.lookup_result(now, "call-1", None);
+        settle(&mut s, now);
+        let volume = |out: &[Output]| -> Vec<i8> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Engine {
+                        command: Command::SetLegVolume { listen_db, .. },
+                        ..
+                    } => Some(*listen_db),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(volume(&key(&mut s, now, "call-1", "*4")), [-3]);
+        assert_eq!(volume(&key(&mut s, now, "call-1", "*5*5*5")), [0, 3, 6]);
+        for _ in 0..4 {
+            key(&mut s, now, "call-1", "*5");
+        }
+        assert_eq!(
+            volume(&key(&mut s, now, "call-1", "*5")),
+            [12],
+            "capped at +12 dB"
+        );
+        let room = ConferenceId(1);
+        s.talkers(room, &[LegId(1)]);
+        let out = outputs(&mut s);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Log(l) if l == "conference 88 talking: call-1")),
+            "{out:?}"
+        );
     }
 }

@@ -51,6 +51,7 @@ pub struct Conference {
     speech_level: Level,
     /// Where the full mix goes while the conference is recorded.
     recording: Option<Arc<RecordingSink>>,
+    talkers_changed: bool,
 }
 
 impl Conference {
@@ -67,6 +68,7 @@ impl Conference {
             tone: None,
             tone_frame: Vec::new(),
             recording: None,
+            talkers_changed: false,
             selected: Vec::with_capacity(talkers.max_talkers),
             speech_level: talkers.speech_level,
         }
@@ -89,9 +91,20 @@ impl Conference {
     pub fn select(&mut self) -> &[LegId] {
         self.tick += 1;
         let talkers = self.selector.select(&self.levels);
+        self.talkers_changed = self.selected.as_slice() != talkers;
         self.selected.clear();
         self.selected.extend_from_slice(talkers);
         &self.selected
+    }
+
+    /// The talkers `select` chose this tick.
+    pub fn talkers_selected(&self) -> &[LegId] {
+        &self.selected
+    }
+
+    /// Whether this tick's `select` changed the talkers (who is talking, for the operator).
+    pub fn talkers_changed(&self) -> bool {
+        self.talkers_changed
     }
 
     /// Mixes the talkers `select` chose this tick; `frame_of` gives a talker's frame at the

@@ -107,6 +107,8 @@ pub struct LegAudio {
     skipped_pending: bool,
     /// Frames skipped without decoding so far.
     skipped_frames: u64,
+    /// Gain applied to what this leg says, in 1/256 (256 = unity).
+    talk_gain_q8: i32,
 }
 
 /// The squared magnitude of every G.711 code of `law`.
@@ -152,6 +154,7 @@ impl LegAudio {
             AudioCodec::G722 | AudioCodec::Opus => None,
         };
         Ok(LegAudio {
+            talk_gain_q8: 256,
             format,
             jitter,
             decoder,
@@ -356,8 +359,16 @@ impl LegAudio {
                 None => self.frame.extend_from_slice(&self.tick_pcm),
             }
             self.frame.resize(self.mix_frame, 0);
+            if self.talk_gain_q8 != 256 {
+                apply_gain(&mut self.frame, self.talk_gain_q8);
+            }
         }
         &self.frame
+    }
+
+    /// Sets the gain on what this leg says, in dB (-12..=12).
+    pub fn set_talk_gain_db(&mut self, db: i8) {
+        self.talk_gain_q8 = gain_q8(db);
     }
 
     /// This tick's frame at the conference rate, once [`LegAudio::frame_for_mix`] (or
@@ -428,6 +439,19 @@ fn known_level(
 }
 
 /// Decoder samples in `clock` units of the RTP clock, for `rates` (decoder, clock).
+/// A gain in dB (clamped to -12..=12) as a factor in 1/256.
+pub fn gain_q8(db: i8) -> i32 {
+    let db = f64::from(db.clamp(-12, 12));
+    (256.0 * 10f64.powf(db / 20.0)).round() as i32
+}
+
+/// Multiplies samples by `q8`/256, saturating.
+pub fn apply_gain(pcm: &mut [i16], q8: i32) {
+    for s in pcm {
+        *s = ((i32::from(*s) * q8) >> 8).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    }
+}
+
 fn clock_to_samples(rates: (u32, u32), clock: u32) -> usize {
     (u64::from(clock) * u64::from(rates.0) / u64::from(rates.1)) as usize
 }

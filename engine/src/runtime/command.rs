@@ -236,6 +236,16 @@ pub enum Command {
         /// Where the frames go.
         sink: Option<Arc<crate::mixer::RecordingSink>>,
     },
+    /// Volume of a conference leg: what it hears (listen) and what it says (talk), in dB
+    /// (-12..=12; 0 is unchanged). A leg listening at another volume gets its own encode.
+    SetLegVolume {
+        /// The leg.
+        leg: LegId,
+        /// Gain on the mix it hears.
+        listen_db: i8,
+        /// Gain on its voice in the mix.
+        talk_db: i8,
+    },
     /// Take a leg off this core to move it to another; answered by `LegDetached`, which
     /// carries the leg's state for `AttachLeg` on the new core.
     DetachLeg(LegId),
@@ -369,6 +379,13 @@ pub enum Event {
         duration_ms: u32,
         /// Detected in the audio (a trunk that sends no RFC 4733 events), not from events.
         inband: bool,
+    },
+    /// A conference's talkers changed (who is talking now, loudest first).
+    Talkers {
+        /// The conference.
+        conference: ConferenceId,
+        /// Its talkers.
+        talkers: Vec<LegId>,
     },
     /// A playback ended.
     PlayDone {

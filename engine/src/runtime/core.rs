@@ -538,6 +538,19 @@ impl CoreState {
                     self.emit(Event::UnknownLeg { id: leg });
                 }
             }
+            Command::SetLegVolume {
+                leg,
+                listen_db,
+                talk_db,
+            } => match self.by_id.get(&leg).copied().and_then(|s| self.leg_mut(s)) {
+                Some(l) => {
+                    l.listen_gain_q8 = crate::mixer::leg_audio::gain_q8(listen_db);
+                    if let Some((_, audio)) = &mut l.conference {
+                        audio.set_talk_gain_db(talk_db);
+                    }
+                }
+                None => self.emit(Event::UnknownLeg { id: leg }),
+            },
             Command::SetLegAudio { leg, mute, deaf } => {
                 match self.by_id.get(&leg).copied().and_then(|s| self.leg_mut(s)) {
                     Some(l) => (l.muted, l.deaf) = (mute, deaf),
@@ -876,6 +889,13 @@ impl CoreState {
                     audio.frame_for_mix();
                 }
             }
+            if conf.talkers_changed() {
+                let talkers = conf.talkers_selected().to_vec();
+                self.emit(Event::Talkers {
+                    conference: cid,
+                    talkers,
+                });
+            }
             let (legs, by_id) = (&self.legs, &self.by_id);
             conf.mix_selected(|id| {
                 let leg = by_id
@@ -899,10 +919,19 @@ impl CoreState {
                     continue;
                 };
                 let mix = conf.mix_for(m);
+                let gain = self.leg_mut(slot).map_or(256, |l| l.listen_gain_q8);
                 let prompt = self.leg_mut(slot).and_then(|l| l.player.as_mut()).map(|p| {
                     let mut frame = conf.pcm(mix).to_vec();
+                    crate::mixer::leg_audio::apply_gain(&mut frame, gain);
                     (p.mix_into(&mut frame), p.id, frame)
                 });
+                if prompt.is_none() && gain != 256 {
+                    // Another volume: its own encode of the mix.
+                    let mut frame = conf.pcm(mix).to_vec();
+                    crate::mixer::leg_audio::apply_gain(&mut frame, gain);
+                    self.send_private(slot, &frame, tx);
+                    continue;
+                }
                 match prompt {
                     // A prompt over the mix: only this leg hears it, so its own encoder.
                     Some((more, play_id, frame)) => {
@@ -1931,7 +1960,7 @@ mod tests {
 
         /// Three callers (PCMU, SRTP), each sending its own tone, in one conference for
         /// `secs`; caller 3 is muted from the middle on when `mute_3`.
-        fn run(mute_3: bool) -> (Vec<Caller>, Rig) {
+        fn run(mut at_75: Option<Command>) -> (Vec<Caller>, Rig) {
             let mut r = Rig::new();
             let mut callers = Vec::new();
             for (i, freq) in [(1u32, 440.0), (2, 770.0), (3, 1_320.0)] {
@@ -1967,13 +1996,10 @@ mod tests {
             let start = r.now;
             let mut sent = Vec::new();
             for index in 0..150u64 {
-                if mute_3 && index == 75 {
-                    let mute = Command::SetLegAudio {
-                        leg: LegId(3),
-                        mute: true,
-                        deaf: false,
-                    };
-                    r.state.on_command(r.now, mute);
+                if index == 75
+                    && let Some(command) = at_75.take()
+                {
+                    r.state.on_command(r.now, command);
                 }
                 for c in &mut callers {
                     let pcm: Vec<i16> = (0..160)
@@ -2021,7 +2047,7 @@ mod tests {
 
         #[test]
         fn each_caller_hears_the_others_and_not_itself() {
-            let (callers, r) = run(false);
+            let (callers, r) = run(None);
             for c in &callers {
                 // 150 ticks, one packet each; the first ones may be silence (jitter buffer).
                 assert_eq!(c.heard.len(), 150 * 160, "caller {}", c.id);
@@ -2293,8 +2319,46 @@ mod tests {
         }
 
         #[test]
+        fn listen_volume_and_who_is_talking() {
+            let quieter = Command::SetLegVolume {
+                leg: LegId(1),
+                listen_db: -6,
+                talk_db: 0,
+            };
+            let (callers, r) = run(Some(quieter));
+            let rms = |pcm: &[i16]| {
+                (pcm.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+            };
+            let heard = &callers[0].heard;
+            let (before, after) = (rms(&heard[8_000..11_200]), rms(&heard[16_000..23_000]));
+            let ratio = after / before;
+            assert!((0.45..0.56).contains(&ratio), "-6 dB gave {ratio:.3}");
+            // The others hear as before.
+            let other = &callers[1].heard;
+            let ratio = rms(&other[16_000..23_000]) / rms(&other[8_000..11_200]);
+            assert!((0.9..1.1).contains(&ratio), "{ratio:.3}");
+            // Who is talking: one event when the three started, none while they went on.
+            let talkers: Vec<Vec<LegId>> = r
+                .events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Talkers { talkers, .. } => Some(talkers),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(talkers.len(), 1, "{talkers:?}");
+            let mut set = talkers[0].clone();
+            set.sort();
+            assert_eq!(set, [LegId(1), LegId(2), LegId(3)]);
+        }
+
+        #[test]
         fn a_muted_caller_is_not_heard() {
-            let (callers, _) = run(true);
+            let (callers, _) = run(Some(Command::SetLegAudio {
+                leg: LegId(3),
+                mute: true,
+                deaf: false,
+            }));
             for c in callers.iter().filter(|c| c.id != 3) {
                 let tail = &c.heard[c.heard.len() - 4000..];
                 let share = tone_share(tail, 1_320.0);

@@ -138,6 +138,8 @@ pub(crate) struct Leg {
     pub muted: bool,
     /// Sent no mix.
     pub deaf: bool,
+    /// Gain on the mix this leg hears, in 1/256 (256: unchanged).
+    pub listen_gain_q8: i32,
     /// In-band DTMF detection on the leg's G.711 audio, when it negotiated no
     /// `telephone-event` (trunks that send key tones in the audio).
     pub inband_dtmf: Option<Box<InbandDtmf>>,
@@ -202,6 +204,7 @@ impl Leg {
             conference: None,
             muted: false,
             deaf: false,
+            listen_gain_q8: 256,
             inband_dtmf: None,
             dtmf_out: None,
             player: None,

@@ -11,8 +11,9 @@ use super::level::Level;
 use super::mix::{MixId, Mixes};
 use super::player::Player;
 use super::recording::RecordingSink;
+use super::span::MixBus;
 use super::talkers::{TalkerConfig, TalkerSelector};
-use crate::runtime::LegId;
+use crate::runtime::{CoreId, LegId};
 
 /// The rate conferences mix at: wideband speech, what G.722 carries and Opus callers get
 /// for voice.
@@ -52,6 +53,9 @@ pub struct Conference {
     /// Where the full mix goes while the conference is recorded.
     recording: Option<Arc<RecordingSink>>,
     talkers_changed: bool,
+    /// The other cores' partial mixes, when the conference spans cores, and this core's id.
+    span: Option<(Arc<MixBus>, CoreId)>,
+    remote: Vec<i32>,
 }
 
 impl Conference {
@@ -69,6 +73,8 @@ impl Conference {
             tone_frame: Vec::new(),
             recording: None,
             talkers_changed: false,
+            span: None,
+            remote: Vec::new(),
             selected: Vec::with_capacity(talkers.max_talkers),
             speech_level: talkers.speech_level,
         }
@@ -122,10 +128,24 @@ impl Conference {
             None => None,
         };
         let talking = (self.selected.iter()).filter_map(|&id| frame_of(id).map(|f| (id, f)));
-        self.mixes.mix_with(talking, tone);
+        match &self.span {
+            Some((bus, core)) => {
+                self.remote.clear();
+                self.remote.resize(self.mixes.frame(), 0);
+                bus.collect(*core, &mut self.remote);
+                self.mixes.mix_spanning(talking, tone, Some(&self.remote));
+                bus.publish(*core, self.mixes.local());
+            }
+            None => self.mixes.mix_with(talking, tone),
+        }
         if let Some(sink) = &self.recording {
             sink.push(self.mixes.pcm(MixId::Full));
         }
+    }
+
+    /// Makes this the part on core `core` of a conference spanning cores (None: local only).
+    pub fn span(&mut self, bus: Option<Arc<MixBus>>, core: CoreId) {
+        self.span = bus.map(|b| (b, core));
     }
 
     /// Starts (Some) or stops (None) handing each tick's full mix to a recorder.

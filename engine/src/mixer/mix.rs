@@ -26,6 +26,8 @@ pub struct Mixes {
     full: Vec<i16>,
     minus: Vec<Vec<i16>>,
     talkers: Vec<LegId>,
+    /// This core's talkers alone (spanning conferences).
+    local: Vec<i16>,
 }
 
 #[inline]
@@ -42,6 +44,7 @@ impl Mixes {
             full: vec![0; frame],
             minus: Vec::new(),
             talkers: Vec::new(),
+            local: Vec::new(),
         }
     }
 
@@ -62,10 +65,18 @@ impl Mixes {
         talkers: impl IntoIterator<Item = (LegId, &'a [i16])>,
         extra: Option<&[i16]>,
     ) {
+        self.mix_spanning(talkers, extra, None);
+    }
+
+    /// `mix_with`, plus `remote` (other cores' partial mixes, already summed) in every mix;
+    /// `local()` then holds this core's talkers alone, to publish to the other cores.
+    pub fn mix_spanning<'a>(
+        &mut self,
+        talkers: impl IntoIterator<Item = (LegId, &'a [i16])>,
+        extra: Option<&[i16]>,
+        remote: Option<&[i32]>,
+    ) {
         self.acc.iter_mut().for_each(|a| *a = 0);
-        for (a, &s) in self.acc.iter_mut().zip(extra.unwrap_or_default()) {
-            *a += i32::from(s);
-        }
         self.talkers.clear();
         let mut slot = 0;
         for (id, pcm) in talkers {
@@ -83,6 +94,18 @@ impl Mixes {
             self.talkers.push(id);
             slot += 1;
         }
+        if remote.is_some() {
+            self.local.resize(self.frame, 0);
+            for (l, &a) in self.local.iter_mut().zip(&self.acc) {
+                *l = saturate(a);
+            }
+        }
+        for (a, &s) in self.acc.iter_mut().zip(extra.unwrap_or_default()) {
+            *a += i32::from(s);
+        }
+        for (a, &r) in self.acc.iter_mut().zip(remote.unwrap_or_default()) {
+            *a += r;
+        }
         for (f, &a) in self.full.iter_mut().zip(&self.acc) {
             *f = saturate(a);
         }
@@ -91,6 +114,11 @@ impl Mixes {
                 *o = saturate(a - i32::from(*o));
             }
         }
+    }
+
+    /// This core's talkers alone in the last `mix_spanning` with a remote part.
+    pub fn local(&self) -> &[i16] {
+        &self.local
     }
 
     /// The mix `listener` hears.

@@ -8,6 +8,7 @@ pub mod level;
 pub mod mix;
 pub mod player;
 pub mod recording;
+pub mod span;
 pub mod talkers;
 
 pub use conference::{Conference, MIX_RATE};
@@ -16,4 +17,5 @@ pub use level::Level;
 pub use mix::{MixId, Mixes};
 pub use player::{Player, PrivateEncoder};
 pub use recording::RecordingSink;
+pub use span::MixBus;
 pub use talkers::{TalkerConfig, TalkerSelector};

@@ -246,6 +246,14 @@ pub enum Command {
         /// Gain on its voice in the mix.
         talk_db: i8,
     },
+    /// Make this core's part of a conference exchange partial mixes with its parts on other
+    /// cores (the same bus to every core that has members), or stop (None).
+    SpanConference {
+        /// The conference.
+        conference: ConferenceId,
+        /// The queues between the cores.
+        bus: Option<Arc<crate::mixer::MixBus>>,
+    },
     /// Take a leg off this core to move it to another; answered by `LegDetached`, which
     /// carries the leg's state for `AttachLeg` on the new core.
     DetachLeg(LegId),

@@ -93,6 +93,8 @@ pub(crate) struct CoreState {
     playing: Vec<LegSlot>,
     /// Scratch frame for prompts.
     scratch_frame: Vec<i16>,
+    /// Conferences spanning cores: their partial-mix bus (kept for a conference made later).
+    spans: HashMap<ConferenceId, std::sync::Arc<crate::mixer::MixBus>, FastBuild>,
     /// Conferences with members on this core.
     conferences: HashMap<ConferenceId, Conference, FastBuild>,
     /// Talker selection of new conferences.
@@ -130,6 +132,7 @@ impl CoreState {
             inband_events: Vec::new(),
             playing: Vec::new(),
             scratch_frame: Vec::new(),
+            spans: HashMap::default(),
             conferences: HashMap::default(),
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
@@ -580,6 +583,15 @@ impl CoreState {
                     }
                 }
             },
+            Command::SpanConference { conference, bus } => {
+                if let Some(c) = self.conferences.get_mut(&conference) {
+                    c.span(bus.clone(), self.core);
+                }
+                match bus {
+                    Some(bus) => self.spans.insert(conference, bus),
+                    None => self.spans.remove(&conference),
+                };
+            }
             Command::PlayConference { conference, clip } => {
                 if let Some(c) = self.conferences.get_mut(&conference) {
                     c.play_tone(clip);
@@ -812,9 +824,15 @@ impl CoreState {
             Ok(audio) => {
                 leg.conference = Some((conference, Box::new(audio)));
                 let talkers = self.talker_config;
+                let core = self.core;
+                let span = self.spans.get(&conference).cloned();
                 self.conferences
                     .entry(conference)
-                    .or_insert_with(|| Conference::new(talkers, tick_ms))
+                    .or_insert_with(|| {
+                        let mut c = Conference::new(talkers, tick_ms);
+                        c.span(span, core);
+                        c
+                    })
                     .members
                     .push(id);
                 self.counters
@@ -2350,6 +2368,89 @@ mod tests {
             let mut set = talkers[0].clone();
             set.sort();
             assert_eq!(set, [LegId(1), LegId(2), LegId(3)]);
+        }
+
+        /// One conference over two cores: caller 1 on core 0, callers 2 and 3 on core 1,
+        /// plain PCMU; the cores exchange partial mixes over a `MixBus`.
+        #[test]
+        fn a_conference_spread_over_two_cores_is_heard_whole() {
+            let mut cores = [Rig::core(0), Rig::core(1)];
+            let bus = std::sync::Arc::new(crate::mixer::MixBus::new(2));
+            let placement = [(1u32, 0usize, 440.0), (2, 1, 770.0), (3, 1, 1_320.0)];
+            for rig in &mut cores {
+                let span = Command::SpanConference {
+                    conference: ConferenceId(9),
+                    bus: Some(bus.clone()),
+                };
+                rig.state.on_command(rig.now, span);
+            }
+            for &(id, core, _) in &placement {
+                let rig = &mut cores[core];
+                let mut c = LegConfig::new(LegId(id));
+                c.remote_rtp = Some(addr(9800 + id as u16 * 2));
+                c.latch = false;
+                c.audio = Some(AudioFormat {
+                    codec: AudioCodec::Pcmu,
+                    pt: Pt(0),
+                    cn_pt: None,
+                    audio_level_ext_id: None,
+                });
+                rig.create(c);
+                let join = Command::JoinConference {
+                    leg: LegId(id),
+                    conference: ConferenceId(9),
+                };
+                rig.state.on_command(rig.now, join);
+            }
+            let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 4];
+            let mut sent = Vec::new();
+            for index in 0..150u64 {
+                for &(id, core, freq) in &placement {
+                    let pcm: Vec<i16> = (0..160)
+                        .map(|n| {
+                            let t = (index as usize * 160 + n) as f64 / 8000.0;
+                            (8_000.0 * (std::f64::consts::TAU * freq * t).sin()) as i16
+                        })
+                        .collect();
+                    let seq = index as u16 + 1;
+                    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+                    p[2..4].copy_from_slice(&seq.to_be_bytes());
+                    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                    p.extend_from_slice(&(0x2000 + id).to_be_bytes());
+                    g711::encode_into(g711::Law::Mu, &pcm, &mut p);
+                    cores[core].packet(addr(9800 + id as u16 * 2), p);
+                }
+                for rig in &mut cores {
+                    let t = Tick {
+                        index,
+                        at: rig.now,
+                        late: Duration::ZERO,
+                        skipped: 0,
+                    };
+                    rig.state
+                        .on_tick(rig.now, t, Duration::from_millis(20), &mut rig.tx);
+                    rig.tx.take_queued(&mut sent);
+                    for e in sent.drain(..) {
+                        let pkt = rig.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                        rig.tx.release(e.slot);
+                        let id = usize::from((e.dst.port() - 9800) / 2);
+                        let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
+                        g711::decode_into(g711::Law::Mu, p.payload(), &mut heard[id]);
+                    }
+                    rig.now += Duration::from_millis(20);
+                }
+            }
+            for &(id, _, _) in &placement {
+                let tail = &heard[id as usize][heard[id as usize].len() - 8000..];
+                for &(other, _, freq) in &placement {
+                    let share = tone_share(tail, freq);
+                    if other == id {
+                        assert!(share < 0.01, "caller {id} hears itself: {share:.3}");
+                    } else {
+                        assert!(share > 0.2, "caller {id} hears {other} at {share:.3}");
+                    }
+                }
+            }
         }
 
         #[test]

@@ -170,6 +170,8 @@ pub struct ServeConfig {
     pub echo_user: String,
     /// Seconds the IVR waits for keys after asking (keys without `#` are taken then).
     pub ivr_digit_timeout_s: u64,
+    /// Members from which a conference spans cores instead of moving callers to its core.
+    pub span_after: usize,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -346,6 +348,7 @@ impl Default for ServeConfig {
             allow_adhoc: true,
             echo_user: "echo".into(),
             ivr_digit_timeout_s: 10,
+            span_after: 100,
         }
     }
 }
@@ -380,6 +383,7 @@ pub const KEYS: &[&str] = &[
     "allow_adhoc",
     "echo_user",
     "ivr_digit_timeout_s",
+    "span_after",
     "user",
     "trunk",
 ];
@@ -522,6 +526,13 @@ impl ServeConfig {
                     return Err(format!("{n} is outside 1..=120"));
                 }
                 self.ivr_digit_timeout_s = n
+            }
+            "span_after" => {
+                let n: usize = parse_num(value, "number of members")?;
+                if !(1..=100_000).contains(&n) {
+                    return Err(format!("{n} is outside 1..=100000"));
+                }
+                self.span_after = n
             }
             "echo_user" => {
                 if value.is_empty()
@@ -668,6 +679,7 @@ impl ServeConfig {
             allow_adhoc: self.allow_adhoc,
             echo_user: self.echo_user.clone(),
             digit_timeout: Duration::from_secs(self.ivr_digit_timeout_s),
+            span_after: self.span_after,
             ..crate::conference::ServiceConfig::default()
         }
     }

@@ -148,6 +148,10 @@ struct ServeArgs {
     /// Seconds the IVR waits for keys after asking; keys without # are taken then [default: 10]
     #[arg(long, value_name = "SECONDS")]
     ivr_digit_timeout_s: Option<String>,
+    /// Members from which a conference spans cores instead of moving newcomers' calls to its
+    /// core [default: 100]
+    #[arg(long, value_name = "N")]
+    span_after: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -189,7 +193,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 27] = [
+        let flags: [(&str, &Option<String>); 28] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -217,6 +221,7 @@ impl ServeArgs {
             ("allow_adhoc", &self.allow_adhoc),
             ("echo_user", &self.echo_user),
             ("ivr_digit_timeout_s", &self.ivr_digit_timeout_s),
+            ("span_after", &self.span_after),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {
@@ -370,7 +375,10 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     );
     let conferencing = sip::Conferencing {
         service: conference::ConferenceService::new(
-            cfg.conference(),
+            conference::ServiceConfig {
+                cores: engine.core_count(),
+                ..cfg.conference()
+            },
             chorus_engine::codecs::prompts::PromptSet::embedded(),
         ),
         data_dir: cfg.data_dir.clone(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chorus_engine::codecs::prompts::{self, Prompt, PromptSet};
 use chorus_engine::codecs::tones;
+use chorus_engine::mixer::MixBus;
 use chorus_engine::runtime::{Command, ConferenceId, CoreId, LegId};
 
 /// Settings of the conference service.
@@ -25,6 +26,11 @@ pub struct ServiceConfig {
     pub lockout_failures: u32,
     /// How long a source is refused after too many wrong PINs.
     pub lockout_for: Duration,
+    /// A room with this many members takes newcomers on the core their call is on and spans
+    /// cores (partial mixes exchanged each tick) instead of moving them to its core.
+    pub span_after: usize,
+    /// Media cores (the size of a spanning conference's bus).
+    pub cores: usize,
 }
 
 impl Default for ServiceConfig {
@@ -33,6 +39,8 @@ impl Default for ServiceConfig {
             allow_adhoc: true,
             echo_user: "echo".into(),
             max_attempts: 3,
+            span_after: 100,
+            cores: 1,
             digit_timeout: Duration::from_secs(10),
             lockout_failures: 5,
             lockout_for: Duration::from_secs(600),
@@ -251,6 +259,10 @@ struct Room {
     locked: bool,
     moderators: usize,
     recording: bool,
+    /// The cores with members (the first is `core`); more than one: the room spans them.
+    cores: Vec<CoreId>,
+    /// The partial-mix bus once the room spans cores.
+    bus: Option<Arc<MixBus>>,
 }
 
 /// The conference service.
@@ -373,7 +385,7 @@ impl ConferenceService {
         if call.moderator {
             room.moderators = room.moderators.saturating_sub(1);
         }
-        let (core, id, left) = (room.core, room.id, room.members.len());
+        let left = room.members.len();
         self.out.push_back(Output::Log(format!(
             "{call_id} left conference {room_id} ({left} remain)"
         )));
@@ -397,13 +409,19 @@ impl ConferenceService {
             });
         } else {
             let clip = self.leave_tone.clone();
-            self.engine(
-                core,
-                Command::PlayConference {
-                    conference: id,
-                    clip,
-                },
-            );
+            self.play_to_room(&room_id, clip);
+        }
+    }
+
+    /// Plays a clip into every core's part of a room (tones, announcements).
+    fn play_to_room(&mut self, room_id: &str, clip: Arc<[i16]>) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let (conference, cores) = (room.id, room.cores.clone());
+        for core in cores {
+            let clip = clip.clone();
+            self.engine(core, Command::PlayConference { conference, clip });
         }
     }
 
@@ -682,7 +700,7 @@ impl ConferenceService {
                     HangupCause::Full,
                 );
             }
-            if room.core != core {
+            if room.core != core && room.members.len() < self.cfg.span_after {
                 let to = room.core;
                 if let Some(call) = self.calls.get_mut(call_id) {
                     call.state = State::Moving(info, moderator);
@@ -703,8 +721,41 @@ impl ConferenceService {
             locked: false,
             moderators: 0,
             recording: false,
+            cores: vec![core],
+            bus: None,
         });
         let opened = room.id == next;
+        if !room.cores.contains(&core) {
+            // A big room takes this caller where it is: span the room's cores.
+            room.cores.push(core);
+            let cores = self.cfg.cores.max(core.0 as usize + 1);
+            let new_bus = room.bus.is_none();
+            let bus = room
+                .bus
+                .get_or_insert_with(|| Arc::new(MixBus::new(cores)))
+                .clone();
+            let targets: Vec<CoreId> = if new_bus {
+                room.cores.clone()
+            } else {
+                vec![core]
+            };
+            let conference = room.id;
+            for c in targets {
+                let bus = Some(bus.clone());
+                self.out.push_back(Output::Engine {
+                    core: c,
+                    command: Command::SpanConference { conference, bus },
+                });
+            }
+            self.out.push_back(Output::Log(format!(
+                "conference {} spans cores {:?}",
+                info.id, room.cores
+            )));
+        }
+        // INVARIANT: the entry was made just above.
+        let Some(room) = self.rooms.get_mut(&info.id) else {
+            return;
+        };
         if opened {
             self.next_conference += 1;
         }
@@ -783,7 +834,7 @@ impl ConferenceService {
             }
         }
         let clip = self.join_tone.clone();
-        self.engine(core, Command::PlayConference { conference, clip });
+        self.play_to_room(&info.id, clip);
         if opened && info.record {
             self.set_recording(&info.id, true);
         }
@@ -811,13 +862,7 @@ impl ConferenceService {
             Prompt::RecordingStopped
         };
         let clip = self.prompts.get(prompt);
-        self.engine(
-            core,
-            Command::PlayConference {
-                conference: id,
-                clip,
-            },
-        );
+        self.play_to_room(room_id, clip);
         self.out.push_back(Output::Log(format!(
             "conference {room_id}: recording {}",
             if on { "started" } else { "stopped" }
@@ -1592,5 +1637,63 @@ mod tests {
                 .any(|o| matches!(o, Output::Log(l) if l == "conference 88 talking: call-1")),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_big_room_spans_cores_instead_of_moving_callers() {
+        let now = Instant::now();
+        let mut s = ConferenceService::new(
+            ServiceConfig {
+                span_after: 1,
+                cores: 2,
+                ..ServiceConfig::default()
+            },
+            PromptSet::embedded(),
+        );
+        let room = ConferenceInfo {
+            id: "5".into(),
+            ..ConferenceInfo::default()
+        };
+        s.call_started(now, call(1, "5", 0));
+        settle(&mut s, now);
+        s.lookup_result(now, "call-1", Some(room.clone()));
+        settle(&mut s, now);
+        // The room has one member (= span_after): a caller on core 1 joins there.
+        s.call_started(now, call(2, "5", 1));
+        let out = settle(&mut s, now);
+        assert!(
+            out.iter().all(|o| !matches!(o, Output::Move { .. })),
+            "{out:?}"
+        );
+        let spans: Vec<CoreId> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Engine {
+                    core,
+                    command: Command::SpanConference { bus: Some(_), .. },
+                } => Some(*core),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(spans, [CoreId(0), CoreId(1)]);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                core: CoreId(1),
+                command: Command::JoinConference { leg: LegId(2), .. }
+            }
+        )));
+        // The join tone reaches both cores' parts.
+        let tones: Vec<CoreId> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Engine {
+                    core,
+                    command: Command::PlayConference { .. },
+                } => Some(*core),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tones, [CoreId(0), CoreId(1)]);
     }
 }

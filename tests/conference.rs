@@ -162,3 +162,57 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
         assert!(share > 0.1, "{} Hz at {share:.3} in the recording", c.freq);
     }
 }
+
+/// With `--span-after 1` a conference takes its second caller on whatever core the call is on
+/// (the server spreads calls over its two cores) and spans the cores, exchanging partial mixes
+/// each tick: two callers on different cores still hear each other and not themselves.
+#[test]
+fn callers_on_two_cores_hear_each_other_when_the_conference_spans_them() {
+    let server = Server::start_with(
+        "conference-span",
+        "45500-45599",
+        false,
+        &["--span-after", "1"],
+    );
+    let script = |name, freq, rtp_ports| Baresip {
+        name,
+        user: "conf",
+        codec: "PCMU",
+        freq,
+        rtp_ports,
+        secs: 10,
+        keys: &[(1_500, "5151#")],
+    };
+    let callers = [
+        script("span-a", 350.0, "46300-46399"),
+        script("span-b", 620.0, "46400-46499"),
+    ];
+    let calls: Vec<BaresipCall> = std::thread::scope(|s| {
+        let running: Vec<_> = callers
+            .iter()
+            .map(|c| s.spawn(|| c.call(&server)))
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let log = server.log();
+    assert!(log.contains("spans cores"), "{log}");
+    assert!(!log.contains("moving media leg"), "{log}");
+    for (i, call) in calls.iter().enumerate() {
+        let own = callers[i].freq;
+        let other = callers[1 - i].freq;
+        let (mine, theirs) = (
+            call.heard.tone_share(own, 6.0, 9.0),
+            call.heard.tone_share(other, 6.0, 9.0),
+        );
+        assert!(
+            mine < 0.02,
+            "caller {i} hears itself ({mine:.3}):\n{}\n{log}",
+            call.log
+        );
+        assert!(
+            theirs > 0.3,
+            "caller {i} hears the other at {theirs:.3}:\n{}\n{log}",
+            call.log
+        );
+    }
+}

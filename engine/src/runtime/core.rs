@@ -375,17 +375,13 @@ impl CoreState {
                 None => n,
             }
         });
-        if queued {
-            leg.stats.rtp_out += 1;
-            self.counters.inc(Metric::Forwarded);
-        } else {
-            leg.stats.out_dropped += 1;
-            self.counters.inc(if protect_failed {
-                Metric::DropSrtpOther
-            } else {
-                Metric::DropTxFull
-            });
-        }
+        count_sent(
+            leg,
+            &mut self.counters,
+            queued,
+            protect_failed,
+            Metric::Forwarded,
+        );
     }
 
     fn on_rtcp(&mut self, now: Instant, slot: LegSlot, buf: &mut [u8]) {
@@ -999,38 +995,21 @@ impl CoreState {
             out_seq.wrapping_add(1),
             out_ts.wrapping_add(clock * tick_ms / 1000),
         );
-        let ssrc = leg.local_ssrc;
-        let mut protect_failed = false;
-        let queued = tx.send_with(leg.rtp_sock, dst, |out| {
-            let n = 12 + payload.len();
-            let Some(pkt) = out.get_mut(..n) else {
-                return 0;
-            };
-            pkt[0] = 0x80;
-            pkt[1] = pt.0 & 0x7f | if marker { 0x80 } else { 0 };
-            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-            pkt[4..8].copy_from_slice(&ts.to_be_bytes());
-            pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
-            pkt[12..].copy_from_slice(payload);
-            match leg.srtp_out.as_mut() {
-                Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
-                    protect_failed = true;
-                    0
-                }),
-                None => n,
-            }
-        });
-        if queued {
-            leg.stats.rtp_out += 1;
-            self.counters.inc(Metric::MixedOut);
-        } else {
-            leg.stats.out_dropped += 1;
-            self.counters.inc(if protect_failed {
-                Metric::DropSrtpOther
-            } else {
-                Metric::DropTxFull
-            });
-        }
+        let head = RtpHead {
+            pt,
+            marker,
+            seq,
+            ts,
+        };
+        queue_rtp(
+            leg,
+            &mut self.counters,
+            tx,
+            dst,
+            head,
+            payload,
+            Metric::MixedOut,
+        );
     }
 
     /// Encodes `frame` (16 kHz) with the leg's own encoder and sends it to the leg.
@@ -1113,31 +1092,15 @@ impl CoreState {
                     leg.audio_out.1 = end;
                 }
                 let (seq, ts) = leg.out_numbering.map(MIX_SOURCE, seq, packet.timestamp);
-                let (ssrc, send) = (leg.local_ssrc, leg.send);
-                if let (Some(dst), true) = (leg.remote_rtp, send) {
-                    let queued = tx.send_with(leg.rtp_sock, dst, |out| {
-                        let n = 12 + packet.payload.len();
-                        let Some(pkt) = out.get_mut(..n) else {
-                            return 0;
-                        };
-                        pkt[0] = 0x80;
-                        pkt[1] = pt.0 & 0x7f | if packet.marker { 0x80 } else { 0 };
-                        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                        pkt[4..8].copy_from_slice(&ts.to_be_bytes());
-                        pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                        pkt[12..].copy_from_slice(&packet.payload);
-                        match leg.srtp_out.as_mut() {
-                            Some(ctx) => ctx.protect_rtp(out, n).unwrap_or(0),
-                            None => n,
-                        }
-                    });
-                    if queued {
-                        leg.stats.rtp_out += 1;
-                        self.counters.inc(Metric::DtmfEventsOut);
-                    } else {
-                        leg.stats.out_dropped += 1;
-                        self.counters.inc(Metric::DropTxFull);
-                    }
+                if let (Some(dst), true) = (leg.remote_rtp, leg.send) {
+                    let head = RtpHead {
+                        pt,
+                        marker: packet.marker,
+                        seq,
+                        ts,
+                    };
+                    let (counters, sent) = (&mut self.counters, Metric::DtmfEventsOut);
+                    queue_rtp(leg, counters, tx, dst, head, &packet.payload, sent);
                 }
             }
             if idle {
@@ -1339,6 +1302,73 @@ impl CoreState {
 
 /// Decrypts a packet from `leg` in place (plain legs pass it through) and returns its plain
 /// length; a refusal is counted on the leg and the core, and gives None.
+/// An RTP packet the engine makes for a leg: payload type, marker, sequence number and
+/// timestamp (already in the leg's outbound numbering).
+#[derive(Clone, Copy)]
+struct RtpHead {
+    pt: crate::rtp::Pt,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+}
+
+/// Queues a packet the engine originates for `leg` to `dst`: the 12-byte header with the
+/// leg's SSRC, the payload, SRTP with the leg's outbound context. Counts it under `sent`,
+/// or why it was not sent.
+fn queue_rtp(
+    leg: &mut Leg,
+    counters: &mut Counters,
+    tx: &mut TxQueue,
+    dst: SocketAddr,
+    head: RtpHead,
+    payload: &[u8],
+    sent: Metric,
+) {
+    let ssrc = leg.local_ssrc;
+    let mut protect_failed = false;
+    let queued = tx.send_with(leg.rtp_sock, dst, |out| {
+        let n = 12 + payload.len();
+        let Some(pkt) = out.get_mut(..n) else {
+            return 0;
+        };
+        pkt[0] = 0x80;
+        pkt[1] = head.pt.0 & 0x7f | if head.marker { 0x80 } else { 0 };
+        pkt[2..4].copy_from_slice(&head.seq.to_be_bytes());
+        pkt[4..8].copy_from_slice(&head.ts.to_be_bytes());
+        pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        pkt[12..].copy_from_slice(payload);
+        match leg.srtp_out.as_mut() {
+            Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
+                protect_failed = true;
+                0
+            }),
+            None => n,
+        }
+    });
+    count_sent(leg, counters, queued, protect_failed, sent);
+}
+
+/// Counts a packet queued for a leg (under `sent`) or dropped (SRTP refused, no buffer).
+fn count_sent(
+    leg: &mut Leg,
+    counters: &mut Counters,
+    queued: bool,
+    protect_failed: bool,
+    sent: Metric,
+) {
+    if queued {
+        leg.stats.rtp_out += 1;
+        counters.inc(sent);
+    } else {
+        leg.stats.out_dropped += 1;
+        counters.inc(if protect_failed {
+            Metric::DropSrtpOther
+        } else {
+            Metric::DropTxFull
+        });
+    }
+}
+
 fn unprotect(
     leg: &mut Leg,
     counters: &mut Counters,

@@ -172,6 +172,8 @@ pub struct ServeConfig {
     pub ivr_digit_timeout_s: u64,
     /// Members from which a conference spans cores instead of moving callers to its core.
     pub span_after: usize,
+    /// Talkers a conference mixes at most.
+    pub talkers: usize,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -349,6 +351,7 @@ impl Default for ServeConfig {
             echo_user: "echo".into(),
             ivr_digit_timeout_s: 10,
             span_after: 100,
+            talkers: 3,
         }
     }
 }
@@ -384,6 +387,7 @@ pub const KEYS: &[&str] = &[
     "echo_user",
     "ivr_digit_timeout_s",
     "span_after",
+    "talkers",
     "user",
     "trunk",
 ];
@@ -526,6 +530,13 @@ impl ServeConfig {
                     return Err(format!("{n} is outside 1..=120"));
                 }
                 self.ivr_digit_timeout_s = n
+            }
+            "talkers" => {
+                let n: usize = parse_num(value, "number of talkers")?;
+                if !(1..=16).contains(&n) {
+                    return Err(format!("{n} is outside 1..=16"));
+                }
+                self.talkers = n
             }
             "span_after" => {
                 let n: usize = parse_num(value, "number of members")?;
@@ -735,6 +746,7 @@ impl ServeConfig {
             tick: Duration::from_millis(self.tick_ms),
             queue_capacity: self.queue_capacity,
             pin_cores: self.pin_cores,
+            talkers: self.talkers,
             ..EngineConfig::default()
         }
     }

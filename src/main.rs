@@ -152,6 +152,9 @@ struct ServeArgs {
     /// core [default: 100]
     #[arg(long, value_name = "N")]
     span_after: Option<String>,
+    /// Talkers a conference mixes at most (the loudest, with hysteresis) [default: 3]
+    #[arg(long, value_name = "N")]
+    talkers: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -193,7 +196,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 28] = [
+        let flags: [(&str, &Option<String>); 29] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -222,6 +225,7 @@ impl ServeArgs {
             ("echo_user", &self.echo_user),
             ("ivr_digit_timeout_s", &self.ivr_digit_timeout_s),
             ("span_after", &self.span_after),
+            ("talkers", &self.talkers),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {

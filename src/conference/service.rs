@@ -248,6 +248,8 @@ struct Call {
     star_at: Option<Instant>,
     /// The volume this caller listens at, dB.
     listen_db: i8,
+    /// Waiting for a moderator: hears the hold prompt over and over, is not mixed.
+    waiting: bool,
 }
 
 #[derive(Debug)]
@@ -344,6 +346,7 @@ impl ConferenceService {
             muted: false,
             star_at: None,
             listen_db: 0,
+            waiting: false,
         };
         self.calls.insert(call_id.clone(), call);
         if user == self.cfg.echo_user {
@@ -808,6 +811,9 @@ impl ConferenceService {
                     deaf: true,
                 },
             );
+            if let Some(c) = self.calls.get_mut(call_id) {
+                c.waiting = true;
+            }
             self.play(call_id, &[Prompt::WaitingForModerator]);
         } else {
             let announcement = if count == 1 {
@@ -819,9 +825,15 @@ impl ConferenceService {
         }
         if moderator_arrived {
             for m in others {
-                if let Some(c) = self.calls.get(&m) {
-                    let leg = c.info.leg;
-                    let mute = c.muted;
+                if let Some(c) = self.calls.get_mut(&m) {
+                    let (leg, mute, core) = (c.info.leg, c.muted, c.info.core);
+                    // The hold prompt stops; the caller is in the conversation.
+                    let was_waiting = std::mem::take(&mut c.waiting);
+                    if was_waiting {
+                        c.queue.clear();
+                        c.playing = None;
+                        self.engine(core, Command::StopPlay(leg));
+                    }
                     self.engine(
                         core,
                         Command::SetLegAudio {
@@ -1064,6 +1076,10 @@ impl ConferenceService {
         call.playing = None;
         if !call.queue.is_empty() {
             return self.play_next(&call_id);
+        }
+        if call.waiting && call.state == State::Joined {
+            // Hold audio until the moderator comes: the waiting prompt again.
+            return self.play(&call_id, &[Prompt::WaitingForModerator]);
         }
         match call.state {
             State::Leaving(cause) => self.out.push_back(Output::Hangup { call_id, cause }),
@@ -1695,5 +1711,82 @@ mod tests {
             })
             .collect();
         assert_eq!(tones, [CoreId(0), CoreId(1)]);
+    }
+
+    #[test]
+    fn participants_hear_hold_audio_until_the_moderator_joins() {
+        let now = Instant::now();
+        let mut s = svc();
+        let room = ConferenceInfo {
+            id: "61".into(),
+            has_pin: true,
+            wait_for_moderator: true,
+            ..ConferenceInfo::default()
+        };
+        s.call_started(now, call(1, "61", 0));
+        settle(&mut s, now);
+        s.lookup_result(now, "call-1", Some(room.clone()));
+        settle(&mut s, now);
+        key(&mut s, now, "call-1", "1#");
+        s.pin_result(now, "call-1", PinAnswer::Participant);
+        // The participant is held: not mixed, and the waiting prompt plays again and again.
+        let out = outputs(&mut s);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::SetLegAudio {
+                    leg: LegId(1),
+                    mute: true,
+                    deaf: true
+                },
+                ..
+            }
+        )));
+        let mut plays = 0;
+        let mut pending = out;
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for o in pending {
+                if let Output::Engine {
+                    command: Command::Play { leg, id, clip },
+                    ..
+                } = o
+                {
+                    assert!(Arc::ptr_eq(
+                        &clip,
+                        &s.prompts.get(Prompt::WaitingForModerator)
+                    ));
+                    plays += 1;
+                    s.play_done(now, leg, id);
+                    next.extend(outputs(&mut s));
+                }
+            }
+            pending = next;
+        }
+        assert!(plays >= 3, "{plays} plays");
+        // The moderator arrives: the hold prompt stops and the participant is in.
+        s.call_started(now, call(2, "61", 0));
+        settle(&mut s, now);
+        key(&mut s, now, "call-2", "9#");
+        s.pin_result(now, "call-2", PinAnswer::Moderator);
+        let out = outputs(&mut s);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::StopPlay(LegId(1)),
+                ..
+            }
+        )));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::SetLegAudio {
+                    leg: LegId(1),
+                    mute: false,
+                    deaf: false
+                },
+                ..
+            }
+        )));
     }
 }

@@ -109,6 +109,10 @@ pub struct LegAudio {
     skipped_frames: u64,
     /// Gain applied to what this leg says, in 1/256 (256 = unity).
     talk_gain_q8: i32,
+    /// Automatic gain control: the gain now applied to this leg's voice (1.0 = unchanged).
+    agc_gain: f32,
+    /// AGC on (the default).
+    agc: bool,
 }
 
 /// The squared magnitude of every G.711 code of `law`.
@@ -154,6 +158,8 @@ impl LegAudio {
             AudioCodec::G722 | AudioCodec::Opus => None,
         };
         Ok(LegAudio {
+            agc_gain: 1.0,
+            agc: true,
             talk_gain_q8: 256,
             format,
             jitter,
@@ -359,11 +365,33 @@ impl LegAudio {
                 None => self.frame.extend_from_slice(&self.tick_pcm),
             }
             self.frame.resize(self.mix_frame, 0);
+            if self.agc {
+                self.agc_gain = agc_step(&self.frame, self.live, self.agc_gain);
+                if (self.agc_gain - 1.0).abs() > 0.01 {
+                    let g = self.agc_gain;
+                    for s in &mut self.frame {
+                        *s = (f32::from(*s) * g).clamp(-32_768.0, 32_767.0) as i16;
+                    }
+                }
+            }
             if self.talk_gain_q8 != 256 {
                 apply_gain(&mut self.frame, self.talk_gain_q8);
             }
         }
         &self.frame
+    }
+
+    /// Turns automatic gain control on or off (on by default).
+    pub fn set_agc(&mut self, on: bool) {
+        self.agc = on;
+        if !on {
+            self.agc_gain = 1.0;
+        }
+    }
+
+    /// The gain AGC applies now.
+    pub fn agc_gain(&self) -> f32 {
+        self.agc_gain
     }
 
     /// Sets the gain on what this leg says, in dB (-12..=12).
@@ -439,6 +467,32 @@ fn known_level(
 }
 
 /// Decoder samples in `clock` units of the RTP clock, for `rates` (decoder, clock).
+/// AGC's target level for speech: -18 dBov (RMS of 16-bit samples).
+const AGC_TARGET_RMS: f32 = 4_125.0;
+/// Frames quieter than -50 dBov (silence, noise) do not move the gain.
+const AGC_SPEECH_RMS: f32 = 104.0;
+
+/// One tick of automatic gain control: the gain moves 10% of the way to what would bring this
+/// frame to the target (a quarter of the way when it must come down, so loud starts do not
+/// clip long), between -6 dB and +12 dB; frames that are not speech leave it where it is.
+fn agc_step(frame: &[i16], live: bool, gain: f32) -> f32 {
+    if !live || frame.is_empty() {
+        return gain;
+    }
+    let ms = frame
+        .iter()
+        .map(|&s| f32::from(s) * f32::from(s))
+        .sum::<f32>()
+        / frame.len() as f32;
+    let rms = ms.sqrt();
+    if rms < AGC_SPEECH_RMS {
+        return gain;
+    }
+    let wanted = (AGC_TARGET_RMS / rms).clamp(0.5, 4.0);
+    let rate = if wanted < gain { 0.25 } else { 0.1 };
+    gain + (wanted - gain) * rate
+}
+
 /// A gain in dB (clamped to -12..=12) as a factor in 1/256.
 pub fn gain_q8(db: i8) -> i32 {
     let db = f64::from(db.clamp(-12, 12));
@@ -571,5 +625,36 @@ mod tests {
         let skipped = leg.skipped_frames();
         leg.pull_skipping(t0 + Duration::from_millis(800), None);
         assert_eq!(leg.skipped_frames(), skipped);
+    }
+
+    #[test]
+    fn agc_brings_quiet_and_loud_speech_toward_the_target_and_ignores_silence() {
+        let tone = |amp: f32| -> Vec<i16> {
+            (0..320)
+                .map(|n| (amp * (n as f32 * 0.2).sin()) as i16)
+                .collect()
+        };
+        let rms = |pcm: &[i16]| {
+            (pcm.iter().map(|&s| f32::from(s).powi(2)).sum::<f32>() / pcm.len() as f32).sqrt()
+        };
+        // Quiet speech (-30 dBov) is raised, capped at +12 dB.
+        let mut g = 1.0;
+        for _ in 0..100 {
+            g = agc_step(&tone(1_465.0), true, g);
+        }
+        assert!((3.9..=4.0).contains(&g), "{g}");
+        // Loud speech (-13 dBov) comes down to about the target.
+        let loud = tone(10_000.0);
+        let mut g = 1.0;
+        for _ in 0..50 {
+            g = agc_step(&loud, true, g);
+        }
+        assert!(
+            (rms(&loud) * g - AGC_TARGET_RMS).abs() < 0.05 * AGC_TARGET_RMS,
+            "{g}"
+        );
+        // Silence and concealed or absent frames do not move it.
+        assert_eq!(agc_step(&tone(50.0), true, 2.0), 2.0);
+        assert_eq!(agc_step(&loud, false, 2.0), 2.0);
     }
 }

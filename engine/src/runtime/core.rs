@@ -58,6 +58,8 @@ pub(crate) struct CoreParams {
     pub pin_cpu: Option<usize>,
     pub mailbox: Arc<Mailbox>,
     pub metrics: Arc<CoreMetrics>,
+    /// Talkers mixed per conference at most.
+    pub talkers: usize,
 }
 
 /// What a core reports once it is running (or why it could not start).
@@ -1412,6 +1414,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         pin_cpu,
         mailbox,
         metrics,
+        talkers,
     } = params;
     if let Some(cpu) = pin_cpu
         && let Err(e) = sys::pin_current_thread(cpu)
@@ -1449,7 +1452,8 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     }
     let socks = pairs.len() * 2;
     let mut state = CoreState::new(core, mailbox.clone(), pairs, socks);
-    state.tick_ms = params.tick.as_millis().clamp(1, 1000) as u32;
+    state.tick_ms = tick.as_millis().clamp(1, 1000) as u32;
+    state.talker_config.max_talkers = talkers.clamp(1, 16);
     let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
     drop(ready);
     tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");

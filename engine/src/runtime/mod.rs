@@ -106,6 +106,8 @@ pub struct EngineConfig {
     pub io_sizes: IoSizes,
     /// SO_RCVBUF/SO_SNDBUF of media sockets.
     pub socket_buffer_bytes: usize,
+    /// Talkers a conference mixes at most (the loudest, with hysteresis).
+    pub talkers: usize,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +123,7 @@ impl Default for EngineConfig {
             pin_cores: true,
             io_sizes: IoSizes::default(),
             socket_buffer_bytes: 4 << 20,
+            talkers: 3,
         }
     }
 }
@@ -265,6 +268,7 @@ impl Engine {
                     .flatten(),
                 mailbox: mailbox.clone(),
                 metrics: metrics.clone(),
+                talkers: cfg.talkers,
             };
             let (tx, rx) = std::sync::mpsc::channel::<CoreReady>();
             let thread = std::thread::Builder::new()

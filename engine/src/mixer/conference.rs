@@ -85,13 +85,6 @@ impl Conference {
         self.tone = Some(Player::new(clip, 0));
     }
 
-    /// Selects the talkers from `self.levels` (filled by the caller for this tick) and mixes
-    /// them; `frame_of` gives a talker's frame at the conference rate.
-    pub fn mix<'a>(&mut self, frame_of: impl Fn(LegId) -> Option<&'a [i16]>) {
-        self.select();
-        self.mix_selected(frame_of);
-    }
-
     /// Starts a tick: selects the talkers from `self.levels` (filled by the caller for this
     /// tick). Only their frames are needed at the conference rate; then `mix_selected`.
     pub fn select(&mut self) -> &[LegId] {

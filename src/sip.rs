@@ -430,29 +430,19 @@ pub async fn run<S>(
             }
             while let Some(out) = service.poll_output() {
                 busy = true;
+                recorder.observe(Instant::now(), &out);
                 match out {
                     Output::Engine { core, command } => {
                         to_core(engine, &mut ua, &mut retry, core, command)
                     }
                     Output::Hangup { call_id, cause } => {
-                        recorder.hangup(&call_id, cause);
                         ua.hangup(Instant::now(), &call_id, cause.text());
                     }
-                    Output::Joined {
-                        call_id,
-                        conference,
-                        moderator,
-                    } => recorder.joined(&call_id, &conference, moderator),
-                    Output::Left {
-                        call_id,
-                        conference,
-                    } => recorder.left(&call_id, &conference),
-                    Output::RoomOpened { conference } => {
-                        recorder.room_opened(Instant::now(), &conference)
-                    }
-                    Output::RoomClosed { conference } => {
-                        recorder.room_closed(Instant::now(), &conference)
-                    }
+                    // Records only (`Recorder::observe` above).
+                    Output::Joined { .. }
+                    | Output::Left { .. }
+                    | Output::RoomOpened { .. }
+                    | Output::RoomClosed { .. } => {}
                     Output::Record {
                         conference,
                         id,

@@ -457,6 +457,28 @@ impl Recorder {
         }
     }
 
+    /// Notes what a conference-service output means for the records (hang-up causes, joins,
+    /// leaves, room instances); other outputs mean nothing here. The one place that maps
+    /// service outputs to records, for the control task and the tests alike.
+    pub fn observe(&mut self, now: Instant, out: &crate::conference::Output) {
+        use crate::conference::Output;
+        match out {
+            Output::Hangup { call_id, cause } => self.hangup(call_id, *cause),
+            Output::Joined {
+                call_id,
+                conference,
+                moderator,
+            } => self.joined(call_id, conference, *moderator),
+            Output::Left {
+                call_id,
+                conference,
+            } => self.left(call_id, conference),
+            Output::RoomOpened { conference } => self.room_opened(now, conference),
+            Output::RoomClosed { conference } => self.room_closed(now, conference),
+            _ => {}
+        }
+    }
+
     /// The conference instance is being recorded to `path`.
     pub fn recording(&mut self, conference: &str, path: &std::path::Path) {
         if let Some(room) = self.rooms.get(conference) {

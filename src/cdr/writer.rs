@@ -210,22 +210,8 @@ mod tests {
     fn route(service: &mut ConferenceService, recorder: &mut Recorder, now: Instant) -> bool {
         let mut lookup = false;
         while let Some(out) = service.poll_output() {
-            match out {
-                Output::Lookup { .. } => lookup = true,
-                Output::Hangup { call_id, cause } => recorder.hangup(&call_id, cause),
-                Output::Joined {
-                    call_id,
-                    conference,
-                    moderator,
-                } => recorder.joined(&call_id, &conference, moderator),
-                Output::Left {
-                    call_id,
-                    conference,
-                } => recorder.left(&call_id, &conference),
-                Output::RoomOpened { conference } => recorder.room_opened(now, &conference),
-                Output::RoomClosed { conference } => recorder.room_closed(now, &conference),
-                _ => {}
-            }
+            lookup |= matches!(out, Output::Lookup { .. });
+            recorder.observe(now, &out);
         }
         lookup
     }

@@ -75,33 +75,15 @@ impl Wav {
     }
 }
 
-/// Reads the `fmt ` and `data` chunks of a 16-bit PCM WAV (baresip records decoded audio at
-/// the codec's rate and channel count: 8000/1 for PCMU, 48000/2 for Opus).
+/// Reads a 16-bit PCM WAV (baresip records decoded audio at the codec's rate and channel
+/// count: 8000/1 for PCMU, 48000/2 for Opus) with the codecs crate's reader; keeps the first
+/// channel.
 pub fn read_wav(bytes: &[u8]) -> Wav {
-    let (mut rate, mut channels) = (8000, 1);
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + size).min(bytes.len())];
-        match &bytes[at..at + 4] {
-            b"fmt " if body.len() >= 8 => {
-                channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
-                rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-            }
-            b"data" => {
-                let samples = body
-                    .chunks_exact(2 * channels)
-                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                    .collect();
-                return Wav { rate, samples };
-            }
-            _ => {}
-        }
-        at += 8 + size;
-    }
+    let wav = chorus_engine::codecs::wav::read_wav(bytes).expect("a 16-bit PCM WAV");
+    let channels = usize::from(wav.channels.max(1));
     Wav {
-        rate,
-        samples: Vec::new(),
+        rate: wav.sample_rate,
+        samples: wav.samples.iter().step_by(channels).copied().collect(),
     }
 }
 

@@ -1990,6 +1990,20 @@ mod tests {
         use crate::rtp::Pt;
         use chorus_codecs::{AudioCodec, g711};
 
+        /// A leg at `remote` (not latching) whose audio is `codec` at payload type `pt`.
+        fn audio_leg(id: u32, remote: SocketAddr, codec: AudioCodec, pt: u8) -> LegConfig {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(remote);
+            c.latch = false;
+            c.audio = Some(AudioFormat {
+                codec,
+                pt: Pt(pt),
+                cn_pt: None,
+                audio_level_ext_id: None,
+            });
+            c
+        }
+
         /// Energy of `freq` in `pcm` (8 kHz) relative to the signal's, by Goertzel.
         fn tone_share(pcm: &[i16], freq: f64) -> f64 {
             let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
@@ -2023,17 +2037,9 @@ mod tests {
             let mut callers = Vec::new();
             for (i, freq) in [(1u32, 440.0), (2, 770.0), (3, 1_320.0)] {
                 let addr = addr(9400 + i as u16 * 2);
-                let mut c = LegConfig::new(LegId(i));
-                c.remote_rtp = Some(addr);
-                c.latch = false;
+                let mut c = audio_leg(i, addr, AudioCodec::Pcmu, 0);
                 c.srtp_in = Some(key(i));
                 c.srtp_out = Some(key(100 + i));
-                c.audio = Some(AudioFormat {
-                    codec: AudioCodec::Pcmu,
-                    pt: Pt(0),
-                    cn_pt: None,
-                    audio_level_ext_id: None,
-                });
                 r.create(c);
                 let join = Command::JoinConference {
                     leg: LegId(i),
@@ -2138,15 +2144,7 @@ mod tests {
                 })
                 .collect();
             for i in 1..=2u32 {
-                let mut c = LegConfig::new(LegId(i));
-                c.remote_rtp = Some(addr(9500 + i as u16 * 2));
-                c.latch = false;
-                c.audio = Some(AudioFormat {
-                    codec: AudioCodec::Pcma,
-                    pt: Pt(8),
-                    cn_pt: None,
-                    audio_level_ext_id: None,
-                });
+                let c = audio_leg(i, addr(9500 + i as u16 * 2), AudioCodec::Pcma, 8);
                 r.create(c);
             }
             // Leg 1 is in the IVR (no conference): it hears the prompt and nothing else.
@@ -2238,15 +2236,7 @@ mod tests {
         fn key_tones_in_a_g711_legs_audio_are_reported() {
             let mut r = Rig::new();
             let caller = addr(9600);
-            let mut c = LegConfig::new(LegId(1));
-            c.remote_rtp = Some(caller);
-            c.latch = false;
-            c.audio = Some(AudioFormat {
-                codec: AudioCodec::Pcmu,
-                pt: Pt(0),
-                cn_pt: None,
-                audio_level_ext_id: None,
-            });
+            let c = audio_leg(1, caller, AudioCodec::Pcmu, 0);
             r.create(c);
             // 5 (770 + 1336 Hz) and # (941 + 1477 Hz), 100 ms each, 100 ms apart, -10 dBm0.
             let tone = |low: f64, high: f64, n: usize| -> i16 {
@@ -2295,16 +2285,8 @@ mod tests {
         fn keys_are_sent_as_rfc4733_events_a_receiver_reads_back() {
             let mut r = Rig::new();
             let phone = addr(9700);
-            let mut c = LegConfig::new(LegId(1));
-            c.remote_rtp = Some(phone);
-            c.latch = false;
+            let mut c = audio_leg(1, phone, AudioCodec::Pcmu, 0);
             c.srtp_out = Some(key(5));
-            c.audio = Some(AudioFormat {
-                codec: AudioCodec::Pcmu,
-                pt: Pt(0),
-                cn_pt: None,
-                audio_level_ext_id: None,
-            });
             c.telephone_events = vec![crate::runtime::TelephoneEventPt {
                 pt: Pt(101),
                 clock_rate: 8000,
@@ -2424,15 +2406,7 @@ mod tests {
             }
             for &(id, core, _) in &placement {
                 let rig = &mut cores[core];
-                let mut c = LegConfig::new(LegId(id));
-                c.remote_rtp = Some(addr(9800 + id as u16 * 2));
-                c.latch = false;
-                c.audio = Some(AudioFormat {
-                    codec: AudioCodec::Pcmu,
-                    pt: Pt(0),
-                    cn_pt: None,
-                    audio_level_ext_id: None,
-                });
+                let c = audio_leg(id, addr(9800 + id as u16 * 2), AudioCodec::Pcmu, 0);
                 rig.create(c);
                 let join = Command::JoinConference {
                     leg: LegId(id),

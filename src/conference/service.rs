@@ -1183,6 +1183,28 @@ mod tests {
             .collect()
     }
 
+    /// Caller `n` dials `room` and keys a PIN the directory rates `answer` (the directory is
+    /// asked about the room first when it is not live); the outputs from the PIN on stay queued.
+    fn join_with_pin(
+        s: &mut ConferenceService,
+        now: Instant,
+        n: u32,
+        room: &ConferenceInfo,
+        answer: PinAnswer,
+    ) {
+        let id = format!("call-{n}");
+        s.call_started(now, call(n, &room.id, 0));
+        if settle(s, now)
+            .iter()
+            .any(|o| matches!(o, Output::Lookup { .. }))
+        {
+            s.lookup_result(now, &id, Some(room.clone()));
+            settle(s, now);
+        }
+        key(s, now, &id, "1#");
+        s.pin_result(now, &id, answer);
+    }
+
     fn key(s: &mut ConferenceService, now: Instant, call: &str, keys: &str) -> Vec<Output> {
         let mut out = Vec::new();
         for k in keys.chars() {
@@ -1390,16 +1412,7 @@ mod tests {
             ..ConferenceInfo::default()
         };
         for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
-            s.call_started(now, call(n, "9", 0));
-            if settle(&mut s, now)
-                .iter()
-                .any(|o| matches!(o, Output::Lookup { .. }))
-            {
-                s.lookup_result(now, &format!("call-{n}"), Some(room.clone()));
-                settle(&mut s, now);
-            }
-            key(&mut s, now, &format!("call-{n}"), "1234#");
-            s.pin_result(now, &format!("call-{n}"), answer);
+            join_with_pin(&mut s, now, n, &room, answer);
             settle(&mut s, now);
         }
         let out = {
@@ -1429,10 +1442,7 @@ mod tests {
             hear_all(&mut s, now, k)
         };
         assert_eq!(spoken(&s, &out, LegId(1)), [Prompt::Locked]);
-        s.call_started(now, call(3, "9", 0));
-        settle(&mut s, now);
-        key(&mut s, now, "call-3", "1234#");
-        s.pin_result(now, "call-3", PinAnswer::Participant);
+        join_with_pin(&mut s, now, 3, &room, PinAnswer::Participant);
         let out = settle(&mut s, now);
         assert_eq!(
             spoken(&s, &out, LegId(3)),
@@ -1522,13 +1532,7 @@ mod tests {
         };
         let mut seen = Vec::new();
         for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
-            let id = format!("call-{n}");
-            s.call_started(now, call(n, "31", 0));
-            settle(&mut s, now);
-            s.lookup_result(now, &id, Some(room.clone()));
-            settle(&mut s, now);
-            key(&mut s, now, &id, "1234#");
-            s.pin_result(now, &id, answer);
+            join_with_pin(&mut s, now, n, &room, answer);
             seen.extend(records(&settle(&mut s, now)));
         }
         s.call_ended("call-1");
@@ -1562,12 +1566,7 @@ mod tests {
             has_pin: true,
             ..ConferenceInfo::default()
         };
-        s.call_started(now, call(1, "31", 0));
-        settle(&mut s, now);
-        s.lookup_result(now, "call-1", Some(room.clone()));
-        settle(&mut s, now);
-        key(&mut s, now, "call-1", "1#");
-        s.pin_result(now, "call-1", PinAnswer::Moderator);
+        join_with_pin(&mut s, now, 1, &room, PinAnswer::Moderator);
         settle(&mut s, now);
         let record = |out: &[Output]| -> Vec<bool> {
             out.iter()
@@ -1723,12 +1722,7 @@ mod tests {
             wait_for_moderator: true,
             ..ConferenceInfo::default()
         };
-        s.call_started(now, call(1, "61", 0));
-        settle(&mut s, now);
-        s.lookup_result(now, "call-1", Some(room.clone()));
-        settle(&mut s, now);
-        key(&mut s, now, "call-1", "1#");
-        s.pin_result(now, "call-1", PinAnswer::Participant);
+        join_with_pin(&mut s, now, 1, &room, PinAnswer::Participant);
         // The participant is held: not mixed, and the waiting prompt plays again and again.
         let out = outputs(&mut s);
         assert!(out.iter().any(|o| matches!(
@@ -1765,10 +1759,7 @@ mod tests {
         }
         assert!(plays >= 3, "{plays} plays");
         // The moderator arrives: the hold prompt stops and the participant is in.
-        s.call_started(now, call(2, "61", 0));
-        settle(&mut s, now);
-        key(&mut s, now, "call-2", "9#");
-        s.pin_result(now, "call-2", PinAnswer::Moderator);
+        join_with_pin(&mut s, now, 2, &room, PinAnswer::Moderator);
         let out = outputs(&mut s);
         assert!(out.iter().any(|o| matches!(
             o,

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::sip::Server;
+use common::sip::{RawCall, Server};
 use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {
@@ -41,63 +40,15 @@ fn records(dir: &Path) -> Vec<Value> {
 /// One call to the echo test over UDP with a PCMU offer, from `sip:alice@127.0.0.1`: 50 RTP
 /// packets of 20 ms, most of them echoed back, then BYE, unless `hang_up` is false.
 fn media_call(server: &Server, call_id: &str, hang_up: bool) {
-    let server_sip = ("127.0.0.1", server.sip_port);
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sip.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let (sip_port, rtp_port) = (
-        sip.local_addr().unwrap().port(),
-        rtp.local_addr().unwrap().port(),
-    );
-    let sdp = format!(
+    let call = RawCall::place(
+        server,
+        call_id,
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
+         a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n",
     );
-    let headers = |method: &str, cseq: u32, to_tag: &str| {
-        format!(
-            "{method} sip:echo@127.0.0.1 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{method}{cseq}{call_id};rport\r\n\
-             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:echo@127.0.0.1>{to_tag}\r\n\
-             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:alice@127.0.0.1:{sip_port}>\r\nMax-Forwards: 70\r\n"
-        )
-    };
-    let invite = format!(
-        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        headers("INVITE", 1, ""),
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), server_sip).unwrap();
-    let mut buf = [0u8; 65_535];
-    let ok = loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("a response to the INVITE");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if !text.starts_with("SIP/2.0 1") {
-            break text;
-        }
-    };
-    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    let to_tag = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .expect("To tag")
-        .trim()
-        .to_string();
-    let body = &ok[ok.find("\r\n\r\n").unwrap() + 4..];
-    let port: u16 = body
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("m=audio port");
-    let ack = format!(
-        "{}Content-Length: 0\r\n\r\n",
-        headers("ACK", 1, &format!(";tag={to_tag}"))
-    );
-    sip.send_to(ack.as_bytes(), server_sip).unwrap();
+    let (rtp, port) = (&call.rtp, call.media_port);
+    let mut buf = [0u8; 2048];
     // Echoes are counted, not waited for one by one: a packet that raced the leg's start
     // must not stall the call.
     rtp.set_read_timeout(Some(Duration::from_millis(20)))
@@ -125,19 +76,7 @@ fn media_call(server: &Server, call_id: &str, hang_up: bool) {
     if !hang_up {
         return;
     }
-    let bye = format!(
-        "{}Content-Length: 0\r\n\r\n",
-        headers("BYE", 2, &format!(";tag={to_tag}"))
-    );
-    sip.send_to(bye.as_bytes(), server_sip).unwrap();
-    let reply = loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("a response to the BYE");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if text.contains("CSeq: 2 BYE") {
-            break text;
-        }
-    };
-    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    call.bye();
 }
 
 /// Two sipp calls (built-in UAC: PCMU offer, 2 s, BYE; no RTP) and one call of ours with RTP

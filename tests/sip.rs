@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use common::baresip::{Baresip, BaresipCall};
-use common::sip::{Server, log_field, options};
+use common::sip::{RawCall, Server, log_field, options};
 
 #[test]
 fn sipp_calls_are_answered_and_hung_up() {
@@ -41,71 +40,22 @@ fn srtp_call_media_flows_both_ways() {
     use chorus_engine::srtp::sdes::CryptoAttribute;
 
     let server = Server::start("media", "45200-45299");
-    let server_sip = ("127.0.0.1", server.sip_port);
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sip.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let (sip_port, rtp_port) = (
-        sip.local_addr().unwrap().port(),
-        rtp.local_addr().unwrap().port(),
-    );
     let ours =
         CryptoAttribute::generate(1, chorus_engine::srtp::SrtpSuite::AesCm128HmacSha1_80).unwrap();
     let sdp = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         m=audio {{rtp_port}} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
          a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\na=crypto:{ours}\r\n"
     );
-    let headers = |method: &str, cseq: u32, to_tag: &str| {
-        format!(
-            "{method} sip:echo@127.0.0.1 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{method}{cseq};rport\r\n\
-             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:echo@127.0.0.1>{to_tag}\r\n\
-             Call-ID: media-call-1\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:alice@127.0.0.1:{sip_port}>\r\nMax-Forwards: 70\r\n"
-        )
-    };
-    let invite = format!(
-        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        headers("INVITE", 1, ""),
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), server_sip).unwrap();
-    let mut buf = [0u8; 65_535];
-    let ok = loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("a response to the INVITE");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if !text.starts_with("SIP/2.0 1") {
-            break text;
-        }
-    };
-    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    let to_tag = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .expect("To tag")
-        .trim()
-        .to_string();
-    let body = &ok[ok.find("\r\n\r\n").unwrap() + 4..];
+    let call = RawCall::place(&server, "media-call-1", &sdp);
+    let (rtp, port, body) = (&call.rtp, call.media_port, &call.answer);
     assert!(body.contains("RTP/SAVP"), "{body}");
-    let port: u16 = body
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("m=audio port");
+    let mut buf = [0u8; 65_535];
     let theirs = body
         .lines()
         .find_map(|l| l.strip_prefix("a=crypto:"))
         .map(|c| CryptoAttribute::parse(c.trim()).expect("valid crypto line"))
         .expect("our offer's suite answered with a key");
-    let ack = format!(
-        "{}Content-Length: 0\r\n\r\n",
-        headers("ACK", 1, &format!(";tag={to_tag}"))
-    );
-    sip.send_to(ack.as_bytes(), server_sip).unwrap();
 
     // 50 packets of 20 ms PCMU, protected with our key; the echo comes back under theirs.
     let mut tx = SrtpContext::new(
@@ -147,20 +97,7 @@ fn srtp_call_media_flows_both_ways() {
     }
     assert_eq!(echoed, 50);
 
-    let bye = format!(
-        "{}Content-Length: 0\r\n\r\n",
-        headers("BYE", 2, &format!(";tag={to_tag}"))
-    );
-    sip.send_to(bye.as_bytes(), server_sip).unwrap();
-    let reply = loop {
-        let (n, _) = sip.recv_from(&mut buf).expect("a response to the BYE");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        // Skip retransmissions of the 200 to the INVITE, if any crossed the ACK.
-        if text.contains("CSeq: 2 BYE") {
-            break text;
-        }
-    };
-    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    call.bye();
 }
 
 /// Asserts that the call was set up with SDES SRTP and the decoder named (as baresip logs

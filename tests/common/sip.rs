@@ -337,3 +337,102 @@ pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     };
     Some(value)
 }
+
+/// A call placed by hand over UDP to the echo test (From `sip:alice@127.0.0.1`), for tests
+/// that check the media themselves: INVITE with `sdp` (its `{rtp_port}` is the call's RTP
+/// socket), the 200's answer, ACK; `bye` ends it.
+pub struct RawCall {
+    sip: UdpSocket,
+    server: (&'static str, u16),
+    call_id: String,
+    to_tag: String,
+    /// The call's RTP socket (read timeout 3 s).
+    pub rtp: UdpSocket,
+    /// The answer's SDP.
+    pub answer: String,
+    /// The answer's media port.
+    pub media_port: u16,
+}
+
+impl RawCall {
+    /// Places the call and acknowledges the 200; `sdp` gets the RTP port for `{rtp_port}`.
+    pub fn place(server: &Server, call_id: &str, sdp: &str) -> RawCall {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let sdp = sdp.replace("{rtp_port}", &rtp.local_addr().unwrap().port().to_string());
+        let mut call = RawCall {
+            sip,
+            server: ("127.0.0.1", server.sip_port),
+            call_id: call_id.to_string(),
+            to_tag: String::new(),
+            rtp,
+            answer: String::new(),
+            media_port: 0,
+        };
+        let invite = format!(
+            "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            call.headers("INVITE", 1),
+            sdp.len()
+        );
+        call.sip.send_to(invite.as_bytes(), call.server).unwrap();
+        let ok = call.reply(|t| !t.starts_with("SIP/2.0 1"), "a response to the INVITE");
+        assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+        call.to_tag = ok
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .and_then(|l| l.split(";tag=").nth(1))
+            .expect("To tag")
+            .trim()
+            .to_string();
+        call.answer = ok[ok.find("\r\n\r\n").unwrap() + 4..].to_string();
+        call.media_port = call
+            .answer
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("m=audio port");
+        let ack = format!("{}Content-Length: 0\r\n\r\n", call.headers("ACK", 1));
+        call.sip.send_to(ack.as_bytes(), call.server).unwrap();
+        call
+    }
+
+    fn headers(&self, method: &str, cseq: u32) -> String {
+        let port = self.sip.local_addr().unwrap().port();
+        let (call_id, to_tag) = (&self.call_id, &self.to_tag);
+        let to_tag = if to_tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={to_tag}")
+        };
+        format!(
+            "{method} sip:echo@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{method}{cseq}{call_id};rport\r\n\
+             From: <sip:alice@127.0.0.1>;tag=alice1\r\nTo: <sip:echo@127.0.0.1>{to_tag}\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:alice@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n"
+        )
+    }
+
+    /// The first message from the server for which `wanted` holds.
+    fn reply(&self, wanted: impl Fn(&str) -> bool, what: &str) -> String {
+        let mut buf = [0u8; 65_535];
+        loop {
+            let (n, _) = self.sip.recv_from(&mut buf).expect(what);
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if wanted(&text) {
+                return text;
+            }
+        }
+    }
+
+    /// Sends BYE and asserts its 200 (retransmitted 200s to the INVITE are skipped).
+    pub fn bye(&self) {
+        let bye = format!("{}Content-Length: 0\r\n\r\n", self.headers("BYE", 2));
+        self.sip.send_to(bye.as_bytes(), self.server).unwrap();
+        let reply = self.reply(|t| t.contains("CSeq: 2 BYE"), "a response to the BYE");
+        assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    }
+}

@@ -73,7 +73,20 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
         running.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let log = server.log();
-    let context = |i: usize| format!("caller {i}:\n{}\nserver:\n{log}", calls[i].log);
+    // What the caller heard when, the server's account, then the caller's (the start of a
+    // failure message survives truncation best).
+    let freqs: Vec<f64> = callers.iter().map(|c| c.freq).collect();
+    let brief: String = (log.lines())
+        .filter(|l| !l.contains("DEBUG"))
+        .map(|l| format!("{}\n", l.get(11..).unwrap_or(l)))
+        .collect();
+    let context = |i: usize| {
+        let heard = calls[i].heard.timeline(&freqs);
+        format!(
+            "caller {i} heard:\n{heard}server:\n{brief}caller {i}:\n{}",
+            calls[i].log
+        )
+    };
     for (i, call) in calls.iter().enumerate() {
         assert!(call.log.contains("Call established"), "{}", context(i));
         assert!(
@@ -204,15 +217,22 @@ fn callers_on_two_cores_hear_each_other_when_the_conference_spans_them() {
             call.heard.tone_share(own, 6.0, 9.0),
             call.heard.tone_share(other, 6.0, 9.0),
         );
+        let context = || {
+            let heard = call.heard.timeline(&[own, other]);
+            format!(
+                "caller {i} heard:\n{heard}server:\n{log}\ncaller {i}:\n{}",
+                call.log
+            )
+        };
         assert!(
             mine < 0.02,
-            "caller {i} hears itself ({mine:.3}):\n{}\n{log}",
-            call.log
+            "caller {i} hears itself ({mine:.3}): {}",
+            context()
         );
         assert!(
             theirs > 0.3,
-            "caller {i} hears the other at {theirs:.3}:\n{}\n{log}",
-            call.log
+            "caller {i} hears the other at {theirs:.3}: {}",
+            context()
         );
     }
 }

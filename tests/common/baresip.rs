@@ -69,6 +69,25 @@ impl Wav {
         (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
     }
 
+    /// Half a second per line: the time, each of `freqs`' share in percent and the RMS level,
+    /// for a failure message that shows what was heard when.
+    pub fn timeline(&self, freqs: &[f64]) -> String {
+        let mut out = String::new();
+        let halves = (self.secs() * 2.0).ceil() as usize;
+        for k in 0..halves {
+            let (a, b) = (k as f64 / 2.0, (k + 1) as f64 / 2.0);
+            let shares: Vec<String> = (freqs.iter())
+                .map(|&f| format!("{f:.0} Hz {:3.0}%", 100.0 * self.tone_share(f, a, b)))
+                .collect();
+            out += &format!(
+                "{a:5.1} s  {}  rms {:5.0}\n",
+                shares.join("  "),
+                self.rms(a, b)
+            );
+        }
+        out
+    }
+
     /// Seconds recorded.
     pub fn secs(&self) -> f64 {
         self.samples.len() as f64 / f64::from(self.rate)
@@ -89,7 +108,7 @@ pub fn read_wav(bytes: &[u8]) -> Wav {
 
 /// What a baresip call left behind.
 pub struct BaresipCall {
-    /// baresip's own log.
+    /// baresip's own log, without its once-a-tick bit rate lines.
     pub log: String,
     /// Events from its control socket (JSON, in order).
     pub events: String,
@@ -258,7 +277,11 @@ impl Baresip<'_> {
             |e| e.contains(r#""type":"CALL_CLOSED""#),
         );
         let _ = child.0.wait();
-        let log = log();
+        // Its status line ("[0:00:03] audio=64320/55040 (bit/s)") comes many times a second.
+        let log: String = (log().split(['\n', '\r']))
+            .filter(|l| !l.trim().is_empty() && !l.contains("audio="))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let heard = std::fs::read_dir(&rec)
             .unwrap()
             .flatten()

@@ -229,7 +229,11 @@ impl Drop for Server {
             unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
             let _ = self.child.wait();
         }
-        if self.owns_dir {
+        // CHORUS_KEEP_TEST_DIRS=1 keeps the directory, with the server's log, the recordings
+        // and the peers' logs and captures, for a look afterwards.
+        if std::env::var_os("CHORUS_KEEP_TEST_DIRS").is_some() {
+            let _ = std::fs::write(self.dir.join("chorus.log"), self.log());
+        } else if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

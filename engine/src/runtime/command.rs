@@ -105,6 +105,11 @@ pub struct LegConfig {
     pub send: bool,
     /// The negotiated audio codec and payload types, for mixing (None: forwarding only).
     pub audio: Option<AudioFormat>,
+    /// Send silence while nothing else goes to the leg (outside a conference, no prompt, no
+    /// forwarded media, no DTMF), so the remote gets a steady stream: SBC media timeouts, NAT
+    /// bindings and phones' jitter buffers expect one, and a caller waiting in an IVR hears
+    /// the line stay open. Off: the leg sends only what it is given.
+    pub idle_silence: bool,
     /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
@@ -131,6 +136,7 @@ impl LegConfig {
             telephone_events: Vec::new(),
             send: true,
             audio: None,
+            idle_silence: false,
             pair: None,
         }
     }

@@ -538,6 +538,7 @@ impl CoreState {
             Command::LeaveConference(leg) => {
                 if let Some(slot) = self.by_id.get(&leg).copied() {
                     self.leave(slot);
+                    self.wake_idle(leg);
                 } else {
                     self.emit(Event::UnknownLeg { id: leg });
                 }
@@ -636,6 +637,7 @@ impl CoreState {
             }
         };
         let (rtp, rtcp) = self.install_leg(leg, pair);
+        self.wake_idle(id);
         let core = self.core;
         self.emit(Event::LegCreated {
             id,
@@ -708,6 +710,7 @@ impl CoreState {
         };
         leg.rehome(pair.rtp, pair.rtcp);
         let (rtp, rtcp) = self.install_leg(leg, pair);
+        self.wake_idle(id);
         let core = self.core;
         self.emit(Event::LegMoved {
             id,
@@ -1154,8 +1157,19 @@ impl CoreState {
         }
     }
 
+    /// Puts a leg that sends silence when idle among the playing legs, where `play_prompts`
+    /// keeps it while it is outside a conference.
+    fn wake_idle(&mut self, id: LegId) {
+        let Some(slot) = self.by_id.get(&id).copied() else {
+            return;
+        };
+        if self.leg_mut(slot).is_some_and(|l| l.idle_silence) && !self.playing.contains(&slot) {
+            self.playing.push(slot);
+        }
+    }
+
     /// Plays one tick of each leg's clip to legs outside conferences (conference legs hear
-    /// theirs over the mix, in `mix_conferences`).
+    /// theirs over the mix, in `mix_conferences`), and silence to idle legs that want it.
     fn play_prompts(&mut self, tx: &mut TxQueue) {
         let frame_len = (crate::mixer::MIX_RATE * self.tick_ms / 1000) as usize;
         let mut playing = std::mem::take(&mut self.playing);
@@ -1168,13 +1182,18 @@ impl CoreState {
                 return leg.player.is_some();
             }
             let id = leg.id;
-            let Some(player) = leg.player.as_mut() else {
-                return false;
-            };
             frame.clear();
             frame.resize(frame_len, 0);
+            let Some(player) = leg.player.as_mut() else {
+                // Idle: silence, unless media is forwarded to it or DTMF goes out on it.
+                let idle = leg.idle_silence;
+                if idle && leg.send && leg.sources.is_empty() && leg.dtmf_out.is_none() {
+                    self.send_private(slot, &frame, tx);
+                }
+                return idle;
+            };
             let more = player.mix_into(&mut frame);
-            let send = leg.send;
+            let (send, idle) = (leg.send, leg.idle_silence);
             if !more && let Some(done) = leg.player.take() {
                 self.emit(Event::PlayDone {
                     leg: id,
@@ -1185,7 +1204,7 @@ impl CoreState {
             if send {
                 self.send_private(slot, &frame, tx);
             }
-            more
+            more || idle
         });
         self.playing = playing;
         self.scratch_frame = frame;
@@ -2230,6 +2249,74 @@ mod tests {
             r.state
                 .on_command(r.now, Command::LeaveConference(LegId(2)));
             assert!(sink.is_closed());
+        }
+
+        #[test]
+        fn an_idle_leg_that_wants_silence_gets_a_frame_every_tick_outside_its_conference() {
+            let mut r = Rig::new();
+            let clip: std::sync::Arc<[i16]> = vec![4_000i16; 3_200].into();
+            let mut c = audio_leg(1, addr(9560), AudioCodec::Pcmu, 0);
+            c.idle_silence = true;
+            r.create(c);
+            let mut sent = Vec::new();
+            // Per phase: (packets sent, loud ones).
+            let mut run = |r: &mut Rig, ticks: u64| {
+                let (mut n, mut loud) = (0, 0);
+                for index in 0..ticks {
+                    let t = Tick {
+                        index,
+                        at: r.now,
+                        late: Duration::ZERO,
+                        skipped: 0,
+                    };
+                    r.state
+                        .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                    r.tx.take_queued(&mut sent);
+                    for e in sent.drain(..) {
+                        let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                        let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
+                        let mut pcm = Vec::new();
+                        g711::decode_into(g711::Law::Mu, p.payload(), &mut pcm);
+                        n += 1;
+                        loud += usize::from(pcm.iter().any(|s| s.abs() > 1_000));
+                        r.tx.release(e.slot);
+                    }
+                    r.now += Duration::from_millis(20);
+                }
+                (n, loud)
+            };
+            // Waiting in the IVR: silence, a frame per tick.
+            assert_eq!(run(&mut r, 10), (10, 0));
+            // A 200 ms prompt, then silence again: still one frame per tick.
+            let play = Command::Play {
+                leg: LegId(1),
+                clip,
+                id: 1,
+            };
+            r.state.on_command(r.now, play);
+            // (The resampler's delay carries the prompt's end into an eleventh frame.)
+            let (n, loud) = run(&mut r, 20);
+            assert!(
+                n == 20 && (10..=11).contains(&loud),
+                "{n} sent, {loud} loud"
+            );
+            // In a conference the mix is all it gets (one frame per tick, not two).
+            let join = Command::JoinConference {
+                leg: LegId(1),
+                conference: ConferenceId(3),
+            };
+            r.state.on_command(r.now, join);
+            assert_eq!(run(&mut r, 10), (10, 0));
+            // Out of it again, silence resumes; forwarding media to it stops the silence.
+            r.state
+                .on_command(r.now, Command::LeaveConference(LegId(1)));
+            assert_eq!(run(&mut r, 5), (5, 0));
+            let forward = Command::Connect {
+                from: LegId(1),
+                to: LegId(1),
+            };
+            r.state.on_command(r.now, forward);
+            assert_eq!(run(&mut r, 5), (0, 0));
         }
 
         #[test]

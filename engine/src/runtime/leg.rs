@@ -147,6 +147,8 @@ pub(crate) struct Leg {
     pub dtmf_out: Option<Box<DtmfSender>>,
     /// A clip playing to this leg.
     pub player: Option<Player>,
+    /// Send silence while nothing else goes out (`LegConfig::idle_silence`).
+    pub idle_silence: bool,
     /// The leg's own encoder (prompts, private mixes), made on first use.
     pub private_encoder: Option<PrivateEncoder>,
     /// Sequence number and timestamp of the audio the engine originates for this leg,
@@ -208,6 +210,7 @@ impl Leg {
             inband_dtmf: None,
             dtmf_out: None,
             player: None,
+            idle_silence: cfg.idle_silence,
             private_encoder: None,
             audio_out: (0, 0),
         };

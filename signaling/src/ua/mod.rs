@@ -1074,6 +1074,7 @@ impl<P: SipPeer> UserAgent<P> {
             .insert(leg, (cfg.srtp_in.clone(), cfg.srtp_out.clone()));
         cfg.latch = true;
         cfg.inactivity_timeout = self.cfg.inactivity_timeout;
+        cfg.idle_silence = true;
         cfg.pair = Some(pair);
         self.engine(core, Command::CreateLeg(Box::new(cfg)));
         if self.cfg.echo {

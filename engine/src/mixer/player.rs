@@ -23,6 +23,11 @@ impl Player {
         Player { clip, pos: 0, id }
     }
 
+    /// Nothing of the clip is out yet (the next frame is its first).
+    pub fn at_start(&self) -> bool {
+        self.pos == 0
+    }
+
     /// Adds the next `out.len()` samples of the clip to `out` (saturating); true while
     /// samples remain after this frame.
     pub fn mix_into(&mut self, out: &mut [i16]) -> bool {

@@ -110,6 +110,10 @@ pub struct LegConfig {
     /// bindings and phones' jitter buffers expect one, and a caller waiting in an IVR hears
     /// the line stay open. Off: the leg sends only what it is given.
     pub idle_silence: bool,
+    /// Tones (Hz) to watch for in what the leg receives: the onset of each burst of one is
+    /// reported as `Event::ToneOnset` (the load generator's check of which talkers a caller
+    /// hears, and when). Needs `audio`; ignored when its decoder cannot take the tones.
+    pub tone_probe: Option<Vec<f32>>,
     /// Which of the core's socket pairs to use (index into `Engine::media_addrs`), so the
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
@@ -137,6 +141,7 @@ impl LegConfig {
             send: true,
             audio: None,
             idle_silence: false,
+            tone_probe: None,
             pair: None,
         }
     }
@@ -400,6 +405,24 @@ pub enum Event {
         conference: ConferenceId,
         /// Its talkers.
         talkers: Vec<LegId>,
+    },
+    /// A playback sent its first frame (at the tick `at`).
+    PlayStarted {
+        /// The leg.
+        leg: LegId,
+        /// The id given in `Play`.
+        id: u32,
+        /// The tick that sent it.
+        at: std::time::Instant,
+    },
+    /// A burst of one of the leg's `tone_probe` tones started arriving.
+    ToneOnset {
+        /// The leg.
+        leg: LegId,
+        /// Index of the tone in `LegConfig::tone_probe`.
+        tone: u8,
+        /// Arrival of its first frame.
+        at: std::time::Instant,
     },
     /// A playback ended.
     PlayDone {

@@ -91,6 +91,8 @@ pub(crate) struct CoreState {
     /// In-band key presses found in the packet being handled (at most a few; no allocation
     /// once grown).
     inband_events: Vec<(LegId, char, u32)>,
+    /// Tone onsets found by a packet's probe, emitted after it.
+    tone_onsets: Vec<(LegId, u8, Instant)>,
     /// Legs with a clip playing (checked each tick; conference legs play in the mix pass).
     playing: Vec<LegSlot>,
     /// Scratch frame for prompts.
@@ -134,6 +136,7 @@ impl CoreState {
             dtmf_open: Vec::new(),
             dtmf_sending: Vec::new(),
             inband_events: Vec::new(),
+            tone_onsets: Vec::new(),
             playing: Vec::new(),
             scratch_frame: Vec::new(),
             spans: HashMap::default(),
@@ -241,6 +244,11 @@ impl CoreState {
             let payload = plain.get(payload.clone()).unwrap_or_default();
             audio.push_with_level(now, pt, seq, timestamp, marker, payload, audio_level);
         }
+        if let Some(probe) = &mut leg.probe {
+            let payload = plain.get(payload.clone()).unwrap_or_default();
+            let (id, onsets) = (leg.id, &mut self.tone_onsets);
+            probe.handle(pt, payload, now, |tone, at| onsets.push((id, tone, at)));
+        }
         if let Some(detector) = &mut leg.inband_dtmf {
             let payload = plain.get(payload).unwrap_or_default();
             let (id, events) = (leg.id, &mut self.inband_events);
@@ -282,6 +290,9 @@ impl CoreState {
         }
         if dtmf.is_some() {
             self.report_dtmf(slot);
+        }
+        while let Some((leg, tone, at)) = self.tone_onsets.pop() {
+            self.emit(Event::ToneOnset { leg, tone, at });
         }
         while let Some((id, digit, duration_ms)) = self.inband_events.pop() {
             self.counters.inc(Metric::DtmfDigits);
@@ -762,6 +773,7 @@ impl CoreState {
             // A new codec or payload type: a conference leg gets a new audio path for it.
             leg.audio_format = Some(format);
             leg.private_encoder = None;
+            leg.renew_probe();
             if let Some((_, audio)) = &mut leg.conference {
                 match LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms) {
                     Ok(a) => **audio = a,
@@ -960,14 +972,24 @@ impl CoreState {
                 if gain != 256 {
                     crate::mixer::leg_audio::apply_gain(&mut frame, gain);
                 }
-                let finished = self.leg_mut(slot).and_then(|l| {
-                    let more = l.player.as_mut()?.mix_into(&mut frame);
-                    if more {
-                        None
+                let (started, finished) = self.leg_mut(slot).map_or((None, None), |l| {
+                    let Some(player) = l.player.as_mut() else {
+                        return (None, None);
+                    };
+                    let started = player.at_start().then_some(player.id);
+                    if player.mix_into(&mut frame) {
+                        (started, None)
                     } else {
-                        l.player.take().map(|p| p.id)
+                        (started, l.player.take().map(|p| p.id))
                     }
                 });
+                if let Some(id) = started {
+                    self.emit(Event::PlayStarted {
+                        leg: m,
+                        id,
+                        at: now,
+                    });
+                }
                 if let Some(id) = finished {
                     self.emit(Event::PlayDone {
                         leg: m,
@@ -1170,7 +1192,7 @@ impl CoreState {
 
     /// Plays one tick of each leg's clip to legs outside conferences (conference legs hear
     /// theirs over the mix, in `mix_conferences`), and silence to idle legs that want it.
-    fn play_prompts(&mut self, tx: &mut TxQueue) {
+    fn play_prompts(&mut self, now: Instant, tx: &mut TxQueue) {
         let frame_len = (crate::mixer::MIX_RATE * self.tick_ms / 1000) as usize;
         let mut playing = std::mem::take(&mut self.playing);
         let mut frame = std::mem::take(&mut self.scratch_frame);
@@ -1192,9 +1214,18 @@ impl CoreState {
                 }
                 return idle;
             };
+            let started = player.at_start().then_some(player.id);
             let more = player.mix_into(&mut frame);
             let (send, idle) = (leg.send, leg.idle_silence);
-            if !more && let Some(done) = leg.player.take() {
+            let done = if more { None } else { leg.player.take() };
+            if let Some(play) = started {
+                self.emit(Event::PlayStarted {
+                    leg: id,
+                    id: play,
+                    at: now,
+                });
+            }
+            if let Some(done) = done {
                 self.emit(Event::PlayDone {
                     leg: id,
                     id: done.id,
@@ -1246,7 +1277,7 @@ impl CoreState {
             self.mix_conferences(now, tx);
         }
         if !self.playing.is_empty() {
-            self.play_prompts(tx);
+            self.play_prompts(now, tx);
         }
         if !self.dtmf_sending.is_empty() {
             self.send_dtmf_events(tx);
@@ -2294,8 +2325,17 @@ mod tests {
                 id: 1,
             };
             r.state.on_command(r.now, play);
+            let first_tick = r.now;
             // (The resampler's delay carries the prompt's end into an eleventh frame.)
             let (n, loud) = run(&mut r, 20);
+            // The first frame's tick is reported, for the load generator's delay figures.
+            let started: Vec<_> = (r.events().into_iter())
+                .filter_map(|e| match e {
+                    Event::PlayStarted { leg, id, at } => Some((leg, id, at)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(started, vec![(LegId(1), 1, first_tick)]);
             assert!(
                 n == 20 && (10..=11).contains(&loud),
                 "{n} sent, {loud} loud"

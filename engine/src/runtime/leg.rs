@@ -143,6 +143,10 @@ pub(crate) struct Leg {
     /// In-band DTMF detection on the leg's G.711 audio, when it negotiated no
     /// `telephone-event` (trunks that send key tones in the audio).
     pub inband_dtmf: Option<Box<InbandDtmf>>,
+    /// The tones watched for in what the remote sends (`LegConfig::tone_probe`), and the
+    /// probe for the current audio format.
+    pub tone_freqs: Option<Vec<f32>>,
+    pub probe: Option<Box<crate::mixer::ToneProbe>>,
     /// Keys being sent to the remote as RFC 4733 events.
     pub dtmf_out: Option<Box<DtmfSender>>,
     /// A clip playing to this leg.
@@ -208,6 +212,8 @@ impl Leg {
             deaf: false,
             listen_gain_q8: 256,
             inband_dtmf: None,
+            tone_freqs: cfg.tone_probe.clone(),
+            probe: None,
             dtmf_out: None,
             player: None,
             idle_silence: cfg.idle_silence,
@@ -218,7 +224,18 @@ impl Leg {
             leg.set_remote(rtp, cfg.remote_rtcp);
         }
         leg.inband_dtmf = InbandDtmf::for_leg(cfg).map(Box::new);
+        leg.renew_probe();
         Ok(leg)
+    }
+
+    /// A tone probe for the leg's current audio format, if it wants one.
+    pub fn renew_probe(&mut self) {
+        self.probe = match (&self.tone_freqs, self.audio_format) {
+            (Some(freqs), Some(f)) => {
+                crate::mixer::ToneProbe::new(f.codec, f.pt, freqs).map(Box::new)
+            }
+            _ => None,
+        };
     }
 
     /// Takes the leg off its core: drops what belongs to the core (flows, links) so that

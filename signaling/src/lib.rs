@@ -24,6 +24,7 @@ pub mod access;
 pub mod admission;
 pub mod digest;
 pub mod dtmf_info;
+pub mod emodel;
 pub mod media_leg;
 pub mod message;
 pub mod sdp;

@@ -17,9 +17,10 @@
 //!   queue drops and counts, never blocks), writes applied in order and batched into one
 //!   transaction per wake-up; `finish` drains the queue before the process exits.
 //!
-//! Each closed leg gets a MOS estimate from a simplified E-model ([`emodel`]).
+//! Each closed leg gets a MOS estimate from a simplified E-model ([`emodel`], in the signaling
+//! crate, shared with chorus-load).
 
-pub mod emodel;
+pub use chorus_signaling::emodel;
 mod recorder;
 mod writer;
 

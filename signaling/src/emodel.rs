@@ -23,7 +23,7 @@
 //!
 //! The estimate rates one direction: what the caller sent, as it reached us.
 
-use chorus_signaling::sdp::Codec;
+use crate::sdp::Codec;
 
 /// `R0 - Is` with G.107's default values.
 pub const R_DEFAULT: f64 = 93.2;

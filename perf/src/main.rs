@@ -8,10 +8,8 @@
 //!     --duration 20s --ramp 50/s --codec pcmu --srtp aes-cm-80 --dial ivr --json report.json
 //! ```
 
-// Not yet called from the run loop, which will sample the server's CPU and plot the run.
-#[allow(dead_code)]
+mod audio;
 mod plot;
-#[allow(dead_code)]
 mod proc_cpu;
 mod report;
 mod run;
@@ -144,6 +142,17 @@ pub struct RunArgs {
     /// Fail the run when RTP loss exceeds this percentage.
     #[arg(long, default_value_t = 0.1)]
     pub max_loss_pct: f64,
+    /// Percentage of callers whose audio is checked (which talkers they hear, the delay);
+    /// each checked caller decodes what it receives.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub audio_checks: u8,
+    /// The server's process, for its CPU figures (default: the process holding the server's
+    /// UDP port here).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Draw calls, loss, delay and server CPU over time into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Progress line every second on stderr.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub progress: bool,
@@ -207,6 +216,13 @@ impl RunArgs {
         if self.conference_size == 0 {
             return Err("--conference-size must be at least 1".into());
         }
+        if self.talkers as usize > audio::TONES_HZ.len() {
+            return Err(format!(
+                "--talkers {} is more than the {} distinct talker tones",
+                self.talkers,
+                audio::TONES_HZ.len()
+            ));
+        }
         if self.talkers > self.conference_size {
             return Err(format!(
                 "--talkers {} is more than --conference-size {}",
@@ -243,6 +259,23 @@ fn main() {
             {
                 eprintln!("chorus-load: cannot write {}: {e}", path.display());
                 std::process::exit(1);
+            }
+            if let Some(path) = &args.plot {
+                let title = format!(
+                    "chorus-load: {} callers, conferences of {}, {} talkers, {:?}, SRTP {:?}",
+                    args.users, args.conference_size, args.talkers, args.codec, args.srtp
+                );
+                match plot::render(path, &title, &report.series) {
+                    Ok(warnings) => {
+                        for w in warnings {
+                            eprintln!("chorus-load: plot: {w}");
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("chorus-load: cannot plot to {}: {e:#}", path.display());
+                        std::process::exit(1);
+                    }
+                }
             }
             match report.verdict(args.max_loss_pct) {
                 Ok(()) => {}

@@ -29,7 +29,8 @@ pub struct Series {
     pub t_s: Vec<f64>,
     /// Established calls held at that moment.
     pub calls_up: Vec<f64>,
-    /// RTP loss in that interval, percent.
+    /// RTP loss in that interval, percent (as chorus-load measures it: packets short of 50 a
+    /// second for each call up over a second).
     pub loss_pct: Vec<f64>,
     /// Median mouth-to-ear delay measured in that interval, if any.
     pub delay_ms: Vec<Option<f64>>,

@@ -4,6 +4,11 @@
 use std::collections::BTreeMap;
 
 use chorus_engine::runtime::LegStats;
+use chorus_signaling::emodel;
+use chorus_signaling::sdp::Codec;
+
+use crate::audio::Hearing;
+use crate::plot::Series;
 
 /// One simulated caller's outcome.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +29,8 @@ pub struct CallRecord {
     pub held_s: f64,
     /// Its media leg's final counters (received RTP, loss, jitter, SRTP failures).
     pub stats: Option<LegStats>,
+    /// What it heard of its conference's talkers, when its audio was checked.
+    pub hearing: Option<Hearing>,
 }
 
 /// A whole run.
@@ -41,6 +48,10 @@ pub struct Report {
     pub media_out: u64,
     /// Packets the generator's cores dropped, by reason (unknown flow, SRTP, malformed).
     pub drops: Vec<(&'static str, u64)>,
+    /// The codec the calls used (for the MOS estimate).
+    pub codec: Option<Codec>,
+    /// The run over time, a sample a second.
+    pub series: Series,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -114,6 +125,80 @@ impl Report {
             .collect()
     }
 
+    /// Callers whose audio was checked.
+    pub fn checked(&self) -> usize {
+        (self.calls.iter())
+            .filter(|c| c.setup_ms.is_some() && c.hearing.is_some())
+            .count()
+    }
+
+    /// Every mouth-to-ear delay measured, ms, sorted.
+    pub fn delays_sorted(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = (self.calls.iter().filter_map(|c| c.hearing.as_ref()))
+            .flat_map(|h| h.delays_ms.iter().map(|&d| f64::from(d)))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Checked callers that missed a talker they should have heard, or heard themselves, one
+    /// line each.
+    pub fn wrong_audio(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in self.calls.iter().filter(|c| c.setup_ms.is_some()) {
+            let Some(h) = &c.hearing else {
+                continue;
+            };
+            if h.self_heard > 0 {
+                out.push(format!(
+                    "caller {} heard itself {} times",
+                    c.index, h.self_heard
+                ));
+            }
+            for k in h.missing() {
+                out.push(format!(
+                    "caller {} heard {} of {} bursts of talker {k}",
+                    c.index, h.heard[k], h.expected[k]
+                ));
+            }
+        }
+        out
+    }
+
+    /// Each established call's MOS (ITU-T G.107 E-model, `chorus_signaling::emodel`): the loss
+    /// of what it received, and a mouth-to-ear delay of its median measured delay through the
+    /// server plus a 20 ms packet at the talker, a jitter buffer of twice the jitter at the
+    /// listener and the codec's look-ahead (without a measured delay: those alone).
+    pub fn mos(&self) -> Vec<f64> {
+        let model = emodel::CodecModel::of(self.codec.unwrap_or(Codec::Pcmu));
+        let mut v: Vec<f64> = (self.calls.iter())
+            .filter_map(|c| {
+                let s = c.stats.as_ref().filter(|s| s.rtp_in > 0)?;
+                let lost = s.lost.max(0) as f64;
+                let loss_pct = 100.0 * lost / (s.rtp_in as f64 + lost);
+                let through = (c.hearing.as_ref()).and_then(Hearing::median_delay_ms);
+                let delay = through.unwrap_or(0.0)
+                    + 20.0
+                    + 2.0 * s.jitter_us as f64 / 1000.0
+                    + model.lookahead_ms;
+                Some(emodel::mos(emodel::r_factor(model, loss_pct, delay)))
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Server CPU, percent of a core: the median over the samples taken with every call up.
+    pub fn server_cpu_pct(&self) -> Option<f64> {
+        let peak = self.series.calls_up.iter().copied().fold(0.0, f64::max);
+        let mut v: Vec<f64> = (self.series.calls_up.iter().zip(&self.series.server_cpu_pct))
+            .filter(|&(&up, _)| up > 0.0 && up >= peak)
+            .filter_map(|(_, &cpu)| cpu)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 50.0)
+    }
+
     /// SRTP packets that failed authentication or were replays, over all calls.
     pub fn srtp_failures(&self) -> u64 {
         (self.calls.iter().filter_map(|c| c.stats.as_ref()))
@@ -158,6 +243,13 @@ impl Report {
                 silent.len()
             ));
         }
+        let wrong = self.wrong_audio();
+        if let Some(first) = wrong.first() {
+            return Err(format!(
+                "{} checked callers heard the wrong talkers (first: {first})",
+                wrong.len()
+            ));
+        }
         // A packet or two may arrive from a leg's old address while the server moves the call
         // to another core (re-INVITE); more than that is a broken SRTP path.
         let srtp = self.srtp_failures();
@@ -186,6 +278,29 @@ impl Report {
         println!("jitter p50 / max      {jitter_p50:.2} / {jitter_max:.2} ms");
         println!("SRTP failures         {}", self.srtp_failures());
         println!("silent callers        {}", self.silent_calls().len());
+        let delays = self.delays_sorted();
+        let d = |p| percentile(&delays, p).map_or("-".into(), |v: f64| format!("{v:.0}"));
+        println!(
+            "audio checked         {} callers, {} wrong",
+            self.checked(),
+            self.wrong_audio().len()
+        );
+        println!(
+            "delay p50 / p95 / p99 {} / {} / {} ms (through the server)",
+            d(50.0),
+            d(95.0),
+            d(99.0)
+        );
+        let mos = self.mos();
+        let m = |p| percentile(&mos, p).map_or("-".into(), |v: f64| format!("{v:.2}"));
+        println!("MOS p50 / min         {} / {}", m(50.0), m(0.0));
+        if let Some(cpu) = self.server_cpu_pct() {
+            let legs = self.established().max(1) as f64;
+            println!(
+                "server CPU            {cpu:.1}% of a core, {:.3}% per leg",
+                cpu / legs
+            );
+        }
         println!(
             "packets in / out      {} / {} in {:.1} s",
             self.rx_packets, self.tx_packets, self.wall_s
@@ -200,6 +315,7 @@ impl Report {
         let setup = self.setup_sorted();
         let (got, lost, loss) = self.loss();
         let (jitter_p50, jitter_max) = self.jitter_ms();
+        let (delays, mos) = (self.delays_sorted(), self.mos());
         let failed: serde_json::Map<String, serde_json::Value> = self
             .failed_by_status()
             .into_iter()
@@ -219,6 +335,13 @@ impl Report {
                     "rtp_out": c.stats.as_ref().map(|s| s.rtp_out),
                     "lost": c.stats.as_ref().map(|s| s.lost),
                     "jitter_ms": c.stats.as_ref().map(|s| s.jitter_us as f64 / 1000.0),
+                    "hearing": c.hearing.as_ref().map(|h| serde_json::json!({
+                        "heard": h.heard,
+                        "expected": h.expected,
+                        "self_heard": h.self_heard,
+                        "unmatched": h.unmatched,
+                        "median_delay_ms": h.median_delay_ms(),
+                    })),
                 })
             })
             .collect();
@@ -231,6 +354,24 @@ impl Report {
             "jitter_ms": { "p50": jitter_p50, "max": jitter_max },
             "srtp_failures": self.srtp_failures(),
             "silent_callers": self.silent_calls(),
+            "audio": {
+                "checked": self.checked(),
+                "wrong": self.wrong_audio(),
+                "delay_ms": {
+                    "p50": percentile(&delays, 50.0),
+                    "p95": percentile(&delays, 95.0),
+                    "p99": percentile(&delays, 99.0),
+                },
+            },
+            "mos": { "p50": percentile(&mos, 50.0), "min": mos.first() },
+            "server_cpu_pct": self.server_cpu_pct(),
+            "series": {
+                "t_s": self.series.t_s,
+                "calls_up": self.series.calls_up,
+                "loss_pct": self.series.loss_pct,
+                "delay_ms": self.series.delay_ms,
+                "server_cpu_pct": self.series.server_cpu_pct,
+            },
             "packets": { "in": self.rx_packets, "out": self.tx_packets, "media_out": self.media_out },
             "dropped": self.drops.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
             "wall_s": self.wall_s,
@@ -321,5 +462,28 @@ mod tests {
             ..Report::default()
         };
         assert!(broken.verdict(0.1).unwrap_err().contains("50 SRTP packets"));
+        // A caller that missed a talker, or heard itself, fails the run.
+        let mut deaf = call(0, Some(1.0), 100, 0);
+        deaf.hearing = Some(Hearing {
+            heard: vec![0, 9, 2],
+            expected: vec![0, 10, 10],
+            ..Hearing::default()
+        });
+        let mut echo = call(1, Some(1.0), 100, 0);
+        echo.hearing = Some(Hearing {
+            self_heard: 1,
+            ..Hearing::new(3)
+        });
+        let wrong = Report {
+            calls: vec![deaf, echo],
+            ..Report::default()
+        };
+        let why = wrong.verdict(0.1).unwrap_err();
+        assert!(
+            why.starts_with("2 checked callers heard the wrong talkers")
+                && why.contains("caller 0 heard 2 of 10 bursts of talker 2"),
+            "{why}"
+        );
+        assert_eq!(wrong.wrong_audio()[1], "caller 1 heard itself 1 times");
     }
 }

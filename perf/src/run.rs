@@ -26,8 +26,15 @@ use chorus_signaling::uac::{
 };
 use tokio::sync::mpsc;
 
+use crate::audio::{self, Hearing};
+use crate::plot::Series;
+use crate::proc_cpu::ProcCpu;
 use crate::report::{CallRecord, Report};
 use crate::{CodecArg, DialArg, RunArgs, SrtpArg, TransportArg};
+
+/// From a caller's last key to when it is surely in its conference: the server's prompt for
+/// the next key or its join announcement, and the join.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// A key sequence, or the end of the hold, due for a caller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,21 +62,16 @@ struct Caller {
     signal: Option<Arc<[i16]>>,
     /// The SRTP keys the leg has, to tell a rekeying re-offer from one that keeps them.
     keys: (Option<SrtpKey>, Option<SrtpKey>),
-}
-
-/// The talker signal of talker `k` of a conference: 1 s bursts of its own tone (300 Hz +
-/// 150 Hz per talker) then 1 s of silence, 16 kHz.
-fn talker_signal(k: u32) -> Arc<[i16]> {
-    let freq = 300.0 + 150.0 * f64::from(k);
-    (0..32_000)
-        .map(|n| {
-            if n < 16_000 {
-                (8_000.0 * (std::f64::consts::TAU * freq * f64::from(n) / 16_000.0).sin()) as i16
-            } else {
-                0
-            }
-        })
-        .collect()
+    /// Its place in its conference, and the index of the conference's first caller.
+    slot: usize,
+    first: usize,
+    /// From when it should hear (and be heard by) the others: its keys are in and the server
+    /// has had time to join it.
+    settled: Option<Instant>,
+    /// When it hung up or was hung up on.
+    ended: Option<Instant>,
+    /// When each burst of its talker signal went out (talkers).
+    bursts: Vec<Instant>,
 }
 
 fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
@@ -208,7 +210,9 @@ async fn drive(
     let (failures_tx, mut failures) = mpsc::channel(1024);
     let offer = offer_config(args);
     let cores = engine.core_count().max(1);
-    let signals: Vec<Arc<[i16]>> = (0..args.talkers).map(talker_signal).collect();
+    let talkers = args.talkers as usize;
+    let signals: Vec<Arc<[i16]>> = (0..talkers).map(audio::talker_signal).collect();
+    let tones = audio::TONES_HZ[..talkers].to_vec();
 
     let mut callers: Vec<Caller> = (0..args.users)
         .map(|i| {
@@ -221,6 +225,9 @@ async fn drive(
                     index: i,
                     conference,
                     talker: slot < args.talkers,
+                    // `audio_checks` callers in each hundred, spread over the conferences.
+                    hearing: (i % 100 < u32::from(args.audio_checks))
+                        .then(|| Hearing::new(talkers)),
                     ..CallRecord::default()
                 },
                 core,
@@ -234,6 +241,11 @@ async fn drive(
                 done: false,
                 signal: (slot < args.talkers).then(|| signals[slot as usize].clone()),
                 keys: (None, None),
+                slot: slot as usize,
+                first: (i - slot) as usize,
+                settled: None,
+                ended: None,
+                bursts: Vec::new(),
             }
         })
         .collect();
@@ -248,6 +260,14 @@ async fn drive(
     let mut placed = 0usize;
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_packets = (0u64, 0u64);
+    // The run over time, a sample a second: calls up, the RTP short of 50 packets a second
+    // per call up, the delays measured, the server's CPU.
+    let mut series = Series::default();
+    let mut delays: Vec<f32> = Vec::new();
+    let mut server_cpu = server_cpu(args);
+    if let Some(cpu) = server_cpu.as_mut() {
+        cpu.sample(start);
+    }
 
     loop {
         let now = Instant::now();
@@ -345,6 +365,9 @@ async fn drive(
                     cfg.latch = true;
                     cfg.pair = Some(c.pair);
                     cfg.inactivity_timeout = None;
+                    if c.record.hearing.is_some() && !tones.is_empty() {
+                        cfg.tone_probe = Some(tones.clone());
+                    }
                     if engine
                         .send(c.core, Command::CreateLeg(Box::new(cfg)))
                         .is_ok()
@@ -360,6 +383,15 @@ async fn drive(
                         let _ = engine.send(c.core, play);
                     }
                     let pin = args.pin.as_ref().map(|p| format!("{p}#"));
+                    // The last key goes in at this offset; the join and its announcement
+                    // follow within SETTLE.
+                    let last_key_ms = match (args.dial, &pin) {
+                        (DialArg::Ivr, Some(_)) => 2_500,
+                        (DialArg::Ivr, None) => 300,
+                        (DialArg::Direct, Some(_)) => 1_000,
+                        (DialArg::Direct, None) => 0,
+                    };
+                    c.settled = Some(at + Duration::from_millis(last_key_ms) + SETTLE);
                     match args.dial {
                         DialArg::Ivr => {
                             let id = format!("{}#", c.record.conference);
@@ -418,7 +450,8 @@ async fn drive(
         if placed == callers.len() && callers.iter().all(|c| c.done) {
             break;
         }
-        if args.progress && now >= next_progress {
+        if now >= next_progress {
+            let span = now.saturating_duration_since(next_progress - Duration::from_secs(1));
             next_progress += Duration::from_secs(1);
             let (rx, tx) = packets(engine);
             let up = callers
@@ -426,12 +459,40 @@ async fn drive(
                 .filter(|c| c.answered.is_some() && !c.finished)
                 .count();
             let failed = callers.iter().filter(|c| c.record.failed.is_some()).count();
-            eprintln!(
-                "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}",
-                now.duration_since(start).as_secs_f64(),
-                rx - last_packets.0,
-                tx - last_packets.1,
-            );
+            // Calls answered in the last second may not have their first packet yet.
+            let settled_up = (callers.iter())
+                .filter(|c| !c.finished)
+                .filter(|c| {
+                    c.answered
+                        .is_some_and(|a| now.duration_since(a) >= Duration::from_secs(1))
+                })
+                .count();
+            let got = (rx - last_packets.0) as f64;
+            let want = settled_up as f64 * 50.0 * span.as_secs_f64().max(0.001);
+            let short = if settled_up == 0 {
+                0.0
+            } else {
+                (100.0 * (1.0 - got / want)).max(0.0)
+            };
+            delays.sort_by(f32::total_cmp);
+            let delay = delays.get(delays.len() / 2).map(|&d| f64::from(d));
+            let cpu = server_cpu.as_mut().and_then(|c| c.sample(now));
+            series.t_s.push(now.duration_since(start).as_secs_f64());
+            series.calls_up.push(up as f64);
+            series.loss_pct.push(short);
+            series.delay_ms.push(delay);
+            series.server_cpu_pct.push(cpu);
+            if args.progress {
+                let ms = delay.map_or("-".into(), |d| format!("{d:.0} ms"));
+                let cpu = cpu.map_or("-".into(), |c| format!("{c:.0}%"));
+                eprintln!(
+                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, delay {ms}, server CPU {cpu}",
+                    now.duration_since(start).as_secs_f64(),
+                    rx - last_packets.0,
+                    tx - last_packets.1,
+                );
+            }
+            delays.clear();
             last_packets = (rx, tx);
         }
 
@@ -458,9 +519,9 @@ async fn drive(
             }
             Some(id) = failures.recv() => uac.handle_transport_error(Instant::now(), id),
             Some((_, event)) = events.recv() => {
-                on_event(engine, &mut callers, event);
+                on_event(engine, &mut callers, event, &mut delays);
                 while let Ok((_, event)) = events.try_recv() {
-                    on_event(engine, &mut callers, event);
+                    on_event(engine, &mut callers, event, &mut delays);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
@@ -482,6 +543,26 @@ async fn drive(
             }
             _ = tokio::time::sleep(Duration::from_millis(20)) => uac.handle_timeout(Instant::now()),
         }
+    }
+    // What each checked caller should have heard: its talkers' bursts while both were settled.
+    for i in 0..callers.len() {
+        let (first, settled, ended) = (callers[i].first, callers[i].settled, callers[i].ended);
+        let Some(hearing) = callers[i].record.hearing.take() else {
+            continue;
+        };
+        let mut hearing = hearing;
+        for (k, want) in hearing.expected.iter_mut().enumerate() {
+            let Some(t) = callers.get(first + k) else {
+                continue;
+            };
+            if first + k == i || t.record.failed.is_some() {
+                continue;
+            }
+            if let (Some(a), Some(b), Some(x), Some(y)) = (settled, t.settled, ended, t.ended) {
+                *want = audio::expected_bursts(&t.bursts, a.max(b), x.min(y));
+            }
+        }
+        callers[i].record.hearing = Some(hearing);
     }
     let (rx, tx) = packets(engine);
     let media_out = (0..engine.core_count())
@@ -513,6 +594,8 @@ async fn drive(
         rx_packets: rx,
         tx_packets: tx,
         media_out,
+        codec: offer.codecs.first().copied(),
+        series,
     })
 }
 
@@ -522,6 +605,7 @@ fn finish(engine: &Engine, c: &mut Caller, now: Instant) {
         return;
     }
     c.finished = true;
+    c.ended = Some(now);
     c.record.held_s = c
         .answered
         .map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64());
@@ -532,9 +616,36 @@ fn finish(engine: &Engine, c: &mut Caller, now: Instant) {
     }
 }
 
-fn on_event(engine: &Engine, callers: &mut [Caller], event: Event) {
+fn on_event(engine: &Engine, callers: &mut [Caller], event: Event, delays: &mut Vec<f32>) {
     let index = |id: LegId| (id.0 as usize).checked_sub(1);
     match event {
+        Event::PlayStarted { leg, at, .. } => {
+            if let Some(c) = index(leg).and_then(|i| callers.get_mut(i)) {
+                c.bursts.push(at);
+            }
+        }
+        Event::ToneOnset { leg, tone, at } => {
+            let Some(i) = index(leg).filter(|&i| i < callers.len()) else {
+                return;
+            };
+            let (own, first, settled) = {
+                let c = &callers[i];
+                (c.record.talker.then_some(c.slot), c.first, c.settled)
+            };
+            let talker = first + usize::from(tone);
+            let Some(t) = callers.get(talker) else {
+                return;
+            };
+            let settled = settled.max(t.settled).unwrap_or(at);
+            let bursts = std::mem::take(&mut callers[talker].bursts);
+            if let Some(hearing) = callers[i].record.hearing.as_mut()
+                && let Some(d) =
+                    audio::book_onset(hearing, own, usize::from(tone), at, &bursts, settled)
+            {
+                delays.push(d.as_secs_f32() * 1000.0);
+            }
+            callers[talker].bursts = bursts;
+        }
         Event::LegRemoved { id, stats } => {
             if let Some(c) = index(id).and_then(|i| callers.get_mut(i)) {
                 c.record.stats = Some(stats);
@@ -569,6 +680,24 @@ fn on_event(engine: &Engine, callers: &mut [Caller], event: Event) {
         }
         _ => {}
     }
+}
+
+/// The server's CPU meter: its `--server-pid`, or the process holding the server's UDP port
+/// on this machine; None (with a note) when neither is found.
+fn server_cpu(args: &RunArgs) -> Option<ProcCpu> {
+    let pid = args
+        .server_pid
+        .or_else(|| crate::proc_cpu::find_pid_listening(args.server.port()));
+    let Some(pid) = pid else {
+        eprintln!(
+            "note: no server process found on UDP port {} (--server-pid); no server CPU figures",
+            args.server.port()
+        );
+        return None;
+    };
+    ProcCpu::new(pid)
+        .map_err(|e| eprintln!("note: {e}; no server CPU figures"))
+        .ok()
 }
 
 fn packets(engine: &Engine) -> (u64, u64) {

@@ -77,6 +77,7 @@ impl Drop for Serve {
 fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
     let server = Serve::start("ivr", "47600-47699");
     let json = server.dir.join("report.json");
+    let plot = server.dir.join("report.png");
     let out = Command::new(load_bin())
         .args(["run", "--server", &format!("127.0.0.1:{}", server.port)])
         .args([
@@ -98,6 +99,8 @@ fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
         ])
         .args(["--progress", "false", "--json"])
         .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
         .output()
         .expect("chorus-load runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -106,6 +109,22 @@ fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
     let report = std::fs::read_to_string(&json).unwrap();
     assert!(report.contains("\"established\": 200"), "{report}");
     assert!(stdout.contains("silent callers        0"), "{stdout}");
+    // Every caller's audio was checked: each heard its conference's other talkers' bursts
+    // and never itself (the verdict fails otherwise), and the bursts' delay was measured.
+    assert!(
+        stdout.contains("audio checked         200 callers, 0 wrong"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let p50 = v["audio"]["delay_ms"]["p50"].as_f64().unwrap_or(f64::NAN);
+    assert!(p50 > 0.0 && p50 < 200.0, "delay p50 {p50} ms: {stdout}");
+    let mos = v["mos"]["p50"].as_f64().unwrap_or(0.0);
+    assert!(mos > 4.0, "MOS {mos}: {stdout}");
+    let png = std::fs::read(&plot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{stdout}"
+    );
 }
 
 #[test]

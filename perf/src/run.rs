@@ -428,7 +428,7 @@ async fn drive(
                         remote_rtcp: (!negotiated.rtcp_mux).then_some(negotiated.remote_rtcp),
                         srtp,
                         send: negotiated.direction.sends(),
-                        audio: Some(media_leg::audio_format(&negotiated.codec)),
+                        audio: Some(media_leg::audio_format(&negotiated)),
                     };
                     let _ = engine.send(c.core, Command::UpdateLeg(Box::new(update)));
                 }

@@ -5,7 +5,7 @@
 use chorus_engine::codecs::AudioCodec;
 use chorus_engine::runtime::{AudioFormat, LegConfig, LegId, SrtpKey, TelephoneEventPt};
 
-use crate::sdp::{Codec, Negotiated, NegotiatedCodec};
+use crate::sdp::{Codec, Negotiated};
 
 /// The (inbound, outbound) SRTP keys of a negotiation; None for plain RTP.
 pub fn srtp_keys(neg: &Negotiated) -> (Option<SrtpKey>, Option<SrtpKey>) {
@@ -22,7 +22,8 @@ pub fn srtp_keys(neg: &Negotiated) -> (Option<SrtpKey>, Option<SrtpKey>) {
 
 /// The leg's audio format from the answer: the codec and its payload type on this leg (each
 /// leg keeps its own mapping; the mixer encodes per codec and writes each leg's type).
-pub fn audio_format(codec: &NegotiatedCodec) -> AudioFormat {
+pub fn audio_format(neg: &Negotiated) -> AudioFormat {
+    let codec = &neg.codec;
     let kind = match codec.codec {
         Codec::Pcmu => AudioCodec::Pcmu,
         Codec::Pcma => AudioCodec::Pcma,
@@ -32,7 +33,7 @@ pub fn audio_format(codec: &NegotiatedCodec) -> AudioFormat {
     AudioFormat {
         codec: kind,
         pt: codec.payload_type,
-        cn_pt: None,
+        cn_pt: neg.comfort_noise,
         // RFC 6464 levels from `a=extmap` are not negotiated yet: the mixer measures.
         audio_level_ext_id: None,
     }
@@ -56,6 +57,6 @@ pub fn leg_config(id: LegId, neg: &Negotiated) -> LegConfig {
             clock_rate: t.clock_rate,
         })
         .collect();
-    cfg.audio = Some(audio_format(&neg.codec));
+    cfg.audio = Some(audio_format(neg));
     cfg
 }

@@ -33,7 +33,7 @@ use super::local_session::LocalSession;
 use super::media::{MediaDescription, MediaKind};
 use super::negotiated::{
     Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_codec,
-    pick_telephone_event,
+    pick_comfort_noise, pick_telephone_event,
 };
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
@@ -165,6 +165,10 @@ fn accept_audio(
     } else {
         None
     };
+    let comfort_noise = config
+        .comfort_noise
+        .then(|| pick_comfort_noise(offered, codec.clock_rate()))
+        .flatten();
     let mut offered_direction = offer.media_direction(index);
     if transport.hold_address {
         offered_direction = offered_direction.intersect(Direction::SendOnly);
@@ -213,6 +217,16 @@ fn accept_audio(
             format!("{} {events}", te.payload_type),
         ));
     }
+    if let Some(pt) = comfort_noise {
+        formats.push(pt.to_string());
+        let map = Rtpmap {
+            payload_type: pt,
+            encoding: "CN".to_owned(),
+            clock_rate: codec.clock_rate(),
+            channels: None,
+        };
+        attributes.push(Attribute::new("rtpmap", map));
+    }
     attributes.push(Attribute::new("ptime", ptime_ms));
     attributes.push(Attribute::flag(direction.attribute()));
     if transport.rtcp_mux {
@@ -248,6 +262,7 @@ fn accept_audio(
             fmtp,
         },
         telephone_event,
+        comfort_noise,
         direction,
         srtp,
         remote_ssrc: offered.ssrcs().first().map(|s| s.ssrc),
@@ -337,6 +352,31 @@ mod tests {
         assert_eq!(answer.connection.as_ref().unwrap().address, "192.0.2.50");
         assert_eq!(n.direction, Direction::SendRecv);
         assert_eq!(m.direction(), Some(Direction::SendRecv));
+    }
+
+    #[test]
+    fn comfort_noise_is_accepted_when_offered_at_the_codecs_clock() {
+        // A gateway's offer: static CN (13) with no rtpmap, and wideband CN we do not use.
+        let gateway = "v=0\r\no=gw 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+                       m=audio 4000 RTP/AVP 0 13 118 101\r\na=rtpmap:118 CN/16000\r\n\
+                       a=rtpmap:101 telephone-event/8000\r\n";
+        let (answer, n) = accept(gateway);
+        assert_eq!(n.codec.codec, Codec::Pcmu);
+        assert_eq!(n.comfort_noise, Some(Pt(13)));
+        assert_eq!(answer.media[0].formats, ["0", "101", "13"]);
+        assert_eq!(
+            answer.media[0].rtpmap(Pt(13)).unwrap().to_string(),
+            "13 CN/8000"
+        );
+        // Not offered, or turned off: none.
+        let (answer, n) = accept(&gateway.replace(" 13 118", ""));
+        assert_eq!((n.comfort_noise, answer.media[0].formats.len()), (None, 2));
+        let off = OfferAnswerConfig {
+            comfort_noise: false,
+            ..OfferAnswerConfig::default()
+        };
+        let (_, n) = answer_with(gateway, &off).unwrap();
+        assert_eq!(n.comfort_noise, None);
     }
 
     #[test]

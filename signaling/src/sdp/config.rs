@@ -31,6 +31,10 @@ pub struct OfferAnswerConfig {
     pub ptime_ms: u32,
     /// Whether to negotiate RFC 4733 `telephone-event`.
     pub telephone_event: bool,
+    /// Whether to offer and accept RFC 3389 comfort noise (`CN/8000`, with the 8 kHz-clock
+    /// codecs): a gateway may then send CN during silence instead of audio. What the mixer
+    /// sends stays audio.
+    pub comfort_noise: bool,
 }
 
 impl OfferAnswerConfig {
@@ -52,6 +56,7 @@ impl Default for OfferAnswerConfig {
             srtp_suites: Self::DEFAULT_SUITES.to_vec(),
             ptime_ms: 20,
             telephone_event: true,
+            comfort_noise: true,
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct Negotiated {
     pub codec: NegotiatedCodec,
     /// RFC 4733 events, when both sides have them.
     pub telephone_event: Option<TelephoneEvent>,
+    /// RFC 3389 comfort noise at the codec's clock (its payload type), when both sides have
+    /// it: the remote may send CN during silence instead of audio.
+    pub comfort_noise: Option<Pt>,
     /// Our direction: whether we send and whether we receive.
     pub direction: Direction,
     /// SRTP keys, `None` for plain RTP.
@@ -165,6 +168,20 @@ pub(crate) fn pick_telephone_event(
         .find(|e| e.clock_rate == clock_rate)
         .or(events.first())
         .copied()
+}
+
+/// The RFC 3389 comfort noise payload type to use with a codec at `clock_rate`: a `CN`
+/// rtpmap at that rate, or the static type 13 (CN/8000, RFC 3551) offered without one.
+pub(crate) fn pick_comfort_noise(media: &MediaDescription, clock_rate: u32) -> Option<Pt> {
+    let offered = media.payload_types();
+    let rtpmaps = media.rtpmaps();
+    offered
+        .iter()
+        .copied()
+        .find(|&pt| match rtpmaps.iter().find(|r| r.payload_type == pt) {
+            Some(r) => r.encoding.eq_ignore_ascii_case("CN") && r.clock_rate == clock_rate,
+            None => pt == Pt(13) && clock_rate == 8_000,
+        })
 }
 
 #[cfg(test)]

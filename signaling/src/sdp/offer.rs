@@ -30,7 +30,8 @@ use super::error::SdpError;
 use super::local_session::LocalSession;
 use super::media::{MediaDescription, MediaKind};
 use super::negotiated::{
-    Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_telephone_event,
+    Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_comfort_noise,
+    pick_telephone_event,
 };
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
@@ -94,6 +95,16 @@ pub fn make_offer(
         if codec == Codec::Opus {
             attributes.push(Attribute::new("fmtp", format!("{pt} {OPUS_FMTP}")));
         }
+    }
+    if config.comfort_noise && offered.iter().any(|c| c.clock_rate() == 8_000) {
+        formats.push("13".to_owned());
+        let map = Rtpmap {
+            payload_type: Pt(13),
+            encoding: "CN".to_owned(),
+            clock_rate: 8_000,
+            channels: None,
+        };
+        attributes.push(Attribute::new("rtpmap", map));
     }
     if config.telephone_event {
         let mut events = vec![(OFFER_EVENT_PT_8000, 8_000)];
@@ -217,6 +228,10 @@ pub fn process_answer(
     } else {
         None
     };
+    let comfort_noise = config
+        .comfort_noise
+        .then(|| pick_comfort_noise(media, codec.clock_rate()))
+        .flatten();
     local.set_srtp_key(srtp.as_ref().map(|k| &k.local));
     Ok(Negotiated {
         media_index: index,
@@ -233,6 +248,7 @@ pub fn process_answer(
             fmtp: media.fmtp(pt).map(|f| f.params),
         },
         telephone_event,
+        comfort_noise,
         direction,
         srtp,
         remote_ssrc: media.ssrcs().first().map(|s| s.ssrc),
@@ -270,8 +286,9 @@ mod tests {
         let m = &sdp.media[0];
         assert_eq!(m.protocol, Protocol::RtpAvp);
         assert_eq!(m.port, 30000);
-        assert_eq!(m.formats, ["111", "9", "0", "8", "110", "101"]);
+        assert_eq!(m.formats, ["111", "9", "0", "8", "13", "110", "101"]);
         assert_eq!(m.rtpmap(Pt(111)).unwrap().to_string(), "111 opus/48000/2");
+        assert_eq!(m.rtpmap(Pt(13)).unwrap().to_string(), "13 CN/8000");
         assert_eq!(m.rtpmap(Pt(9)).unwrap().to_string(), "9 G722/8000");
         assert!(m.rtcp_mux());
         assert_eq!(m.direction(), Some(Direction::SendRecv));
@@ -303,7 +320,26 @@ mod tests {
         let pending = offer(&off, Direction::SendRecv);
         let m = &pending.sdp().media[0];
         assert!(!m.has_attribute("crypto"));
-        assert_eq!(m.formats, ["0", "101"], "no 48 kHz events without Opus");
+        assert_eq!(
+            m.formats,
+            ["0", "13", "101"],
+            "no 48 kHz events without Opus"
+        );
+        // Opus alone: no CN (Opus has DTX); CN can be turned off.
+        for off in [
+            OfferAnswerConfig {
+                codecs: vec![Codec::Opus],
+                ..OfferAnswerConfig::default()
+            },
+            OfferAnswerConfig {
+                codecs: vec![Codec::Pcmu],
+                comfort_noise: false,
+                ..OfferAnswerConfig::default()
+            },
+        ] {
+            let pending = offer(&off, Direction::SendRecv);
+            assert!(!pending.sdp().media[0].formats.contains(&"13".to_owned()));
+        }
     }
 
     #[test]

@@ -1056,7 +1056,7 @@ impl<P: SipPeer> UserAgent<P> {
         self.leg_keys.insert(leg, keys);
         let update = LegUpdate {
             id: leg,
-            audio: Some(media_leg::audio_format(&neg.codec)),
+            audio: Some(media_leg::audio_format(neg)),
             remote_rtp: neg.remote_rtp,
             remote_rtcp: (!neg.rtcp_mux).then_some(neg.remote_rtcp),
             srtp,

@@ -73,6 +73,25 @@ impl AudioCodec {
         }
     }
 
+    /// An encoder that marks silence for discontinuous transmission where the codec has it
+    /// (Opus DTX: frames of at most `opus::DTX_MAX_BYTES` the sender may skip, `opus::is_dtx`);
+    /// for the others the same as `encoder`.
+    pub fn encoder_with_dtx(self) -> Option<Box<dyn AudioEncoder>> {
+        match self {
+            AudioCodec::Opus => {
+                let config = opus::EncoderConfig {
+                    sample_rate: opus::SampleRate::Hz16000,
+                    dtx: true,
+                    ..opus::EncoderConfig::default()
+                };
+                opus::Encoder::new(config)
+                    .ok()
+                    .map(|e| Box::new(e) as Box<dyn AudioEncoder>)
+            }
+            _ => self.encoder(),
+        }
+    }
+
     /// An encoder for a new stream, or None when this build has no implementation.
     pub fn encoder(self) -> Option<Box<dyn AudioEncoder>> {
         match self {

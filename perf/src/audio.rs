@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The talkers' tones, Hz: at least 100 Hz apart, no one twice another, none within 4% of a
-/// DTMF frequency (so a mix of them is never a key), all under G.711's 3.4 kHz.
+/// DTMF frequency (so a mix of them is never a key), at least 100 Hz from the server's join,
+/// leave and recording tones (440, 660, 1000 Hz), all under G.711's 3.4 kHz.
 pub const TONES_HZ: [f32; 12] = [
-    310.0, 430.0, 560.0, 990.0, 1_090.0, 1_750.0, 1_900.0, 2_050.0, 2_230.0, 2_350.0, 2_500.0,
-    2_650.0,
+    310.0, 540.0, 1_130.0, 1_750.0, 1_900.0, 2_050.0, 2_230.0, 2_350.0, 2_500.0, 2_650.0, 2_800.0,
+    2_950.0,
 ];
 
 /// A burst lasts this long, then as long of silence.
@@ -172,8 +173,13 @@ mod tests {
     #[test]
     fn the_tones_are_apart_and_off_the_dtmf_frequencies() {
         let dtmf = [697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0];
+        let server_tones = [440.0, 660.0, 1_000.0];
         for (i, &f) in TONES_HZ.iter().enumerate() {
             assert!(dtmf.iter().all(|&d: &f32| (f - d).abs() > 0.04 * d), "{f}");
+            assert!(
+                server_tones.iter().all(|&t: &f32| (f - t).abs() >= 100.0),
+                "{f}"
+            );
             for &g in &TONES_HZ[i + 1..] {
                 assert!(
                     (g - f).abs() >= 100.0 && (g - 2.0 * f).abs() >= 25.0,

@@ -76,6 +76,20 @@ pub enum TransportArg {
     Tls,
 }
 
+/// How callers send silence (the silent callers all the time, talkers between bursts).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SilenceArg {
+    /// Silent audio frames, a packet every 20 ms.
+    Continuous,
+    /// RFC 3389 comfort noise: a CN packet when silence starts and every 200 ms (8 kHz-clock
+    /// codecs), the way phone-network gateways send it.
+    Cn,
+    /// Opus DTX: the encoder's discontinuous transmission (with `--codec opus`).
+    Dtx,
+    /// Nothing from silent callers; talkers send silent frames between bursts.
+    None,
+}
+
 /// How callers reach their conference.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DialArg {
@@ -142,6 +156,9 @@ pub struct RunArgs {
     /// Fail the run when RTP loss exceeds this percentage.
     #[arg(long, default_value_t = 0.1)]
     pub max_loss_pct: f64,
+    /// How callers send silence.
+    #[arg(long, value_enum, default_value = "continuous")]
+    pub silence: SilenceArg,
     /// Percentage of callers whose audio is checked (which talkers they hear, the delay);
     /// each checked caller decodes what it receives.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
@@ -222,6 +239,14 @@ impl RunArgs {
                 self.talkers,
                 audio::TONES_HZ.len()
             ));
+        }
+        if self.silence == SilenceArg::Dtx && self.codec != CodecArg::Opus {
+            return Err("--silence dtx needs --codec opus (DTX is Opus's)".into());
+        }
+        if self.silence == SilenceArg::Cn && self.codec == CodecArg::Opus {
+            return Err(
+                "--silence cn needs an 8 kHz-clock codec (pcmu, pcma, g722); Opus has dtx".into(),
+            );
         }
         if self.talkers > self.conference_size {
             return Err(format!(

@@ -244,10 +244,12 @@ impl Report {
             ));
         }
         let wrong = self.wrong_audio();
-        if let Some(first) = wrong.first() {
+        if !wrong.is_empty() {
+            let some: Vec<&str> = wrong.iter().take(5).map(String::as_str).collect();
             return Err(format!(
-                "{} checked callers heard the wrong talkers (first: {first})",
-                wrong.len()
+                "{} checked callers heard the wrong talkers: {}",
+                wrong.len(),
+                some.join("; ")
             ));
         }
         // A packet or two may arrive from a leg's old address while the server moves the call
@@ -480,7 +482,7 @@ mod tests {
         };
         let why = wrong.verdict(0.1).unwrap_err();
         assert!(
-            why.starts_with("2 checked callers heard the wrong talkers")
+            why.starts_with("2 checked callers heard the wrong talkers: ")
                 && why.contains("caller 0 heard 2 of 10 bursts of talker 2"),
             "{why}"
         );

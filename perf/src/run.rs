@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chorus_engine::runtime::{
     Command, CoreId, Engine, EngineConfig, Event, IoKind, LegConfig, LegId, LegUpdate, Metric,
-    SrtpKey,
+    SilenceSend, SrtpKey,
 };
 use chorus_engine::srtp::SrtpSuite;
 use chorus_signaling::media_leg;
@@ -30,11 +30,11 @@ use crate::audio::{self, Hearing};
 use crate::plot::Series;
 use crate::proc_cpu::ProcCpu;
 use crate::report::{CallRecord, Report};
-use crate::{CodecArg, DialArg, RunArgs, SrtpArg, TransportArg};
+use crate::{CodecArg, DialArg, RunArgs, SilenceArg, SrtpArg, TransportArg};
 
 /// From a caller's last key to when it is surely in its conference: the server's prompt for
 /// the next key or its join announcement, and the join.
-const SETTLE: Duration = Duration::from_secs(3);
+const SETTLE: Duration = Duration::from_secs(4);
 
 /// A key sequence, or the end of the hold, due for a caller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -365,6 +365,12 @@ async fn drive(
                     cfg.latch = true;
                     cfg.pair = Some(c.pair);
                     cfg.inactivity_timeout = None;
+                    (cfg.idle_silence, cfg.silence) = match args.silence {
+                        SilenceArg::Continuous => (true, SilenceSend::Audio),
+                        SilenceArg::Cn => (true, SilenceSend::ComfortNoise),
+                        SilenceArg::Dtx => (true, SilenceSend::Dtx),
+                        SilenceArg::None => (false, SilenceSend::Audio),
+                    };
                     if c.record.hearing.is_some() && !tones.is_empty() {
                         cfg.tone_probe = Some(tones.clone());
                     }

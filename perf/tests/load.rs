@@ -162,3 +162,47 @@ fn errors_are_one_line() {
         "chorus-load: --talkers 4 is more than --conference-size 3"
     );
 }
+
+/// Silence the way gateways and Opus phones send it: talkers fall silent between bursts and
+/// the others stay silent, as RFC 3389 comfort noise (PCMU) and as Opus DTX. The server's
+/// jitter buffers take the gaps as silence, not loss, and every caller still hears exactly its
+/// conference's other talkers.
+#[test]
+fn callers_sending_comfort_noise_or_dtx_still_hear_their_talkers() {
+    let server = Serve::start("silence", "46700-46749");
+    for (codec, silence) in [("pcmu", "cn"), ("opus", "dtx")] {
+        let out = Command::new(load_bin())
+            .args(["run", "--server", &format!("127.0.0.1:{}", server.port)])
+            .args(["--users", "30", "--conference-size", "10", "--talkers", "3"])
+            .args(["--duration", "10s", "--ramp", "30/s", "--codec", codec])
+            .args([
+                "--silence",
+                silence,
+                "--dial",
+                "ivr",
+                "--media-ports",
+                "46750-46799",
+            ])
+            .args(["--progress", "false"])
+            .output()
+            .expect("chorus-load runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{codec} {silence}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("audio checked         30 callers, 0 wrong"),
+            "{codec} {silence}: {stdout}"
+        );
+    }
+    // A mode that does not fit the codec is one line.
+    let out = Command::new(load_bin())
+        .args(["run", "--codec", "pcmu", "--silence", "dtx"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "chorus-load: --silence dtx needs --codec opus (DTX is Opus's)"
+    );
+}

@@ -59,10 +59,19 @@ pub struct PrivateEncoder {
 impl PrivateEncoder {
     /// An encoder for `codec` taking 16 kHz frames; None if this build cannot encode it.
     pub fn new(codec: AudioCodec) -> Option<Self> {
+        Self::with_dtx(codec, false)
+    }
+
+    /// The same, with discontinuous transmission where the codec has it (Opus DTX).
+    pub fn with_dtx(codec: AudioCodec, dtx: bool) -> Option<Self> {
         let rate = codec.sample_rate();
         Some(PrivateEncoder {
             codec,
-            encoder: codec.encoder()?,
+            encoder: if dtx {
+                codec.encoder_with_dtx()?
+            } else {
+                codec.encoder()?
+            },
             resampler: if rate == MIX_RATE {
                 None
             } else {

@@ -110,6 +110,9 @@ pub struct LegConfig {
     /// bindings and phones' jitter buffers expect one, and a caller waiting in an IVR hears
     /// the line stay open. Off: the leg sends only what it is given.
     pub idle_silence: bool,
+    /// How engine-made audio sent to this leg alone (prompts, clips, idle silence) carries
+    /// silence.
+    pub silence: SilenceSend,
     /// Tones (Hz) to watch for in what the leg receives: the onset of each burst of one is
     /// reported as `Event::ToneOnset` (the load generator's check of which talkers a caller
     /// hears, and when). Needs `audio`; ignored when its decoder cannot take the tones.
@@ -119,6 +122,24 @@ pub struct LegConfig {
     /// the core picks round-robin.
     pub pair: Option<u16>,
 }
+
+/// How a leg's engine-made audio carries silence (what phone-network gateways and phones do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SilenceSend {
+    /// Silent frames are encoded and sent like any other (a continuous stream).
+    #[default]
+    Audio,
+    /// RFC 3389: a comfort noise packet when silence starts and every `CN_REFRESH_TICKS`
+    /// ticks after, nothing in between (the timestamp runs on); the next audio packet starts a
+    /// talkspurt (marker bit). Needs the leg's `AudioFormat::cn_pt`, else silence is audio.
+    ComfortNoise,
+    /// Opus DTX: the encoder's DTX frames are not sent (the timestamp runs on); other codecs
+    /// send audio.
+    Dtx,
+}
+
+/// Ticks between comfort noise packets during silence (200 ms at 20 ms).
+pub const CN_REFRESH_TICKS: u32 = 10;
 
 impl LegConfig {
     /// A plain-RTP leg with latching on and nothing else set.
@@ -142,6 +163,7 @@ impl LegConfig {
             audio: None,
             idle_silence: false,
             tone_probe: None,
+            silence: SilenceSend::Audio,
             pair: None,
         }
     }

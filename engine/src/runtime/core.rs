@@ -14,7 +14,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegUpdate};
+use super::command::{
+    CN_REFRESH_TICKS, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegUpdate,
+    SilenceSend,
+};
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::REPORT_INTERVAL;
@@ -30,6 +33,11 @@ use crate::srtp::SrtpError;
 /// The source id under which a leg's mixed audio goes through its outbound numbering (so a
 /// switch between forwarded and mixed audio continues the stream).
 const MIX_SOURCE: u32 = 0;
+/// A frame whose samples all stay within this is silence (for CN; a resampler's tail after
+/// digital silence is a sample or two off zero).
+const SILENT_SAMPLE: i16 = 8;
+/// The noise level of the CN packets sent for silence: -90 dBov (RFC 3389 section 3.1).
+const CN_SILENCE_LEVEL: u8 = 90;
 /// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
 const COMMANDS_PER_ROUND: usize = 256;
 /// Legs waiting to latch that one unknown-source packet is tried against at most. The window
@@ -1021,7 +1029,12 @@ impl CoreState {
             return;
         };
         let (out_seq, out_ts) = leg.audio_out;
-        let marker = out_seq == 0 && out_ts == 0;
+        // The first packet, and the first audio after CN or DTX, start a talkspurt.
+        let is_cn = format.cn_pt == Some(pt);
+        let marker = (out_seq == 0 && out_ts == 0) || (leg.silent_ticks > 0 && !is_cn);
+        if !is_cn {
+            leg.silent_ticks = 0;
+        }
         let (seq, ts) = leg.out_numbering.map(MIX_SOURCE, out_seq, out_ts);
         let clock = format.codec.rtp_clock_rate();
         leg.audio_out = (
@@ -1045,6 +1058,18 @@ impl CoreState {
         );
     }
 
+    /// A tick of the leg's engine-made audio not sent (CN or DTX silence): the RTP
+    /// timestamp runs on, the sequence number does not.
+    fn skip_audio_tick(&mut self, slot: LegSlot) {
+        let tick_ms = self.tick_ms;
+        if let Some(leg) = self.leg_mut(slot)
+            && let Some(format) = leg.audio_format
+        {
+            let step = format.codec.rtp_clock_rate() * tick_ms / 1000;
+            leg.audio_out.1 = leg.audio_out.1.wrapping_add(step);
+        }
+    }
+
     /// Encodes `frame` (16 kHz) with the leg's own encoder and sends it to the leg.
     fn send_private(&mut self, slot: LegSlot, frame: &[i16], tx: &mut TxQueue) {
         let Some(leg) = self.leg_mut(slot) else {
@@ -1053,13 +1078,37 @@ impl CoreState {
         let Some(format) = leg.audio_format else {
             return;
         };
+        // Silence as comfort noise: a CN packet when it starts and every CN_REFRESH_TICKS.
+        let silent = || frame.iter().all(|s| s.abs() <= SILENT_SAMPLE);
+        if leg.silence == SilenceSend::ComfortNoise
+            && let Some(cn_pt) = format.cn_pt
+            && silent()
+        {
+            let refresh = leg.silent_ticks % CN_REFRESH_TICKS == 0;
+            leg.silent_ticks = leg.silent_ticks.saturating_add(1).max(1);
+            if refresh {
+                self.send_audio(slot, cn_pt, &[CN_SILENCE_LEVEL], tx);
+            } else {
+                self.skip_audio_tick(slot);
+            }
+            return;
+        }
+        let dtx = leg.silence == SilenceSend::Dtx;
         if leg.private_encoder.as_ref().map(|e| e.codec()) != Some(format.codec) {
-            leg.private_encoder = PrivateEncoder::new(format.codec);
+            leg.private_encoder = PrivateEncoder::with_dtx(format.codec, dtx);
         }
         let Some(enc) = leg.private_encoder.as_mut() else {
             return;
         };
         if !enc.encode(frame) {
+            return;
+        }
+        if dtx
+            && chorus_codecs::opus::is_dtx(&enc.payload)
+            && format.codec == chorus_codecs::AudioCodec::Opus
+        {
+            leg.silent_ticks = leg.silent_ticks.saturating_add(1);
+            self.skip_audio_tick(slot);
             return;
         }
         let payload = std::mem::take(&mut enc.payload);
@@ -2357,6 +2406,89 @@ mod tests {
             };
             r.state.on_command(r.now, forward);
             assert_eq!(run(&mut r, 5), (0, 0));
+        }
+
+        /// Packets a leg gets over `ticks` ticks: (payload type, marker, seq, timestamp, size).
+        fn sent_over(r: &mut Rig, ticks: u64) -> Vec<(u8, bool, u16, u32, usize)> {
+            let mut sent = Vec::new();
+            let mut out = Vec::new();
+            for index in 0..ticks {
+                let t = Tick {
+                    index,
+                    at: r.now,
+                    late: Duration::ZERO,
+                    skipped: 0,
+                };
+                r.state
+                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+                r.tx.take_queued(&mut sent);
+                for e in sent.drain(..) {
+                    let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
+                    out.push((
+                        p.pt().0,
+                        p.marker(),
+                        p.seq(),
+                        p.timestamp(),
+                        p.payload().len(),
+                    ));
+                    r.tx.release(e.slot);
+                }
+                r.now += Duration::from_millis(20);
+            }
+            out
+        }
+
+        #[test]
+        fn silence_goes_out_as_comfort_noise_or_dtx_when_the_leg_asks() {
+            let loud: std::sync::Arc<[i16]> = vec![6_000i16; 1_600].into();
+            // CN: a packet when silence starts and every 200 ms; the timestamp runs on.
+            let mut r = Rig::new();
+            let mut c = audio_leg(1, addr(9570), AudioCodec::Pcmu, 0);
+            c.idle_silence = true;
+            c.silence = SilenceSend::ComfortNoise;
+            if let Some(f) = c.audio.as_mut() {
+                f.cn_pt = Some(Pt(13));
+            }
+            r.create(c);
+            let idle = sent_over(&mut r, 25);
+            assert_eq!(idle.len(), 3, "{idle:?}");
+            assert!(idle.iter().all(|p| p.0 == 13 && p.4 == 1));
+            let (s0, t0) = (idle[0].2, idle[0].3);
+            assert_eq!(idle[1].2, s0.wrapping_add(1));
+            assert_eq!(idle[1].3, t0.wrapping_add(1_600));
+            // Speech after it: every tick, the first with the marker bit, the clock unbroken.
+            let play = Command::Play {
+                leg: LegId(1),
+                clip: loud.clone(),
+                id: 1,
+            };
+            r.state.on_command(r.now, play);
+            let talk = sent_over(&mut r, 5);
+            assert_eq!(talk.len(), 5);
+            assert_eq!((talk[0].0, talk[0].1), (0, true));
+            assert!(talk[1..].iter().all(|p| p.0 == 0 && !p.1));
+            assert_eq!(talk[0].2, s0.wrapping_add(3));
+            assert_eq!(talk[0].3, t0.wrapping_add(25 * 160));
+
+            // Opus DTX: the encoder's DTX frames stay home; far fewer packets than ticks.
+            let mut r = Rig::new();
+            let mut c = audio_leg(2, addr(9574), AudioCodec::Opus, 111);
+            c.idle_silence = true;
+            c.silence = SilenceSend::Dtx;
+            r.create(c);
+            let idle = sent_over(&mut r, 100);
+            assert!(idle.len() < 40, "{} packets in 100 ticks", idle.len());
+            let play = Command::Play {
+                leg: LegId(2),
+                clip: loud,
+                id: 2,
+            };
+            r.state.on_command(r.now, play);
+            let talk = sent_over(&mut r, 5);
+            assert_eq!(talk.len(), 5);
+            assert!(talk[0].1, "a talkspurt after DTX starts with the marker");
+            assert_eq!(talk[0].3, idle[0].3.wrapping_add(100 * 960));
         }
 
         #[test]

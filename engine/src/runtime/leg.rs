@@ -153,6 +153,11 @@ pub(crate) struct Leg {
     pub player: Option<Player>,
     /// Send silence while nothing else goes out (`LegConfig::idle_silence`).
     pub idle_silence: bool,
+    /// How its engine-made audio carries silence (`LegConfig::silence`).
+    pub silence: crate::runtime::SilenceSend,
+    /// Ticks of silence sent as CN or DTX so far (0: in a talkspurt); the next audio packet
+    /// after some carries the marker bit.
+    pub silent_ticks: u32,
     /// The leg's own encoder (prompts, private mixes), made on first use.
     pub private_encoder: Option<PrivateEncoder>,
     /// Sequence number and timestamp of the audio the engine originates for this leg,
@@ -217,6 +222,8 @@ impl Leg {
             dtmf_out: None,
             player: None,
             idle_silence: cfg.idle_silence,
+            silence: cfg.silence,
+            silent_ticks: 0,
             private_encoder: None,
             audio_out: (0, 0),
         };

@@ -38,7 +38,7 @@ pub mod tick;
 
 pub use command::{
     AudioFormat, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegStats, LegUpdate,
-    MovingLeg, SrtpKey, TelephoneEventPt,
+    MovingLeg, SilenceSend, SrtpKey, TelephoneEventPt,
 };
 pub use dtmf_receiver::{DtmfReceiver, DtmfReport};
 pub use io::{IoKind, IoSizes};

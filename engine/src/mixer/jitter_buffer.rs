@@ -79,6 +79,10 @@
 //! - **Shrinking mid-talkspurt** (drop): when the playout delay exceeds
 //!   `target + max(40 ms, 2 frames, target / 2)`, one due packet is dropped, at most one every 10
 //!   ticks (200 ms at 20 ms). Counted in `shrink_drops`. Skipped mixer ticks show up here.
+//!   While the caller reports the stream quiet (`set_quiet`: the decoded level has been low
+//!   for a few ticks), more than one frame above target is enough: a stream that never pauses
+//!   (silent frames instead of CN or DTX) would otherwise keep its start delay forever, and
+//!   a frame of silence dropped is not heard.
 //!
 //! # Loss or silence
 //!
@@ -408,6 +412,9 @@ pub struct JitterBuffer {
     /// Samples concealed in a row.
     stall: u64,
     ticks_since_shrink: u32,
+    /// The stream has been quiet for a while (`set_quiet`): a frame may be dropped to bring
+    /// the delay down to target, where nobody hears it.
+    quiet: bool,
     delay: i64,
     cn: [u8; CN_MAX_BYTES],
     cn_len: usize,
@@ -486,6 +493,7 @@ impl JitterBuffer {
             due: 0,
             stall: 0,
             ticks_since_shrink: 0,
+            quiet: false,
             delay: 0,
             cn: [0; CN_MAX_BYTES],
             cn_len: 0,
@@ -919,6 +927,15 @@ impl JitterBuffer {
         }
     }
 
+    /// Tells the buffer whether what it played lately was quiet (the caller measures the
+    /// decoded level). While quiet, a delay more than a frame above target is shrunk by
+    /// dropping a due frame (at most one every `SHRINK_EVERY_TICKS` ticks), so a stream that
+    /// never pauses (continuous silence frames, no CN, no DTX) still reaches its target, and
+    /// what is dropped is silence.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
     /// Starts a tick at `now`: decides what this tick plays. Then call [`Self::pop`] until it
     /// returns `None`.
     pub fn tick(&mut self, now: Instant) {
@@ -994,7 +1011,8 @@ impl JitterBuffer {
         let slack = (2 * frame)
             .max(target / 2)
             .max(signed(self.samples(SHRINK_SLACK_MS)));
-        if self.delay > target + slack
+        let over = self.delay > target + slack || (self.quiet && self.delay > target + frame);
+        if over
             && self.ticks_since_shrink >= SHRINK_EVERY_TICKS
             && let Some(h) = self.head()
             && self.slots[h].ts <= self.cursor
@@ -1375,6 +1393,23 @@ mod tests {
             (s.late, s.duplicate, sim.lost(), s.talkspurts),
             (0, 0, 0, 1)
         );
+    }
+
+    #[test]
+    fn a_quiet_continuous_stream_comes_down_to_its_target() {
+        // One talkspurt that never pauses, started at the initial 40 ms.
+        let mut sim = Sim::new(cfg(), talkspurt(0, 500, 1_000, 90_000, 20, 0));
+        sim.run_to(100);
+        let loud = sim.jb.stats();
+        assert!(loud.playout_delay_ms >= 40, "{loud:?}");
+        assert_eq!(loud.shrink_drops, 0, "never while not quiet");
+        sim.jb.set_quiet(true);
+        sim.run_to(200);
+        let s = sim.jb.stats();
+        // A frame dropped brings it within a frame of the 20 ms target, and no further.
+        assert_eq!(s.shrink_drops, 1, "{s:?}");
+        assert!(s.playout_delay_ms <= s.target_delay_ms + 20, "{s:?}");
+        assert_eq!(sim.lost(), 0);
     }
 
     #[test]

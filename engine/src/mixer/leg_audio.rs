@@ -67,6 +67,10 @@ pub enum LegAudioError {
 const EXT_LEVELS: usize = 16;
 /// An empty entry of that ring: outside RFC 6464's 0-127.
 const NO_LEVEL: u8 = 0xff;
+/// At or below this level (-55 dBov) a tick is quiet, for the jitter buffer's shrinking.
+const QUIET_LEVEL: Level = Level(55);
+/// Quiet ticks in a row before the jitter buffer may drop a frame (60 ms at 20 ms).
+const QUIET_TICKS: u32 = 3;
 
 /// A leg's inbound audio path and outbound numbering.
 pub struct LegAudio {
@@ -95,6 +99,8 @@ pub struct LegAudio {
     live: bool,
     /// Ticks pulled; the tick `frame` was made in; the tick the resampler last ran in.
     ticks: u64,
+    /// Quiet ticks in a row.
+    quiet_ticks: u32,
     frame_tick: u64,
     resampled_tick: u64,
     /// G.711: the squared magnitude of every code, for a level without decoding.
@@ -176,6 +182,7 @@ impl LegAudio {
             level: Level::SILENCE,
             live: false,
             ticks: 0,
+            quiet_ticks: 0,
             frame_tick: 0,
             resampled_tick: 0,
             g711_energy,
@@ -342,6 +349,13 @@ impl LegAudio {
             Some(l) => l.min(measured),
             None => measured,
         };
+        // Quiet for QUIET_TICKS in a row: the jitter buffer may drop a frame to reach target.
+        self.quiet_ticks = if self.level.0 >= QUIET_LEVEL.0 {
+            self.quiet_ticks.saturating_add(1)
+        } else {
+            0
+        };
+        self.jitter.set_quiet(self.quiet_ticks >= QUIET_TICKS);
     }
 
     /// Makes this tick's frame at the conference rate (after [`LegAudio::pull_skipping`],

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Capacity of one server core, measured with chorus-load. Not run by CI.
+#
+#   perf/capacity.sh CODEC SIZE TALKERS USERS...
+#   e.g. perf/capacity.sh pcmu 10 3 500 1000 2000
+#
+# For each USERS: a fresh `chorus serve` on one media core pinned to CPU 0, and chorus-load
+# on one core pinned to CPU 1, placing USERS callers (conferences of SIZE with TALKERS
+# talkers, SDES AES-CM-80, through the IVR) held 30 s. One line per run: calls established,
+# RTP loss, delay through the server (p50/p99), MOS (p50/min), the server's CPU (median with
+# every call up) and its CPU per leg, then the verdict. A run passes the capacity bar with
+# loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
+# CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
+# --silence, default continuous), OUT (work directory). Media ports 50000-53999.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -ge 4 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+codec=$1 size=$2 talkers=$3
+shift 3
+hold=${HOLD:-30s}
+checks=${CHECKS:-25}
+silence=${SILENCE:-continuous}
+out=${OUT:-$(mktemp -d /tmp/chorus-capacity.XXXXXX)}
+mkdir -p "$out"
+[ -x target/release/chorus ] && [ -x target/release/chorus-load ] ||
+  { cargo build --release --bin chorus && cargo build --release -p chorus-perf; }
+command -v taskset >/dev/null || { echo "taskset missing: apt-get install util-linux" >&2; exit 1; }
+
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+printf '%-7s %-6s %-8s %-13s %-11s %-9s %-10s %s\n' users up loss% delay50/99 mos50/min cpu% cpu%/leg verdict
+for users in "$@"; do
+  dir=$out/$codec-$size-$talkers-$users
+  rm -rf "$dir" && mkdir -p "$dir"
+  taskset -c 0 target/release/chorus serve --sip udp:127.0.0.1:15990 --cores 1 \
+    --pin-cores false --media-ports 50000-51999 --data-dir "$dir/data" 2>"$dir/server.log" &
+  server_pid=$!
+  for _ in $(seq 50); do grep -q "answering SIP" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
+  set +e
+  taskset -c 1 target/release/chorus-load run --server 127.0.0.1:15990 --server-pid "$server_pid" \
+    --users "$users" --conference-size "$size" --talkers "$talkers" --duration "$hold" \
+    --ramp 200/s --codec "$codec" --srtp aes-cm-80 --dial ivr --silence "$silence" \
+    --audio-checks "$checks" --cores 1 --media-ports 52000-53999 --progress false \
+    --json "$dir/report.json" --plot "$dir/report.png" >"$dir/table.txt" 2>"$dir/load.log"
+  status=$?
+  set -e
+  kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  verdict=$([ $status -eq 0 ] && echo pass || grep -o 'FAILED: .*' "$dir/load.log" | cut -c1-90)
+  python3 - "$dir/report.json" "$users" "$verdict" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+a, m = r["audio"]["delay_ms"], r["mos"]
+cpu = r.get("server_cpu_pct")
+f = lambda v, p=0: "-" if v is None else f"{v:.{p}f}"
+per = None if cpu is None or not r["established"] else cpu / r["established"]
+print(f'{sys.argv[2]:<7} {r["established"]:<6} {r["rtp"]["loss_pct"]:<8.3f} '
+      f'{f(a["p50"])}/{f(a["p99"]):<9} {f(m["p50"], 2)}/{f(m["min"], 2):<6} '
+      f'{f(cpu, 1):<9} {f(per, 4):<10} {sys.argv[3]}')
+EOF
+done
+echo "reports, plots and logs: $out"

@@ -11,7 +11,9 @@
 # every call up) and its CPU per leg, then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
 # CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
-# --silence, default continuous), OUT (work directory). Media ports 50000-53999.
+# --silence, default continuous), OUT (work directory). Media ports 50000-53999. The
+# generator is one source address placing 200 calls/s, so the server's admission limits are
+# raised for the run (--calls-per-s, --calls-per-s-per-source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +38,8 @@ for users in "$@"; do
   dir=$out/$codec-$size-$talkers-$users
   rm -rf "$dir" && mkdir -p "$dir"
   taskset -c 0 target/release/chorus serve --sip udp:127.0.0.1:15990 --cores 1 \
-    --pin-cores false --media-ports 50000-51999 --data-dir "$dir/data" 2>"$dir/server.log" &
+    --pin-cores false --media-ports 50000-51999 --calls-per-s 1000 --calls-per-s-per-source 1000 \
+    --data-dir "$dir/data" 2>"$dir/server.log" &
   server_pid=$!
   for _ in $(seq 50); do grep -q "answering SIP" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
   set +e

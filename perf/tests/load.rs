@@ -151,16 +151,18 @@ fn errors_are_one_line() {
     );
     assert!(!err.contains("panicked"), "{err}");
     // A bad combination of flags.
-    let out = Command::new(load_bin())
-        .args(["run", "--talkers", "4", "--conference-size", "3"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(
-        err.trim(),
+        refused(&["run", "--talkers", "4", "--conference-size", "3"]),
         "chorus-load: --talkers 4 is more than --conference-size 3"
     );
+}
+
+/// What chorus-load says when it refuses `args` (exit 2, one line).
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(load_bin()).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
 }
 
 /// Silence the way gateways and Opus phones send it: talkers fall silent between bursts and
@@ -195,14 +197,8 @@ fn callers_sending_comfort_noise_or_dtx_still_hear_their_talkers() {
         );
     }
     // A mode that does not fit the codec is one line.
-    let out = Command::new(load_bin())
-        .args(["run", "--codec", "pcmu", "--silence", "dtx"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(
-        err.trim(),
+        refused(&["run", "--codec", "pcmu", "--silence", "dtx"]),
         "chorus-load: --silence dtx needs --codec opus (DTX is Opus's)"
     );
 }

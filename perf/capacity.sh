@@ -8,7 +8,8 @@
 # on one core pinned to CPU 1, placing USERS callers (conferences of SIZE with TALKERS
 # talkers, SDES AES-CM-80, through the IVR) held 30 s. One line per run: calls established,
 # RTP loss, delay through the server (p50/p99), MOS (p50/min), the server's CPU (median with
-# every call up) and its CPU per leg, then the verdict. A run passes the capacity bar with
+# every call up) and its CPU per leg, the generator's CPU (! when saturated: its lateness is
+# then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
 # CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
 # --silence, default continuous), OUT (work directory). Media ports 50000-53999. The
@@ -33,7 +34,7 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-printf '%-7s %-6s %-8s %-13s %-11s %-9s %-10s %s\n' users up loss% delay50/99 mos50/min cpu% cpu%/leg verdict
+printf '%-7s %-6s %-8s %-13s %-11s %-9s %-10s %-7s %s\n' users up loss% delay50/99 mos50/min cpu% cpu%/leg gen% verdict
 for users in "$@"; do
   dir=$out/$codec-$size-$talkers-$users
   rm -rf "$dir" && mkdir -p "$dir"
@@ -60,9 +61,10 @@ a, m = r["audio"]["delay_ms"], r["mos"]
 cpu = r.get("server_cpu_pct")
 f = lambda v, p=0: "-" if v is None else f"{v:.{p}f}"
 per = None if cpu is None or not r["established"] else cpu / r["established"]
+gen = f(r.get("generator_cpu_pct")) + ("!" if r.get("generator_saturated") else "")
 print(f'{sys.argv[2]:<7} {r["established"]:<6} {r["rtp"]["loss_pct"]:<8.3f} '
       f'{f(a["p50"])}/{f(a["p99"]):<9} {f(m["p50"], 2)}/{f(m["min"], 2):<6} '
-      f'{f(cpu, 1):<9} {f(per, 4):<10} {sys.argv[3]}')
+      f'{f(cpu, 1):<9} {f(per, 4):<10} {gen:<7} {sys.argv[3]}')
 EOF
 done
 echo "reports, plots and logs: $out"

@@ -52,6 +52,10 @@ pub struct Report {
     pub codec: Option<Codec>,
     /// The run over time, a sample a second.
     pub series: Series,
+    /// The generator's own CPU at each sample of `series`, percent of one core.
+    pub generator_cpu: Vec<Option<f64>>,
+    /// The generator's media cores (`--cores`).
+    pub generator_cores: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -190,8 +194,25 @@ impl Report {
 
     /// Server CPU, percent of a core: the median over the samples taken with every call up.
     pub fn server_cpu_pct(&self) -> Option<f64> {
+        self.median_all_up(&self.series.server_cpu_pct)
+    }
+
+    /// The generator's CPU, percent of a core, the same way.
+    pub fn generator_cpu_pct(&self) -> Option<f64> {
+        self.median_all_up(&self.generator_cpu)
+    }
+
+    /// The generator was busy enough (over 90% of its cores) that its own lateness may be in
+    /// the delay and loss figures.
+    pub fn generator_saturated(&self) -> bool {
+        let cores = self.generator_cores.max(1) as f64;
+        self.generator_cpu_pct().is_some_and(|c| c > 90.0 * cores)
+    }
+
+    /// The median of `samples` (one per `series` sample) over those taken with every call up.
+    fn median_all_up(&self, samples: &[Option<f64>]) -> Option<f64> {
         let peak = self.series.calls_up.iter().copied().fold(0.0, f64::max);
-        let mut v: Vec<f64> = (self.series.calls_up.iter().zip(&self.series.server_cpu_pct))
+        let mut v: Vec<f64> = (self.series.calls_up.iter().zip(samples))
             .filter(|&(&up, _)| up > 0.0 && up >= peak)
             .filter_map(|(_, &cpu)| cpu)
             .collect();
@@ -303,6 +324,17 @@ impl Report {
                 cpu / legs
             );
         }
+        if let Some(cpu) = self.generator_cpu_pct() {
+            println!(
+                "generator CPU         {cpu:.1}% of a core ({} cores){}",
+                self.generator_cores,
+                if self.generator_saturated() {
+                    ": saturated, its own lateness is in the delay and loss figures"
+                } else {
+                    ""
+                }
+            );
+        }
         println!(
             "packets in / out      {} / {} in {:.1} s",
             self.rx_packets, self.tx_packets, self.wall_s
@@ -367,6 +399,8 @@ impl Report {
             },
             "mos": { "p50": percentile(&mos, 50.0), "min": mos.first() },
             "server_cpu_pct": self.server_cpu_pct(),
+            "generator_cpu_pct": self.generator_cpu_pct(),
+            "generator_saturated": self.generator_saturated(),
             "series": {
                 "t_s": self.series.t_s,
                 "calls_up": self.series.calls_up,

@@ -268,6 +268,12 @@ async fn drive(
     if let Some(cpu) = server_cpu.as_mut() {
         cpu.sample(start);
     }
+    // Our own, so a saturated generator is not taken for a slow server.
+    let mut own_cpu = ProcCpu::new(std::process::id()).ok();
+    if let Some(cpu) = own_cpu.as_mut() {
+        cpu.sample(start);
+    }
+    let mut generator_cpu = Vec::new();
 
     loop {
         let now = Instant::now();
@@ -488,6 +494,7 @@ async fn drive(
             series.loss_pct.push(short);
             series.delay_ms.push(delay);
             series.server_cpu_pct.push(cpu);
+            generator_cpu.push(own_cpu.as_mut().and_then(|c| c.sample(now)));
             if args.progress {
                 let ms = delay.map_or("-".into(), |d| format!("{d:.0} ms"));
                 let cpu = cpu.map_or("-".into(), |c| format!("{c:.0}%"));
@@ -602,6 +609,8 @@ async fn drive(
         media_out,
         codec: offer.codecs.first().copied(),
         series,
+        generator_cpu,
+        generator_cores: engine.core_count(),
     })
 }
 

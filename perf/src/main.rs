@@ -156,6 +156,10 @@ pub struct RunArgs {
     /// Fail the run when RTP loss exceeds this percentage.
     #[arg(long, default_value_t = 0.1)]
     pub max_loss_pct: f64,
+    /// Percentage of silent callers that hang up somewhere in the middle half of their hold
+    /// and are replaced at once by a new call to the same conference (churn).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub churn: u8,
     /// How callers send silence.
     #[arg(long, value_enum, default_value = "continuous")]
     pub silence: SilenceArg,

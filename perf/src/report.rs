@@ -48,6 +48,8 @@ pub struct Report {
     pub media_out: u64,
     /// Packets the generator's cores dropped, by reason (unknown flow, SRTP, malformed).
     pub drops: Vec<(&'static str, u64)>,
+    /// Callers that hung up early and were replaced by a new call (`--churn`).
+    pub churned: usize,
     /// The codec the calls used (for the MOS estimate).
     pub codec: Option<Codec>,
     /// The run over time, a sample a second.
@@ -292,6 +294,12 @@ impl Report {
         let (jitter_p50, jitter_max) = self.jitter_ms();
         println!("calls attempted       {}", self.calls.len());
         println!("calls established     {}", self.established());
+        if self.churned > 0 {
+            println!(
+                "calls churned         {} (hung up early, dialed again)",
+                self.churned
+            );
+        }
         for (status, n) in self.failed_by_status() {
             println!("calls failed {status}      {n}");
         }
@@ -382,6 +390,7 @@ impl Report {
         let v = serde_json::json!({
             "attempted": self.calls.len(),
             "established": self.established(),
+            "churned": self.churned,
             "failed": failed,
             "setup_ms": { "p50": percentile(&setup, 50.0), "p99": percentile(&setup, 99.0) },
             "rtp": { "received": got, "lost": lost, "loss_pct": loss },

@@ -41,6 +41,8 @@ const SETTLE: Duration = Duration::from_secs(4);
 enum Due {
     Keys(String),
     Hangup,
+    /// Hang up early and dial again as a new caller in the same place (churn).
+    Redial,
 }
 
 #[derive(Debug)]
@@ -72,6 +74,44 @@ struct Caller {
     ended: Option<Instant>,
     /// When each burst of its talker signal went out (talkers).
     bursts: Vec<Instant>,
+    /// How long it holds once answered.
+    hold: Duration,
+    /// It hangs up this far into its hold and a new caller takes its place (`--churn`).
+    churn_after: Option<Duration>,
+}
+
+impl Caller {
+    /// A new caller at index `index` taking `self`'s place in its conference for `hold` (a
+    /// churning caller's successor: never a talker, no churn of its own).
+    fn successor(&self, index: u32, hold: Duration) -> Caller {
+        Caller {
+            record: CallRecord {
+                index,
+                conference: self.record.conference,
+                talker: false,
+                hearing: (self.record.hearing.as_ref()).map(|h| Hearing::new(h.heard.len())),
+                ..CallRecord::default()
+            },
+            core: self.core,
+            pair: self.pair,
+            leg: LegId(index + 1),
+            handle: None,
+            dialed: None,
+            answered: None,
+            leg_up: false,
+            finished: false,
+            done: false,
+            signal: None,
+            keys: (None, None),
+            slot: self.slot,
+            first: self.first,
+            settled: None,
+            ended: None,
+            bursts: Vec::new(),
+            hold,
+            churn_after: None,
+        }
+    }
 }
 
 fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
@@ -246,6 +286,14 @@ async fn drive(
                 settled: None,
                 ended: None,
                 bursts: Vec::new(),
+                hold: args.duration,
+                // Silent callers only (a talker's bursts are what the others are checked
+                // against), `churn` in each hundred, each at its own point of the middle half
+                // of the hold.
+                churn_after: (slot >= args.talkers && i % 100 < u32::from(args.churn)).then(|| {
+                    args.duration
+                        .mul_f64(0.25 + 0.5 * f64::from(i * 37 % 100) / 100.0)
+                }),
             }
         })
         .collect();
@@ -258,6 +306,8 @@ async fn drive(
     // Calls never answered by then are given up (the UAC's own timers fail them earlier).
     let deadline = start + ramp_time + args.duration + Duration::from_secs(45);
     let mut placed = 0usize;
+    // Callers that hung up early and were replaced (`--churn`).
+    let mut churned = 0usize;
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_packets = (0u64, 0u64);
     // The run over time, a sample a second: calls up, the RTP short of 50 packets a second
@@ -278,7 +328,12 @@ async fn drive(
     loop {
         let now = Instant::now();
         // Place the calls that are due.
-        while placed < callers.len() && start + interval * placed as u32 <= now {
+        // The first `users` at the ramp rate; churned callers' successors at once.
+        let due_at = |placed: usize| {
+            let ramped = (placed as u32).min(args.users);
+            start + interval * ramped
+        };
+        while placed < callers.len() && due_at(placed) <= now {
             let c = &mut callers[placed];
             let user = match args.dial {
                 DialArg::Ivr => args.ivr_number.clone(),
@@ -324,6 +379,7 @@ async fn drive(
             let Some(Reverse((_, i, what))) = due.pop() else {
                 break;
             };
+            let next_index = callers.len() as u32;
             let c = &mut callers[i];
             if c.finished {
                 continue;
@@ -337,6 +393,18 @@ async fn drive(
                         let _ = uac.hangup(now, h);
                     }
                     finish(engine, c, now);
+                }
+                Due::Redial => {
+                    if let Some(h) = c.handle {
+                        let _ = uac.hangup(now, h);
+                    }
+                    finish(engine, c, now);
+                    let rest = c.answered.map_or(Duration::ZERO, |a| {
+                        c.hold.saturating_sub(now.saturating_duration_since(a))
+                    });
+                    let next = c.successor(next_index, rest);
+                    callers.push(next);
+                    churned += 1;
                 }
             }
         }
@@ -426,7 +494,10 @@ async fn drive(
                             }
                         }
                     }
-                    due.push(Reverse((at + args.duration, i, Due::Hangup)));
+                    due.push(Reverse((at + c.hold, i, Due::Hangup)));
+                    if let Some(after) = c.churn_after {
+                        due.push(Reverse((at + after, i, Due::Redial)));
+                    }
                 }
                 // The server moved the call (a leg moved to its conference's core) or changed
                 // its media: point the leg at the new address, rekey only if keys changed.
@@ -509,7 +580,7 @@ async fn drive(
             last_packets = (rx, tx);
         }
 
-        let next_call = (placed < callers.len()).then(|| start + interval * placed as u32);
+        let next_call = (placed < callers.len()).then(|| due_at(placed));
         let wake = [
             next_call,
             uac.poll_timeout(),
@@ -607,6 +678,7 @@ async fn drive(
         rx_packets: rx,
         tx_packets: tx,
         media_out,
+        churned,
         codec: offer.codecs.first().copied(),
         series,
         generator_cpu,

@@ -1,6 +1,7 @@
 //! `chorus-load` against a real `chorus serve`: 200 callers in 20 conferences of 10 (3
 //! talkers each) dial the IVR number, key their conference ID as RFC 4733 events, hold 20 s
-//! with SDES SRTP (AES_CM_128_HMAC_SHA1_80) and PCMU, and hang up. The run must establish
+//! with SDES SRTP (AES_CM_128_HMAC_SHA1_80) and PCMU, and hang up; a fifth of the silent
+//! callers hang up midway and a new call takes their place. The run must establish
 //! every call and see no loss, no silent caller and no SRTP failure; and its errors are one
 //! line each.
 
@@ -97,7 +98,7 @@ fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
             "--media-ports",
             "47700-47799",
         ])
-        .args(["--progress", "false", "--json"])
+        .args(["--churn", "20", "--progress", "false", "--json"])
         .arg(&json)
         .arg("--plot")
         .arg(&plot)
@@ -107,15 +108,23 @@ fn two_hundred_callers_through_the_ivr_hear_their_conferences() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
     let report = std::fs::read_to_string(&json).unwrap();
-    assert!(report.contains("\"established\": 200"), "{report}");
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    // A fifth of the silent callers hung up mid-call and dialed again: every call, first or
+    // second, was established.
+    let churned = v["churned"].as_u64().unwrap_or(0);
+    assert!(churned >= 20, "{churned} churned: {stdout}");
+    assert_eq!(v["attempted"].as_u64(), Some(200 + churned), "{stdout}");
+    assert_eq!(v["established"], v["attempted"], "{stdout}");
     assert!(stdout.contains("silent callers        0"), "{stdout}");
     // Every caller's audio was checked: each heard its conference's other talkers' bursts
     // and never itself (the verdict fails otherwise), and the bursts' delay was measured.
     assert!(
-        stdout.contains("audio checked         200 callers, 0 wrong"),
+        stdout.contains(&format!(
+            "audio checked         {} callers, 0 wrong",
+            200 + churned
+        )),
         "{stdout}"
     );
-    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
     let p50 = v["audio"]["delay_ms"]["p50"].as_f64().unwrap_or(f64::NAN);
     assert!(p50 > 0.0 && p50 < 200.0, "delay p50 {p50} ms: {stdout}");
     let mos = v["mos"]["p50"].as_f64().unwrap_or(0.0);

@@ -81,20 +81,22 @@ struct Caller {
 }
 
 impl Caller {
-    /// A new caller at index `index` taking `self`'s place in its conference for `hold` (a
-    /// churning caller's successor: never a talker, no churn of its own).
-    fn successor(&self, index: u32, hold: Duration) -> Caller {
+    /// Caller `record.index` in slot `slot` of the conference whose first caller is `first`,
+    /// its leg on `core` and socket pair `pair`, holding for `hold`; silent and not churning
+    /// until told otherwise.
+    fn new(
+        record: CallRecord,
+        core: CoreId,
+        pair: u16,
+        slot: usize,
+        first: usize,
+        hold: Duration,
+    ) -> Caller {
         Caller {
-            record: CallRecord {
-                index,
-                conference: self.record.conference,
-                talker: false,
-                hearing: (self.record.hearing.as_ref()).map(|h| Hearing::new(h.heard.len())),
-                ..CallRecord::default()
-            },
-            core: self.core,
-            pair: self.pair,
-            leg: LegId(index + 1),
+            leg: LegId(record.index + 1),
+            record,
+            core,
+            pair,
             handle: None,
             dialed: None,
             answered: None,
@@ -103,14 +105,27 @@ impl Caller {
             done: false,
             signal: None,
             keys: (None, None),
-            slot: self.slot,
-            first: self.first,
+            slot,
+            first,
             settled: None,
             ended: None,
             bursts: Vec::new(),
             hold,
             churn_after: None,
         }
+    }
+
+    /// A new caller at index `index` taking `self`'s place in its conference for `hold` (a
+    /// churning caller's successor: never a talker, no churn of its own).
+    fn successor(&self, index: u32, hold: Duration) -> Caller {
+        let record = CallRecord {
+            index,
+            conference: self.record.conference,
+            talker: false,
+            hearing: (self.record.hearing.as_ref()).map(|h| Hearing::new(h.heard.len())),
+            ..CallRecord::default()
+        };
+        Caller::new(record, self.core, self.pair, self.slot, self.first, hold)
     }
 }
 
@@ -260,41 +275,25 @@ async fn drive(
             let slot = i % args.conference_size;
             let core = CoreId((i as usize % cores) as u16);
             let pairs = engine.media_addrs(core).len().max(1);
-            Caller {
-                record: CallRecord {
-                    index: i,
-                    conference,
-                    talker: slot < args.talkers,
-                    // `audio_checks` callers in each hundred, spread over the conferences.
-                    hearing: (i % 100 < u32::from(args.audio_checks))
-                        .then(|| Hearing::new(talkers)),
-                    ..CallRecord::default()
-                },
-                core,
-                pair: ((i as usize / cores) % pairs) as u16,
-                leg: LegId(i + 1),
-                handle: None,
-                dialed: None,
-                answered: None,
-                leg_up: false,
-                finished: false,
-                done: false,
-                signal: (slot < args.talkers).then(|| signals[slot as usize].clone()),
-                keys: (None, None),
-                slot: slot as usize,
-                first: (i - slot) as usize,
-                settled: None,
-                ended: None,
-                bursts: Vec::new(),
-                hold: args.duration,
-                // Silent callers only (a talker's bursts are what the others are checked
-                // against), `churn` in each hundred, each at its own point of the middle half
-                // of the hold.
-                churn_after: (slot >= args.talkers && i % 100 < u32::from(args.churn)).then(|| {
-                    args.duration
-                        .mul_f64(0.25 + 0.5 * f64::from(i * 37 % 100) / 100.0)
-                }),
-            }
+            let record = CallRecord {
+                index: i,
+                conference,
+                talker: slot < args.talkers,
+                // `audio_checks` callers in each hundred, spread over the conferences.
+                hearing: (i % 100 < u32::from(args.audio_checks)).then(|| Hearing::new(talkers)),
+                ..CallRecord::default()
+            };
+            let pair = ((i as usize / cores) % pairs) as u16;
+            let first = (i - slot) as usize;
+            let mut c = Caller::new(record, core, pair, slot as usize, first, args.duration);
+            c.signal = (slot < args.talkers).then(|| signals[slot as usize].clone());
+            // Silent callers only (a talker's bursts are what the others are checked against),
+            // `churn` in each hundred, each at its own point of the middle half of the hold.
+            c.churn_after = (slot >= args.talkers && i % 100 < u32::from(args.churn)).then(|| {
+                args.duration
+                    .mul_f64(0.25 + 0.5 * f64::from(i * 37 % 100) / 100.0)
+            });
+            c
         })
         .collect();
     let mut by_handle: HashMap<CallHandle, usize> = HashMap::new();

@@ -2273,26 +2273,10 @@ mod tests {
             };
             r.state.on_command(r.now, record);
             let mut heard: [Vec<i16>; 2] = [Vec::new(), Vec::new()];
-            let mut sent = Vec::new();
-            for index in 0..60u64 {
-                let t = Tick {
-                    index,
-                    at: r.now,
-                    late: Duration::ZERO,
-                    skipped: 0,
-                };
-                r.state
-                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
-                r.tx.take_queued(&mut sent);
-                for e in sent.drain(..) {
-                    let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
-                    let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
-                    assert_eq!(p.pt(), Pt(8));
-                    let who = usize::from(e.dst.port() != 9502);
-                    g711::decode_into(g711::Law::A, p.payload(), &mut heard[who]);
-                    r.tx.release(e.slot);
-                }
-                r.now += Duration::from_millis(20);
+            for p in sent_over(&mut r, 60) {
+                assert_eq!(p.pt, 8);
+                let who = usize::from(p.dst.port() != 9502);
+                g711::decode_into(g711::Law::A, &p.payload, &mut heard[who]);
             }
             let done: Vec<_> = r
                 .events()
@@ -2344,7 +2328,7 @@ mod tests {
                 let loud = (sent.iter())
                     .filter(|p| {
                         let mut pcm = Vec::new();
-                        g711::decode_into(g711::Law::Mu, &p.4, &mut pcm);
+                        g711::decode_into(g711::Law::Mu, &p.payload, &mut pcm);
                         pcm.iter().any(|s| s.abs() > 1_000)
                     })
                     .count();
@@ -2393,9 +2377,19 @@ mod tests {
             assert_eq!(run(&mut r, 5), (0, 0));
         }
 
-        /// Packets a leg gets over `ticks` ticks: (payload type, marker, seq, timestamp,
-        /// payload).
-        fn sent_over(r: &mut Rig, ticks: u64) -> Vec<(u8, bool, u16, u32, Vec<u8>)> {
+        /// One RTP packet the engine sent.
+        #[derive(Debug)]
+        struct Sent {
+            dst: SocketAddr,
+            pt: u8,
+            marker: bool,
+            seq: u16,
+            ts: u32,
+            payload: Vec<u8>,
+        }
+
+        /// The packets the engine sends over `ticks` ticks of 20 ms.
+        fn sent_over(r: &mut Rig, ticks: u64) -> Vec<Sent> {
             let mut sent = Vec::new();
             let mut out = Vec::new();
             for index in 0..ticks {
@@ -2411,13 +2405,14 @@ mod tests {
                 for e in sent.drain(..) {
                     let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
                     let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
-                    out.push((
-                        p.pt().0,
-                        p.marker(),
-                        p.seq(),
-                        p.timestamp(),
-                        p.payload().to_vec(),
-                    ));
+                    out.push(Sent {
+                        dst: e.dst,
+                        pt: p.pt().0,
+                        marker: p.marker(),
+                        seq: p.seq(),
+                        ts: p.timestamp(),
+                        payload: p.payload().to_vec(),
+                    });
                     r.tx.release(e.slot);
                 }
                 r.now += Duration::from_millis(20);
@@ -2439,10 +2434,10 @@ mod tests {
             r.create(c);
             let idle = sent_over(&mut r, 25);
             assert_eq!(idle.len(), 3, "{idle:?}");
-            assert!(idle.iter().all(|p| p.0 == 13 && p.4.len() == 1));
-            let (s0, t0) = (idle[0].2, idle[0].3);
-            assert_eq!(idle[1].2, s0.wrapping_add(1));
-            assert_eq!(idle[1].3, t0.wrapping_add(1_600));
+            assert!(idle.iter().all(|p| p.pt == 13 && p.payload.len() == 1));
+            let (s0, t0) = (idle[0].seq, idle[0].ts);
+            assert_eq!(idle[1].seq, s0.wrapping_add(1));
+            assert_eq!(idle[1].ts, t0.wrapping_add(1_600));
             // Speech after it: every tick, the first with the marker bit, the clock unbroken.
             let play = Command::Play {
                 leg: LegId(1),
@@ -2452,10 +2447,10 @@ mod tests {
             r.state.on_command(r.now, play);
             let talk = sent_over(&mut r, 5);
             assert_eq!(talk.len(), 5);
-            assert_eq!((talk[0].0, talk[0].1), (0, true));
-            assert!(talk[1..].iter().all(|p| p.0 == 0 && !p.1));
-            assert_eq!(talk[0].2, s0.wrapping_add(3));
-            assert_eq!(talk[0].3, t0.wrapping_add(25 * 160));
+            assert_eq!((talk[0].pt, talk[0].marker), (0, true));
+            assert!(talk[1..].iter().all(|p| p.pt == 0 && !p.marker));
+            assert_eq!(talk[0].seq, s0.wrapping_add(3));
+            assert_eq!(talk[0].ts, t0.wrapping_add(25 * 160));
 
             // Opus DTX: the encoder's DTX frames stay home; far fewer packets than ticks.
             let mut r = Rig::new();
@@ -2473,8 +2468,11 @@ mod tests {
             r.state.on_command(r.now, play);
             let talk = sent_over(&mut r, 5);
             assert_eq!(talk.len(), 5);
-            assert!(talk[0].1, "a talkspurt after DTX starts with the marker");
-            assert_eq!(talk[0].3, idle[0].3.wrapping_add(100 * 960));
+            assert!(
+                talk[0].marker,
+                "a talkspurt after DTX starts with the marker"
+            );
+            assert_eq!(talk[0].ts, idle[0].ts.wrapping_add(100 * 960));
         }
 
         #[test]

@@ -36,6 +36,8 @@ const MIX_SOURCE: u32 = 0;
 /// A frame whose samples all stay within this is silence (for CN; a resampler's tail after
 /// digital silence is a sample or two off zero).
 const SILENT_SAMPLE: i16 = 8;
+/// Ticks between the frames an idle Opus DTX leg sends (400 ms at 20 ms, as libopus does).
+const DTX_REFRESH_TICKS: u32 = 20;
 /// The noise level of the CN packets sent for silence: -90 dBov (RFC 3389 section 3.1).
 const CN_SILENCE_LEVEL: u8 = 90;
 /// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
@@ -105,6 +107,9 @@ pub(crate) struct CoreState {
     playing: Vec<LegSlot>,
     /// Scratch frame for prompts.
     scratch_frame: Vec<i16>,
+    /// One encoded frame of silence per codec, sent to every idle leg of that codec (an Opus
+    /// encode per idle leg per tick would cost a core for a few thousand callers in the IVR).
+    silence_payloads: Vec<(chorus_codecs::AudioCodec, Vec<u8>)>,
     /// Conferences spanning cores: their partial-mix bus (kept for a conference made later).
     spans: HashMap<ConferenceId, std::sync::Arc<crate::mixer::MixBus>, FastBuild>,
     /// Scratch: this tick's conference ids (kept, so a tick allocates nothing).
@@ -147,6 +152,7 @@ impl CoreState {
             tone_onsets: Vec::new(),
             playing: Vec::new(),
             scratch_frame: Vec::new(),
+            silence_payloads: Vec::new(),
             spans: HashMap::default(),
             conference_ids: Vec::new(),
             conferences: HashMap::default(),
@@ -1058,6 +1064,57 @@ impl CoreState {
         );
     }
 
+    /// One tick of silence to an idle leg, the way the leg sends silence: as CN, as DTX (a
+    /// frame every `DTX_REFRESH_TICKS`, nothing between) or as an encoded silent frame shared
+    /// by every idle leg of the codec.
+    fn send_idle_silence(&mut self, slot: LegSlot, zeros: &[i16], tx: &mut TxQueue) {
+        let Some(leg) = self.leg_mut(slot) else {
+            return;
+        };
+        let Some(format) = leg.audio_format else {
+            return;
+        };
+        match leg.silence {
+            SilenceSend::ComfortNoise if format.cn_pt.is_some() => {
+                return self.send_private(slot, zeros, tx);
+            }
+            SilenceSend::Dtx if format.codec == chorus_codecs::AudioCodec::Opus => {
+                let refresh = leg.silent_ticks % DTX_REFRESH_TICKS == 0;
+                leg.silent_ticks = leg.silent_ticks.saturating_add(1).max(1);
+                if !refresh {
+                    return self.skip_audio_tick(slot);
+                }
+            }
+            _ => {}
+        }
+        let codec = format.codec;
+        let cached = self.silence_payloads.iter().position(|(c, _)| *c == codec);
+        let index = match cached {
+            Some(i) => i,
+            None => {
+                let Some(mut enc) = PrivateEncoder::new(codec) else {
+                    return;
+                };
+                if !enc.encode(zeros) {
+                    return;
+                }
+                self.silence_payloads
+                    .push((codec, std::mem::take(&mut enc.payload)));
+                self.silence_payloads.len() - 1
+            }
+        };
+        let payload = std::mem::take(&mut self.silence_payloads[index].1);
+        // A DTX refresh frame starts no talkspurt (no marker bit), and the leg stays in DTX.
+        let silent_ticks = self
+            .leg_mut(slot)
+            .map_or(0, |l| std::mem::take(&mut l.silent_ticks));
+        self.send_audio(slot, format.pt, &payload, tx);
+        if let Some(leg) = self.leg_mut(slot) {
+            leg.silent_ticks = silent_ticks;
+        }
+        self.silence_payloads[index].1 = payload;
+    }
+
     /// A tick of the leg's engine-made audio not sent (CN or DTX silence): the RTP
     /// timestamp runs on, the sequence number does not.
     fn skip_audio_tick(&mut self, slot: LegSlot) {
@@ -1259,7 +1316,7 @@ impl CoreState {
                 // Idle: silence, unless media is forwarded to it or DTMF goes out on it.
                 let idle = leg.idle_silence;
                 if idle && leg.send && leg.sources.is_empty() && leg.dtmf_out.is_none() {
-                    self.send_private(slot, &frame, tx);
+                    self.send_idle_silence(slot, &frame, tx);
                 }
                 return idle;
             };
@@ -2452,14 +2509,16 @@ mod tests {
             assert_eq!(talk[0].seq, s0.wrapping_add(3));
             assert_eq!(talk[0].ts, t0.wrapping_add(25 * 160));
 
-            // Opus DTX: the encoder's DTX frames stay home; far fewer packets than ticks.
+            // Opus DTX: an idle leg sends a frame every 400 ms (no marker: no talkspurt), a
+            // talker's DTX frames stay home.
             let mut r = Rig::new();
             let mut c = audio_leg(2, addr(9574), AudioCodec::Opus, 111);
             c.idle_silence = true;
             c.silence = SilenceSend::Dtx;
             r.create(c);
             let idle = sent_over(&mut r, 100);
-            assert!(idle.len() < 40, "{} packets in 100 ticks", idle.len());
+            assert_eq!(idle.len(), 5, "{idle:?}");
+            assert!(idle[1..].iter().all(|p| !p.marker && p.ts > idle[0].ts));
             let play = Command::Play {
                 leg: LegId(2),
                 clip: loud,

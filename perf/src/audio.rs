@@ -46,7 +46,7 @@ pub struct Hearing {
     /// Per talker slot: bursts the talker sent while both were settled (the last second of
     /// the shorter call left out). Zero for the caller's own slot.
     pub expected: Vec<u32>,
-    /// Bursts of its own tone it heard once settled (the server must never send a caller
+    /// Bursts of its own it heard back once settled (the server must never send a caller
     /// itself).
     pub self_heard: u32,
     /// Onsets that match no burst the talker sent in the window before.
@@ -77,6 +77,12 @@ impl Hearing {
             .collect()
     }
 
+    /// It heard itself: its own bursts came back more than once (one could be a prompt's
+    /// vowel taken for its tone; a server that echoes does it on every burst).
+    pub fn hears_itself(&self) -> bool {
+        self.self_heard >= 2
+    }
+
     /// The median delay, ms.
     pub fn median_delay_ms(&self) -> Option<f64> {
         let mut v = self.delays_ms.clone();
@@ -100,10 +106,6 @@ pub fn book_onset(
     if at < settled {
         return None;
     }
-    if own_slot == Some(slot) {
-        hearing.self_heard += 1;
-        return None;
-    }
     let sent = bursts.partition_point(|&b| b <= at);
     let Some(&start) = sent.checked_sub(1).and_then(|i| bursts.get(i)) else {
         hearing.unmatched += 1;
@@ -112,6 +114,11 @@ pub fn book_onset(
     let delay = at - start;
     if delay > MATCH_WINDOW {
         hearing.unmatched += 1;
+        return None;
+    }
+    // Its own tone, in step with its own bursts: the server sent it back its own voice.
+    if own_slot == Some(slot) {
+        hearing.self_heard += 1;
         return None;
     }
     // A burst sent before then may have reached the conference only in part.
@@ -159,10 +166,13 @@ mod tests {
         // Its own tone before it settled is not booked (IVR prompts are speech).
         book_onset(&mut h, Some(0), 0, s(1_000), &bursts, s(1_500));
         assert_eq!(h.self_heard, 0);
-        // Its own tone, and a tone long after any burst.
+        // Its own tone in step with its bursts, and a tone long after any burst.
         book_onset(&mut h, Some(0), 0, s(2_100), &bursts, s(1_500));
         book_onset(&mut h, Some(0), 2, s(7_500), &bursts, s(1_500));
         assert_eq!((h.self_heard, h.unmatched), (1, 1));
+        assert!(!h.hears_itself());
+        book_onset(&mut h, Some(0), 0, s(4_080), &bursts, s(1_500));
+        assert!(h.hears_itself());
         // Expected: the bursts from 1.5 s to a second before the end at 7 s.
         h.expected = vec![0, expected_bursts(&bursts, s(1_500), s(7_000)), 3];
         assert_eq!(h.expected[1], 3);

@@ -155,7 +155,7 @@ impl Report {
             let Some(h) = &c.hearing else {
                 continue;
             };
-            if h.self_heard > 0 {
+            if h.hears_itself() {
                 out.push(format!(
                     "caller {} heard itself {} times",
                     c.index, h.self_heard
@@ -516,7 +516,7 @@ mod tests {
         });
         let mut echo = call(1, Some(1.0), 100, 0);
         echo.hearing = Some(Hearing {
-            self_heard: 1,
+            self_heard: 2,
             ..Hearing::new(3)
         });
         let wrong = Report {
@@ -529,6 +529,6 @@ mod tests {
                 && why.contains("caller 0 heard 2 of 10 bursts of talker 2"),
             "{why}"
         );
-        assert_eq!(wrong.wrong_audio()[1], "caller 1 heard itself 1 times");
+        assert_eq!(wrong.wrong_audio()[1], "caller 1 heard itself 2 times");
     }
 }

@@ -72,7 +72,7 @@ pub enum TransportArg {
     Udp,
     /// TCP.
     Tcp,
-    /// TLS (not yet).
+    /// TLS (the server's certificate checked against `--tls-ca`).
     Tls,
 }
 
@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// SIP transport.
     #[arg(long, value_enum, default_value = "udp")]
     pub transport: TransportArg,
+    /// With `--transport tls`: the PEM file of the certificates to trust (the server's own
+    /// self-signed one, or its CA).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// How callers reach their conference.
     #[arg(long, value_enum, default_value = "direct")]
     pub dial: DialArg,
@@ -258,8 +262,12 @@ impl RunArgs {
                 self.talkers, self.conference_size
             ));
         }
-        if self.transport == TransportArg::Tls {
-            return Err("--transport tls is not supported yet (udp, tcp)".into());
+        if self.transport == TransportArg::Tls && self.tls_ca.is_none() {
+            return Err(
+                "--transport tls needs --tls-ca FILE (the server's certificate or its CA; \
+                 chorus serve writes a generated one to DATA_DIR/tls/cert.pem)"
+                    .into(),
+            );
         }
         if let Some(pin) = &self.pin
             && (pin.is_empty() || !pin.bytes().all(|b| b.is_ascii_digit()))

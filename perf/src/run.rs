@@ -245,13 +245,27 @@ async fn drive(
 ) -> Result<Report> {
     let transport = match args.transport {
         TransportArg::Udp => Transport::Udp,
-        TransportArg::Tcp | TransportArg::Tls => Transport::Tcp,
+        TransportArg::Tcp => Transport::Tcp,
+        TransportArg::Tls => Transport::Tls,
+    };
+    let tls_client = match (&args.tls_ca, args.transport) {
+        (Some(ca), TransportArg::Tls) => {
+            Some(chorus_signaling::tls::client_config(ca).context("reading --tls-ca")?)
+        }
+        _ => None,
+    };
+    // Over TLS every call goes out on connections we open; the listener (plain TCP) only
+    // gives the Via an address.
+    let listen = match transport {
+        Transport::Tls => Transport::Tcp,
+        t => t,
     };
     let (transports, mut inbound) = Transports::bind(TransportConfig {
         listen: vec![ListenSpec {
-            transport,
+            transport: listen,
             addr: (args.bind, 0).into(),
         }],
+        tls_client,
         ..TransportConfig::default()
     })
     .await

@@ -25,10 +25,11 @@ fn chorus_bin() -> PathBuf {
     path
 }
 
-/// A running `chorus serve` on a free UDP port; killed on drop.
+/// A running `chorus serve` on a free UDP port (and a TLS one); killed on drop.
 struct Serve {
     child: Child,
     port: u16,
+    tls_port: u16,
     dir: PathBuf,
 }
 
@@ -37,7 +38,14 @@ impl Serve {
         let dir = std::env::temp_dir().join(format!("chorus-load-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new(chorus_bin())
-            .args(["serve", "--sip", "udp:127.0.0.1:0", "--media-ports", media])
+            .args([
+                "serve",
+                "--sip",
+                "udp:127.0.0.1:0",
+                "--sip",
+                "tls:127.0.0.1:0",
+            ])
+            .args(["--media-ports", media])
             .args(["--cores", "1", "--pin-cores", "false", "--data-dir"])
             .arg(&dir)
             .stderr(Stdio::piped())
@@ -45,22 +53,26 @@ impl Serve {
             .expect("chorus starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut port = None;
+        let (mut port, mut tls_port) = (None, None);
+        let after = |line: &str, key: &str| -> Option<u16> {
+            let at = line.find(key)?;
+            let rest = &line[at + key.len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
         while port.is_none() && Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else { break };
-            if let Some(at) = line.find("sip=\"udp:127.0.0.1:") {
-                let rest = &line[at + "sip=\"udp:127.0.0.1:".len()..];
-                port = rest
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()
-                    .and_then(|p| p.parse().ok());
-            }
+            port = after(&line, "sip=\"udp:127.0.0.1:");
+            tls_port = after(&line, "tls:127.0.0.1:");
         }
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Serve {
             child,
             port: port.expect("chorus serve announced its SIP port"),
+            tls_port: tls_port.expect("chorus serve announced its TLS port"),
             dir,
         }
     }
@@ -159,6 +171,11 @@ fn errors_are_one_line() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    // TLS without a certificate to trust.
+    assert!(
+        refused(&["run", "--transport", "tls"])
+            .starts_with("chorus-load: --transport tls needs --tls-ca FILE")
+    );
     // A bad combination of flags.
     assert_eq!(
         refused(&["run", "--talkers", "4", "--conference-size", "3"]),
@@ -177,7 +194,7 @@ fn refused(args: &[&str]) -> String {
 /// Silence the way gateways and Opus phones send it: talkers fall silent between bursts and
 /// the others stay silent, as RFC 3389 comfort noise (PCMU) and as Opus DTX. The server's
 /// jitter buffers take the gaps as silence, not loss, and every caller still hears exactly its
-/// conference's other talkers.
+/// conference's other talkers. Then callers over SIP over TLS.
 #[test]
 fn callers_sending_comfort_noise_or_dtx_still_hear_their_talkers() {
     let server = Serve::start("silence", "46700-46749");
@@ -205,6 +222,32 @@ fn callers_sending_comfort_noise_or_dtx_still_hear_their_talkers() {
             "{codec} {silence}: {stdout}"
         );
     }
+    // SIP over TLS, the server's generated certificate trusted.
+    let out = Command::new(load_bin())
+        .args(["run", "--server", &format!("127.0.0.1:{}", server.tls_port)])
+        .args(["--transport", "tls", "--tls-ca"])
+        .arg(server.dir.join("tls/cert.pem"))
+        .args(["--server-pid", &server.child.id().to_string()])
+        .args([
+            "--users",
+            "20",
+            "--duration",
+            "8s",
+            "--ramp",
+            "20/s",
+            "--dial",
+            "ivr",
+        ])
+        .args(["--media-ports", "46750-46799", "--progress", "false"])
+        .output()
+        .expect("chorus-load runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tls: {stdout}{stderr}");
+    assert!(
+        stdout.contains("calls established     20") && stdout.contains("20 callers, 0 wrong"),
+        "tls: {stdout}"
+    );
     // A mode that does not fit the codec is one line.
     assert_eq!(
         refused(&["run", "--codec", "pcmu", "--silence", "dtx"]),

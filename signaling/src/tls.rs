@@ -67,25 +67,51 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
     }
 }
 
+/// Reads the certificates of a PEM file (one or more CERTIFICATE blocks).
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(io_err(path))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.to_owned(),
+            what: format!("bad PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            what: "no CERTIFICATE block".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// A client configuration (for TLS connections we open) that trusts the certificates in the
+/// PEM file `ca_path`: a CA, or a server's self-signed certificate (`chorus serve` writes
+/// its generated one to `DATA_DIR/tls/cert.pem`).
+pub fn client_config(ca_path: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca_path)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: ca_path.to_owned(),
+            what: format!("not a usable certificate: {e}"),
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rejected(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 fn read_pair(
     cert_path: &Path,
     key_path: &Path,
     origin: TlsOrigin,
 ) -> Result<TlsMaterial, TlsError> {
-    let cert_pem = std::fs::read(cert_path).map_err(io_err(cert_path))?;
+    let chain = read_certificates(cert_path)?;
     let key_pem = std::fs::read(key_path).map_err(io_err(key_path))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: cert_path.to_owned(),
-            what: format!("bad PEM: {e}"),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Pem {
-            path: cert_path.to_owned(),
-            what: "no CERTIFICATE block".into(),
-        });
-    }
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
         path: key_path.to_owned(),
         what: format!("no usable private key: {e}"),

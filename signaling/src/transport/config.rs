@@ -23,6 +23,9 @@ pub struct TransportConfig {
     pub listen: Vec<ListenSpec>,
     /// Server configuration for TLS listeners (required when there is one).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Client configuration for TLS connections we open (the UAC calling over TLS); without
+    /// it a send to a TLS peer with no connection is dropped.
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
     /// Size limits of one message.
     pub limits: Limits,
     /// TCP and TLS connections open at once (inbound and outbound); more are refused.
@@ -38,6 +41,7 @@ impl Default for TransportConfig {
         TransportConfig {
             listen: Vec::new(),
             tls: None,
+            tls_client: None,
             limits: Limits::default(),
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(10 * 60),

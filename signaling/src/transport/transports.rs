@@ -37,6 +37,8 @@ pub(super) struct Shared {
     /// Becomes `true` (or its sender is dropped) when the tasks must stop.
     pub stop: watch::Receiver<bool>,
     runtime: tokio::runtime::Handle,
+    /// For TLS connections we open.
+    tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Shared {
@@ -142,6 +144,7 @@ impl Transports {
             local_addrs: local_addrs.clone(),
             stop: stop_rx,
             runtime: tokio::runtime::Handle::current(),
+            tls_client: cfg.tls_client.clone(),
         });
         for (b, (_, local)) in bound.into_iter().zip(local_addrs) {
             match b {
@@ -212,8 +215,10 @@ impl Transports {
                         tracing::debug!(?peer, "connection send queue full");
                         bump(&shared.counters.dropped_send);
                     }
-                    Enqueue::NoConnection if peer.transport == Transport::Tcp => {
-                        self.connect(peer.remote, bytes, on_connect_failure);
+                    Enqueue::NoConnection
+                        if peer.transport == Transport::Tcp || shared.tls_client.is_some() =>
+                    {
+                        self.connect(peer.transport, peer.remote, bytes, on_connect_failure);
                     }
                     Enqueue::NoConnection => {
                         tracing::debug!(?peer, "no TLS connection to send on");
@@ -246,10 +251,12 @@ impl Transports {
         }
     }
 
-    /// Opens a TCP connection to `remote` in a task and sends `bytes` on it. The connection
-    /// is registered at once, so sends made while it connects queue behind `bytes`.
+    /// Opens a TCP connection (or TLS over one, verified as the client configuration says,
+    /// the server named by its IP address) to `remote` in a task and sends `bytes` on it. The
+    /// connection is registered at once, so sends made while it connects queue behind `bytes`.
     fn connect(
         &self,
+        transport: Transport,
         remote: SocketAddr,
         bytes: Bytes,
         on_failure: impl FnOnce() + Send + 'static,
@@ -258,7 +265,7 @@ impl Transports {
         let Some((id, queue_tx, queue_rx)) =
             shared
                 .connections
-                .insert(Transport::Tcp, remote, shared.max_connections)
+                .insert(transport, remote, shared.max_connections)
         else {
             tracing::debug!(%remote, "no connection opened: too many open");
             bump(&shared.counters.connections_refused);
@@ -299,12 +306,37 @@ impl Transports {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(remote);
             let peer = Peer {
-                transport: Transport::Tcp,
+                transport,
                 remote,
                 local,
                 conn: Some(id),
             };
-            connection::serve(shared, stream, peer, queue_tx, queue_rx).await;
+            let client = shared.tls_client.clone();
+            match (transport, client) {
+                (Transport::Tls, Some(client)) => {
+                    let connector = tokio_rustls::TlsConnector::from(client);
+                    let name = rustls::pki_types::ServerName::IpAddress(remote.ip().into());
+                    let handshake = connector.connect(name, stream);
+                    match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+                        Ok(Ok(tls)) => {
+                            connection::serve(shared, tls, peer, queue_tx, queue_rx).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %remote, "TLS handshake failed");
+                            shared.connections.remove(id);
+                            drop_queued(&shared, queue_rx);
+                            on_failure();
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake timed out");
+                            shared.connections.remove(id);
+                            drop_queued(&shared, queue_rx);
+                            on_failure();
+                        }
+                    }
+                }
+                _ => connection::serve(shared, stream, peer, queue_tx, queue_rx).await,
+            }
         });
     }
 
@@ -677,6 +709,58 @@ mod tests {
         let resp = read_message(&mut tls).await;
         assert_eq!(resp.status(), Some(200));
         assert_eq!(resp.call_id(), Some("s1"));
+    }
+
+    #[tokio::test]
+    async fn tls_connections_we_open_verify_the_server_and_carry_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let material = crate::tls::load_or_generate(dir.path(), None, &names).unwrap();
+        let server = crate::tls::server_config(&material).unwrap();
+        let (_s, mut server_rx, server_addr) =
+            bind_one(Transport::Tls, |c| c.tls = Some(server)).await;
+        let client_cfg = |roots: rustls::RootCertStore| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(Arc::new(cfg))
+        };
+        let mut trusted = rustls::RootCertStore::empty();
+        trusted.add(material.chain[0].clone()).unwrap();
+        let (client, mut client_rx, local) =
+            bind_one(Transport::Tcp, |c| c.tls_client = client_cfg(trusted)).await;
+        let to_server = Peer {
+            transport: Transport::Tls,
+            remote: server_addr,
+            local,
+            conn: None,
+        };
+        client.send(&to_server, options("TLS", "c1").into());
+        let inbound = next(&mut server_rx).await;
+        assert_eq!(inbound.peer.transport, Transport::Tls);
+        let ok = SipMessage::response_to(message(&inbound), 200, "OK");
+        _s.send(&inbound.peer, ok.to_bytes().into());
+        let answer = next(&mut client_rx).await;
+        assert_eq!(answer.peer.transport, Transport::Tls);
+        assert_eq!(message(&answer).status(), Some(200));
+
+        // A server whose certificate we do not trust: nothing is sent, the failure is reported.
+        let (stranger, _rx, _) = bind_one(Transport::Tcp, |c| {
+            c.tls_client = client_cfg(rustls::RootCertStore::empty())
+        })
+        .await;
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+        stranger.send_or_else(&to_server, options("TLS", "c2").into(), move || {
+            let _ = failed_tx.send(());
+        });
+        let reported = timeout(WAIT, failed_rx).await;
+        assert!(
+            matches!(reported, Ok(Ok(()))),
+            "the failed handshake is reported"
+        );
     }
 
     #[tokio::test]

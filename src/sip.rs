@@ -447,48 +447,33 @@ pub async fn run<S>(
                         conference,
                         id,
                         core,
-                        on: true,
-                    } => match Recording::start(&data_dir, &conference) {
-                        Ok(r) => {
-                            tracing::info!(%conference, file = %r.path.display(), "recording");
-                            recorder.recording(&conference, &r.path);
-                            let sink = Some(r.sink.clone());
-                            to_core(
-                                engine,
-                                &mut ua,
-                                &mut retry,
-                                core,
-                                Command::Record {
-                                    conference: id,
-                                    sink,
-                                },
-                            );
-                            if let Some(old) = recordings.insert(conference, r) {
+                        on,
+                    } => match on
+                        .then(|| Recording::start(&data_dir, &conference))
+                        .transpose()
+                    {
+                        Ok(started) => {
+                            if let Some(r) = &started {
+                                tracing::info!(%conference, file = %r.path.display(), "recording");
+                                recorder.recording(&conference, &r.path);
+                            }
+                            let sink = started.as_ref().map(|r| r.sink.clone());
+                            let record = Command::Record {
+                                conference: id,
+                                sink,
+                            };
+                            to_core(engine, &mut ua, &mut retry, core, record);
+                            // A new recording replaces the old one; a stop ends it.
+                            let old = match started {
+                                Some(r) => recordings.insert(conference, r),
+                                None => recordings.remove(&conference),
+                            };
+                            if let Some(old) = old {
                                 old.stop();
                             }
                         }
                         Err(e) => tracing::warn!(%conference, error = %e, "cannot record"),
                     },
-                    Output::Record {
-                        conference,
-                        id,
-                        core,
-                        on: false,
-                    } => {
-                        to_core(
-                            engine,
-                            &mut ua,
-                            &mut retry,
-                            core,
-                            Command::Record {
-                                conference: id,
-                                sink: None,
-                            },
-                        );
-                        if let Some(r) = recordings.remove(&conference) {
-                            r.stop();
-                        }
-                    }
                     Output::Move { call_id, core } => {
                         if let Err(e) = ua.move_call(&call_id, core) {
                             tracing::warn!(%call_id, error = %e, "cannot move the call to its conference's core");

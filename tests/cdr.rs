@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::sip::{RawCall, Server};
+use common::sip::{RawCall, Server, pcmu_packet};
 use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {
@@ -55,11 +55,7 @@ fn media_call(server: &Server, call_id: &str, hang_up: bool) {
         .unwrap();
     let mut echoed = 0;
     for seq in 0..50u16 {
-        let mut pkt = vec![0x80, 0x00];
-        pkt.extend_from_slice(&seq.to_be_bytes());
-        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        pkt.extend((0..160).map(|i| (i as u16 + seq) as u8));
+        let pkt = pcmu_packet(seq);
         rtp.send_to(&pkt, ("127.0.0.1", port)).unwrap();
         // The engine's RTCP reports share the port (rtcp-mux): not the echo.
         while let Ok(n) = rtp.recv(&mut buf) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::baresip::{Baresip, BaresipCall, read_wav};
+use common::baresip::{Baresip, read_wav};
 use common::sip::Server;
 
 /// Conference 4711 with PIN 2468 is created with `chorus conference create` while the server
@@ -65,13 +65,7 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
             &[(2_500, "4711#"), (4_000, "2468#"), (11_000, "*6")][..],
         ),
     ];
-    let calls: Vec<BaresipCall> = std::thread::scope(|s| {
-        let running: Vec<_> = callers
-            .iter()
-            .map(|c| s.spawn(|| c.call(&server)))
-            .collect();
-        running.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let calls = Baresip::call_together(&callers, &server);
     let log = server.log();
     // What the caller heard when, the server's account, then the caller's (the start of a
     // failure message survives truncation best).
@@ -200,13 +194,7 @@ fn callers_on_two_cores_hear_each_other_when_the_conference_spans_them() {
         script("span-a", 350.0, "46300-46399"),
         script("span-b", 620.0, "46400-46499"),
     ];
-    let calls: Vec<BaresipCall> = std::thread::scope(|s| {
-        let running: Vec<_> = callers
-            .iter()
-            .map(|c| s.spawn(|| c.call(&server)))
-            .collect();
-        running.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let calls = Baresip::call_together(&callers, &server);
     let log = server.log();
     assert!(log.contains("spans cores"), "{log}");
     assert!(!log.contains("moving media leg"), "{log}");

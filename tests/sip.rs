@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::baresip::{Baresip, BaresipCall};
-use common::sip::{RawCall, Server, log_field, options};
+use common::sip::{RawCall, Server, log_field, options, pcmu_packet};
 
 #[test]
 fn sipp_calls_are_answered_and_hung_up() {
@@ -72,11 +72,7 @@ fn srtp_call_media_flows_both_ways() {
     .unwrap();
     let mut echoed = 0;
     for seq in 0..50u16 {
-        let mut pkt = vec![0x80, 0x00];
-        pkt.extend_from_slice(&seq.to_be_bytes());
-        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-        pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-        pkt.extend((0..160).map(|i| (i as u16 + seq) as u8));
+        let mut pkt = pcmu_packet(seq);
         let plain = pkt.clone();
         let n = pkt.len();
         pkt.resize(n + 16, 0);

@@ -71,28 +71,35 @@ const OFFER: &str = "Content-Type: application/sdp
       a=fmtp:101 0-15
       a=ptime:20";
 
-/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
-fn scenario(pcmu_pcap: &Path) -> String {
-    let audio = play(&pcmu_pcap.display().to_string(), 1200);
-    let keys: String = ["1", "2", "pound"].iter().map(|k| key(k, 400)).collect();
-    let offer = OFFER;
-    let no_body = "Content-Length: 0";
+/// A sipp UAC scenario named `name`: INVITE to `user` with `OFFER`, the 200 answered with
+/// ACK, then `rest` (the steps after it, up to the closing tag).
+fn answered_call(name: &str, user: &str, rest: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="PCMU call with RFC 4733 DTMF">
+<scenario name="{name}">
   <send retrans="500">{invite}</send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="true"/>
   <send>{ack}</send>
-  {audio}{keys}<send retrans="500">{bye}</send>
+  {rest}"#,
+        invite = sipp_request_to(user, "INVITE", 1, false, OFFER),
+        ack = sipp_request_to(user, "ACK", 1, true, "Content-Length: 0"),
+    )
+}
+
+/// sipp as UAC: INVITE with PCMU + telephone-event/8000 at 101, ACK, audio, three keys, BYE.
+fn scenario(pcmu_pcap: &Path) -> String {
+    let audio = play(&pcmu_pcap.display().to_string(), 1200);
+    let keys: String = ["1", "2", "pound"].iter().map(|k| key(k, 400)).collect();
+    let rest = format!(
+        r#"{audio}{keys}<send retrans="500">{bye}</send>
   <recv response="200" crlf="true"/>
 </scenario>
 "#,
-        invite = sipp_request("INVITE", 1, false, offer),
-        ack = sipp_request("ACK", 1, true, no_body),
-        bye = sipp_request("BYE", 2, true, no_body),
-    )
+        bye = sipp_request("BYE", 2, true, "Content-Length: 0"),
+    );
+    answered_call("PCMU call with RFC 4733 DTMF", "echo", &rest)
 }
 
 /// G.711 mu-law encoding of one 16-bit sample (ITU-T G.711, with the usual bias of 0x84).
@@ -173,7 +180,6 @@ fn mulaw_round_trips_within_its_step() {
 /// pcap repeats the same event: the IVR takes keys after its digit timeout), and expects the
 /// server's BYE.
 fn wrong_pin_scenario() -> String {
-    let no_body = "Content-Length: 0";
     let keys = [
         key("2", 300),
         key("3", 3_000),
@@ -182,15 +188,8 @@ fn wrong_pin_scenario() -> String {
         key("6", 0),
     ]
     .concat();
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="IVR: wrong PIN three times">
-  <send retrans="500">{invite}</send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>{ack}</send>
-  <pause milliseconds="500"/>
+    let rest = format!(
+        r#"<pause milliseconds="500"/>
   {keys}<recv request="BYE" timeout="20000"/>
   <send><![CDATA[
       SIP/2.0 200 OK
@@ -203,9 +202,8 @@ fn wrong_pin_scenario() -> String {
     ]]></send>
 </scenario>
 "#,
-        invite = sipp_request_to("conf", "INVITE", 1, false, OFFER),
-        ack = sipp_request_to("conf", "ACK", 1, true, no_body),
-    )
+    );
+    answered_call("IVR: wrong PIN three times", "conf", &rest)
 }
 
 /// Through the IVR with RFC 4733 keys: conference 23 (PIN 987, created with the CLI) is

@@ -1136,6 +1136,15 @@ mod tests {
         }
     }
 
+    /// A conference in the directory with a PIN.
+    fn pin_room(id: &str) -> ConferenceInfo {
+        ConferenceInfo {
+            id: id.into(),
+            has_pin: true,
+            ..ConferenceInfo::default()
+        }
+    }
+
     fn outputs(s: &mut ConferenceService) -> Vec<Output> {
         std::iter::from_fn(|| s.poll_output()).collect()
     }
@@ -1296,11 +1305,7 @@ mod tests {
     fn wrong_pins_are_retried_then_goodbye_and_a_source_is_locked_out() {
         let now = Instant::now();
         let mut s = svc();
-        let room = ConferenceInfo {
-            id: "55".into(),
-            has_pin: true,
-            ..ConferenceInfo::default()
-        };
+        let room = pin_room("55");
         for n in 1..=2u32 {
             let mut c = call(n, "55", 0);
             c.source = IpAddr::from([198, 51, 100, 7]);
@@ -1406,11 +1411,7 @@ mod tests {
     fn keys_in_the_conference_mute_count_lock_and_end() {
         let now = Instant::now();
         let mut s = svc();
-        let room = ConferenceInfo {
-            id: "9".into(),
-            has_pin: true,
-            ..ConferenceInfo::default()
-        };
+        let room = pin_room("9");
         for (n, answer) in [(1u32, PinAnswer::Moderator), (2, PinAnswer::Participant)] {
             join_with_pin(&mut s, now, n, &room, answer);
             settle(&mut s, now);
@@ -1507,11 +1508,7 @@ mod tests {
     fn joins_leaves_and_room_instances_are_reported() {
         let now = Instant::now();
         let mut s = svc();
-        let room = ConferenceInfo {
-            id: "31".into(),
-            has_pin: true,
-            ..ConferenceInfo::default()
-        };
+        let room = pin_room("31");
         let records = |out: &[Output]| -> Vec<String> {
             out.iter()
                 .filter_map(|o| match o {
@@ -1561,11 +1558,7 @@ mod tests {
     fn moderators_record_with_star_zero_and_the_flag_records_from_the_start() {
         let now = Instant::now();
         let mut s = svc();
-        let room = ConferenceInfo {
-            id: "31".into(),
-            has_pin: true,
-            ..ConferenceInfo::default()
-        };
+        let room = pin_room("31");
         join_with_pin(&mut s, now, 1, &room, PinAnswer::Moderator);
         settle(&mut s, now);
         let record = |out: &[Output]| -> Vec<bool> {
@@ -1717,10 +1710,8 @@ mod tests {
         let now = Instant::now();
         let mut s = svc();
         let room = ConferenceInfo {
-            id: "61".into(),
-            has_pin: true,
             wait_for_moderator: true,
-            ..ConferenceInfo::default()
+            ..pin_room("61")
         };
         join_with_pin(&mut s, now, 1, &room, PinAnswer::Participant);
         // The participant is held: not mixed, and the waiting prompt plays again and again.

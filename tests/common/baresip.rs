@@ -185,6 +185,16 @@ impl Baresip<'_> {
         .call(server)
     }
 
+    /// Runs `callers`' calls at the same time, each to its end; what each left, in order.
+    pub fn call_together(callers: &[Baresip], server: &Server) -> Vec<BaresipCall> {
+        std::thread::scope(|s| {
+            let running: Vec<_> = (callers.iter())
+                .map(|c| s.spawn(|| c.call(server)))
+                .collect();
+            running.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
     /// Runs the call to its end (baresip exits after `secs`) and returns what it left.
     pub fn call(&self, server: &Server) -> BaresipCall {
         let dir = server.dir.join(self.name);

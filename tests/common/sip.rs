@@ -345,6 +345,17 @@ pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// A call placed by hand over UDP to the echo test (From `sip:alice@127.0.0.1`), for tests
 /// that check the media themselves: INVITE with `sdp` (its `{rtp_port}` is the call's RTP
 /// socket), the 200's answer, ACK; `bye` ends it.
+/// RTP packet `seq` of a 20 ms PCMU stream (SSRC 0x12345678, timestamp 160 a packet) whose
+/// payload differs per packet, so an echo can be told from another packet.
+pub fn pcmu_packet(seq: u16) -> Vec<u8> {
+    let mut pkt = vec![0x80, 0x00];
+    pkt.extend_from_slice(&seq.to_be_bytes());
+    pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    pkt.extend((0..160).map(|i| (i as u16 + seq) as u8));
+    pkt
+}
+
 pub struct RawCall {
     sip: UdpSocket,
     server: (&'static str, u16),

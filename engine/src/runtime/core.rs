@@ -1779,6 +1779,29 @@ mod tests {
         fn events(&self) -> Vec<Event> {
             std::iter::from_fn(|| self.mailbox.next_event()).collect()
         }
+
+        /// Runs tick `index` of 20 ms at `now`, then moves `now` on by 20 ms; returns what
+        /// the tick sent: (destination, packet as on the wire).
+        fn tick(&mut self, index: u64) -> Vec<(SocketAddr, Vec<u8>)> {
+            let t = Tick {
+                index,
+                at: self.now,
+                late: Duration::ZERO,
+                skipped: 0,
+            };
+            self.state
+                .on_tick(self.now, t, Duration::from_millis(20), &mut self.tx);
+            let mut queued = Vec::new();
+            self.tx.take_queued(&mut queued);
+            let sent = (queued.iter())
+                .map(|e| (e.dst, self.tx.slot(e.slot)[..usize::from(e.len)].to_vec()))
+                .collect();
+            for e in queued {
+                self.tx.release(e.slot);
+            }
+            self.now += Duration::from_millis(20);
+            sent
+        }
     }
 
     #[test]
@@ -2213,7 +2236,6 @@ mod tests {
                     srtp_down: ctx(&key(100 + i)),
                 });
             }
-            let mut sent = Vec::new();
             for index in 0..150u64 {
                 if index == 75
                     && let Some(command) = at_75.take()
@@ -2240,25 +2262,13 @@ mod tests {
                     c.seq += 1;
                     r.packet(c.addr, p);
                 }
-                let t = Tick {
-                    index,
-                    at: r.now,
-                    late: Duration::ZERO,
-                    skipped: 0,
-                };
-                r.state
-                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
-                r.tx.take_queued(&mut sent);
-                for e in sent.drain(..) {
-                    let mut pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
-                    let c = callers.iter_mut().find(|c| c.addr == e.dst).unwrap();
+                for (dst, mut pkt) in r.tick(index) {
+                    let c = callers.iter_mut().find(|c| c.addr == dst).unwrap();
                     let n = c.srtp_down.unprotect_rtp(&mut pkt).unwrap();
                     let p = crate::rtp::RtpPacket::parse(&pkt[..n]).unwrap();
                     assert_eq!(p.pt(), Pt(0));
                     g711::decode_into(g711::Law::Mu, p.payload(), &mut c.heard);
-                    r.tx.release(e.slot);
                 }
-                r.now += Duration::from_millis(20);
             }
             (callers, r)
         }
@@ -2447,32 +2457,19 @@ mod tests {
 
         /// The packets the engine sends over `ticks` ticks of 20 ms.
         fn sent_over(r: &mut Rig, ticks: u64) -> Vec<Sent> {
-            let mut sent = Vec::new();
             let mut out = Vec::new();
             for index in 0..ticks {
-                let t = Tick {
-                    index,
-                    at: r.now,
-                    late: Duration::ZERO,
-                    skipped: 0,
-                };
-                r.state
-                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
-                r.tx.take_queued(&mut sent);
-                for e in sent.drain(..) {
-                    let pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                for (dst, pkt) in r.tick(index) {
                     let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
                     out.push(Sent {
-                        dst: e.dst,
+                        dst,
                         pt: p.pt().0,
                         marker: p.marker(),
                         seq: p.seq(),
                         ts: p.timestamp(),
                         payload: p.payload().to_vec(),
                     });
-                    r.tx.release(e.slot);
                 }
-                r.now += Duration::from_millis(20);
             }
             out
         }
@@ -2601,21 +2598,10 @@ mod tests {
             r.state.on_command(r.now, send);
             let mut down = ctx(&key(5));
             let mut receiver = crate::runtime::DtmfReceiver::new();
-            let mut sent = Vec::new();
             let (mut keys, mut seqs) = (Vec::new(), Vec::new());
             for index in 0..30u64 {
-                let t = Tick {
-                    index,
-                    at: r.now,
-                    late: Duration::ZERO,
-                    skipped: 0,
-                };
-                r.state
-                    .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
-                r.tx.take_queued(&mut sent);
-                for e in sent.drain(..) {
-                    let mut pkt = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
-                    r.tx.release(e.slot);
+                let now = r.now;
+                for (_, mut pkt) in r.tick(index) {
                     let n = down.unprotect_rtp(&mut pkt).unwrap();
                     let p = crate::rtp::RtpPacket::parse(&pkt[..n]).unwrap();
                     assert_eq!(
@@ -2624,13 +2610,12 @@ mod tests {
                     );
                     seqs.push(p.seq());
                     receiver
-                        .handle_packet(r.now, p.timestamp(), 8000, p.payload())
+                        .handle_packet(now, p.timestamp(), 8000, p.payload())
                         .unwrap();
                     while let Some(rep) = receiver.poll_report() {
                         keys.push((crate::rtp::dtmf_digit(rep.event), rep.duration_ms));
                     }
                 }
-                r.now += Duration::from_millis(20);
             }
             assert_eq!(keys, [(Some('1'), 100), (Some('#'), 100)]);
             assert!(
@@ -2717,7 +2702,6 @@ mod tests {
                 rig.state.on_command(rig.now, join);
             }
             let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 4];
-            let mut sent = Vec::new();
             for index in 0..150u64 {
                 for &(id, core, freq) in &placement {
                     let pcm: Vec<i16> = (0..160)
@@ -2735,23 +2719,11 @@ mod tests {
                     cores[core].packet(addr(9800 + id as u16 * 2), p);
                 }
                 for rig in &mut cores {
-                    let t = Tick {
-                        index,
-                        at: rig.now,
-                        late: Duration::ZERO,
-                        skipped: 0,
-                    };
-                    rig.state
-                        .on_tick(rig.now, t, Duration::from_millis(20), &mut rig.tx);
-                    rig.tx.take_queued(&mut sent);
-                    for e in sent.drain(..) {
-                        let pkt = rig.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
-                        rig.tx.release(e.slot);
-                        let id = usize::from((e.dst.port() - 9800) / 2);
+                    for (dst, pkt) in rig.tick(index) {
+                        let id = usize::from((dst.port() - 9800) / 2);
                         let p = crate::rtp::RtpPacket::parse(&pkt).unwrap();
                         g711::decode_into(g711::Law::Mu, p.payload(), &mut heard[id]);
                     }
-                    rig.now += Duration::from_millis(20);
                 }
             }
             for &(id, _, _) in &placement {

@@ -40,7 +40,7 @@ use chorus_engine::codecs::opus::{self, EncoderConfig, SampleRate};
 use chorus_engine::codecs::{AudioCodec, AudioEncoder};
 use chorus_engine::mixer::jitter_buffer::{JitterBuffer, JitterConfig};
 use chorus_engine::mixer::{AudioFormat, Conference, LegAudio, Level, MIX_RATE, TalkerConfig};
-use chorus_engine::rtp::Pt;
+use chorus_engine::rtp::{Pt, RtpHeader, Ssrc};
 use chorus_engine::runtime::LegId;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -254,10 +254,11 @@ impl Rig {
             self.conf.levels.push((m.id, m.audio.level()));
         }
         // The members are ids 1..=n, in order.
-        let talkers: Vec<LegId> = self.conf.select().to_vec();
+        let (conf, members) = (&mut self.conf, &mut self.members);
+        let talkers = conf.select();
         if !eager {
-            for t in &talkers {
-                self.members[t.0 as usize - 1].audio.frame_for_mix();
+            for t in talkers {
+                members[t.0 as usize - 1].audio.frame_for_mix();
             }
         }
         let members = &self.members;
@@ -269,15 +270,17 @@ impl Rig {
             let Some(payload) = self.conf.encoded(mix, self.cfg.codec) else {
                 continue;
             };
-            let n = 12 + payload.len();
-            let pkt = &mut self.out[..n];
-            pkt[0] = 0x80;
-            pkt[1] = self.cfg.pt.0 & 0x7f;
-            pkt[2..4].copy_from_slice(&m.out_seq.to_be_bytes());
-            pkt[4..8].copy_from_slice(&m.out_ts.to_be_bytes());
-            pkt[8..12].copy_from_slice(&m.id.0.to_be_bytes());
-            pkt[12..].copy_from_slice(payload);
-            black_box(&pkt[..]);
+            let head = RtpHeader {
+                pt: self.cfg.pt,
+                seq: m.out_seq,
+                timestamp: m.out_ts,
+                ssrc: Ssrc(m.id.0),
+                ..RtpHeader::default()
+            };
+            let at = head.write(&mut self.out).expect("a 12-byte header fits");
+            let n = at + payload.len();
+            self.out[at..n].copy_from_slice(payload);
+            black_box(&self.out[..n]);
             m.out_seq = m.out_seq.wrapping_add(1);
             m.out_ts = m.out_ts.wrapping_add(clock);
         }

@@ -27,7 +27,7 @@ use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
 use crate::mixer::{Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
 use crate::rtcp::{CompoundBuilder, PacketKind, ReceiverReport, RtcpPacket, SourceDescription};
-use crate::rtp::Ssrc;
+use crate::rtp::{RtpHeader, Ssrc};
 use crate::srtp::SrtpError;
 
 /// The source id under which a leg's mixed audio goes through its outbound numbering (so a
@@ -787,7 +787,7 @@ impl CoreState {
             // A new codec or payload type: a conference leg gets a new audio path for it.
             leg.audio_format = Some(format);
             leg.private_encoder = None;
-            leg.renew_probe();
+            leg.renew_detectors();
             if let Some((_, audio)) = &mut leg.conference {
                 match LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms) {
                     Ok(a) => **audio = a,
@@ -1047,11 +1047,12 @@ impl CoreState {
             out_seq.wrapping_add(1),
             out_ts.wrapping_add(clock * tick_ms / 1000),
         );
-        let head = RtpHead {
+        let head = RtpHeader {
             pt,
             marker,
             seq,
-            ts,
+            timestamp: ts,
+            ..RtpHeader::default()
         };
         queue_rtp(
             leg,
@@ -1232,11 +1233,12 @@ impl CoreState {
                 }
                 let (seq, ts) = leg.out_numbering.map(MIX_SOURCE, seq, packet.timestamp);
                 if let (Some(dst), true) = (leg.remote_rtp, leg.send) {
-                    let head = RtpHead {
+                    let head = RtpHeader {
                         pt,
                         marker: packet.marker,
                         seq,
-                        ts,
+                        timestamp: ts,
+                        ..RtpHeader::default()
                     };
                     let (counters, sent) = (&mut self.counters, Metric::DtmfEventsOut);
                     queue_rtp(leg, counters, tx, dst, head, &packet.payload, sent);
@@ -1464,43 +1466,32 @@ impl CoreState {
     }
 }
 
-/// Decrypts a packet from `leg` in place (plain legs pass it through) and returns its plain
-/// length; a refusal is counted on the leg and the core, and gives None.
-/// An RTP packet the engine makes for a leg: payload type, marker, sequence number and
-/// timestamp (already in the leg's outbound numbering).
-#[derive(Clone, Copy)]
-struct RtpHead {
-    pt: crate::rtp::Pt,
-    marker: bool,
-    seq: u16,
-    ts: u32,
-}
-
-/// Queues a packet the engine originates for `leg` to `dst`: the 12-byte header with the
-/// leg's SSRC, the payload, SRTP with the leg's outbound context. Counts it under `sent`,
-/// or why it was not sent.
+/// Queues a packet the engine originates for `leg` to `dst`: `head` (in the leg's outbound
+/// numbering) with the leg's SSRC, the payload, SRTP with the leg's outbound context. Counts
+/// it under `sent`, or why it was not sent.
 fn queue_rtp(
     leg: &mut Leg,
     counters: &mut Counters,
     tx: &mut TxQueue,
     dst: SocketAddr,
-    head: RtpHead,
+    head: RtpHeader<'static>,
     payload: &[u8],
     sent: Metric,
 ) {
-    let ssrc = leg.local_ssrc;
+    let head = RtpHeader {
+        ssrc: Ssrc(leg.local_ssrc),
+        ..head
+    };
     let mut protect_failed = false;
     let queued = tx.send_with(leg.rtp_sock, dst, |out| {
-        let n = 12 + payload.len();
-        let Some(pkt) = out.get_mut(..n) else {
+        let Ok(at) = head.write(out) else {
             return 0;
         };
-        pkt[0] = 0x80;
-        pkt[1] = head.pt.0 & 0x7f | if head.marker { 0x80 } else { 0 };
-        pkt[2..4].copy_from_slice(&head.seq.to_be_bytes());
-        pkt[4..8].copy_from_slice(&head.ts.to_be_bytes());
-        pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        pkt[12..].copy_from_slice(payload);
+        let n = at + payload.len();
+        let Some(body) = out.get_mut(at..n) else {
+            return 0;
+        };
+        body.copy_from_slice(payload);
         match leg.srtp_out.as_mut() {
             Some(ctx) => ctx.protect_rtp(out, n).unwrap_or_else(|_| {
                 protect_failed = true;
@@ -1533,6 +1524,8 @@ fn count_sent(
     }
 }
 
+/// Decrypts a packet from `leg` in place (plain legs pass it through) and returns its plain
+/// length; a refusal is counted on the leg and the core, and gives None.
 fn unprotect(
     leg: &mut Leg,
     counters: &mut Counters,
@@ -2380,6 +2373,55 @@ mod tests {
             r.state
                 .on_command(r.now, Command::LeaveConference(LegId(2)));
             assert!(sink.is_closed());
+        }
+
+        #[test]
+        fn a_codec_change_carries_in_band_key_detection_to_the_new_codec() {
+            let mut r = Rig::new();
+            let caller = addr(9580);
+            r.create(audio_leg(1, caller, AudioCodec::Pcmu, 0));
+            // The trunk re-offers: PCMA at 8 from now on.
+            r.state.on_command(
+                r.now,
+                Command::UpdateLeg(Box::new(LegUpdate {
+                    id: LegId(1),
+                    remote_rtp: caller,
+                    remote_rtcp: None,
+                    srtp: None,
+                    send: true,
+                    audio: audio_leg(1, caller, AudioCodec::Pcma, 8).audio,
+                })),
+            );
+            // Key 1 as tones (697 + 1209 Hz) for 100 ms, then silence, in PCMA.
+            for seq in 0..15u16 {
+                let pcm: Vec<i16> = (0..160)
+                    .map(|n| {
+                        let t = f64::from(u32::from(seq) * 160 + n) / 8000.0;
+                        let tone = |f: f64| (std::f64::consts::TAU * f * t).sin();
+                        if seq < 5 {
+                            (6_000.0 * (tone(697.0) + tone(1_209.0))) as i16
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                let mut p = vec![0x80, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0x33, 0x44];
+                p[2..4].copy_from_slice(&seq.to_be_bytes());
+                p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                g711::encode_into(g711::Law::A, &pcm, &mut p);
+                r.packet(caller, p);
+            }
+            let keys: Vec<_> = (r.events().into_iter())
+                .filter_map(|e| match e {
+                    Event::Dtmf {
+                        digit,
+                        inband: true,
+                        ..
+                    } => Some(digit),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(keys, ['1']);
         }
 
         #[test]

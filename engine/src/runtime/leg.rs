@@ -52,16 +52,17 @@ pub(crate) struct InbandDtmf {
 }
 
 impl InbandDtmf {
-    /// Detection for a leg whose audio is G.711 and that has no `telephone-event`.
-    fn for_leg(cfg: &LegConfig) -> Option<Self> {
+    /// Detection for a leg whose audio is `format`, if that is G.711 and the leg has no
+    /// `telephone-event` (`has_events`).
+    fn for_format(format: Option<AudioFormat>, has_events: bool) -> Option<Self> {
         use chorus_codecs::AudioCodec;
-        let format = cfg.audio?;
+        let format = format?;
         let law = match format.codec {
             AudioCodec::Pcmu => chorus_codecs::g711::Law::Mu,
             AudioCodec::Pcma => chorus_codecs::g711::Law::A,
             _ => return None,
         };
-        if !cfg.telephone_events.is_empty() {
+        if has_events {
             return None;
         }
         Some(InbandDtmf {
@@ -230,13 +231,15 @@ impl Leg {
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
         }
-        leg.inband_dtmf = InbandDtmf::for_leg(cfg).map(Box::new);
-        leg.renew_probe();
+        leg.renew_detectors();
         Ok(leg)
     }
 
-    /// A tone probe for the leg's current audio format, if it wants one.
-    pub fn renew_probe(&mut self) {
+    /// What watches the leg's incoming audio, for its current format: in-band key tones
+    /// (G.711 without `telephone-event`) and the tone probe, if it wants one.
+    pub fn renew_detectors(&mut self) {
+        let has_events = !self.telephone_events.is_empty();
+        self.inband_dtmf = InbandDtmf::for_format(self.audio_format, has_events).map(Box::new);
         self.probe = match (&self.tone_freqs, self.audio_format) {
             (Some(freqs), Some(f)) => {
                 crate::mixer::ToneProbe::new(f.codec, f.pt, freqs).map(Box::new)

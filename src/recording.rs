@@ -34,9 +34,9 @@ impl Recording {
         let path = dir.join(format!("{conference}-{ms}.wav"));
         let file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut wav = WavWriter::new(std::io::BufWriter::new(file), MIX_RATE, 1)
-            .with_context(|| format!("writing {}", path.display()))?;
         let sink = Arc::new(RecordingSink::new(MIX_RATE, SINK_FRAMES));
+        let mut wav = WavWriter::new(std::io::BufWriter::new(file), sink.rate(), 1)
+            .with_context(|| format!("writing {}", path.display()))?;
         let from = sink.clone();
         let shown = path.clone();
         let writer = std::thread::Builder::new()
@@ -50,6 +50,7 @@ impl Recording {
                             tracing::warn!(file = %shown.display(), error = %e, "recording stopped: write failed");
                             return;
                         }
+                        from.recycle(frame);
                     }
                     if from.is_closed() && from.pop().is_none() {
                         break;

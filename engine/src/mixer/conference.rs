@@ -148,12 +148,6 @@ impl Conference {
         }
     }
 
-    /// The quietest level that is speech: a member that is not a talker and is quieter than
-    /// this in a tick cannot become one, so its frame need not be decoded.
-    pub fn speech_level(&self) -> Level {
-        self.speech_level
-    }
-
     /// The level below which `member`'s frames need not be decoded this tick, for
     /// [`LegAudio::pull_skipping`](super::LegAudio::pull_skipping): None for a talker of the
     /// last tick (mixed even while quiet, during its hangover).

@@ -117,8 +117,6 @@ pub struct LegAudio {
     talk_gain_q8: i32,
     /// Automatic gain control: the gain now applied to this leg's voice (1.0 = unchanged).
     agc_gain: f32,
-    /// AGC on (the default).
-    agc: bool,
 }
 
 /// The squared magnitude of every G.711 code of `law`.
@@ -165,7 +163,6 @@ impl LegAudio {
         };
         Ok(LegAudio {
             agc_gain: 1.0,
-            agc: true,
             talk_gain_q8: 256,
             format,
             jitter,
@@ -272,9 +269,11 @@ impl LegAudio {
                     samples,
                 } => {
                     live = true;
+                    // RFC 6464 levels are looked up only where the extension is negotiated.
+                    let ext_levels = self.format.audio_level_ext_id.map(|_| &self.ext_levels);
                     let known = skip_quieter_than.and_then(|_| {
                         known_level(
-                            &self.ext_levels,
+                            ext_levels,
                             self.format.codec,
                             self.g711_energy,
                             payload,
@@ -379,13 +378,11 @@ impl LegAudio {
                 None => self.frame.extend_from_slice(&self.tick_pcm),
             }
             self.frame.resize(self.mix_frame, 0);
-            if self.agc {
-                self.agc_gain = agc_step(&self.frame, self.live, self.agc_gain);
-                if (self.agc_gain - 1.0).abs() > 0.01 {
-                    let g = self.agc_gain;
-                    for s in &mut self.frame {
-                        *s = (f32::from(*s) * g).clamp(-32_768.0, 32_767.0) as i16;
-                    }
+            self.agc_gain = agc_step(&self.frame, self.live, self.agc_gain);
+            if (self.agc_gain - 1.0).abs() > 0.01 {
+                let g = self.agc_gain;
+                for s in &mut self.frame {
+                    *s = (f32::from(*s) * g).clamp(-32_768.0, 32_767.0) as i16;
                 }
             }
             if self.talk_gain_q8 != 256 {
@@ -393,19 +390,6 @@ impl LegAudio {
             }
         }
         &self.frame
-    }
-
-    /// Turns automatic gain control on or off (on by default).
-    pub fn set_agc(&mut self, on: bool) {
-        self.agc = on;
-        if !on {
-            self.agc_gain = 1.0;
-        }
-    }
-
-    /// The gain AGC applies now.
-    pub fn agc_gain(&self) -> f32 {
-        self.agc_gain
     }
 
     /// Sets the gain on what this leg says, in dB (-12..=12).
@@ -421,11 +405,6 @@ impl LegAudio {
         } else {
             &[]
         }
-    }
-
-    /// This tick's samples at the codec rate.
-    pub fn codec_pcm(&self) -> &[i16] {
-        &self.tick_pcm
     }
 
     /// This tick's level.
@@ -452,15 +431,14 @@ impl LegAudio {
 /// A frame's level known without decoding it: the RFC 6464 level pushed with it, else a
 /// G.711 payload's from the table, else an Opus DTX frame's (silence); None otherwise.
 fn known_level(
-    ext_levels: &[(u32, u8); EXT_LEVELS],
+    ext_levels: Option<&[(u32, u8); EXT_LEVELS]>,
     codec: AudioCodec,
     g711_energy: Option<&[u32; 256]>,
     payload: &[u8],
     timestamp: u32,
 ) -> Option<Level> {
-    if let Some(&(_, l)) = ext_levels
-        .iter()
-        .find(|&&(ts, l)| ts == timestamp && l != NO_LEVEL)
+    if let Some(&(_, l)) =
+        (ext_levels.into_iter().flatten()).find(|&&(ts, l)| ts == timestamp && l != NO_LEVEL)
     {
         return Some(Level(l));
     }
@@ -480,7 +458,6 @@ fn known_level(
     None
 }
 
-/// Decoder samples in `clock` units of the RTP clock, for `rates` (decoder, clock).
 /// AGC's target level for speech: -18 dBov (RMS of 16-bit samples).
 const AGC_TARGET_RMS: f32 = 4_125.0;
 /// Frames quieter than -50 dBov (silence, noise) do not move the gain.
@@ -520,6 +497,7 @@ pub fn apply_gain(pcm: &mut [i16], q8: i32) {
     }
 }
 
+/// Decoder samples in `clock` units of the RTP clock, for `rates` (decoder, clock).
 fn clock_to_samples(rates: (u32, u32), clock: u32) -> usize {
     (u64::from(clock) * u64::from(rates.0) / u64::from(rates.1)) as usize
 }
@@ -635,10 +613,24 @@ mod tests {
             "{levels:?}"
         );
         assert!(leg.skipped_frames() >= 8 + 15, "{}", leg.skipped_frames());
-        // A talker (no threshold) decodes everything.
+        // A talker (no threshold) decodes everything, even frames the sender calls quiet:
+        // its level is the decoded one, not the 60 -dBov in the packets.
         let skipped = leg.skipped_frames();
-        leg.pull_skipping(t0 + Duration::from_millis(800), None);
+        let mut talker_levels = Vec::new();
+        for tick in 40..50u32 {
+            let now = t0 + Duration::from_millis(u64::from(tick) * 20);
+            payload.clear();
+            enc.encode(&pcm, &mut payload).unwrap();
+            let (seq, ts) = (tick as u16, tick * 960);
+            leg.push_with_level(now, Pt(111), seq, ts, tick == 40, &payload, Some(60));
+            leg.pull_skipping(now, None);
+            talker_levels.push(leg.level());
+        }
         assert_eq!(leg.skipped_frames(), skipped);
+        assert!(
+            talker_levels[5..].iter().all(|&l| l.0 < 50),
+            "{talker_levels:?}"
+        );
     }
 
     #[test]

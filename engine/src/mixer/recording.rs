@@ -1,7 +1,8 @@
 //! A conference's mix handed to a recorder off the media core: each tick the core pushes the
 //! full mix (every talker and tone) into a bounded lock-free queue; a writer thread on the
-//! control side drains it into a file. A full queue drops the frame and counts it, so a slow
-//! disk never stalls the mixer.
+//! control side drains it into a file and hands each frame's buffer back (`recycle`), so once
+//! the pool of buffers has grown to the queue's size a tick allocates nothing. A full queue
+//! drops the frame and counts it, so a slow disk never stalls the mixer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -11,6 +12,8 @@ use crossbeam_queue::ArrayQueue;
 #[derive(Debug)]
 pub struct RecordingSink {
     frames: ArrayQueue<Box<[i16]>>,
+    /// Buffers the writer is done with, for the next frames.
+    free: ArrayQueue<Box<[i16]>>,
     rate: u32,
     dropped: AtomicU64,
     closed: AtomicBool,
@@ -21,6 +24,7 @@ impl RecordingSink {
     pub fn new(rate: u32, capacity: usize) -> Self {
         RecordingSink {
             frames: ArrayQueue::new(capacity.max(1)),
+            free: ArrayQueue::new(capacity.max(1)),
             rate,
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -32,9 +36,21 @@ impl RecordingSink {
         self.rate
     }
 
-    /// Called by the core: one tick of the mix.
+    /// Called by the core: one tick of the mix, copied into a recycled buffer (a new one only
+    /// while the pool is still growing).
     pub fn push(&self, frame: &[i16]) {
-        if self.frames.push(frame.into()).is_err() {
+        if self.frames.is_full() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let buffer = match self.free.pop() {
+            Some(mut b) if b.len() == frame.len() => {
+                b.copy_from_slice(frame);
+                b
+            }
+            _ => frame.into(),
+        };
+        if self.frames.push(buffer).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -42,6 +58,11 @@ impl RecordingSink {
     /// Called by the writer: the next frame, if any.
     pub fn pop(&self) -> Option<Box<[i16]>> {
         self.frames.pop()
+    }
+
+    /// Called by the writer: a popped frame's buffer, written, back for reuse.
+    pub fn recycle(&self, frame: Box<[i16]>) {
+        let _ = self.free.push(frame);
     }
 
     /// Frames dropped because the writer fell behind.
@@ -71,8 +92,15 @@ mod tests {
         s.push(&[2; 4]);
         s.push(&[3; 4]);
         assert_eq!(s.dropped(), 1);
-        assert_eq!(&*s.pop().unwrap(), &[1; 4]);
+        let first = s.pop().unwrap();
+        assert_eq!(&*first, &[1; 4]);
+        // A recycled buffer carries the next frame: the same memory, new samples.
+        let at = first.as_ptr();
+        s.recycle(first);
+        s.push(&[4; 4]);
         assert_eq!(&*s.pop().unwrap(), &[2; 4]);
+        let fourth = s.pop().unwrap();
+        assert_eq!((&*fourth, fourth.as_ptr()), (&[4i16; 4][..], at));
         assert!(s.pop().is_none());
         assert!(!s.is_closed());
         s.close();

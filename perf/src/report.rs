@@ -176,18 +176,14 @@ impl Report {
     /// server plus a 20 ms packet at the talker, a jitter buffer of twice the jitter at the
     /// listener and the codec's look-ahead (without a measured delay: those alone).
     pub fn mos(&self) -> Vec<f64> {
-        let model = emodel::CodecModel::of(self.codec.unwrap_or(Codec::Pcmu));
+        let codec = self.codec.unwrap_or(Codec::Pcmu);
         let mut v: Vec<f64> = (self.calls.iter())
             .filter_map(|c| {
-                let s = c.stats.as_ref().filter(|s| s.rtp_in > 0)?;
-                let lost = s.lost.max(0) as f64;
-                let loss_pct = 100.0 * lost / (s.rtp_in as f64 + lost);
+                let s = c.stats.as_ref()?;
                 let through = (c.hearing.as_ref()).and_then(Hearing::median_delay_ms);
-                let delay = through.unwrap_or(0.0)
-                    + 20.0
-                    + 2.0 * s.jitter_us as f64 / 1000.0
-                    + model.lookahead_ms;
-                Some(emodel::mos(emodel::r_factor(model, loss_pct, delay)))
+                let jitter_ms = s.jitter_us as f64 / 1000.0;
+                let lost = s.lost.max(0) as u64;
+                emodel::leg_mos_with_delay(codec, s.rtp_in, lost, jitter_ms, through.unwrap_or(0.0))
             })
             .collect();
         v.sort_by(f64::total_cmp);

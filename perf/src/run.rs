@@ -318,6 +318,8 @@ async fn drive(
     let ramp_time = interval * args.users;
     // Calls never answered by then are given up (the UAC's own timers fail them earlier).
     let deadline = start + ramp_time + args.duration + Duration::from_secs(45);
+    // Past it, every call still open is hung up once (it is then out of the wake-ups).
+    let mut deadline_passed = false;
     let mut placed = 0usize;
     // Callers that hung up early and were replaced (`--churn`).
     let mut churned = 0usize;
@@ -421,7 +423,8 @@ async fn drive(
                 }
             }
         }
-        if now >= deadline {
+        if !deadline_passed && now >= deadline {
+            deadline_passed = true;
             for c in callers.iter_mut().filter(|c| !c.finished) {
                 if let Some(h) = c.handle {
                     let _ = uac.hangup(now, h);
@@ -599,7 +602,7 @@ async fn drive(
             uac.poll_timeout(),
             due.peek().map(|Reverse((at, _, _))| *at),
             Some(next_progress),
-            Some(deadline),
+            (!deadline_passed).then_some(deadline),
         ]
         .into_iter()
         .flatten()
@@ -709,9 +712,10 @@ fn finish(engine: &Engine, c: &mut Caller, now: Instant) {
     c.record.held_s = c
         .answered
         .map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64());
-    if c.leg_up {
-        let _ = engine.send(c.core, Command::RemoveLeg(c.leg));
-    } else {
+    // Its final counters come back in LegRemoved; with no leg, or no room in the core's
+    // queue for the removal, there are none to wait for (the run would never end).
+    let removing = c.leg_up && engine.send(c.core, Command::RemoveLeg(c.leg)).is_ok();
+    if !removing {
         c.done = true;
     }
 }

@@ -104,13 +104,25 @@ pub fn mos(r: f64) -> f64 {
 /// The MOS of a leg that received `packets` RTP packets and lost `lost`, with `jitter_ms`
 /// interarrival jitter; none when nothing arrived (no stream to rate).
 pub fn leg_mos(codec: Codec, packets: u64, lost: u64, jitter_ms: f64) -> Option<f64> {
+    leg_mos_with_delay(codec, packets, lost, jitter_ms, 0.0)
+}
+
+/// The same with `extra_delay_ms` of measured delay on the path besides (chorus-load's
+/// mouth-to-ear delay through the server).
+pub fn leg_mos_with_delay(
+    codec: Codec,
+    packets: u64,
+    lost: u64,
+    jitter_ms: f64,
+    extra_delay_ms: f64,
+) -> Option<f64> {
     if packets == 0 {
         return None;
     }
     let model = CodecModel::of(codec);
     let loss_percent = 100.0 * lost as f64 / (packets + lost) as f64;
     // A 20 ms packet, a jitter buffer of twice the jitter, the codec's look-ahead.
-    let delay_ms = 20.0 + 2.0 * jitter_ms.max(0.0) + model.lookahead_ms;
+    let delay_ms = extra_delay_ms.max(0.0) + 20.0 + 2.0 * jitter_ms.max(0.0) + model.lookahead_ms;
     Some(mos(r_factor(model, loss_percent, delay_ms)))
 }
 

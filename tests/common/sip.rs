@@ -119,8 +119,7 @@ impl Server {
     /// Kills the server with SIGKILL (an unclean stop: nothing is closed or flushed) and waits
     /// for it to exit.
     pub fn kill(&mut self) {
-        // SAFETY: kill with the pid of our own child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
@@ -342,9 +341,6 @@ pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(value)
 }
 
-/// A call placed by hand over UDP to the echo test (From `sip:alice@127.0.0.1`), for tests
-/// that check the media themselves: INVITE with `sdp` (its `{rtp_port}` is the call's RTP
-/// socket), the 200's answer, ACK; `bye` ends it.
 /// RTP packet `seq` of a 20 ms PCMU stream (SSRC 0x12345678, timestamp 160 a packet) whose
 /// payload differs per packet, so an echo can be told from another packet.
 pub fn pcmu_packet(seq: u16) -> Vec<u8> {
@@ -356,6 +352,9 @@ pub fn pcmu_packet(seq: u16) -> Vec<u8> {
     pkt
 }
 
+/// A call placed by hand over UDP to the echo test (From `sip:alice@127.0.0.1`), for tests
+/// that check the media themselves: INVITE with `sdp` (its `{rtp_port}` is the call's RTP
+/// socket), the 200's answer, ACK; `bye` ends it.
 pub struct RawCall {
     sip: UdpSocket,
     server: (&'static str, u16),

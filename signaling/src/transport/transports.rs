@@ -279,63 +279,34 @@ impl Transports {
         let runtime = shared.runtime.clone();
         runtime.spawn(async move {
             let mut stop = shared.stop.clone();
-            let connected = tokio::select! {
-                r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)) => r,
+            let client = shared.tls_client.clone();
+            let opened = tokio::select! {
+                r = open(transport, remote, client) => r,
                 _ = stop.wait_for(|stopped| *stopped) => {
                     shared.connections.remove(id);
                     return;
                 }
             };
-            let stream = match connected {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, %remote, "TCP connect failed");
-                    shared.connections.remove(id);
-                    drop_queued(&shared, queue_rx);
-                    on_failure();
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%remote, "TCP connect timed out");
-                    shared.connections.remove(id);
-                    drop_queued(&shared, queue_rx);
-                    on_failure();
-                    return;
-                }
+            let local = match &opened {
+                Ok(Opened::Tcp(s)) => s.local_addr(),
+                Ok(Opened::Tls(s)) => s.get_ref().0.local_addr(),
+                Err(_) => Ok(remote),
             };
-            let _ = stream.set_nodelay(true);
-            let local = stream.local_addr().unwrap_or(remote);
             let peer = Peer {
                 transport,
                 remote,
-                local,
+                local: local.unwrap_or(remote),
                 conn: Some(id),
             };
-            let client = shared.tls_client.clone();
-            match (transport, client) {
-                (Transport::Tls, Some(client)) => {
-                    let connector = tokio_rustls::TlsConnector::from(client);
-                    let name = rustls::pki_types::ServerName::IpAddress(remote.ip().into());
-                    let handshake = connector.connect(name, stream);
-                    match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
-                        Ok(Ok(tls)) => {
-                            connection::serve(shared, tls, peer, queue_tx, queue_rx).await;
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, %remote, "TLS handshake failed");
-                            shared.connections.remove(id);
-                            drop_queued(&shared, queue_rx);
-                            on_failure();
-                        }
-                        Err(_) => {
-                            tracing::debug!(%remote, "TLS handshake timed out");
-                            shared.connections.remove(id);
-                            drop_queued(&shared, queue_rx);
-                            on_failure();
-                        }
-                    }
+            match opened {
+                Ok(Opened::Tcp(s)) => connection::serve(shared, s, peer, queue_tx, queue_rx).await,
+                Ok(Opened::Tls(s)) => connection::serve(shared, s, peer, queue_tx, queue_rx).await,
+                Err(why) => {
+                    tracing::debug!(%remote, why, "connection not opened");
+                    shared.connections.remove(id);
+                    drop_queued(&shared, queue_rx);
+                    on_failure();
                 }
-                _ => connection::serve(shared, stream, peer, queue_tx, queue_rx).await,
             }
         });
     }
@@ -350,6 +321,37 @@ impl Transports {
     /// connections close, and the inbound channel ends once the tasks are gone.
     pub fn shutdown(&self) {
         self.owner.stop.send_replace(true);
+    }
+}
+
+/// A connection we opened.
+enum Opened {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Connects to `remote` and, for TLS with a client configuration, shakes hands (the server
+/// named by its IP address), each step within `CONNECT_TIMEOUT`; Err says which step failed.
+async fn open(
+    transport: Transport,
+    remote: SocketAddr,
+    client: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Opened, String> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(format!("TCP connect failed: {error}")),
+        Err(_) => return Err("TCP connect timed out".into()),
+    };
+    let _ = stream.set_nodelay(true);
+    let (Transport::Tls, Some(client)) = (transport, client) else {
+        return Ok(Opened::Tcp(stream));
+    };
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let name = rustls::pki_types::ServerName::IpAddress(remote.ip().into());
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
+        Ok(Ok(tls)) => Ok(Opened::Tls(Box::new(tls))),
+        Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
+        Err(_) => Err("TLS handshake timed out".into()),
     }
 }
 
@@ -719,19 +721,10 @@ mod tests {
         let server = crate::tls::server_config(&material).unwrap();
         let (_s, mut server_rx, server_addr) =
             bind_one(Transport::Tls, |c| c.tls = Some(server)).await;
-        let client_cfg = |roots: rustls::RootCertStore| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(Arc::new(cfg))
-        };
-        let mut trusted = rustls::RootCertStore::empty();
-        trusted.add(material.chain[0].clone()).unwrap();
+        // The client trusts the server's certificate file (what chorus-load's --tls-ca reads).
+        let trusted = crate::tls::client_config(&material.cert_path).unwrap();
         let (client, mut client_rx, local) =
-            bind_one(Transport::Tcp, |c| c.tls_client = client_cfg(trusted)).await;
+            bind_one(Transport::Tcp, |c| c.tls_client = Some(trusted)).await;
         let to_server = Peer {
             transport: Transport::Tls,
             remote: server_addr,
@@ -748,10 +741,11 @@ mod tests {
         assert_eq!(message(&answer).status(), Some(200));
 
         // A server whose certificate we do not trust: nothing is sent, the failure is reported.
-        let (stranger, _rx, _) = bind_one(Transport::Tcp, |c| {
-            c.tls_client = client_cfg(rustls::RootCertStore::empty())
-        })
-        .await;
+        let other = tempfile::tempdir().unwrap();
+        let other = crate::tls::load_or_generate(other.path(), None, &names).unwrap();
+        let untrusting = crate::tls::client_config(&other.cert_path).unwrap();
+        let (stranger, _rx, _) =
+            bind_one(Transport::Tcp, |c| c.tls_client = Some(untrusting)).await;
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         stranger.send_or_else(&to_server, options("TLS", "c2").into(), move || {
             let _ = failed_tx.send(());

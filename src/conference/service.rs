@@ -421,10 +421,13 @@ impl ConferenceService {
         let Some(room) = self.rooms.get(room_id) else {
             return;
         };
-        let (conference, cores) = (room.id, room.cores.clone());
-        for core in cores {
-            let clip = clip.clone();
-            self.engine(core, Command::PlayConference { conference, clip });
+        let conference = room.id;
+        for &core in &room.cores {
+            let command = Command::PlayConference {
+                conference,
+                clip: clip.clone(),
+            };
+            self.out.push_back(Output::Engine { core, command });
         }
     }
 

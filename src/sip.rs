@@ -103,6 +103,32 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// How soon commands refused by a full core queue are tried again.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How long a new leg waits for room in its core's queue before its call is refused with
+/// 503: a core that is briefly behind (a burst of joins, a late tick) should not cost a
+/// caller the call, while one that stays full is overloaded and sheds new calls.
+const NEW_LEG_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Commands a full core queue handed back, in order, each with when it was first refused.
+type Backlog = VecDeque<(CoreId, Command, Instant)>;
+
+/// Retries the backlog in order until a core's queue is full again. A new leg that has
+/// waited longer than [`NEW_LEG_PATIENCE`] fails its call instead (what follows it for the
+/// same leg then finds no leg on the core, which the core counts and ignores).
+fn drain_backlog(engine: &Engine, ua: &mut UserAgent<Peer>, backlog: &mut Backlog, now: Instant) {
+    while let Some((core, command, since)) = backlog.pop_front() {
+        if let Err(e) = engine.send(core, command) {
+            if matches!(e.command, Command::CreateLeg(_))
+                && now.saturating_duration_since(since) > NEW_LEG_PATIENCE
+            {
+                ua.handle_engine_refused(now, &e.command);
+                continue;
+            }
+            backlog.push_front((e.core, e.command, since));
+            break;
+        }
+    }
+}
+
 /// Forwards the cores' events to the control task until `stop` is set (run it on its own
 /// thread). Wakes on the engine's eventfd, so events arrive without polling delay.
 pub fn forward_engine_events(
@@ -201,26 +227,16 @@ fn ask_directory(data_dir: &Path, question: Output, to: &mpsc::Sender<DirectoryA
     });
 }
 
-/// Sends a command to a core, or queues it for a retry when the core's queue is full (a new
-/// leg refused fails its call instead).
-fn to_core(
-    engine: &Engine,
-    ua: &mut UserAgent<Peer>,
-    retry: &mut VecDeque<(CoreId, Command)>,
-    core: CoreId,
-    command: Command,
-) {
+/// Sends a command to a core, or queues it behind the backlog when the core's queue is full
+/// or older commands still wait (order is kept).
+fn to_core(engine: &Engine, retry: &mut Backlog, core: CoreId, command: Command) {
     let sent = if retry.is_empty() {
         engine.send(core, command)
     } else {
         Err(QueueFull { core, command })
     };
     if let Err(e) = sent {
-        if matches!(e.command, Command::CreateLeg(_)) {
-            ua.handle_engine_refused(Instant::now(), &e.command);
-        } else {
-            retry.push_back((e.core, e.command));
-        }
+        retry.push_back((e.core, e.command, Instant::now()));
     }
 }
 
@@ -253,16 +269,11 @@ pub async fn run<S>(
     } = dial;
     // TCP connects that failed for requests the UAC moved off UDP (RFC 3261 18.1.1).
     let (failures_tx, mut failures) = mpsc::channel(256);
-    // Commands a full core queue handed back (other than new legs, which fail their call):
-    // retried every few milliseconds, in order, so a removal is never lost.
-    let mut retry: VecDeque<(CoreId, Command)> = VecDeque::new();
+    // Commands a full core queue handed back: retried every few milliseconds, in order, so
+    // a removal is never lost (a new leg waits a bounded time, then fails its call).
+    let mut retry = Backlog::new();
     loop {
-        while let Some((core, command)) = retry.pop_front() {
-            if let Err(e) = engine.send(core, command) {
-                retry.push_front((e.core, e.command));
-                break;
-            }
-        }
+        drain_backlog(engine, &mut ua, &mut retry, Instant::now());
         let soon = (!retry.is_empty()).then(|| Instant::now() + RETRY_INTERVAL);
         let deadline = [
             ua.poll_timeout(),
@@ -376,7 +387,7 @@ pub async fn run<S>(
                         transports.send(&peer, message.to_bytes().into());
                     }
                     UaOutput::Engine { core, command } => {
-                        to_core(engine, &mut ua, &mut retry, core, command)
+                        to_core(engine, &mut retry, core, command)
                     }
                     UaOutput::Dtmf {
                         call_id,
@@ -432,9 +443,7 @@ pub async fn run<S>(
                 busy = true;
                 recorder.observe(Instant::now(), &out);
                 match out {
-                    Output::Engine { core, command } => {
-                        to_core(engine, &mut ua, &mut retry, core, command)
-                    }
+                    Output::Engine { core, command } => to_core(engine, &mut retry, core, command),
                     Output::Hangup { call_id, cause } => {
                         ua.hangup(Instant::now(), &call_id, cause.text());
                     }
@@ -462,7 +471,7 @@ pub async fn run<S>(
                                 conference: id,
                                 sink,
                             };
-                            to_core(engine, &mut ua, &mut retry, core, record);
+                            to_core(engine, &mut retry, core, record);
                             // A new recording replaces the old one; a stop ends it.
                             let old = match started {
                                 Some(r) => recordings.insert(conference, r),

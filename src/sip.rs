@@ -429,6 +429,10 @@ pub async fn run<S>(
                             },
                         );
                     }
+                    UaOutput::MediaChanged {
+                        call_id,
+                        media: (codec, suite),
+                    } => recorder.call_media(&call_id, codec, suite),
                     UaOutput::CallMoved { call_id, core } => {
                         recorder.call_moved(&call_id, core);
                         service.call_moved(&call_id, core);

@@ -40,6 +40,15 @@ pub enum Write {
         /// Participant or moderator.
         role: Role,
     },
+    /// `Directory::leg_media`.
+    LegMedia {
+        /// The leg's record.
+        key: RecordKey,
+        /// The codec's encoding name.
+        codec: String,
+        /// The SRTP suite's SDES name, if any.
+        srtp_suite: Option<String>,
+    },
     /// `Directory::leg_checkpoint`.
     LegCheckpoint {
         /// The leg's record.
@@ -303,7 +312,8 @@ impl Recorder {
                 conference: None,
                 role: Role::Participant,
                 joined_at: self.wall(now),
-                // A delayed offer: the codec is chosen by the ACK's answer, after the 200.
+                // A delayed offer: the codec is chosen by the ACK's answer, after the 200
+                // (`call_media` then fills it in).
                 codec: codec.map_or("unknown", Codec::encoding).to_string(),
                 srtp_suite: suite.map(|s| s.sdes_name().to_string()),
             },
@@ -328,6 +338,20 @@ impl Recorder {
         if let Some(l) = self.legs.get_mut(call_id) {
             l.core = core;
         }
+    }
+
+    /// The call's codec or SRTP suite changed (or became known, with a delayed offer): its
+    /// record says so, and its MOS is estimated for that codec.
+    pub fn call_media(&mut self, call_id: &str, codec: Codec, suite: Option<SrtpSuite>) {
+        let Some(l) = self.legs.get_mut(call_id) else {
+            return;
+        };
+        l.codec = Some(codec);
+        self.writes.push_back(Write::LegMedia {
+            key: l.key,
+            codec: codec.encoding().to_string(),
+            srtp_suite: suite.map(|s| s.sdes_name().to_string()),
+        });
     }
 
     /// The conference service hangs up the call, for this reason.
@@ -675,6 +699,36 @@ mod tests {
         let mos = e.mos.unwrap();
         assert!((3.5..4.41).contains(&mos), "{mos}");
         assert_eq!(r.open(), (0, 0));
+    }
+
+    #[test]
+    fn a_delayed_offer_records_the_codec_the_ack_brought_and_rates_it() {
+        let now = Instant::now();
+        let mut r = recorder(now);
+        r.call_answered(
+            now,
+            Answered {
+                media: None,
+                ..answered(1)
+            },
+        );
+        let w = writes(&mut r);
+        assert!(
+            matches!(w.as_slice(), [Write::LegStarted { record, .. }] if record.codec == "unknown")
+        );
+        r.call_media("call-1", Codec::Pcma, None);
+        let w = writes(&mut r);
+        assert!(
+            matches!(w.as_slice(), [Write::LegMedia { codec, srtp_suite: None, .. }] if codec == "PCMA"),
+            "{w:?}"
+        );
+        r.call_ended(now + Duration::from_secs(10), "call-1", CallEnd::RemoteBye);
+        r.leg_removed(LegId(1), &media(500, 0, 1_000));
+        let w = writes(&mut r);
+        let [Write::LegEnded { end, .. }] = w.as_slice() else {
+            panic!("{w:?}");
+        };
+        assert!(end.mos.is_some(), "a MOS once the codec is known");
     }
 
     #[test]

@@ -165,6 +165,11 @@ fn apply(d: &Directory, rows: &mut HashMap<RecordKey, i64>, w: Write) -> Result<
             conference,
             role,
         } => d.leg_joined(row(rows, key)?, &conference, role)?,
+        Write::LegMedia {
+            key,
+            codec,
+            srtp_suite,
+        } => d.leg_media(row(rows, key)?, &codec, srtp_suite.as_deref())?,
         Write::LegCheckpoint { key, at, stats } => d.leg_checkpoint(row(rows, key)?, at, &stats)?,
         Write::LegEnded { key, end } => {
             let r = row(rows, key)?;

@@ -292,6 +292,21 @@ impl Directory {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Records an open leg's codec and SRTP suite as renegotiated (or as first agreed, when
+    /// the caller's answer came in the ACK).
+    pub fn leg_media(
+        &self,
+        record: i64,
+        codec: &str,
+        srtp_suite: Option<&str>,
+    ) -> Result<(), DirectoryError> {
+        let n = self.conn.execute(
+            "UPDATE cdr_legs SET codec = ?2, srtp_suite = ?3 WHERE id = ?1 AND left_at IS NULL",
+            params![record, codec, srtp_suite],
+        )?;
+        one_open(n, record)
+    }
+
     /// Records that an open leg entered a conference (after the IVR) with this role.
     pub fn leg_joined(
         &self,
@@ -540,6 +555,9 @@ mod tests {
         l.srtp_suite = Some("AEAD_AES_128_GCM".into());
         let r = d.leg_started(&l).unwrap();
         d.leg_joined(r, &room, Role::Moderator).unwrap();
+        // A re-INVITE moved the call to G.722 with AES-CM.
+        d.leg_media(r, "G722", Some("AES_CM_128_HMAC_SHA1_80"))
+            .unwrap();
         let stats = LegStats {
             packets_in: 500,
             packets_out: 480,
@@ -572,6 +590,8 @@ mod tests {
         let row = &rows[0];
         assert_eq!(row.conference.as_deref(), Some("4711"));
         assert_eq!(row.role, "moderator");
+        assert_eq!(row.codec, "G722");
+        assert_eq!(row.srtp_suite.as_deref(), Some("AES_CM_128_HMAC_SHA1_80"));
         assert_eq!(row.left_at, Some(UnixMs(61_500)));
         assert_eq!(row.stats.packets_in, 3000);
         assert_eq!(row.mos, Some(4.2));

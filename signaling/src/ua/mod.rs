@@ -200,6 +200,14 @@ pub enum UaOutput<P> {
         /// brings the answer when the INVITE had no offer.
         media: Option<(Codec, Option<SrtpSuite>)>,
     },
+    /// An answered call's codec or SRTP suite changed: the ACK brought the answer to our
+    /// offer (the INVITE had none), or a re-INVITE or UPDATE renegotiated.
+    MediaChanged {
+        /// Its Call-ID.
+        call_id: String,
+        /// The codec and SRTP suite now in use.
+        media: (Codec, Option<SrtpSuite>),
+    },
     /// An answered call's leg moved to another core (`move_call`).
     CallMoved {
         /// Its Call-ID.
@@ -1038,9 +1046,20 @@ impl<P: SipPeer> UserAgent<P> {
 
     /// Points an existing leg at the remote address of a new answer or offer.
     /// Notes the negotiated codec and profile on the leg's dialog (for our re-offers).
+    /// Once the call is answered, a change is reported (`MediaChanged`) for its record.
     fn remember_media(&mut self, leg: LegId, neg: &Negotiated) {
-        if let Some(d) = self.by_leg.get(&leg).and_then(|k| self.dialogs.get_mut(k)) {
-            d.media = Some((neg.codec.codec, neg.srtp.as_ref().map(|k| k.suite())));
+        let Some(key) = self.by_leg.get(&leg) else {
+            return;
+        };
+        if let Some(d) = self.dialogs.get_mut(key) {
+            let media = (neg.codec.codec, neg.srtp.as_ref().map(|k| k.suite()));
+            if d.answered && d.media != Some(media) {
+                self.out.push_back(UaOutput::MediaChanged {
+                    call_id: key.call_id.clone(),
+                    media,
+                });
+            }
+            d.media = Some(media);
         }
     }
 
@@ -2082,6 +2101,11 @@ mod tests {
         });
         assert_eq!(created, Some(Some("127.0.0.1:6000".parse().unwrap())));
         assert_eq!(ua.calls(), 1);
+        // The call record learns the codec now (the 200 went out before it was known).
+        assert!(
+            out.iter().any(|o| matches!(o, UaOutput::MediaChanged { call_id, media: (Codec::Pcmu, None) } if call_id == "call-1")),
+            "{out:?}"
+        );
 
         // A second delayed-offer call whose ACK carries no answer is ended with BYE; no leg
         // was ever created, so none is removed.

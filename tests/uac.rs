@@ -71,7 +71,7 @@ impl Driver {
             media: MediaOffer {
                 local_rtp: media,
                 offer_answer: OfferAnswerConfig::default(),
-                ssrc: None,
+                source: None,
             },
             extra_headers: Vec::new(),
         }

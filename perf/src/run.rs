@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chorus_engine::runtime::{
-    Command, CoreId, Engine, EngineConfig, Event, IoKind, LegConfig, LegId, LegUpdate, Metric,
-    SilenceSend, SrtpKey,
+    Command, CoreId, Engine, EngineConfig, Event, IoKind, LegId, LegUpdate, Metric, SilenceSend,
+    SrtpKey,
 };
 use chorus_engine::srtp::SrtpSuite;
 use chorus_signaling::media_leg;
-use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy};
+use chorus_signaling::sdp::{Codec, LocalSource, OfferAnswerConfig, SrtpPolicy};
 use chorus_signaling::transport::{
     InboundFrame, ListenSpec, Peer, Transport, TransportConfig, Transports,
 };
@@ -369,7 +369,7 @@ async fn drive(
                 media: MediaOffer {
                     local_rtp,
                     offer_answer: offer.clone(),
-                    ssrc: Some(LegConfig::new(c.leg).local_ssrc),
+                    source: Some(LocalSource::of_leg(c.leg)),
                 },
                 extra_headers: Vec::new(),
             };

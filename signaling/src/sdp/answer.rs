@@ -235,8 +235,8 @@ fn accept_audio(
     if let Some(keys) = &srtp {
         attributes.push(Attribute::new("crypto", &keys.local));
     }
-    if let Some(ssrc) = local.ssrc {
-        attributes.push(Attribute::new("ssrc", format!("{ssrc} cname:chorus")));
+    if let Some(source) = &local.source {
+        attributes.push(source.attribute());
     }
     let answer = MediaDescription {
         attributes,

@@ -2,11 +2,39 @@
 
 use std::net::IpAddr;
 
+use chorus_engine::runtime::{LegConfig, LegId};
 use chorus_engine::srtp::SrtpSuite;
 use chorus_engine::srtp::sdes::{CryptoAttribute, SdesError};
 
+use super::attribute::Attribute;
 use super::connection::Connection;
 use super::origin::{Origin, SessionVersion};
+
+/// The SSRC a media leg sends with and the CNAME its RTCP carries: `a=ssrc:<ssrc>
+/// cname:<cname>` must name the CNAME the sender puts in its SDES packets (RFC 5576 6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSource {
+    /// The leg's SSRC.
+    pub ssrc: u32,
+    /// The leg's RTCP CNAME.
+    pub cname: String,
+}
+
+impl LocalSource {
+    /// The source of the leg `id` as the engine creates it (`LegConfig::new`).
+    pub fn of_leg(id: LegId) -> Self {
+        let cfg = LegConfig::new(id);
+        LocalSource {
+            ssrc: cfg.local_ssrc,
+            cname: cfg.cname,
+        }
+    }
+
+    /// Its `a=ssrc` line.
+    pub(crate) fn attribute(&self) -> Attribute {
+        Attribute::new("ssrc", format!("{} cname:{}", self.ssrc, self.cname))
+    }
+}
 
 /// Our session identity for one dialog. Every offer or answer we produce takes a new
 /// version (RFC 3264 section 8: the version increases with each new description).
@@ -22,9 +50,9 @@ pub struct LocalSession {
     pub session_id: u64,
     /// Address in `o=`.
     pub origin_ip: IpAddr,
-    /// The SSRC our media leg sends with, announced as `a=ssrc` (RFC 5576) so that a peer
+    /// The source our media leg sends as, announced as `a=ssrc` (RFC 5576) so that a peer
     /// receiving many calls on one socket can tell them apart without trial decryption.
-    pub ssrc: Option<u32>,
+    pub source: Option<LocalSource>,
     version: SessionVersion,
     written: bool,
     srtp_key: Option<CryptoAttribute>,
@@ -38,7 +66,7 @@ impl LocalSession {
             username: "chorus".to_owned(),
             session_id,
             origin_ip,
-            ssrc: None,
+            source: None,
             version: SessionVersion(session_id),
             written: false,
             srtp_key: None,

@@ -62,7 +62,7 @@ pub use connection::{AddressType, Connection};
 pub use direction::Direction;
 pub use error::SdpError;
 pub use fmtp::Fmtp;
-pub use local_session::LocalSession;
+pub use local_session::{LocalSession, LocalSource};
 pub use media::{MediaDescription, MediaKind};
 pub use negotiated::{Negotiated, NegotiatedCodec, SrtpKeys, TelephoneEvent};
 pub use offer::{

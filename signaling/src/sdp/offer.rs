@@ -129,8 +129,8 @@ pub fn make_offer(
     attributes.push(Attribute::new("ptime", config.ptime_ms));
     attributes.push(Attribute::flag(direction.attribute()));
     attributes.push(Attribute::flag("rtcp-mux"));
-    if let Some(ssrc) = local.ssrc {
-        attributes.push(Attribute::new("ssrc", format!("{ssrc} cname:chorus")));
+    if let Some(source) = &local.source {
+        attributes.push(source.attribute());
     }
     let mut local_crypto = Vec::new();
     if config.srtp != SrtpPolicy::Off {

@@ -31,7 +31,7 @@ use crate::dtmf_info;
 use crate::media_leg;
 use crate::message::{ParseError, SipMessage};
 use crate::sdp::{
-    Codec, Direction, LocalSession, Negotiated, OfferAnswerConfig, PendingOffer,
+    Codec, Direction, LocalSession, LocalSource, Negotiated, OfferAnswerConfig, PendingOffer,
     SessionDescription, SrtpPolicy, answer_offer, make_offer, process_answer,
 };
 use crate::session_timer::{
@@ -776,7 +776,7 @@ impl<P: SipPeer> UserAgent<P> {
         let mut local_session = LocalSession::new(self.tokens.next_u64(), self.cfg.media_ip);
         let leg = LegId(self.next_leg);
         self.next_leg = self.next_leg.wrapping_add(1).max(1);
-        local_session.ssrc = Some(chorus_engine::runtime::LegConfig::new(leg).local_ssrc);
+        local_session.source = Some(LocalSource::of_leg(leg));
         // With an offer: answer it and start the leg now. Without one (delayed offer): offer
         // in the 200 and start the leg when the ACK brings the answer (RFC 3264 section 2).
         // The negotiated codec and profile, once known (an offer in the INVITE).
@@ -1898,6 +1898,7 @@ mod tests {
 
         let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "i1", 1, None, SDP));
         let mut leg = None;
+        let mut source = None;
         let mut answer = None;
         for o in &out {
             match o {
@@ -1909,6 +1910,7 @@ mod tests {
                     assert_eq!(cfg.remote_rtp, Some("127.0.0.1:6000".parse().unwrap()));
                     assert_eq!(cfg.pair, Some(0));
                     leg = Some(cfg.id);
+                    source = Some(format!("{} cname:{}", cfg.local_ssrc, cfg.cname));
                 }
                 UaOutput::Send { message, peer: p } if message.status() == Some(200) => {
                     assert_eq!(p, &peer);
@@ -1922,6 +1924,9 @@ mod tests {
         let answer = answer.expect("200 OK");
         let sdp = SessionDescription::parse(answer.body()).unwrap();
         assert_eq!(sdp.media[0].port, 20000);
+        // The answer names the leg's SSRC and the CNAME its RTCP carries (RFC 5576 6.1).
+        let ssrc = sdp.media[0].attributes.iter().find(|a| a.name == "ssrc");
+        assert_eq!(ssrc.and_then(|a| a.value.clone()), source);
         let tag = answer.to().unwrap().tag().unwrap().to_string();
         assert_eq!(ua.calls(), 1);
 

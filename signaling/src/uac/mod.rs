@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use crate::digest::{Algorithm, Challenge, Credentials};
 use crate::message::{SipMessage, needs_stream_transport};
 use crate::sdp::{
-    Direction, LocalSession, Negotiated, OfferAnswerConfig, SessionDescription, answer_offer,
-    make_offer, process_answer,
+    Direction, LocalSession, LocalSource, Negotiated, OfferAnswerConfig, SessionDescription,
+    answer_offer, make_offer, process_answer,
 };
 use crate::token::{Tokens, random_hex};
 use crate::transaction::{
@@ -92,8 +92,8 @@ pub struct MediaOffer {
     pub local_rtp: SocketAddr,
     /// Codecs, SRTP policy and suites, ptime, telephone-event.
     pub offer_answer: OfferAnswerConfig,
-    /// The SSRC the call's media leg sends with, announced as `a=ssrc` (None: not announced).
-    pub ssrc: Option<u32>,
+    /// The source the call's media leg sends as, announced as `a=ssrc` (None: not announced).
+    pub source: Option<LocalSource>,
 }
 
 /// One outgoing call to place.
@@ -329,7 +329,7 @@ impl<P: DialPeer> Uac<P> {
         let local_tag = self.token();
         let call_id = format!("{}@chorus", self.token());
         let mut session = LocalSession::new(self.tokens.next_u64(), req.media.local_rtp.ip());
-        session.ssrc = req.media.ssrc;
+        session.source = req.media.source.clone();
         let pending = make_offer(
             &mut session,
             req.media.local_rtp,

@@ -58,7 +58,7 @@ fn request(extra: Vec<(String, String)>) -> DialRequest<FakePeer> {
         media: MediaOffer {
             local_rtp: "127.0.0.1:47000".parse().unwrap(),
             offer_answer: OfferAnswerConfig::default(),
-            ssrc: None,
+            source: None,
         },
         extra_headers: extra,
     }

@@ -485,7 +485,10 @@ pub async fn run<S>(
                                 old.stop();
                             }
                         }
-                        Err(e) => tracing::warn!(%conference, error = %e, "cannot record"),
+                        Err(e) => {
+                            tracing::warn!(%conference, error = %e, "cannot record");
+                            service.recording_failed(&conference);
+                        }
                     },
                     Output::Move { call_id, core } => {
                         if let Err(e) = ua.move_call(&call_id, core) {

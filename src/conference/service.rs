@@ -855,6 +855,23 @@ impl ConferenceService {
         }
     }
 
+    /// The driver could not start the recording `set_recording` asked for (no file): the room
+    /// is not recorded, and everyone in it, who heard that it is, now hears that it stopped.
+    pub fn recording_failed(&mut self, room_id: &str) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if !room.recording {
+            return;
+        }
+        room.recording = false;
+        let clip = self.prompts.get(Prompt::RecordingStopped);
+        self.play_to_room(room_id, clip);
+        self.out.push_back(Output::Log(format!(
+            "conference {room_id}: recording failed"
+        )));
+    }
+
     /// Starts or stops recording a room and tells everyone in it.
     fn set_recording(&mut self, room_id: &str, on: bool) {
         let Some(room) = self.rooms.get_mut(room_id) else {
@@ -1590,6 +1607,24 @@ mod tests {
             hear_all(&mut s, now, k)
         };
         assert_eq!(record(&out), [false]);
+        // A recording whose file cannot be made is announced as stopped, and the next *0
+        // tries again (the room is not taken for recorded).
+        let k = key(&mut s, now, "call-1", "*0");
+        assert_eq!(record(&hear_all(&mut s, now, k)), [true]);
+        s.recording_failed("31");
+        let out = outputs(&mut s);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Engine {
+                command: Command::PlayConference { .. },
+                ..
+            }
+        )));
+        assert!(record(&out).is_empty(), "nothing to stop on the core");
+        let k = key(&mut s, now, "call-1", "*0");
+        assert_eq!(record(&hear_all(&mut s, now, k)), [true]);
+        let k = key(&mut s, now, "call-1", "*0");
+        assert_eq!(record(&hear_all(&mut s, now, k)), [false]);
         // With the flag, the first join starts it, and the last leave stops it.
         let flagged = ConferenceInfo {
             id: "32".into(),

@@ -52,6 +52,7 @@ mod session;
 mod ssrc;
 #[cfg(test)]
 mod testdata;
+mod video;
 
 pub use answer::answer_offer;
 pub use attribute::Attribute;
@@ -74,3 +75,8 @@ pub use rtcp::RtcpAttribute;
 pub use rtpmap::Rtpmap;
 pub use session::{MAX_SDP_LEN, SessionDescription, Timing};
 pub use ssrc::SsrcAttribute;
+pub use video::{
+    Extension, Extensions, Feedback, H264Profile, NegotiatedVideo, ProfileLevelId, Rid, Simulcast,
+    SimulcastId, VIDEO_CLOCK_RATE, VideoCodec, VideoConfig, accept_video_answer, answer_video,
+    offer_video,
+};

@@ -185,6 +185,9 @@ lost: expected (from the sequence numbers) minus received, per stream, summed; %
 jitter: tshark: the median over streams of each stream's mean RFC 3550 jitter / the largest
 any stream reached; chorus-load: each call's last RFC 3550 jitter, median / largest.
 receive drops: the capture sees packets before the receiving socket; sipp never reads its
-media socket, so drops there are expected and are not loss in the figures above.
+media socket, so drops there are expected and are not loss in the figures above. RcvbufErrors
+counts every socket of the machine; the socket rows only the runs' own.
+server CPU: this script's sampler of /proc/PID/stat (sipp and tshark columns), chorus-load's
+own (its column); both the median over the seconds with every caller in its conference.
 files: $out (summary.json of each run, server logs, tshark's streams, chorus-load's report)
 EOF

@@ -182,6 +182,9 @@ python3 "$helper" report "$out"
 cat <<EOF
 
 lost: expected (from the sequence numbers) minus received, per stream, summed; % of expected.
+short of 50/s: packets a stream's first-to-last time should have held beyond those received
+or lost: a server that falls behind skips ticks without skipping sequence numbers, so its
+gaps are not loss to RFC 3550 (nor to chorus-load's loss figure) but silence to a caller.
 jitter: tshark: the median over streams of each stream's mean RFC 3550 jitter / the largest
 any stream reached; chorus-load: each call's last RFC 3550 jitter, median / largest.
 receive drops: the capture sees packets before the receiving socket; sipp never reads its

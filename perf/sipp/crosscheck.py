@@ -166,6 +166,12 @@ def summarize(streams, src_ports, dst_ports):
     pkts = sum(s["pkts"] for s in mine)
     lost = sum(max(s["lost"], 0) for s in mine)
     rates = [s["pkts"] / (s["end"] - s["start"]) for s in mine if s["end"] - s["start"] >= 1.0]
+    # A sender that stalls and then goes on numbering where it stopped (a late tick is not
+    # replayed) loses no sequence numbers: what is missing shows only against the clock.
+    short = sum(
+        max(0, round((s["end"] - s["start"]) * PACKETS_PER_S) + 1 - s["pkts"] - max(s["lost"], 0))
+        for s in mine
+    )
     return {
         "streams": len(mine),
         "packets": pkts,
@@ -175,6 +181,8 @@ def summarize(streams, src_ports, dst_ports):
         "jitter_ms_p50": statistics.median(s["mean_jitter"] for s in mine) if mine else None,
         "jitter_ms_max": max((s["max_jitter"] for s in mine), default=None),
         "pps_p50": statistics.median(rates) if rates else None,
+        "short": short,
+        "short_pct": 100.0 * short / (pkts + lost + short) if pkts + lost + short else 0.0,
         "ssrcs": sorted(s["ssrc"] for s in mine),
     }
 
@@ -334,8 +342,10 @@ def analyse(run_dir, kind, calls, hold_s):
                 f"{len(starved)} server legs received under 80% and {len(doubled)} over 120% "
                 f"of a caller's {PACKETS_PER_S:.0f} packets/s for {hold_s} s: streams misrouted"
             )
+    # Far from 50/s is a packetization the figures do not expect (not 20 ms PCMU); a little
+    # under it is the server falling behind, which the report shows as gaps in time.
     pps = down["pps_p50"]
-    if pps is not None and not 0.9 * PACKETS_PER_S <= pps <= 1.1 * PACKETS_PER_S:
+    if pps is not None and not 0.5 * PACKETS_PER_S <= pps <= 1.5 * PACKETS_PER_S:
         faults.append(f"server-to-caller streams run at {pps:.1f} packets/s, not {PACKETS_PER_S:.0f}")
     summary["faults"] = faults
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
@@ -381,6 +391,8 @@ def report(out):
     row("  lost (% of expected)", loss(s["down"]),
         f"{fmt(rtp.get('lost'))} ({rtp.get('loss_pct', 0.0):.3f}%)" if rtp else "-", loss(c["down"]))
     row("  packets/s per stream, p50", fmt(s["down"]["pps_p50"], 1), "", fmt(c["down"]["pps_p50"], 1))
+    row("  short of 50/s in time (%)", f"{fmt(s['down']['short'])} ({s['down']['short_pct']:.3f}%)", "",
+        f"{fmt(c['down']['short'])} ({c['down']['short_pct']:.3f}%)")
     row("  max gap between packets, ms", fmt(s["down"]["max_delta_ms"], 1), "", fmt(c["down"]["max_delta_ms"], 1))
     row("  jitter p50 / max, ms", jitter(s["down"]),
         f"{fmt(jit.get('p50'), 2)} / {fmt(jit.get('max'), 2)}" if jit else "-", jitter(c["down"]))
@@ -428,6 +440,7 @@ def selftest():
     assert (b["lost"], b["problem"], b["max_jitter"]) == (-2, "X", 2.845)
     d = summarize([a, b], SERVER_PORTS, SIPP_PORTS)
     assert (d["streams"], d["packets"], d["lost"], d["pps_p50"]) == (1, 1490, 0, 49.666666666666664)
+    assert d["short"] == 30 * 50 + 1 - 1490
     assert tcpdump_counts("911 packets captured\n1822 packets received by filter\n"
                           "3 packets dropped by kernel\n") == (911, 3)
     assert log_time("2026-12-02T13:55:08.295898Z  INFO x") == 1796219708.295898

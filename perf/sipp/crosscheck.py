@@ -187,6 +187,21 @@ def summarize(streams, src_ports, dst_ports):
     }
 
 
+def out_of_call_order(streams, slack_s=0.25):
+    """Streams whose SSRC is below that of a stream that started more than `slack_s` earlier.
+    sipp numbers SSRCs in call order and calls start in order, so a stream that starts
+    clearly later must carry a higher SSRC; otherwise the a=ssrc each call announced (from
+    the injection file) names another call's stream."""
+    ordered = sorted(streams, key=lambda s: s["start"])
+    bad, earlier_max, j = 0, -1, 0
+    for s in ordered:
+        while j < len(ordered) and ordered[j]["start"] < s["start"] - slack_s:
+            earlier_max = max(earlier_max, ordered[j]["ssrc"])
+            j += 1
+        bad += s["ssrc"] < earlier_max
+    return bad
+
+
 def tcpdump_counts(text):
     """(captured, dropped by the kernel) from tcpdump's closing lines."""
     def count(what):
@@ -332,6 +347,14 @@ def analyse(run_dir, kind, calls, hold_s):
                 f"sipp streamed {up['streams']} SSRCs that are not the {calls} its SDP announced "
                 f"(0x{SIPP_SSRC_BASE:08X} + call): the server could not tell the calls apart"
             )
+        disordered = out_of_call_order(
+            [st for st in streams if within(st["sport"], SIPP_PORTS) and within(st["dport"], SERVER_PORTS)]
+        )
+        if disordered:
+            faults.append(
+                f"{disordered} of sipp's streams started well after one with a higher SSRC: "
+                "sipp did not number its streams in call order, so the a=ssrc lines are wrong"
+            )
         if len(legs) < calls:
             faults.append(f"the server logged {len(legs)} media legs for {calls} calls")
         # Each leg must have received about its own caller's stream (not none, not two).
@@ -441,6 +464,9 @@ def selftest():
     d = summarize([a, b], SERVER_PORTS, SIPP_PORTS)
     assert (d["streams"], d["packets"], d["lost"], d["pps_p50"]) == (1, 1490, 0, 49.666666666666664)
     assert d["short"] == 30 * 50 + 1 - 1490
+    streams = [{"start": t, "ssrc": x} for t, x in ((0.0, 1), (0.02, 3), (0.03, 2), (0.5, 4))]
+    assert out_of_call_order(streams) == 0
+    assert out_of_call_order(streams + [{"start": 0.6, "ssrc": 0}]) == 1
     assert tcpdump_counts("911 packets captured\n1822 packets received by filter\n"
                           "3 packets dropped by kernel\n") == (911, 3)
     assert log_time("2026-12-02T13:55:08.295898Z  INFO x") == 1796219708.295898

@@ -102,18 +102,19 @@ start_server() {
 }
 
 # Captures RTP between the server's media ports and the callers' ($2) into $1, even ports
-# only (RTP; RTCP is on the odd ones), 64 bytes of each packet (headers through RTP's).
+# only (RTP; RTCP is on the odd ones), 64 bytes of each packet (headers through RTP's). The
+# capture and the sampler run on the callers' CPU, leaving the server's CPU to the server.
 start_capture() {
   local dir=$1 callers=$2
   python3 "$helper" snmp >"$dir/snmp.before"
-  tcpdump -i lo -n -s 64 -B 65536 -w "$dir/rtp.pcap" \
+  taskset -c 1 tcpdump -i lo -n -s 64 -B 65536 -w "$dir/rtp.pcap" \
     "udp and udp[0:2] & 1 = 0 and udp[2:2] & 1 = 0 and \
      ((src portrange 58000-58999 and dst portrange $callers) or \
       (src portrange $callers and dst portrange 58000-58999))" 2>"$dir/tcpdump.err" &
   capture_pid=$!
   for _ in $(seq 50); do grep -q "listening on" "$dir/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
   grep -q "listening on" "$dir/tcpdump.err" || fail "tcpdump did not start: $(cat "$dir/tcpdump.err")"
-  python3 "$helper" monitor "$server_pid" "$dir/monitor.jsonl" &
+  taskset -c 1 python3 "$helper" monitor "$server_pid" "$dir/monitor.jsonl" &
   monitor_pid=$!
 }
 

@@ -12,7 +12,9 @@
 # then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
 # CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
-# --silence, default continuous), OUT (work directory). Media ports 50000-53999. The
+# --silence, default continuous), OUT (work directory), PROFILE (seconds of `perf record -g`
+# on the server once every call is up: profile.txt in the run's directory, the
+# generator's core paying for the sampling). Media ports 50000-53999. The
 # generator is one source address placing 200 calls/s, so the server's admission limits are
 # raised for the run (--calls-per-s, --calls-per-s-per-source).
 set -euo pipefail
@@ -43,6 +45,15 @@ for users in "$@"; do
     --data-dir "$dir/data" 2>"$dir/server.log" &
   server_pid=$!
   for _ in $(seq 50); do grep -q "answering SIP" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
+  if [ -n "${PROFILE:-}" ]; then
+    command -v perf >/dev/null || { echo "perf missing: apt-get install linux-perf" >&2; exit 1; }
+    # From 10 s after the ramp (200 calls/s) ends.
+    (sleep $((users / 200 + 10))
+     taskset -c 1 perf record -q -F 499 -g -p "$server_pid" -o "$dir/perf.data" -- sleep "$PROFILE" \
+       >/dev/null 2>&1
+     perf report -i "$dir/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 \
+       2>/dev/null | grep -v '^$' >"$dir/profile.txt") &
+  fi
   set +e
   taskset -c 1 target/release/chorus-load run --server 127.0.0.1:15990 --server-pid "$server_pid" \
     --users "$users" --conference-size "$size" --talkers "$talkers" --duration "$hold" \
@@ -51,7 +62,7 @@ for users in "$@"; do
     --json "$dir/report.json" --plot "$dir/report.png" >"$dir/table.txt" 2>"$dir/load.log"
   status=$?
   set -e
-  kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true
+  kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true
   server_pid=""
   verdict=$([ $status -eq 0 ] && echo pass || grep -o 'FAILED: .*' "$dir/load.log" | cut -c1-90)
   python3 - "$dir/report.json" "$users" "$verdict" <<'EOF'

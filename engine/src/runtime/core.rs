@@ -18,7 +18,7 @@ use super::command::{
     CN_REFRESH_TICKS, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegUpdate,
     SilenceSend,
 };
-use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot};
+use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot, Route};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::REPORT_INTERVAL;
 use super::leg::{Leg, MovingLeg};
@@ -42,6 +42,15 @@ const DTX_REFRESH_TICKS: u32 = 20;
 const CN_SILENCE_LEVEL: u8 = 90;
 /// Commands handled per loop iteration at most, so a flood of commands cannot starve media.
 const COMMANDS_PER_ROUND: usize = 256;
+/// What a packet offered to the legs waiting to latch comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Latch {
+    /// An address no leg receives from.
+    NewAddress,
+    /// An address one leg receives from, with an SSRC that leg has not sent.
+    SameAddress,
+}
+
 /// Legs waiting to latch that one unknown-source packet is tried against at most. The window
 /// rotates, so every waiting leg is tried within a few packets of its caller's stream.
 const LATCH_TRIES: usize = 32;
@@ -188,8 +197,13 @@ impl CoreState {
             remote: meta.src,
         };
         let slot = match self.flows.lookup(&key, || packet_ssrc(buf, kind)) {
-            Some(slot) => slot,
-            None => match self.try_latch(now, key, buf, kind) {
+            Route::Leg(slot) => slot,
+            // A second call from the same address and port (its leg waits to latch there), or
+            // else the owner's new stream.
+            Route::OtherSsrc(owner) => self
+                .try_latch(now, key, buf, kind, Latch::SameAddress)
+                .unwrap_or(owner),
+            Route::Unknown => match self.try_latch(now, key, buf, kind, Latch::NewAddress) {
                 Some(slot) => slot,
                 None => {
                     self.counters.inc(Metric::DropUnknownFlow);
@@ -449,12 +463,15 @@ impl CoreState {
     /// wait for their first packet. SRTP legs take it only if it authenticates with their key;
     /// a plain-RTP leg takes it if its SDP named the same IP, or if it is the only plain leg
     /// waiting on that socket (otherwise the packet cannot be attributed and is dropped).
+    /// With [`Latch::SameAddress`] (the address has a leg, the SSRC is new) a plain leg takes
+    /// it only if its SDP named exactly that address.
     fn try_latch(
         &mut self,
         now: Instant,
         key: FlowKey,
         buf: &[u8],
         kind: PacketKind,
+        how: Latch,
     ) -> Option<LegSlot> {
         if kind != PacketKind::Rtp {
             return None;
@@ -488,7 +505,13 @@ impl CoreState {
                     }
                 }
                 None => {
-                    if leg.remote_rtp.is_some_and(|r| r.ip() == key.remote.ip()) {
+                    let named = match how {
+                        Latch::NewAddress => {
+                            leg.remote_rtp.is_some_and(|r| r.ip() == key.remote.ip())
+                        }
+                        Latch::SameAddress => leg.remote_rtp == Some(key.remote),
+                    };
+                    if named {
                         chosen = Some(slot);
                         break;
                     }
@@ -501,7 +524,7 @@ impl CoreState {
         if let Some(c) = self.pending_cursor.get_mut(sock) {
             *c = start + LATCH_TRIES;
         }
-        let lone_plain = if complete && plain_count == 1 {
+        let lone_plain = if complete && plain_count == 1 && how == Latch::NewAddress {
             plain_only
         } else {
             None
@@ -1915,6 +1938,32 @@ mod tests {
             1,
             "SDP IP matches, port rewritten by NAT"
         );
+    }
+
+    #[test]
+    fn calls_sharing_one_address_without_announced_ssrcs_each_get_their_stream() {
+        // A gateway (or sipp) sending every call from one address and port, no a=ssrc.
+        let mut r = Rig::new();
+        let gateway = SocketAddr::from(([127, 0, 0, 9], 6000));
+        for id in [1, 2] {
+            let mut c = LegConfig::new(LegId(id));
+            c.remote_rtp = Some(gateway);
+            r.create(c);
+            r.packet(gateway, rtp(100 + id, 1));
+        }
+        r.packet(gateway, rtp(101, 2));
+        r.packet(gateway, rtp(102, 2));
+        assert_eq!((r.stats(1).rtp_in, r.stats(2).rtp_in), (2, 2));
+        // With nobody waiting there, a new SSRC is the owner's new stream.
+        r.state.on_command(r.now, Command::RemoveLeg(LegId(2)));
+        r.packet(gateway, rtp(555, 1));
+        assert_eq!(r.stats(1).rtp_in, 3);
+        // A call from another port of the same gateway does not take a stranger's stream.
+        let mut c = LegConfig::new(LegId(3));
+        c.remote_rtp = Some(SocketAddr::from(([127, 0, 0, 9], 6002)));
+        r.create(c);
+        r.packet(gateway, rtp(777, 1));
+        assert_eq!((r.stats(1).rtp_in, r.stats(3).rtp_in), (4, 0));
     }
 
     #[test]

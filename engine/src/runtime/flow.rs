@@ -76,6 +76,19 @@ enum FlowEntry {
     Shared(HashMap<u32, LegSlot, FastBuild>),
 }
 
+/// Where a received packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To this leg.
+    Leg(LegSlot),
+    /// The address's only leg has learned another SSRC: the packet is either that caller's
+    /// new stream (an SSRC change) or a second call from the same address and port (a
+    /// gateway, or sipp, sending every call from one socket) whose leg waits to latch.
+    OtherSsrc(LegSlot),
+    /// No leg receives from this address (with this SSRC).
+    Unknown,
+}
+
 /// Why a flow could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
@@ -184,12 +197,23 @@ impl FlowTable {
         }
     }
 
-    /// The leg a packet from `key` belongs to. `ssrc` is read from the packet only when the
-    /// flow is shared.
-    pub fn lookup(&self, key: &FlowKey, ssrc: impl FnOnce() -> Option<u32>) -> Option<LegSlot> {
-        match self.map.get(key)? {
-            FlowEntry::One { leg, .. } => Some(*leg),
-            FlowEntry::Shared(m) => m.get(&ssrc()?).copied(),
+    /// Where a packet from `key` goes. `ssrc` is read from the packet only when the flow's
+    /// leg has learned its SSRC or the flow is shared.
+    pub fn lookup(&self, key: &FlowKey, ssrc: impl FnOnce() -> Option<u32>) -> Route {
+        match self.map.get(key) {
+            None => Route::Unknown,
+            Some(FlowEntry::One { leg, ssrc: None }) => Route::Leg(*leg),
+            Some(FlowEntry::One {
+                leg,
+                ssrc: Some(known),
+            }) => match ssrc() {
+                Some(s) if s != *known => Route::OtherSsrc(*leg),
+                _ => Route::Leg(*leg),
+            },
+            Some(FlowEntry::Shared(m)) => match ssrc().and_then(|s| m.get(&s)) {
+                Some(&leg) => Route::Leg(leg),
+                None => Route::Unknown,
+            },
         }
     }
 }
@@ -210,11 +234,11 @@ mod tests {
         let mut t = FlowTable::new();
         t.insert(key(1), 7, None).unwrap();
         t.insert(key(2), 8, None).unwrap();
-        assert_eq!(t.lookup(&key(1), || None), Some(7));
-        assert_eq!(t.lookup(&key(2), || None), Some(8));
-        assert_eq!(t.lookup(&key(3), || None), None);
+        assert_eq!(t.lookup(&key(1), || None), Route::Leg(7));
+        assert_eq!(t.lookup(&key(2), || None), Route::Leg(8));
+        assert_eq!(t.lookup(&key(3), || None), Route::Unknown);
         t.remove(key(1), 7);
-        assert_eq!(t.lookup(&key(1), || None), None);
+        assert_eq!(t.lookup(&key(1), || None), Route::Unknown);
     }
 
     #[test]
@@ -222,15 +246,17 @@ mod tests {
         let mut t = FlowTable::new();
         t.insert(key(1), 1, Some(0xaaaa)).unwrap();
         t.insert(key(1), 2, Some(0xbbbb)).unwrap();
-        assert_eq!(t.lookup(&key(1), || Some(0xaaaa)), Some(1));
-        assert_eq!(t.lookup(&key(1), || Some(0xbbbb)), Some(2));
-        assert_eq!(t.lookup(&key(1), || Some(0xcccc)), None);
-        assert_eq!(t.lookup(&key(1), || None), None);
+        assert_eq!(t.lookup(&key(1), || Some(0xaaaa)), Route::Leg(1));
+        assert_eq!(t.lookup(&key(1), || Some(0xbbbb)), Route::Leg(2));
+        assert_eq!(t.lookup(&key(1), || Some(0xcccc)), Route::Unknown);
+        assert_eq!(t.lookup(&key(1), || None), Route::Unknown);
         assert_eq!(t.insert(key(1), 3, Some(0xaaaa)), Err(FlowError::SsrcTaken));
         assert_eq!(t.insert(key(1), 3, None), Err(FlowError::Ambiguous));
         t.remove(key(1), 1);
-        // Back to a single owner: any SSRC from that address reaches it.
-        assert_eq!(t.lookup(&key(1), || Some(0x1234)), Some(2));
+        // Back to a single owner: its own SSRC reaches it, another is flagged (a new stream
+        // of the same caller, or a second call from the same address).
+        assert_eq!(t.lookup(&key(1), || Some(0xbbbb)), Route::Leg(2));
+        assert_eq!(t.lookup(&key(1), || Some(0x1234)), Route::OtherSsrc(2));
         t.remove(key(1), 2);
         assert!(t.is_empty());
     }
@@ -243,7 +269,7 @@ mod tests {
         // Learning the first leg's SSRC makes sharing possible.
         t.insert(key(1), 1, Some(4)).unwrap();
         t.insert(key(1), 2, Some(5)).unwrap();
-        assert_eq!(t.lookup(&key(1), || Some(5)), Some(2));
+        assert_eq!(t.lookup(&key(1), || Some(5)), Route::Leg(2));
     }
 
     #[test]

@@ -12,9 +12,9 @@
 # then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
 # CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
-# --silence, default continuous), OUT (work directory), PROFILE (seconds of `perf record -g`
-# on the server once every call is up: profile.txt in the run's directory, the
-# generator's core paying for the sampling). Media ports 50000-53999. The
+# --silence, default continuous), OUT (work directory), PROFILE (seconds of `perf record -a`
+# once every call is up: profile.txt in the run's directory says where both CPUs went, by
+# process and user/kernel, then the server's top symbols). Media ports 50000-53999. The
 # generator is one source address placing 200 calls/s, so the server's admission limits are
 # raised for the run (--calls-per-s, --calls-per-s-per-source).
 set -euo pipefail
@@ -49,10 +49,15 @@ for users in "$@"; do
     command -v perf >/dev/null || { echo "perf missing: apt-get install linux-perf" >&2; exit 1; }
     # From 10 s after the ramp (200 calls/s) ends.
     (sleep $((users / 200 + 10))
-     taskset -c 1 perf record -q -F 499 -g -p "$server_pid" -o "$dir/perf.data" -- sleep "$PROFILE" \
-       >/dev/null 2>&1
-     perf report -i "$dir/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.7 \
-       2>/dev/null | grep -v '^$' >"$dir/profile.txt") &
+     taskset -c 1 perf record -q -F 499 -a -o "$dir/perf.data" -- sleep "$PROFILE" >/dev/null 2>&1
+     { echo "# the server is pid $server_pid, its threads: $(ls /proc/"$server_pid"/task 2>/dev/null | tr '\n' ' ')"
+       echo "# where both CPUs went (by thread and object)"
+       perf report -i "$dir/perf.data" --stdio --sort pid,dso --percent-limit 0.5 2>/dev/null
+       echo "# the server's top symbols (share of all samples)"
+       perf report -i "$dir/perf.data" --stdio --pid "$server_pid" --sort dso,symbol \
+         --percent-limit 0.5 2>/dev/null
+     } | grep -v -e '^#* *$' -e '^# \(Samples\|Event count\|Total Lost\|To display\|(Tip\)' \
+       >"$dir/profile.txt") &
   fi
   set +e
   taskset -c 1 target/release/chorus-load run --server 127.0.0.1:15990 --server-pid "$server_pid" \

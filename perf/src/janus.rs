@@ -1,0 +1,1058 @@
+//! Callers set up through Janus AudioBridge's HTTP API (`--target janus`), for a
+//! comparison with a peer server driven by the same callers.
+//!
+//! Before the ramp: one Janus session, a control handle on the AudioBridge plugin, and a
+//! room per conference (`create` with the conference ID as the room, 8 kHz mixing for G.711
+//! and 16 kHz for Opus, plain-RTP participants allowed, no recording, no audio-level
+//! events). Per caller: a handle (`attach`) that `join`s the room as a plain-RTP participant
+//! (`"rtp": {ip, port, payload_type}` of the caller's leg, `"codec"`); Janus answers in the
+//! `joined` event with the RTP address it expects, which becomes the leg's remote. Hang-up
+//! is `leave` and `detach`. One long poll (`GET /janus/SESSION?maxev=N`) carries every
+//! handle's events; a keepalive every 15 s keeps the session past Janus's session timeout.
+//! After the run the rooms and the session are destroyed.
+//!
+//! HTTP is a small HTTP/1.1 client over tokio's `TcpStream` with keep-alive connections
+//! (Janus's transport answers POSTs chunked and long polls with a Content-Length). Each
+//! request runs as its own task, so a slow answer holds up nobody; what comes back reaches
+//! the driver as an [`Input`] on one channel, in order per caller (a caller's `Attached`
+//! goes out before its `join` does, so before the `joined` event can come back).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use chorus_engine::rtp::Pt;
+use chorus_signaling::sdp::{Codec, Direction, Negotiated, NegotiatedCodec};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::run::{CallSetup, Dial, SetupEvent};
+use crate::{CodecArg, RunArgs};
+
+/// Janus's HTTP transport's default base path, used when the URL names none.
+const DEFAULT_PATH: &str = "/janus";
+/// Janus's HTTP transport's default port.
+const DEFAULT_PORT: u16 = 8088;
+/// How long an ordinary request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a long poll may take (Janus answers an idle one with a keepalive after 30 s).
+const POLL_TIMEOUT: Duration = Duration::from_secs(45);
+/// Keepalives this often: well inside Janus's default 60 s session timeout.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+/// Events per long-poll answer.
+const POLL_MAX_EVENTS: u32 = 100;
+/// The largest response head, and body, taken.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// How long the end of a run waits for the last hang-ups.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Where Janus's HTTP transport listens: `http://IP[:PORT][/PATH]` (port 8088 and path
+/// `/janus` by default, as Janus's own; `localhost` is 127.0.0.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JanusUrl {
+    /// The transport's address.
+    pub addr: SocketAddr,
+    /// The API's base path, without a trailing slash.
+    pub path: String,
+}
+
+impl JanusUrl {
+    /// Parses `--janus-url`; `Err` is one line naming the flag.
+    pub fn parse(s: &str) -> Result<JanusUrl, String> {
+        let bad =
+            |why: &str| format!("--janus-url {s:?}: {why} (e.g. http://127.0.0.1:8088/janus)");
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("need an http:// URL (https is not supported)"))?;
+        let (host_port, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let path = path.trim_end_matches('/');
+        let path = if path.is_empty() { DEFAULT_PATH } else { path };
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        {
+            return Err(bad("the path must be plain"));
+        }
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
+            _ => (host_port, DEFAULT_PORT),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = if host == "localhost" {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            host.parse()
+                .map_err(|_| bad("the host must be an IP address or localhost"))?
+        };
+        Ok(JanusUrl {
+            addr: SocketAddr::new(ip, port),
+            path: path.to_string(),
+        })
+    }
+}
+
+/// One complete HTTP response.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+    /// Bytes of the buffer it took.
+    used: usize,
+    /// The server keeps the connection open for the next request.
+    keep_alive: bool,
+}
+
+/// The response at the start of `buf`, or `Ok(None)` when more bytes are needed; `eof`:
+/// the connection is closed, so a body without a length ends here.
+fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>> {
+    let Some(head_len) = find(buf, b"\r\n\r\n").map(|i| i + 4) else {
+        if buf.len() > MAX_HEAD {
+            bail!("HTTP response head over {MAX_HEAD} bytes");
+        }
+        if eof {
+            bail!("connection closed before a complete HTTP response");
+        }
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..head_len]).context("HTTP response head not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let (version, status) = (parts.next().unwrap_or_default(), parts.next());
+    let status: u16 = match (version.starts_with("HTTP/1."), status.map(str::parse)) {
+        (true, Some(Ok(s))) => s,
+        _ => bail!("not an HTTP/1.x status line: {status_line:?}"),
+    };
+    let mut length = None;
+    let mut chunked = false;
+    let mut keep_alive = version == "HTTP/1.1";
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            bail!("bad HTTP header line {line:?}");
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n: usize = value.parse().context("bad Content-Length")?;
+            if n > MAX_BODY {
+                bail!("HTTP body of {n} bytes is over {MAX_BODY}");
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+            if !chunked {
+                bail!("unsupported Transfer-Encoding {value:?}");
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep_alive = !value.eq_ignore_ascii_case("close");
+        }
+    }
+    let rest = &buf[head_len..];
+    if chunked {
+        return Ok(dechunk(rest)?.map(|(body, n)| Response {
+            status,
+            body,
+            used: head_len + n,
+            keep_alive,
+        }));
+    }
+    match length {
+        Some(n) if rest.len() >= n => Ok(Some(Response {
+            status,
+            body: rest[..n].to_vec(),
+            used: head_len + n,
+            keep_alive,
+        })),
+        Some(_) if eof => bail!("connection closed inside an HTTP body"),
+        Some(_) => Ok(None),
+        // Neither a length nor chunks: the body runs to the end of the connection.
+        None if eof => Ok(Some(Response {
+            status,
+            body: rest.to_vec(),
+            used: buf.len(),
+            keep_alive: false,
+        })),
+        None if rest.len() > MAX_BODY => bail!("HTTP body over {MAX_BODY} bytes"),
+        None => Ok(None),
+    }
+}
+
+/// A chunked body (RFC 9112 7.1) at the start of `buf`: the body and the bytes it took, or
+/// `Ok(None)` when more bytes are needed.
+fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(eol) = find(&buf[at..], b"\r\n") else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&buf[at..at + eol]).context("bad chunk size line")?;
+        let size_hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .with_context(|| format!("bad chunk size {size_hex:?}"))?;
+        if body.len() + size > MAX_BODY {
+            bail!("HTTP body over {MAX_BODY} bytes");
+        }
+        at += eol + 2;
+        if size == 0 {
+            // Trailer lines, if any, then the empty line.
+            loop {
+                let Some(eol) = find(&buf[at..], b"\r\n") else {
+                    return Ok(None);
+                };
+                at += eol + 2;
+                if eol == 0 {
+                    return Ok(Some((body, at)));
+                }
+            }
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            bail!("chunk not followed by CRLF");
+        }
+        at += size + 2;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A keep-alive HTTP/1.1 connection to Janus.
+struct HttpConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl HttpConn {
+    async fn connect(addr: SocketAddr) -> Result<HttpConn> {
+        let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow!("connecting to {addr} timed out"))?
+            .with_context(|| format!("connecting to {addr}"))?;
+        let _ = stream.set_nodelay(true);
+        Ok(HttpConn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// One request and its response. An `Err` from a connection that gave no byte back is
+    /// a [`Stale`] (a reused connection the server had closed: the request may go again on
+    /// a new one).
+    async fn request(
+        &mut self,
+        method: &str,
+        host: SocketAddr,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Response> {
+        let mut out =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n")
+                .into_bytes();
+        if method == "POST" {
+            out.extend_from_slice(
+                format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        let mut sent = 0;
+        while sent < out.len() {
+            self.stream.writable().await.map_err(stale)?;
+            match self.stream.try_write(&out[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(stale(e)),
+            }
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(r) = parse_response(&self.buf, false)? {
+                self.buf.drain(..r.used);
+                return Ok(r);
+            }
+            self.stream.readable().await?;
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) if self.buf.is_empty() => return Err(stale("closed")),
+                Ok(0) => {
+                    let r = parse_response(&self.buf, true)?
+                        .ok_or_else(|| anyhow!("connection closed inside a response"))?;
+                    self.buf.clear();
+                    return Ok(Response {
+                        keep_alive: false,
+                        ..r
+                    });
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if self.buf.is_empty() => return Err(stale(e)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A connection that failed before any of the response came back.
+#[derive(Debug)]
+struct Stale(String);
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection closed before the response: {}", self.0)
+    }
+}
+
+impl std::error::Error for Stale {}
+
+fn stale(e: impl std::fmt::Display) -> anyhow::Error {
+    Stale(e.to_string()).into()
+}
+
+/// Janus's HTTP API: requests over a pool of keep-alive connections, each answer checked
+/// for a Janus error.
+#[derive(Clone)]
+struct Client {
+    url: Arc<JanusUrl>,
+    idle: Arc<Mutex<Vec<HttpConn>>>,
+    transactions: Arc<AtomicU64>,
+}
+
+impl Client {
+    fn new(url: JanusUrl) -> Client {
+        Client {
+            url: Arc::new(url),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            transactions: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// POSTs `body` (a `transaction` added if it has none) to the base path plus `suffix`;
+    /// the answer, or `Err` for HTTP and Janus errors.
+    async fn post(&self, suffix: &str, mut body: Value) -> Result<Value> {
+        if body.get("transaction").is_none() {
+            let t = self.transactions.fetch_add(1, Ordering::Relaxed);
+            body["transaction"] = json!(format!("t{t}"));
+        }
+        let bytes = body.to_string().into_bytes();
+        let path = format!("{}{suffix}", self.url.path);
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let fresh = reused.is_none();
+        let mut conn = match reused {
+            Some(c) => c,
+            None => HttpConn::connect(self.url.addr).await?,
+        };
+        let r = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            conn.request("POST", self.url.addr, &path, &bytes),
+        )
+        .await;
+        let response = match r {
+            Err(_) => bail!("no answer from Janus in {} s", REQUEST_TIMEOUT.as_secs()),
+            Ok(Err(e)) if !fresh && e.is::<Stale>() => {
+                // The server closed the idle connection: once more on a new one.
+                conn = HttpConn::connect(self.url.addr).await?;
+                tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    conn.request("POST", self.url.addr, &path, &bytes),
+                )
+                .await
+                .map_err(|_| anyhow!("no answer from Janus in {} s", REQUEST_TIMEOUT.as_secs()))??
+            }
+            Ok(r) => r?,
+        };
+        if response.keep_alive
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push(conn);
+        }
+        janus_answer(response)
+    }
+
+    /// One long poll for the session's events, on its own connection (`conn`, opened when
+    /// `None`, left `None` when it cannot be reused): the events (Janus's keepalive when
+    /// there were none for 30 s).
+    async fn poll(&self, conn: &mut Option<HttpConn>, session: u64) -> Result<Vec<Value>> {
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => HttpConn::connect(self.url.addr).await?,
+        };
+        let path = format!("{}/{session}?maxev={POLL_MAX_EVENTS}", self.url.path);
+        let response =
+            tokio::time::timeout(POLL_TIMEOUT, c.request("GET", self.url.addr, &path, b""))
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "no answer to the event poll in {} s",
+                        POLL_TIMEOUT.as_secs()
+                    )
+                })??;
+        if response.keep_alive {
+            *conn = Some(c);
+        }
+        Ok(match janus_answer(response)? {
+            Value::Array(events) => events,
+            one => vec![one],
+        })
+    }
+}
+
+/// The JSON of a Janus answer; `Err` for an HTTP error status, bad JSON, or
+/// `"janus": "error"`.
+fn janus_answer(response: Response) -> Result<Value> {
+    if response.status != 200 {
+        bail!("Janus answered HTTP {}", response.status);
+    }
+    let v: Value = serde_json::from_slice(&response.body).context("Janus's answer is not JSON")?;
+    if v["janus"] == "error" {
+        let e = &v["error"];
+        bail!(
+            "Janus error {}: {}",
+            e["code"].as_u64().unwrap_or(0),
+            e["reason"].as_str().unwrap_or("(no reason)")
+        );
+    }
+    Ok(v)
+}
+
+/// The AudioBridge's answer in a synchronous plugin response; `Err` when it refused.
+fn plugin_answer(v: &Value) -> Result<&Value> {
+    let data = &v["plugindata"]["data"];
+    if let Some(code) = data["error_code"].as_u64() {
+        bail!(
+            "AudioBridge error {code}: {}",
+            data["error"].as_str().unwrap_or("(no reason)")
+        );
+    }
+    if data.is_null() {
+        bail!("Janus answered without plugin data: {v}");
+    }
+    Ok(data)
+}
+
+/// The `data.id` of a `create` or `attach` answer.
+fn new_id(v: &Value) -> Result<u64> {
+    v["data"]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("Janus answered without an id: {v}"))
+}
+
+/// What the request tasks and the event poll hand the driver.
+#[derive(Debug)]
+enum Input {
+    /// A caller has its plugin handle (its `join` goes out next).
+    Attached { caller: usize, handle: u64 },
+    /// A caller's setup failed before Janus took its join.
+    Refused { caller: usize, reason: String },
+    /// Events from the long poll.
+    Events(Vec<Value>),
+    /// A hang-up (leave and detach) is done.
+    HungUp,
+    /// The long poll failed (it tries again).
+    PollFailed(String),
+}
+
+/// One caller's place with Janus.
+#[derive(Debug, Default)]
+struct Call {
+    handle: Option<u64>,
+    joined: bool,
+    hung_up: bool,
+}
+
+/// Callers as Janus AudioBridge plain-RTP participants.
+pub struct Janus {
+    client: Client,
+    session: u64,
+    /// The handle that created the rooms (and destroys them).
+    control: u64,
+    rooms: Vec<u64>,
+    codec: Codec,
+    /// The codec's name in a join, and the payload type callers send it with.
+    codec_name: &'static str,
+    pt: u8,
+    inputs_tx: mpsc::UnboundedSender<Input>,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    handles: HashMap<u64, usize>,
+    calls: HashMap<usize, Call>,
+    events: VecDeque<(usize, SetupEvent)>,
+    /// Hang-ups not yet done.
+    hanging_up: usize,
+    next_keepalive: Instant,
+    poll_failures: u64,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+/// Janus's name of the codec, its payload type here, and the room's mixing rate.
+fn codec_of(codec: CodecArg) -> Result<(Codec, &'static str, u8, u32)> {
+    Ok(match codec {
+        CodecArg::Pcmu => (Codec::Pcmu, "pcmu", 0, 8_000),
+        CodecArg::Pcma => (Codec::Pcma, "pcma", 8, 8_000),
+        CodecArg::Opus => (Codec::Opus, "opus", 111, 16_000),
+        CodecArg::G722 => bail!("AudioBridge has no G.722"),
+    })
+}
+
+impl Janus {
+    /// Opens the session, attaches the control handle and creates a room per conference
+    /// (a leftover room of the same ID is destroyed first); `Err` is one line (Janus
+    /// unreachable, a refused room).
+    pub async fn connect(args: &RunArgs) -> Result<Janus> {
+        let url = JanusUrl::parse(&args.janus_url).map_err(|e| anyhow!(e))?;
+        let (codec, codec_name, pt, rate) = codec_of(args.codec)?;
+        let client = Client::new(url.clone());
+        let session = client
+            .post("", json!({"janus": "create"}))
+            .await
+            .and_then(|v| new_id(&v))
+            .map_err(|e| {
+                anyhow!(
+                    "Janus at http://{}{} does not answer ({e:#}); is janus running with its HTTP transport there?",
+                    url.addr,
+                    url.path
+                )
+            })?;
+        let control = attach(&client, session)
+            .await
+            .context("attaching to AudioBridge")?;
+        let conferences = args.users.div_ceil(args.conference_size);
+        let mut rooms = Vec::new();
+        for k in 0..u64::from(conferences) {
+            let room = args.conference_base + k;
+            let create = json!({
+                "request": "create",
+                "room": room,
+                "description": format!("chorus-load {room}"),
+                "is_private": true,
+                "permanent": false,
+                "sampling_rate": rate,
+                "allow_rtp_participants": true,
+                "record": false,
+                "audiolevel_ext": false,
+                "audiolevel_event": false,
+            });
+            let path = format!("/{session}/{control}");
+            let first = client
+                .post(&path, json!({"janus": "message", "body": create}))
+                .await?;
+            // 486: the room exists (a run that did not clean up): replace it.
+            if plugin_answer(&first).is_err() && first["plugindata"]["data"]["error_code"] == 486 {
+                let destroy = json!({"request": "destroy", "room": room});
+                let v = client
+                    .post(&path, json!({"janus": "message", "body": destroy}))
+                    .await?;
+                plugin_answer(&v)
+                    .with_context(|| format!("destroying the leftover room {room}"))?;
+                let v = client
+                    .post(&path, json!({"janus": "message", "body": create}))
+                    .await?;
+                plugin_answer(&v).with_context(|| format!("creating room {room}"))?;
+            } else {
+                plugin_answer(&first).with_context(|| format!("creating room {room}"))?;
+            }
+            rooms.push(room);
+        }
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let poller = tokio::spawn(poll_events(client.clone(), session, inputs_tx.clone()));
+        Ok(Janus {
+            client,
+            session,
+            control,
+            rooms,
+            codec,
+            codec_name,
+            pt,
+            inputs_tx,
+            inputs,
+            handles: HashMap::new(),
+            calls: HashMap::new(),
+            events: VecDeque::new(),
+            hanging_up: 0,
+            next_keepalive: Instant::now() + KEEPALIVE_EVERY,
+            poll_failures: 0,
+            poller,
+        })
+    }
+
+    /// Leave and detach `handle` in the background; `HungUp` when done.
+    fn release(&mut self, handle: u64, leave: bool) {
+        self.hanging_up += 1;
+        let (client, tx, session) = (self.client.clone(), self.inputs_tx.clone(), self.session);
+        tokio::spawn(async move {
+            let path = format!("/{session}/{handle}");
+            if leave {
+                let body = json!({"janus": "message", "body": {"request": "leave"}});
+                let _ = client.post(&path, body).await;
+            }
+            let _ = client.post(&path, json!({"janus": "detach"})).await;
+            let _ = tx.send(Input::HungUp);
+        });
+    }
+
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Attached { caller, handle } => {
+                self.handles.insert(handle, caller);
+                let call = self.calls.entry(caller).or_default();
+                call.handle = Some(handle);
+                if call.hung_up {
+                    // Hung up while attaching: its join may be on the way; leave as well.
+                    self.release(handle, true);
+                }
+            }
+            Input::Refused { caller, reason } => {
+                let Some(call) = self.calls.get_mut(&caller) else {
+                    return;
+                };
+                if !call.hung_up {
+                    call.hung_up = true;
+                    self.events
+                        .push_back((caller, SetupEvent::Failed { status: 0, reason }));
+                    if let Some(h) = call.handle {
+                        self.release(h, false);
+                    }
+                }
+            }
+            Input::Events(events) => {
+                for ev in &events {
+                    self.on_event(ev);
+                }
+            }
+            Input::HungUp => self.hanging_up = self.hanging_up.saturating_sub(1),
+            Input::PollFailed(why) => {
+                self.poll_failures += 1;
+                if self.poll_failures == 1 {
+                    eprintln!("chorus-load: Janus's event poll failed ({why}); trying again");
+                }
+            }
+        }
+    }
+
+    /// One event from the long poll.
+    fn on_event(&mut self, ev: &Value) {
+        match ev["janus"].as_str() {
+            // The session is gone: every call in it ended.
+            Some("timeout") => {
+                let ended: Vec<usize> = (self.calls.iter())
+                    .filter(|(_, c)| c.joined && !c.hung_up)
+                    .map(|(&i, _)| i)
+                    .collect();
+                for i in ended {
+                    if let Some(c) = self.calls.get_mut(&i) {
+                        c.hung_up = true;
+                    }
+                    let reason = "Janus timed the session out".to_string();
+                    self.events.push_back((i, SetupEvent::Ended { reason }));
+                }
+            }
+            Some("event") => {
+                let Some(&caller) = ev["sender"].as_u64().and_then(|h| self.handles.get(&h)) else {
+                    return;
+                };
+                let data = &ev["plugindata"]["data"];
+                let ours = ev["transaction"].as_str() == Some(join_transaction(caller).as_str());
+                let Some(call) = self.calls.get_mut(&caller) else {
+                    return;
+                };
+                if call.hung_up {
+                    return;
+                }
+                if ours && let Some(code) = data["error_code"].as_u64() {
+                    call.hung_up = true;
+                    let reason = data["error"].as_str().unwrap_or("join refused").to_string();
+                    let status = u16::try_from(code).unwrap_or(0);
+                    self.events
+                        .push_back((caller, SetupEvent::Failed { status, reason }));
+                    if let Some(h) = call.handle {
+                        self.release(h, false);
+                    }
+                } else if ours && data["audiobridge"] == "joined" && !call.joined {
+                    match joined_rtp(data, self.pt) {
+                        Some((remote, pt)) => {
+                            call.joined = true;
+                            let negotiated = negotiated(self.codec, remote, pt);
+                            self.events
+                                .push_back((caller, SetupEvent::Answered(Box::new(negotiated))));
+                        }
+                        None => {
+                            call.hung_up = true;
+                            let reason = format!("joined without an RTP address: {data}");
+                            self.events
+                                .push_back((caller, SetupEvent::Failed { status: 0, reason }));
+                            if let Some(h) = call.handle {
+                                self.release(h, true);
+                            }
+                        }
+                    }
+                } else if data["audiobridge"] == "destroyed" && call.joined {
+                    call.hung_up = true;
+                    let reason = "Janus destroyed the room".to_string();
+                    self.events
+                        .push_back((caller, SetupEvent::Ended { reason }));
+                }
+            }
+            Some("hangup" | "detached") => {
+                let Some(&caller) = ev["sender"].as_u64().and_then(|h| self.handles.get(&h)) else {
+                    return;
+                };
+                if let Some(call) = self.calls.get_mut(&caller)
+                    && call.joined
+                    && !call.hung_up
+                {
+                    call.hung_up = true;
+                    let reason = format!(
+                        "Janus: {}",
+                        ev["reason"]
+                            .as_str()
+                            .unwrap_or(ev["janus"].as_str().unwrap_or(""))
+                    );
+                    self.events
+                        .push_back((caller, SetupEvent::Ended { reason }));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The transaction of caller `caller`'s join, which Janus puts on the `joined` event.
+fn join_transaction(caller: usize) -> String {
+    format!("join-{caller}")
+}
+
+/// Where Janus expects the participant's RTP, and the payload type it uses, from a
+/// `joined` event's `rtp` (`fallback_pt` when it names none).
+fn joined_rtp(data: &Value, fallback_pt: u8) -> Option<(SocketAddr, u8)> {
+    let rtp = &data["rtp"];
+    let ip: IpAddr = rtp["ip"].as_str()?.parse().ok()?;
+    let port = u16::try_from(rtp["port"].as_u64()?)
+        .ok()
+        .filter(|&p| p != 0)?;
+    let pt = match rtp["payload_type"].as_u64() {
+        Some(pt) => u8::try_from(pt).ok().filter(|&pt| pt < 128)?,
+        None => fallback_pt,
+    };
+    Some((SocketAddr::new(ip, port), pt))
+}
+
+/// The media of a joined participant as a negotiation would give it: plain RTP both ways to
+/// Janus's port (RTCP on the same port: Janus's next port is another participant's), the
+/// codec at 20 ms, no RFC 4733 events, no comfort noise.
+fn negotiated(codec: Codec, remote: SocketAddr, pt: u8) -> Negotiated {
+    Negotiated {
+        media_index: 0,
+        remote_rtp: remote,
+        remote_rtcp: remote,
+        rtcp_mux: true,
+        codec: NegotiatedCodec {
+            codec,
+            payload_type: Pt(pt),
+            clock_rate: codec.clock_rate(),
+            sample_rate: codec.sample_rate(),
+            channels: if codec == Codec::Opus { 2 } else { 1 },
+            ptime_ms: 20,
+            fmtp: None,
+        },
+        telephone_event: None,
+        comfort_noise: None,
+        direction: Direction::SendRecv,
+        srtp: None,
+        remote_ssrc: None,
+        remote_max_bitrate_bps: None,
+    }
+}
+
+async fn attach(client: &Client, session: u64) -> Result<u64> {
+    let v = client
+        .post(
+            &format!("/{session}"),
+            json!({"janus": "attach", "plugin": "janus.plugin.audiobridge"}),
+        )
+        .await?;
+    new_id(&v)
+}
+
+/// The session's long poll, until the driver is gone.
+async fn poll_events(client: Client, session: u64, tx: mpsc::UnboundedSender<Input>) {
+    let mut conn = None;
+    while !tx.is_closed() {
+        let input = match client.poll(&mut conn, session).await {
+            Ok(events) => Input::Events(events),
+            Err(e) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Input::PollFailed(format!("{e:#}"))
+            }
+        };
+        if tx.send(input).is_err() {
+            return;
+        }
+    }
+}
+
+impl CallSetup for Janus {
+    fn dial(&mut self, _now: Instant, caller: usize, dial: Dial) -> Result<(), String> {
+        let join = json!({
+            "janus": "message",
+            "transaction": join_transaction(caller),
+            "body": {
+                "request": "join",
+                "room": dial.conference,
+                "display": format!("load{}", dial.user),
+                "codec": self.codec_name,
+                "rtp": {
+                    "ip": dial.local_rtp.ip().to_string(),
+                    "port": dial.local_rtp.port(),
+                    "payload_type": self.pt,
+                },
+            },
+        });
+        self.calls.insert(caller, Call::default());
+        let (client, tx, session) = (self.client.clone(), self.inputs_tx.clone(), self.session);
+        tokio::spawn(async move {
+            let handle = match attach(&client, session).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let reason = format!("attaching to AudioBridge: {e:#}");
+                    let _ = tx.send(Input::Refused { caller, reason });
+                    return;
+                }
+            };
+            let _ = tx.send(Input::Attached { caller, handle });
+            // An ack now; the `joined` event (or the refusal) comes through the poll.
+            if let Err(e) = client.post(&format!("/{session}/{handle}"), join).await {
+                let reason = format!("join: {e:#}");
+                let _ = tx.send(Input::Refused { caller, reason });
+            }
+        });
+        Ok(())
+    }
+
+    fn hangup(&mut self, _now: Instant, caller: usize) {
+        let Some(call) = self.calls.get_mut(&caller) else {
+            return;
+        };
+        if call.hung_up {
+            return;
+        }
+        call.hung_up = true;
+        // Without a handle yet, the hang-up goes out when it comes (`Input::Attached`).
+        if let Some(h) = call.handle {
+            self.release(h, true);
+        }
+    }
+
+    fn flush(&mut self) {}
+
+    fn poll_event(&mut self) -> Option<(usize, SetupEvent)> {
+        while self.events.is_empty() {
+            match self.inputs.try_recv() {
+                Ok(input) => self.take(input),
+                Err(_) => break,
+            }
+        }
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Some(self.next_keepalive)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_keepalive {
+            return;
+        }
+        self.next_keepalive = now + KEEPALIVE_EVERY;
+        let (client, session) = (self.client.clone(), self.session);
+        tokio::spawn(async move {
+            let _ = client
+                .post(&format!("/{session}"), json!({"janus": "keepalive"}))
+                .await;
+        });
+    }
+
+    async fn recv(&mut self) -> Result<()> {
+        // The driver holds a sender, so the channel never closes while it runs.
+        let input = self
+            .inputs
+            .recv()
+            .await
+            .ok_or_else(|| anyhow!("Janus's input channel closed"))?;
+        self.take(input);
+        Ok(())
+    }
+
+    /// Waits for the last leaves and detaches, then destroys the rooms and the session.
+    async fn linger(&mut self) {
+        let end = tokio::time::Instant::now() + LINGER;
+        while self.hanging_up > 0 {
+            match tokio::time::timeout_at(end, self.inputs.recv()).await {
+                Ok(Some(input)) => self.take(input),
+                _ => break,
+            }
+        }
+        let path = format!("/{}/{}", self.session, self.control);
+        for &room in &self.rooms {
+            let body = json!({"janus": "message", "body": {"request": "destroy", "room": room}});
+            if let Err(e) = self.client.post(&path, body).await {
+                eprintln!("chorus-load: destroying Janus room {room}: {e:#}");
+            }
+        }
+        let _ = (self.client)
+            .post(&format!("/{}", self.session), json!({"janus": "destroy"}))
+            .await;
+        self.poller.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_janus_defaults_and_refuse_clearly() {
+        let u = JanusUrl::parse("http://127.0.0.1:18088/janus").unwrap();
+        assert_eq!(u.addr, "127.0.0.1:18088".parse().unwrap());
+        assert_eq!(u.path, "/janus");
+        let u = JanusUrl::parse("http://localhost/").unwrap();
+        assert_eq!(u.addr, "127.0.0.1:8088".parse().unwrap());
+        assert_eq!(u.path, "/janus");
+        let u = JanusUrl::parse("http://[::1]:9000/api/").unwrap();
+        assert_eq!(u.addr, "[::1]:9000".parse().unwrap());
+        assert_eq!(u.path, "/api");
+        assert!(
+            JanusUrl::parse("https://127.0.0.1/janus")
+                .unwrap_err()
+                .contains("http://")
+        );
+        assert!(
+            JanusUrl::parse("http://janus.example/janus")
+                .unwrap_err()
+                .contains("IP")
+        );
+        assert!(
+            JanusUrl::parse("http://127.0.0.1:x/janus")
+                .unwrap_err()
+                .contains("port")
+        );
+    }
+
+    #[test]
+    fn responses_with_a_length_or_chunks_parse_whole_and_only_whole() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1";
+        let got = parse_response(r, false).unwrap().unwrap();
+        assert_eq!(
+            (got.status, &got.body[..], got.used, got.keep_alive),
+            (200, &b"hello"[..], 43, true)
+        );
+        for cut in 0..43 {
+            assert_eq!(
+                parse_response(&r[..cut], false).unwrap(),
+                None,
+                "cut at {cut}"
+            );
+        }
+        let c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n";
+        let got = parse_response(c, false).unwrap().unwrap();
+        assert_eq!((&got.body[..], got.used), (&b"{\"a\":1}"[..], c.len()));
+        for cut in 0..c.len() {
+            assert_eq!(
+                parse_response(&c[..cut], false).unwrap(),
+                None,
+                "cut at {cut}"
+            );
+        }
+        let close = b"HTTP/1.0 404 Not Found\r\n\r\ngone";
+        assert_eq!(parse_response(close, false).unwrap(), None);
+        let got = parse_response(close, true).unwrap().unwrap();
+        assert_eq!(
+            (got.status, &got.body[..], got.keep_alive),
+            (404, &b"gone"[..], false)
+        );
+    }
+
+    #[test]
+    fn malformed_responses_are_errors_not_panics() {
+        for bad in [
+            &b"SIP/2.0 200 OK\r\n\r\n"[..],
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(bad, false).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", true).is_err());
+        assert!(parse_response(&[b'x'; MAX_HEAD + 1], false).is_err());
+    }
+
+    #[test]
+    fn janus_answers_and_refusals_are_told_apart() {
+        let ok = |body: &str| Response {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+            used: 0,
+            keep_alive: true,
+        };
+        let v = janus_answer(ok(r#"{"janus":"success","data":{"id":42}}"#)).unwrap();
+        assert_eq!(new_id(&v).unwrap(), 42);
+        let e = janus_answer(ok(
+            r#"{"janus":"error","error":{"code":458,"reason":"No such session"}}"#,
+        ));
+        assert!(format!("{:#}", e.unwrap_err()).contains("458: No such session"));
+        let refused = json!({"plugindata": {"data": {"audiobridge": "event", "error_code": 486, "error": "Room 7000 already exists"}}});
+        assert!(format!("{:#}", plugin_answer(&refused).unwrap_err()).contains("486"));
+        assert!(
+            janus_answer(Response {
+                status: 500,
+                ..ok("")
+            })
+            .is_err()
+        );
+        assert!(janus_answer(ok("not json")).is_err());
+    }
+
+    #[test]
+    fn a_joined_event_gives_the_leg_its_remote() {
+        let data = json!({"audiobridge": "joined", "room": 7000, "id": 1, "participants": [],
+            "rtp": {"ip": "127.0.0.1", "port": 54000, "payload_type": 0}});
+        let (remote, pt) = joined_rtp(&data, 8).unwrap();
+        assert_eq!((remote, pt), ("127.0.0.1:54000".parse().unwrap(), 0));
+        let n = negotiated(Codec::Pcmu, remote, pt);
+        assert_eq!(
+            (n.remote_rtp, n.rtcp_mux, n.codec.clock_rate),
+            (remote, true, 8_000)
+        );
+        let no_pt = json!({"rtp": {"ip": "127.0.0.1", "port": 54002}});
+        assert_eq!(joined_rtp(&no_pt, 111).unwrap().1, 111);
+        for bad in [
+            json!({"audiobridge": "joined"}),
+            json!({"rtp": {"ip": "nowhere", "port": 54000}}),
+            json!({"rtp": {"ip": "127.0.0.1", "port": 70000}}),
+            json!({"rtp": {"ip": "127.0.0.1", "port": 54000, "payload_type": 200}}),
+        ] {
+            assert_eq!(joined_rtp(&bad, 0), None, "{bad}");
+        }
+    }
+}

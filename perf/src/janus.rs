@@ -78,15 +78,22 @@ impl JanusUrl {
         {
             return Err(bad("the path must be plain"));
         }
-        let (host, port) = match host_port.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| bad("the port is not a number"))?,
-            ),
-            _ => (host_port, DEFAULT_PORT),
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (host, port) = match host_port.strip_prefix('[') {
+            // [IPv6] or [IPv6]:PORT
+            Some(v6) => match v6.split_once(']') {
+                Some((h, "")) => (h, DEFAULT_PORT),
+                Some((h, p)) => (h, port(p.strip_prefix(':').unwrap_or(p))?),
+                None => return Err(bad("unclosed [")),
+            },
+            None => match host_port.split_once(':') {
+                Some((h, p)) => (h, port(p)?),
+                None => (host_port, DEFAULT_PORT),
+            },
+        };
         let ip: IpAddr = if host == "localhost" {
             Ipv4Addr::LOCALHOST.into()
         } else {
@@ -198,7 +205,7 @@ fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>> {
         let size_hex = line.split(';').next().unwrap_or_default().trim();
         let size = usize::from_str_radix(size_hex, 16)
             .with_context(|| format!("bad chunk size {size_hex:?}"))?;
-        if body.len() + size > MAX_BODY {
+        if size > MAX_BODY - body.len() {
             bail!("HTTP body over {MAX_BODY} bytes");
         }
         at += eol + 2;
@@ -691,7 +698,11 @@ impl Janus {
                         }
                         None => {
                             call.hung_up = true;
-                            let reason = format!("joined without an RTP address: {data}");
+                            // Janus joins the participant even when it cannot bind a port
+                            // for it (its log says so).
+                            let reason = "Janus joined it without an RTP address (out of \
+                                          plain-RTP ports? see Janus's log)"
+                                .to_string();
                             self.events
                                 .push_back((caller, SetupEvent::Failed { status: 0, reason }));
                             if let Some(h) = call.handle {
@@ -934,6 +945,14 @@ mod tests {
         let u = JanusUrl::parse("http://[::1]:9000/api/").unwrap();
         assert_eq!(u.addr, "[::1]:9000".parse().unwrap());
         assert_eq!(u.path, "/api");
+        let u = JanusUrl::parse("http://[::1]").unwrap();
+        assert_eq!(u.addr, "[::1]:8088".parse().unwrap());
+        assert!(
+            JanusUrl::parse("http://[::1/janus")
+                .unwrap_err()
+                .contains("unclosed")
+        );
+        assert!(JanusUrl::parse("http://::1/janus").is_err());
         assert!(
             JanusUrl::parse("https://127.0.0.1/janus")
                 .unwrap_err()
@@ -996,6 +1015,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
         ] {
             assert!(
                 parse_response(bad, false).is_err(),
@@ -1054,5 +1074,91 @@ mod tests {
         ] {
             assert_eq!(joined_rtp(&bad, 0), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn answers_refusals_and_ends_become_setup_events_for_the_right_caller() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let url = JanusUrl::parse("http://127.0.0.1:9/janus").unwrap();
+        let mut j = Janus {
+            client: Client::new(url),
+            session: 1,
+            control: 2,
+            rooms: Vec::new(),
+            codec: Codec::Pcmu,
+            codec_name: "pcmu",
+            pt: 0,
+            inputs_tx,
+            inputs,
+            handles: HashMap::new(),
+            calls: HashMap::new(),
+            events: VecDeque::new(),
+            hanging_up: 0,
+            next_keepalive: Instant::now(),
+            poll_failures: 0,
+            poller: tokio::spawn(async {}),
+        };
+        for caller in 0..4 {
+            j.calls.insert(caller, Call::default());
+            let handle = 100 + caller as u64;
+            j.take(Input::Attached { caller, handle });
+        }
+        let joined = |caller: usize, port: u16| {
+            json!({"janus": "event", "sender": 100 + caller as u64,
+                "transaction": join_transaction(caller),
+                "plugindata": {"data": {"audiobridge": "joined", "room": 7000, "id": 5,
+                    "participants": [],
+                    "rtp": {"ip": "127.0.0.1", "port": port, "payload_type": 0}}}})
+        };
+        // Another participant's arrival, told on caller 0's handle, is not its answer.
+        let other = json!({"janus": "event", "sender": 100, "plugindata": {"data":
+            {"audiobridge": "joined", "room": 7000, "participants": [{"id": 9}]}}});
+        j.take(Input::Events(vec![other, joined(0, 54_000)]));
+        match j.poll_event() {
+            Some((0, SetupEvent::Answered(n))) => {
+                assert_eq!(n.remote_rtp, "127.0.0.1:54000".parse().unwrap());
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(j.poll_event().is_none());
+        // A refused join: its status and reason, and its handle is detached.
+        let refused = json!({"janus": "event", "sender": 101,
+            "transaction": join_transaction(1), "plugindata": {"data":
+            {"audiobridge": "event", "error_code": 485, "error": "No such room (7000)"}}});
+        j.take(Input::Events(vec![refused]));
+        match j.poll_event() {
+            Some((1, SetupEvent::Failed { status, reason })) => {
+                assert_eq!(status, 485);
+                assert!(reason.contains("No such room"), "{reason}");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(j.hanging_up, 1);
+        // Hung up before its answer came: the answer is not passed on.
+        j.hangup(Instant::now(), 2);
+        j.take(Input::Events(vec![joined(2, 54_002)]));
+        assert!(j.poll_event().is_none());
+        // The room destroyed under a joined caller, then the session timed out.
+        j.take(Input::Events(vec![joined(3, 54_004)]));
+        assert!(matches!(j.poll_event(), Some((3, SetupEvent::Answered(_)))));
+        let destroyed = json!({"janus": "event", "sender": 103, "plugindata": {"data":
+            {"audiobridge": "destroyed", "room": 7000}}});
+        j.take(Input::Events(vec![destroyed]));
+        assert!(matches!(
+            j.poll_event(),
+            Some((3, SetupEvent::Ended { .. }))
+        ));
+        j.take(Input::Events(vec![
+            json!({"janus": "timeout", "session_id": 1}),
+        ]));
+        assert!(matches!(
+            j.poll_event(),
+            Some((0, SetupEvent::Ended { .. }))
+        ));
+        assert!(j.poll_event().is_none());
     }
 }

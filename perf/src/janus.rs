@@ -8,8 +8,9 @@
 //! (`"rtp": {ip, port, payload_type}` of the caller's leg, `"codec"`); Janus answers in the
 //! `joined` event with the RTP address it expects, which becomes the leg's remote. Hang-up
 //! is `leave` and `detach`. One long poll (`GET /janus/SESSION?maxev=N`) carries every
-//! handle's events; a keepalive every 15 s keeps the session past Janus's session timeout.
-//! After the run the rooms and the session are destroyed.
+//! handle's events; keepalives at a third of the session timeout Janus states in its
+//! `info` (at most 15 s apart) keep the session alive. After the run the rooms and the
+//! session are destroyed.
 //!
 //! HTTP is a small HTTP/1.1 client over tokio's `TcpStream` with keep-alive connections
 //! (Janus's transport answers POSTs chunked and long polls with a Content-Length). Each
@@ -41,7 +42,7 @@ const DEFAULT_PORT: u16 = 8088;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a long poll may take (Janus answers an idle one with a keepalive after 30 s).
 const POLL_TIMEOUT: Duration = Duration::from_secs(45);
-/// Keepalives this often: well inside Janus's default 60 s session timeout.
+/// Keepalives at most this far apart (Janus's default session timeout is 60 s).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 /// Events per long-poll answer.
 const POLL_MAX_EVENTS: u32 = 100;
@@ -356,7 +357,18 @@ impl Client {
             let t = self.transactions.fetch_add(1, Ordering::Relaxed);
             body["transaction"] = json!(format!("t{t}"));
         }
-        let bytes = body.to_string().into_bytes();
+        self.send("POST", suffix, &body.to_string().into_bytes())
+            .await
+    }
+
+    /// GETs the base path plus `suffix` (e.g. `/info`); as `post`.
+    async fn get(&self, suffix: &str) -> Result<Value> {
+        self.send("GET", suffix, b"").await
+    }
+
+    /// One request on a pooled connection (a new one when the pool is empty, and once more
+    /// on a new one when a pooled one turns out closed).
+    async fn send(&self, method: &str, suffix: &str, bytes: &[u8]) -> Result<Value> {
         let path = format!("{}{suffix}", self.url.path);
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let fresh = reused.is_none();
@@ -366,7 +378,7 @@ impl Client {
         };
         let r = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            conn.request("POST", self.url.addr, &path, &bytes),
+            conn.request(method, self.url.addr, &path, bytes),
         )
         .await;
         let response = match r {
@@ -376,7 +388,7 @@ impl Client {
                 conn = HttpConn::connect(self.url.addr).await?;
                 tokio::time::timeout(
                     REQUEST_TIMEOUT,
-                    conn.request("POST", self.url.addr, &path, &bytes),
+                    conn.request(method, self.url.addr, &path, bytes),
                 )
                 .await
                 .map_err(|_| anyhow!("no answer from Janus in {} s", REQUEST_TIMEOUT.as_secs()))??
@@ -501,6 +513,8 @@ pub struct Janus {
     /// Hang-ups not yet done.
     hanging_up: usize,
     next_keepalive: Instant,
+    /// Keepalives this often: a third of Janus's session timeout, at most `KEEPALIVE_EVERY`.
+    keepalive_every: Duration,
     poll_failures: u64,
     poller: tokio::task::JoinHandle<()>,
 }
@@ -515,6 +529,23 @@ fn codec_of(codec: CodecArg) -> Result<(Codec, &'static str, u8, u32)> {
     })
 }
 
+/// Connects to Janus's HTTP port before anything else starts, so an unreachable Janus is
+/// one clear line.
+pub fn preflight(args: &RunArgs) -> Result<()> {
+    let url = JanusUrl::parse(&args.janus_url).map_err(|e| anyhow!(e))?;
+    std::net::TcpStream::connect_timeout(&url.addr, Duration::from_secs(2))
+        .map(|_| ())
+        .map_err(|e| unreachable(&url, e))
+}
+
+fn unreachable(url: &JanusUrl, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!(
+        "Janus at http://{}{} does not answer ({why}); is janus running with its HTTP transport there?",
+        url.addr,
+        url.path
+    )
+}
+
 impl Janus {
     /// Opens the session, attaches the control handle and creates a room per conference
     /// (a leftover room of the same ID is destroyed first); `Err` is one line (Janus
@@ -527,13 +558,17 @@ impl Janus {
             .post("", json!({"janus": "create"}))
             .await
             .and_then(|v| new_id(&v))
-            .map_err(|e| {
-                anyhow!(
-                    "Janus at http://{}{} does not answer ({e:#}); is janus running with its HTTP transport there?",
-                    url.addr,
-                    url.path
-                )
-            })?;
+            .map_err(|e| unreachable(&url, format!("{e:#}")))?;
+        // Janus says its session timeout in its info (0: none); keepalives go out at a
+        // third of it.
+        let info = client
+            .get("/info")
+            .await
+            .context("asking Janus for its info")?;
+        let keepalive_every = match info["session-timeout"].as_u64() {
+            Some(t) if t > 0 => KEEPALIVE_EVERY.min(Duration::from_secs(t) / 3),
+            _ => KEEPALIVE_EVERY,
+        };
         let control = attach(&client, session)
             .await
             .context("attaching to AudioBridge")?;
@@ -590,7 +625,8 @@ impl Janus {
             calls: HashMap::new(),
             events: VecDeque::new(),
             hanging_up: 0,
-            next_keepalive: Instant::now() + KEEPALIVE_EVERY,
+            next_keepalive: Instant::now() + keepalive_every,
+            keepalive_every,
             poll_failures: 0,
             poller,
         })
@@ -887,7 +923,7 @@ impl CallSetup for Janus {
         if now < self.next_keepalive {
             return;
         }
-        self.next_keepalive = now + KEEPALIVE_EVERY;
+        self.next_keepalive = now + self.keepalive_every;
         let (client, session) = (self.client.clone(), self.session);
         tokio::spawn(async move {
             let _ = client
@@ -1099,6 +1135,7 @@ mod tests {
             events: VecDeque::new(),
             hanging_up: 0,
             next_keepalive: Instant::now(),
+            keepalive_every: KEEPALIVE_EVERY,
             poll_failures: 0,
             poller: tokio::spawn(async {}),
         };

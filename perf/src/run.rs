@@ -188,8 +188,9 @@ pub trait CallSetup {
 /// Runs the load and returns what it measured; `Err` for what stops a run from starting
 /// (an unreachable server, ports, sockets).
 pub fn run(args: &RunArgs) -> Result<Report> {
-    if args.target == TargetArg::Sip {
-        sip::preflight(args)?;
+    match args.target {
+        TargetArg::Sip => sip::preflight(args)?,
+        TargetArg::Janus => crate::janus::preflight(args)?,
     }
     let engine = Engine::start(EngineConfig {
         cores: args.cores,

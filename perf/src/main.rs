@@ -12,6 +12,7 @@
 //! ```
 
 mod audio;
+mod http;
 mod janus;
 mod plot;
 mod proc_cpu;

@@ -1,18 +1,24 @@
 //! `chorus-load`: the Chorus load generator. Each simulated caller is a real SIP UA (the
 //! signaling crate's UAC: INVITE with SDP, digest when challenged, ACK, BYE) with a real
 //! media leg on the engine's own cores (SRTP, RFC 4733 keys, engine-played talker signals),
-//! so thousands of callers share a few sockets.
+//! so thousands of callers share a few sockets. With `--target janus` the same callers join
+//! Janus AudioBridge rooms as plain-RTP participants through Janus's HTTP API instead, for
+//! a comparison with a peer server in the same run.
 //!
 //! ```text
 //! chorus-load run --server 127.0.0.1:5060 --users 200 --conference-size 10 --talkers 3 \
 //!     --duration 20s --ramp 50/s --codec pcmu --srtp aes-cm-80 --dial ivr --json report.json
+//! chorus-load run --target janus --janus-url http://127.0.0.1:8088/janus --srtp none ...
 //! ```
 
 mod audio;
+mod http;
+mod janus;
 mod plot;
 mod proc_cpu;
 mod report;
 mod run;
+mod sip;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -90,6 +96,16 @@ pub enum SilenceArg {
     None,
 }
 
+/// The server under test, and so how callers set up their calls.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetArg {
+    /// A SIP server (Chorus): an INVITE per caller to `--server`.
+    Sip,
+    /// Janus AudioBridge through its HTTP API at `--janus-url`: a room per conference, a
+    /// plain-RTP participant per caller (`--srtp none`, `--dial direct`; pcmu, pcma or opus).
+    Janus,
+}
+
 /// How callers reach their conference.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DialArg {
@@ -102,6 +118,14 @@ pub enum DialArg {
 /// Settings of one run.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// The server under test: `sip` places SIP calls to `--server`; `janus` joins Janus
+    /// AudioBridge rooms (created for the run, IDs from `--conference-base`, 8 kHz mixing for
+    /// G.711 and 16 kHz for Opus) as plain-RTP participants through `--janus-url`.
+    #[arg(long, value_enum, default_value = "sip")]
+    pub target: TargetArg,
+    /// With `--target janus`: the base URL of Janus's HTTP transport (plain http).
+    #[arg(long, default_value = "http://127.0.0.1:8088/janus")]
+    pub janus_url: String,
     /// The server's SIP address.
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub server: SocketAddr,
@@ -276,6 +300,23 @@ impl RunArgs {
         }
         if self.ivr_number.is_empty() {
             return Err("--ivr-number must not be empty".into());
+        }
+        if self.target == TargetArg::Janus {
+            janus::JanusUrl::parse(&self.janus_url)?;
+            if self.srtp != SrtpArg::None {
+                return Err(
+                    "--target janus takes plain-RTP participants only: add --srtp none".into(),
+                );
+            }
+            if self.codec == CodecArg::G722 {
+                return Err("--target janus: AudioBridge has pcmu, pcma and opus, not g722".into());
+            }
+            if self.dial != DialArg::Direct || self.pin.is_some() {
+                return Err("--target janus joins rooms directly: --dial direct, no --pin".into());
+            }
+            if self.silence == SilenceArg::Cn {
+                return Err("--target janus: AudioBridge does not take RFC 3389 comfort noise (--silence cn)".into());
+            }
         }
         Ok(())
     }

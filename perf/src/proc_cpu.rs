@@ -71,8 +71,20 @@ impl ProcCpu {
 /// in `/proc/*/fd`. `None` if there is no such socket or its owner cannot be seen (another
 /// user's process when not root).
 pub fn find_pid_listening(port: u16) -> Option<u32> {
-    let table = fs::read_to_string("/proc/net/udp").ok()?;
-    let inodes = udp_inodes_bound(&table, port);
+    pid_holding("/proc/net/udp", port)
+}
+
+/// The pid of a process holding a TCP socket bound to 127.0.0.1:`port` or 0.0.0.0:`port`
+/// (a listener, such as Janus's HTTP transport), found as [`find_pid_listening`] does
+/// through `/proc/net/tcp`.
+pub fn find_pid_listening_tcp(port: u16) -> Option<u32> {
+    pid_holding("/proc/net/tcp", port)
+}
+
+/// The pid holding a socket of the `/proc/net/{udp,tcp}` table `table` bound to `port`.
+fn pid_holding(table: &str, port: u16) -> Option<u32> {
+    let table = fs::read_to_string(table).ok()?;
+    let inodes = inodes_bound(&table, port);
     if inodes.is_empty() {
         return None;
     }
@@ -100,8 +112,9 @@ pub fn find_pid_listening(port: u16) -> Option<u32> {
     None
 }
 
-/// Inodes of the sockets in a `/proc/net/udp` table bound to 127.0.0.1 or 0.0.0.0 at `port`.
-fn udp_inodes_bound(table: &str, port: u16) -> Vec<u64> {
+/// Inodes of the sockets in a `/proc/net/udp` (or `tcp`: the same columns) table bound to
+/// 127.0.0.1 or 0.0.0.0 at `port`.
+fn inodes_bound(table: &str, port: u16) -> Vec<u64> {
     let mut inodes = Vec::new();
     // The first line is the column header.
     for line in table.lines().skip(1) {
@@ -229,7 +242,7 @@ mod tests {
              4: 0100007F:13C5 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 444 2 0000000000000000 0\n";
         // 0x13C4 = 5060; the table's addresses are little-endian words.
         if cfg!(target_endian = "little") {
-            assert_eq!(udp_inodes_bound(table, 5060), vec![111, 222]);
+            assert_eq!(inodes_bound(table, 5060), vec![111, 222]);
         }
     }
 }

@@ -1,11 +1,15 @@
 //! One load run: place the callers at the ramp rate, give each answered call a media leg on
 //! the generator's engine (SRTP, its talker signal, its keys), hold, hang up, collect.
 //!
-//! One tokio task drives the sans-IO UAC and the engine's commands; a thread forwards the
-//! engine's events (as `chorus serve` does). Callers share the generator's few media sockets.
+//! How a caller's call is set up is a [`CallSetup`]: SIP (`sip.rs`, the default) or Janus
+//! AudioBridge's HTTP API (`janus.rs`). Everything after the answer (the leg, its signal,
+//! the checks, the report) is the same for both. One tokio task drives the setup and the
+//! engine's commands; a thread forwards the engine's events (as `chorus serve` does).
+//! Callers share the generator's few media sockets.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,22 +19,17 @@ use chorus_engine::runtime::{
     Command, CoreId, Engine, EngineConfig, Event, IoKind, LegId, LegUpdate, Metric, SilenceSend,
     SrtpKey,
 };
-use chorus_engine::srtp::SrtpSuite;
 use chorus_signaling::media_leg;
-use chorus_signaling::sdp::{Codec, LocalSource, OfferAnswerConfig, SrtpPolicy};
-use chorus_signaling::transport::{
-    InboundFrame, ListenSpec, Peer, Transport, TransportConfig, Transports,
-};
-use chorus_signaling::uac::{
-    CallEvent, CallHandle, DialRequest, MediaOffer, Uac, UacConfig, driver,
-};
+use chorus_signaling::sdp::Negotiated;
 use tokio::sync::mpsc;
 
 use crate::audio::{self, Hearing};
+use crate::janus::Janus;
 use crate::plot::Series;
 use crate::proc_cpu::ProcCpu;
 use crate::report::{CallRecord, Report};
-use crate::{CodecArg, DialArg, RunArgs, SilenceArg, SrtpArg, TransportArg};
+use crate::sip::{self, SipSetup};
+use crate::{DialArg, RunArgs, SilenceArg, TargetArg};
 
 /// From a caller's last key to when it is surely in its conference: the server's prompt for
 /// the next key or its join announcement, and the join.
@@ -51,7 +50,6 @@ struct Caller {
     core: CoreId,
     pair: u16,
     leg: LegId,
-    handle: Option<CallHandle>,
     dialed: Option<Instant>,
     answered: Option<Instant>,
     /// The leg exists on the engine (RemoveLeg owed).
@@ -97,7 +95,6 @@ impl Caller {
             record,
             core,
             pair,
-            handle: None,
             dialed: None,
             answered: None,
             leg_up: false,
@@ -129,80 +126,72 @@ impl Caller {
     }
 }
 
-fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
-    let codec = match args.codec {
-        CodecArg::Pcmu => Codec::Pcmu,
-        CodecArg::Pcma => Codec::Pcma,
-        CodecArg::G722 => Codec::G722,
-        CodecArg::Opus => Codec::Opus,
-    };
-    let mut cfg = OfferAnswerConfig {
-        codecs: vec![codec],
-        ..OfferAnswerConfig::default()
-    };
-    match args.srtp {
-        SrtpArg::None => cfg.srtp = SrtpPolicy::Off,
-        SrtpArg::AesCm80 => {
-            cfg.srtp = SrtpPolicy::Required;
-            cfg.srtp_suites = vec![SrtpSuite::AesCm128HmacSha1_80];
-        }
-        SrtpArg::AesGcm128 => {
-            cfg.srtp = SrtpPolicy::Required;
-            cfg.srtp_suites = vec![SrtpSuite::AeadAes128Gcm];
-        }
-    }
-    cfg
+/// What a caller's setup reports to the driver.
+#[derive(Debug)]
+pub enum SetupEvent {
+    /// The call is up with this media (the leg's remote address, codec, keys).
+    Answered(Box<Negotiated>),
+    /// The server changed the call's media (a re-INVITE moving it to another core).
+    Renegotiated(Box<Negotiated>),
+    /// The call was never established: a status (SIP's, or Janus's error code; 0 when
+    /// there is none) and why.
+    Failed {
+        /// The final status.
+        status: u16,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The server ended the established call.
+    Ended {
+        /// Why, for people.
+        reason: String,
+    },
 }
 
-/// Asks the server for OPTIONS before anything else, so an unreachable server is one clear
-/// line instead of a run of timed-out calls.
-fn preflight(args: &RunArgs) -> Result<()> {
-    let unreachable = |why: String| {
-        anyhow::anyhow!(
-            "the server at {} does not answer ({why}); is `chorus serve` running there?",
-            args.server
-        )
-    };
-    match args.transport {
-        TransportArg::Udp => {
-            let sock = std::net::UdpSocket::bind((args.bind, 0))
-                .context("binding a socket for the OPTIONS check")?;
-            let local = sock.local_addr()?;
-            sock.set_read_timeout(Some(Duration::from_millis(500)))?;
-            let options = format!(
-                "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKload{port}\r\n\
-                 From: <sip:load@{local}>;tag=load\r\nTo: <sip:{server}>\r\nCall-ID: preflight-{port}@{local}\r\n\
-                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-                server = args.server,
-                port = local.port(),
-            );
-            let mut buf = [0u8; 2048];
-            for _ in 0..4 {
-                sock.send_to(options.as_bytes(), args.server)
-                    .map_err(|e| unreachable(e.to_string()))?;
-                match sock.recv_from(&mut buf) {
-                    Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 ") => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        return Err(unreachable("connection refused".into()));
-                    }
-                    Err(_) => {}
-                }
-            }
-            Err(unreachable("no answer to OPTIONS in 2 s".into()))
-        }
-        TransportArg::Tcp | TransportArg::Tls => {
-            std::net::TcpStream::connect_timeout(&args.server, Duration::from_secs(2))
-                .map(|_| ())
-                .map_err(|e| unreachable(e.to_string()))
-        }
-    }
+/// One caller to place.
+#[derive(Debug, Clone, Copy)]
+pub struct Dial {
+    /// The caller's number (`load{user}`).
+    pub user: u32,
+    /// Its conference's ID.
+    pub conference: u64,
+    /// Its leg's local RTP address on the generator.
+    pub local_rtp: SocketAddr,
+    /// Its leg (whose SSRC and CNAME an SDP offer announces).
+    pub leg: LegId,
+}
+
+/// How callers reach the server under test. Callers are named by their index in the
+/// driver's list. The driver calls `dial` and `hangup`, then `flush`, drains `poll_event`,
+/// calls `handle_timeout` when `poll_timeout` (or any other wake-up) is due, and awaits
+/// `recv`, which takes one input, alongside the engine's events.
+pub trait CallSetup {
+    /// Starts setting up a call for `caller`; `Err` (why) when it cannot even start.
+    fn dial(&mut self, now: Instant, caller: usize, dial: Dial) -> Result<(), String>;
+    /// Hangs up `caller`'s call (or gives up setting it up).
+    fn hangup(&mut self, now: Instant, caller: usize);
+    /// Sends what `dial`, `hangup` and the inputs produced.
+    fn flush(&mut self);
+    /// The next thing that happened to a caller's call.
+    fn poll_event(&mut self) -> Option<(usize, SetupEvent)>;
+    /// When `handle_timeout` is next due, if ever.
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    /// Timers that are due.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Waits for one input (a message, a response) and takes it; `Err` when the setup can
+    /// no longer work (its socket closed).
+    async fn recv(&mut self) -> Result<()>;
+    /// After the run: lets the last hang-ups finish and cleans up on the server.
+    async fn linger(&mut self);
 }
 
 /// Runs the load and returns what it measured; `Err` for what stops a run from starting
 /// (an unreachable server, ports, sockets).
 pub fn run(args: &RunArgs) -> Result<Report> {
-    preflight(args)?;
+    match args.target {
+        TargetArg::Sip => sip::preflight(args)?,
+        TargetArg::Janus => crate::janus::preflight(args)?,
+    }
     let engine = Engine::start(EngineConfig {
         cores: args.cores,
         io: IoKind::Uring,
@@ -229,7 +218,18 @@ pub fn run(args: &RunArgs) -> Result<Report> {
                 }
             }
         });
-        let report = runtime.block_on(drive(args, &engine, events_rx));
+        let report = runtime.block_on(async {
+            match args.target {
+                TargetArg::Sip => {
+                    let setup = SipSetup::bind(args).await?;
+                    drive(args, &engine, events_rx, setup).await
+                }
+                TargetArg::Janus => {
+                    let setup = Janus::connect(args).await?;
+                    drive(args, &engine, events_rx, setup).await
+                }
+            }
+        });
         stop.store(true, Ordering::Relaxed);
         let _ = bridge.join();
         report
@@ -238,46 +238,12 @@ pub fn run(args: &RunArgs) -> Result<Report> {
     Ok(report)
 }
 
-async fn drive(
+async fn drive<S: CallSetup>(
     args: &RunArgs,
     engine: &Engine,
     mut events: mpsc::Receiver<(CoreId, Event)>,
+    mut setup: S,
 ) -> Result<Report> {
-    let transport = match args.transport {
-        TransportArg::Udp => Transport::Udp,
-        TransportArg::Tcp => Transport::Tcp,
-        TransportArg::Tls => Transport::Tls,
-    };
-    let tls_client = match (&args.tls_ca, args.transport) {
-        (Some(ca), TransportArg::Tls) => {
-            Some(chorus_signaling::tls::client_config(ca).context("reading --tls-ca")?)
-        }
-        _ => None,
-    };
-    // Over TLS every call goes out on connections we open; the listener (plain TCP) only
-    // gives the Via an address.
-    let listen = match transport {
-        Transport::Tls => Transport::Tcp,
-        t => t,
-    };
-    let (transports, mut inbound) = Transports::bind(TransportConfig {
-        listen: vec![ListenSpec {
-            transport: listen,
-            addr: (args.bind, 0).into(),
-        }],
-        tls_client,
-        ..TransportConfig::default()
-    })
-    .await
-    .context("binding the generator's SIP socket")?;
-    let local = transports.local_addrs()[0].1;
-    let mut uac: Uac<Peer> = Uac::new(UacConfig {
-        user_agent: format!("chorus-load/{}", env!("CARGO_PKG_VERSION")),
-        ring_timeout: Duration::from_secs(30),
-        ..UacConfig::default()
-    });
-    let (failures_tx, mut failures) = mpsc::channel(1024);
-    let offer = offer_config(args);
     let cores = engine.core_count().max(1);
     let talkers = args.talkers as usize;
     let signals: Vec<Arc<[i16]>> = (0..talkers).map(audio::talker_signal).collect();
@@ -310,7 +276,6 @@ async fn drive(
             c
         })
         .collect();
-    let mut by_handle: HashMap<CallHandle, usize> = HashMap::new();
     let mut due: BinaryHeap<Reverse<(Instant, usize, Due)>> = BinaryHeap::new();
 
     let start = Instant::now();
@@ -350,35 +315,14 @@ async fn drive(
         };
         while placed < callers.len() && due_at(placed) <= now {
             let c = &mut callers[placed];
-            let user = match args.dial {
-                DialArg::Ivr => args.ivr_number.clone(),
-                DialArg::Direct => c.record.conference.to_string(),
+            let dial = Dial {
+                user: c.record.index,
+                conference: c.record.conference,
+                local_rtp: engine.media_addrs(c.core)[usize::from(c.pair)],
+                leg: c.leg,
             };
-            let local_rtp = engine.media_addrs(c.core)[usize::from(c.pair)];
-            let request = DialRequest {
-                target: Peer {
-                    transport,
-                    remote: args.server,
-                    local,
-                    conn: None,
-                },
-                request_uri: format!("sip:{user}@{}", args.server),
-                from_user: format!("load{}", c.record.index),
-                from_display: None,
-                credentials: None,
-                media: MediaOffer {
-                    local_rtp,
-                    offer_answer: offer.clone(),
-                    source: Some(LocalSource::of_leg(c.leg)),
-                },
-                extra_headers: Vec::new(),
-            };
-            match uac.dial(now, request) {
-                Ok(h) => {
-                    c.handle = Some(h);
-                    c.dialed = Some(now);
-                    by_handle.insert(h, placed);
-                }
+            match setup.dial(now, placed, dial) {
+                Ok(()) => c.dialed = Some(now),
                 Err(e) => {
                     c.record.failed = Some((0, format!("not dialed: {e}")));
                     c.done = true;
@@ -404,15 +348,11 @@ async fn drive(
                     let _ = engine.send(c.core, Command::SendDtmf { leg: c.leg, keys });
                 }
                 Due::Hangup => {
-                    if let Some(h) = c.handle {
-                        let _ = uac.hangup(now, h);
-                    }
+                    setup.hangup(now, i);
                     finish(engine, c, now);
                 }
                 Due::Redial => {
-                    if let Some(h) = c.handle {
-                        let _ = uac.hangup(now, h);
-                    }
+                    setup.hangup(now, i);
                     finish(engine, c, now);
                     let rest = c.answered.map_or(Duration::ZERO, |a| {
                         c.hold.saturating_sub(now.saturating_duration_since(a))
@@ -425,26 +365,19 @@ async fn drive(
         }
         if !deadline_passed && now >= deadline {
             deadline_passed = true;
-            for c in callers.iter_mut().filter(|c| !c.finished) {
-                if let Some(h) = c.handle {
-                    let _ = uac.hangup(now, h);
-                }
+            for (i, c) in callers.iter_mut().enumerate().filter(|(_, c)| !c.finished) {
+                setup.hangup(now, i);
                 if c.answered.is_none() && c.record.failed.is_none() {
                     c.record.failed = Some((408, "no answer before the run ended".into()));
                 }
                 finish(engine, c, now);
             }
         }
-        while let Some(out) = uac.poll_output() {
-            driver::transmit(&transports, out, &failures_tx);
-        }
-        while let Some(ev) = uac.poll_event() {
-            let Some(&i) = by_handle.get(&ev.call) else {
-                continue;
-            };
+        setup.flush();
+        while let Some((i, event)) = setup.poll_event() {
             let c = &mut callers[i];
-            match ev.kind {
-                CallEvent::Answered { negotiated } => {
+            match event {
+                SetupEvent::Answered(negotiated) => {
                     let at = Instant::now();
                     c.answered = Some(at);
                     c.record.setup_ms = c
@@ -517,7 +450,7 @@ async fn drive(
                 }
                 // The server moved the call (a leg moved to its conference's core) or changed
                 // its media: point the leg at the new address, rekey only if keys changed.
-                CallEvent::Renegotiated { negotiated } => {
+                SetupEvent::Renegotiated(negotiated) => {
                     let keys = media_leg::srtp_keys(&negotiated);
                     let srtp = (keys != c.keys).then(|| keys.clone());
                     c.keys = keys;
@@ -531,19 +464,16 @@ async fn drive(
                     };
                     let _ = engine.send(c.core, Command::UpdateLeg(Box::new(update)));
                 }
-                CallEvent::Failed { status, reason } => {
+                SetupEvent::Failed { status, reason } => {
                     c.record.failed = Some((status, reason));
                     c.finished = true;
                     c.done = true;
                 }
-                CallEvent::Ended {
-                    by_remote: true,
-                    reason,
-                } if !c.finished => {
+                SetupEvent::Ended { reason } if !c.finished => {
                     c.record.ended_by_server = Some(reason);
                     finish(engine, c, Instant::now());
                 }
-                _ => {}
+                SetupEvent::Ended { .. } => {}
             }
         }
         if placed == callers.len() && callers.iter().all(|c| c.done) {
@@ -599,7 +529,7 @@ async fn drive(
         let next_call = (placed < callers.len()).then(|| due_at(placed));
         let wake = [
             next_call,
-            uac.poll_timeout(),
+            setup.poll_timeout(),
             due.peek().map(|Reverse((at, _, _))| *at),
             Some(next_progress),
             (!deadline_passed).then_some(deadline),
@@ -609,15 +539,7 @@ async fn drive(
         .min()
         .unwrap_or(now + Duration::from_millis(100));
         tokio::select! {
-            frame = inbound.recv() => {
-                let Some(frame) = frame else {
-                    anyhow::bail!("the generator's SIP socket closed");
-                };
-                if let InboundFrame::Message(msg) = frame.frame {
-                    uac.handle_message(Instant::now(), frame.peer, msg);
-                }
-            }
-            Some(id) = failures.recv() => uac.handle_transport_error(Instant::now(), id),
+            input = setup.recv() => input?,
             Some((_, event)) = events.recv() => {
                 on_event(engine, &mut callers, event, &mut delays);
                 while let Ok((_, event)) = events.try_recv() {
@@ -625,25 +547,11 @@ async fn drive(
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                uac.handle_timeout(Instant::now());
+                setup.handle_timeout(Instant::now());
             }
         }
     }
-    // The last BYEs and their answers.
-    let linger = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < linger {
-        while let Some(out) = uac.poll_output() {
-            driver::transmit(&transports, out, &failures_tx);
-        }
-        tokio::select! {
-            Some(frame) = inbound.recv() => {
-                if let InboundFrame::Message(msg) = frame.frame {
-                    uac.handle_message(Instant::now(), frame.peer, msg);
-                }
-            }
-            _ = tokio::time::sleep(Duration::from_millis(20)) => uac.handle_timeout(Instant::now()),
-        }
-    }
+    setup.linger().await;
     // What each checked caller should have heard: its talkers' bursts while both were settled.
     for i in 0..callers.len() {
         let (first, settled, ended) = (callers[i].first, callers[i].settled, callers[i].ended);
@@ -695,7 +603,7 @@ async fn drive(
         tx_packets: tx,
         media_out,
         churned,
-        codec: offer.codecs.first().copied(),
+        codec: Some(sip::codec(args)),
         series,
         generator_cpu,
         generator_cores: engine.core_count(),
@@ -789,13 +697,22 @@ fn on_event(engine: &Engine, callers: &mut [Caller], event: Event, delays: &mut 
 /// The server's CPU meter: its `--server-pid`, or the process holding the server's UDP port
 /// on this machine; None (with a note) when neither is found.
 fn server_cpu(args: &RunArgs) -> Option<ProcCpu> {
-    let pid = args
-        .server_pid
-        .or_else(|| crate::proc_cpu::find_pid_listening(args.server.port()));
-    let Some(pid) = pid else {
+    let found = match args.target {
+        TargetArg::Sip => {
+            let port = args.server.port();
+            let pid = crate::proc_cpu::find_pid_listening(port);
+            (pid, format!("UDP port {port}"))
+        }
+        TargetArg::Janus => {
+            let port = crate::janus::JanusUrl::parse(&args.janus_url).map_or(0, |u| u.addr.port());
+            let pid = crate::proc_cpu::find_pid_listening_tcp(port);
+            (pid, format!("TCP port {port}"))
+        }
+    };
+    let Some(pid) = args.server_pid.or(found.0) else {
         eprintln!(
-            "note: no server process found on UDP port {} (--server-pid); no server CPU figures",
-            args.server.port()
+            "note: no server process found on {} (--server-pid); no server CPU figures",
+            found.1
         );
         return None;
     };

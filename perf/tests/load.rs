@@ -182,6 +182,36 @@ fn errors_are_one_line() {
         refused(&["run", "--talkers", "4", "--conference-size", "3"]),
         "chorus-load: --talkers 4 is more than --conference-size 3"
     );
+    // Janus: nobody listens there; flags it cannot take.
+    let out = Command::new(load_bin())
+        .args(["run", "--target", "janus", "--srtp", "none"])
+        .args(["--janus-url", "http://127.0.0.1:9/janus", "--users", "1"])
+        .args(["--media-ports", "47780-47799"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("chorus-load: Janus at http://127.0.0.1:9/janus does not answer")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        refused(&["run", "--target", "janus"]),
+        "chorus-load: --target janus takes plain-RTP participants only: add --srtp none"
+    );
+    assert!(
+        refused(&[
+            "run",
+            "--target",
+            "janus",
+            "--srtp",
+            "none",
+            "--janus-url",
+            "https://x"
+        ])
+        .contains("need an http:// URL")
+    );
 }
 
 /// What chorus-load says when it refuses `args` (exit 2, one line).

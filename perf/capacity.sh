@@ -7,7 +7,8 @@
 # For each USERS: a fresh `chorus serve` on one media core pinned to CPU 0, and chorus-load
 # on one core pinned to CPU 1, placing USERS callers (conferences of SIZE with TALKERS
 # talkers, SDES AES-CM-80, through the IVR) held 30 s. One line per run: calls established,
-# RTP loss, delay through the server (p50/p99), MOS (p50/min), the server's CPU (median with
+# RTP loss, the packets short of 50/s while every call was up (a server that falls behind
+# skips ticks without a sequence gap), delay through the server (p50/p99), MOS (p50/min), the server's CPU (median with
 # every call up) and its CPU per leg, the generator's CPU (! when saturated: its lateness is
 # then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
@@ -36,7 +37,7 @@ server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-printf '%-7s %-6s %-8s %-13s %-11s %-9s %-10s %-7s %s\n' users up loss% delay50/99 mos50/min cpu% cpu%/leg gen% verdict
+printf '%-7s %-6s %-8s %-8s %-13s %-11s %-9s %-10s %-7s %s\n' users up loss% short% delay50/99 mos50/min cpu% cpu%/leg gen% verdict
 for users in "$@"; do
   dir=$out/$codec-$size-$talkers-$users
   rm -rf "$dir" && mkdir -p "$dir"
@@ -79,6 +80,7 @@ f = lambda v, p=0: "-" if v is None else f"{v:.{p}f}"
 per = None if cpu is None or not r["established"] else cpu / r["established"]
 gen = f(r.get("generator_cpu_pct")) + ("!" if r.get("generator_saturated") else "")
 print(f'{sys.argv[2]:<7} {r["established"]:<6} {r["rtp"]["loss_pct"]:<8.3f} '
+      f'{f(r["rtp"].get("steady_short_pct"), 2):<8} '
       f'{f(a["p50"])}/{f(a["p99"]):<9} {f(m["p50"], 2)}/{f(m["min"], 2):<6} '
       f'{f(cpu, 1):<9} {f(per, 4):<10} {gen:<7} {sys.argv[3]}')
 EOF

@@ -107,6 +107,16 @@ impl Report {
         (got, lost, pct)
     }
 
+    /// What the callers got short of 50 packets a second while every call was up (the
+    /// plateau of the run, its first second left out), percent. Unlike RFC 3550 loss this
+    /// sees a server that falls behind and skips ticks: its sequence numbers carry on, so
+    /// nothing is "lost", but fewer packets arrive than time has passed.
+    pub fn steady_short_pct(&self) -> Option<f64> {
+        let short: Vec<Option<f64>> = self.series.loss_pct.iter().map(|&s| Some(s)).collect();
+        let plateau: Vec<f64> = self.all_up(&short).skip(1).collect();
+        (!plateau.is_empty()).then(|| plateau.iter().sum::<f64>() / plateau.len() as f64)
+    }
+
     /// Jitter of the server's streams, ms: median and maximum over the calls.
     pub fn jitter_ms(&self) -> (f64, f64) {
         let mut v: Vec<f64> = (self.calls.iter().filter_map(|c| c.stats.as_ref()))
@@ -209,13 +219,17 @@ impl Report {
 
     /// The median of `samples` (one per `series` sample) over those taken with every call up.
     fn median_all_up(&self, samples: &[Option<f64>]) -> Option<f64> {
-        let peak = self.series.calls_up.iter().copied().fold(0.0, f64::max);
-        let mut v: Vec<f64> = (self.series.calls_up.iter().zip(samples))
-            .filter(|&(&up, _)| up > 0.0 && up >= peak)
-            .filter_map(|(_, &cpu)| cpu)
-            .collect();
+        let mut v: Vec<f64> = self.all_up(samples).collect();
         v.sort_by(f64::total_cmp);
         percentile(&v, 50.0)
+    }
+
+    /// `samples` (one per `series` sample) taken with every call up, in time order.
+    fn all_up<'a>(&'a self, samples: &'a [Option<f64>]) -> impl Iterator<Item = f64> + 'a {
+        let peak = self.series.calls_up.iter().copied().fold(0.0, f64::max);
+        (self.series.calls_up.iter().zip(samples))
+            .filter(move |&(&up, _)| up > 0.0 && up >= peak)
+            .filter_map(|(_, &s)| s)
     }
 
     /// SRTP packets that failed authentication or were replays, over all calls.
@@ -302,6 +316,11 @@ impl Report {
         let ms = |p| percentile(&setup, p).map_or("-".into(), |v: f64| format!("{v:.1} ms"));
         println!("setup p50 / p99       {} / {}", ms(50.0), ms(99.0));
         println!("RTP received / lost   {got} / {lost} ({loss:.3}%)");
+        if let Some(short) = self.steady_short_pct() {
+            println!(
+                "short of 50/s, steady {short:.3}% (packets never sent count here, not in loss)"
+            );
+        }
         println!("jitter p50 / max      {jitter_p50:.2} / {jitter_max:.2} ms");
         println!("SRTP failures         {}", self.srtp_failures());
         println!("silent callers        {}", self.silent_calls().len());
@@ -389,7 +408,12 @@ impl Report {
             "churned": self.churned,
             "failed": failed,
             "setup_ms": { "p50": percentile(&setup, 50.0), "p99": percentile(&setup, 99.0) },
-            "rtp": { "received": got, "lost": lost, "loss_pct": loss },
+            "rtp": {
+                "received": got,
+                "lost": lost,
+                "loss_pct": loss,
+                "steady_short_pct": self.steady_short_pct(),
+            },
             "jitter_ms": { "p50": jitter_p50, "max": jitter_max },
             "srtp_failures": self.srtp_failures(),
             "silent_callers": self.silent_calls(),
@@ -439,6 +463,15 @@ mod tests {
             }),
             ..CallRecord::default()
         }
+    }
+
+    #[test]
+    fn steady_shortfall_is_the_mean_over_the_plateau_after_its_first_second() {
+        let mut r = Report::default();
+        assert_eq!(r.steady_short_pct(), None);
+        r.series.calls_up = vec![5.0, 10.0, 10.0, 10.0, 10.0, 4.0];
+        r.series.loss_pct = vec![50.0, 30.0, 2.0, 4.0, 0.0, 60.0];
+        assert_eq!(r.steady_short_pct(), Some(2.0));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 # every call up) and its CPU per leg, the generator's CPU (! when saturated: its lateness is
 # then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
-# CHECKS (percentage of callers whose audio is checked, default 25), SILENCE (chorus-load
+# CHECKS (percentage of callers whose audio is checked, default 25), SERVER_ARGS (more
+# `chorus serve` flags, e.g. --mix-rate 8000), SILENCE (chorus-load
 # --silence, default continuous), OUT (work directory), PROFILE (seconds of `perf record -a`
 # once every call is up: profile.txt in the run's directory says where both CPUs went, by
 # process and user/kernel, then the server's top symbols). Media ports 50000-53999. The
@@ -43,7 +44,7 @@ for users in "$@"; do
   rm -rf "$dir" && mkdir -p "$dir"
   taskset -c 0 target/release/chorus serve --sip udp:127.0.0.1:15990 --cores 1 \
     --pin-cores false --media-ports 50000-51999 --calls-per-s 1000 --calls-per-s-per-source 1000 \
-    --data-dir "$dir/data" 2>"$dir/server.log" &
+    --data-dir "$dir/data" ${SERVER_ARGS:-} 2>"$dir/server.log" &
   server_pid=$!
   for _ in $(seq 50); do grep -q "answering SIP" "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
   if [ -n "${PROFILE:-}" ]; then

@@ -174,6 +174,8 @@ pub struct ServeConfig {
     pub span_after: usize,
     /// Talkers a conference mixes at most.
     pub talkers: usize,
+    /// The rate conferences mix at, Hz (16000, or 8000 when every caller is G.711).
+    pub mix_rate: u32,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -352,6 +354,7 @@ impl Default for ServeConfig {
             ivr_digit_timeout_s: 10,
             span_after: 100,
             talkers: 3,
+            mix_rate: 16_000,
         }
     }
 }
@@ -388,6 +391,7 @@ pub const KEYS: &[&str] = &[
     "ivr_digit_timeout_s",
     "span_after",
     "talkers",
+    "mix_rate",
     "user",
     "trunk",
 ];
@@ -537,6 +541,13 @@ impl ServeConfig {
                     return Err(format!("{n} is outside 1..=16"));
                 }
                 self.talkers = n
+            }
+            "mix_rate" => {
+                let n: u32 = parse_num(value, "rate in Hz")?;
+                if ![8_000, 16_000].contains(&n) {
+                    return Err(format!("{n} Hz: conferences mix at 8000 or 16000"));
+                }
+                self.mix_rate = n
             }
             "span_after" => {
                 let n: usize = parse_num(value, "number of members")?;
@@ -747,6 +758,7 @@ impl ServeConfig {
             queue_capacity: self.queue_capacity,
             pin_cores: self.pin_cores,
             talkers: self.talkers,
+            mix_rate: self.mix_rate,
             ..EngineConfig::default()
         }
     }

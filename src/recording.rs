@@ -1,6 +1,6 @@
 //! Conference recordings: a thread per recording drains the engine's `RecordingSink` (the
-//! conference's full mix, 16 kHz, one frame per tick) into a WAV file in the data directory,
-//! so the media core never touches the disk.
+//! conference's full mix at the engine's mix rate, one frame per tick) into a WAV file in the
+//! data directory, so the media core never touches the disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chorus_engine::codecs::wav::WavWriter;
-use chorus_engine::mixer::{MIX_RATE, RecordingSink};
+use chorus_engine::mixer::RecordingSink;
 
 /// Frames the sink holds (10 s at 20 ms) before it drops and counts.
 const SINK_FRAMES: usize = 500;
@@ -25,7 +25,7 @@ pub struct Recording {
 
 impl Recording {
     /// Creates `DATA_DIR/recordings/<conference>-<unix ms>.wav` and its writer thread.
-    pub fn start(data_dir: &Path, conference: &str) -> Result<Recording> {
+    pub fn start(data_dir: &Path, conference: &str, rate: u32) -> Result<Recording> {
         let dir = data_dir.join("recordings");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let ms = std::time::SystemTime::now()
@@ -34,7 +34,7 @@ impl Recording {
         let path = dir.join(format!("{conference}-{ms}.wav"));
         let file =
             std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let sink = Arc::new(RecordingSink::new(MIX_RATE, SINK_FRAMES));
+        let sink = Arc::new(RecordingSink::new(rate, SINK_FRAMES));
         let mut wav = WavWriter::new(std::io::BufWriter::new(file), sink.rate(), 1)
             .with_context(|| format!("writing {}", path.display()))?;
         let from = sink.clone();

@@ -462,7 +462,7 @@ pub async fn run<S>(
                         core,
                         on,
                     } => match on
-                        .then(|| Recording::start(&data_dir, &conference))
+                        .then(|| Recording::start(&data_dir, &conference, engine.mix_rate()))
                         .transpose()
                     {
                         Ok(started) => {

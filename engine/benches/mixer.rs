@@ -191,7 +191,7 @@ impl Rig {
             cn_pt: None,
             audio_level_ext_id: cfg.rfc6464.then_some(1),
         };
-        let mut conf = Conference::new(TalkerConfig::default(), TICK_MS);
+        let mut conf = Conference::new(TalkerConfig::default(), TICK_MS, MIX_RATE);
         let members = (0..n)
             .map(|i| {
                 let id = LegId(i as u32 + 1);

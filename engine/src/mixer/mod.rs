@@ -12,7 +12,7 @@ pub mod recording;
 pub mod span;
 pub mod talkers;
 
-pub use conference::{Conference, MIX_RATE};
+pub use conference::{CLIP_RATE, Conference, MIX_RATE};
 pub use leg_audio::{AudioFormat, LegAudio, LegAudioError};
 pub use level::Level;
 pub use mix::{MixId, Mixes};

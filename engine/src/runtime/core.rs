@@ -79,6 +79,8 @@ pub(crate) struct CoreParams {
     pub metrics: Arc<CoreMetrics>,
     /// Talkers mixed per conference at most.
     pub talkers: usize,
+    /// The rate conferences mix at.
+    pub mix_rate: u32,
 }
 
 /// What a core reports once it is running (or why it could not start).
@@ -129,6 +131,9 @@ pub(crate) struct CoreState {
     pub talker_config: TalkerConfig,
     /// The tick period in milliseconds (conference frames are one tick long).
     pub tick_ms: u32,
+    /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
+    /// at before each leg's encoder.
+    pub mix_rate: u32,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -167,6 +172,7 @@ impl CoreState {
             conferences: HashMap::default(),
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
+            mix_rate: crate::mixer::MIX_RATE,
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -790,7 +796,7 @@ impl CoreState {
     }
 
     fn update_leg(&mut self, slot: LegSlot, u: &LegUpdate) {
-        let tick_ms = self.tick_ms;
+        let (tick_ms, mix_rate) = (self.tick_ms, self.mix_rate);
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -812,7 +818,7 @@ impl CoreState {
             leg.private_encoder = None;
             leg.renew_detectors();
             if let Some((_, audio)) = &mut leg.conference {
-                match LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms) {
+                match LegAudio::new(format, mix_rate, tick_ms) {
                     Ok(a) => **audio = a,
                     Err(e) => {
                         let reason = format!("new audio format refused: {e}");
@@ -863,14 +869,12 @@ impl CoreState {
             return;
         };
         self.leave(slot);
-        let tick_ms = self.tick_ms;
+        let (tick_ms, mix_rate) = (self.tick_ms, self.mix_rate);
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
         let audio = match leg.audio_format {
-            Some(format) => {
-                LegAudio::new(format, crate::mixer::MIX_RATE, tick_ms).map_err(|e| e.to_string())
-            }
+            Some(format) => LegAudio::new(format, mix_rate, tick_ms).map_err(|e| e.to_string()),
             None => Err("the leg has no negotiated audio format".to_string()),
         };
         match audio {
@@ -882,7 +886,7 @@ impl CoreState {
                 self.conferences
                     .entry(conference)
                     .or_insert_with(|| {
-                        let mut c = Conference::new(talkers, tick_ms);
+                        let mut c = Conference::new(talkers, tick_ms, mix_rate);
                         c.span(span, core);
                         c
                     })
@@ -1092,6 +1096,7 @@ impl CoreState {
     /// frame every `DTX_REFRESH_TICKS`, nothing between) or as an encoded silent frame shared
     /// by every idle leg of the codec.
     fn send_idle_silence(&mut self, slot: LegSlot, zeros: &[i16], tx: &mut TxQueue) {
+        let mix_rate = self.mix_rate;
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -1116,7 +1121,7 @@ impl CoreState {
         let index = match cached {
             Some(i) => i,
             None => {
-                let Some(mut enc) = PrivateEncoder::new(codec) else {
+                let Some(mut enc) = PrivateEncoder::new(codec, mix_rate) else {
                     return;
                 };
                 if !enc.encode(zeros) {
@@ -1151,8 +1156,9 @@ impl CoreState {
         }
     }
 
-    /// Encodes `frame` (16 kHz) with the leg's own encoder and sends it to the leg.
+    /// Encodes `frame` (at the mix rate) with the leg's own encoder and sends it to the leg.
     fn send_private(&mut self, slot: LegSlot, frame: &[i16], tx: &mut TxQueue) {
+        let mix_rate = self.mix_rate;
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -1176,7 +1182,7 @@ impl CoreState {
         }
         let dtx = leg.silence == SilenceSend::Dtx;
         if leg.private_encoder.as_ref().map(|e| e.codec()) != Some(format.codec) {
-            leg.private_encoder = PrivateEncoder::with_dtx(format.codec, dtx);
+            leg.private_encoder = PrivateEncoder::with_dtx(format.codec, mix_rate, dtx);
         }
         let Some(enc) = leg.private_encoder.as_mut() else {
             return;
@@ -1277,6 +1283,7 @@ impl CoreState {
 
     /// Starts a playback on a leg (ending the one before).
     fn play(&mut self, id: LegId, clip: std::sync::Arc<[i16]>, play_id: u32) {
+        let mix_rate = self.mix_rate;
         let Some(slot) = self.by_id.get(&id).copied() else {
             self.emit(Event::UnknownLeg { id });
             return;
@@ -1289,7 +1296,7 @@ impl CoreState {
             .is_some_and(|f| f.codec.encoder().is_some());
         let old = leg.player.take();
         if playable {
-            leg.player = Some(Player::new(clip, play_id));
+            leg.player = Some(Player::new(clip, play_id, mix_rate));
             if !self.playing.contains(&slot) {
                 self.playing.push(slot);
             }
@@ -1324,7 +1331,7 @@ impl CoreState {
     /// Plays one tick of each leg's clip to legs outside conferences (conference legs hear
     /// theirs over the mix, in `mix_conferences`), and silence to idle legs that want it.
     fn play_prompts(&mut self, now: Instant, tx: &mut TxQueue) {
-        let frame_len = (crate::mixer::MIX_RATE * self.tick_ms / 1000) as usize;
+        let frame_len = (self.mix_rate * self.tick_ms / 1000) as usize;
         let mut playing = std::mem::take(&mut self.playing);
         let mut frame = std::mem::take(&mut self.scratch_frame);
         playing.retain(|&slot| {
@@ -1593,6 +1600,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         mailbox,
         metrics,
         talkers,
+        mix_rate,
     } = params;
     if let Some(cpu) = pin_cpu
         && let Err(e) = sys::pin_current_thread(cpu)
@@ -1632,6 +1640,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     let mut state = CoreState::new(core, mailbox.clone(), pairs, socks);
     state.tick_ms = tick.as_millis().clamp(1, 1000) as u32;
     state.talker_config.max_talkers = talkers.clamp(1, 16);
+    state.mix_rate = mix_rate;
     let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
     drop(ready);
     tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");
@@ -2252,9 +2261,15 @@ mod tests {
         }
 
         /// Three callers (PCMU, SRTP), each sending its own tone, in one conference for
-        /// `secs`; caller 3 is muted from the middle on when `mute_3`.
-        fn run(mut at_75: Option<Command>) -> (Vec<Caller>, Rig) {
+        /// 150 ticks; `at_75` is given to the core at the middle.
+        fn run(at_75: Option<Command>) -> (Vec<Caller>, Rig) {
+            run_at(at_75, crate::mixer::MIX_RATE)
+        }
+
+        /// The same with the engine mixing at `mix_rate`.
+        fn run_at(mut at_75: Option<Command>, mix_rate: u32) -> (Vec<Caller>, Rig) {
             let mut r = Rig::new();
+            r.state.mix_rate = mix_rate;
             let mut callers = Vec::new();
             for (i, freq) in [(1u32, 440.0), (2, 770.0), (3, 1_320.0)] {
                 let addr = addr(9400 + i as u16 * 2);
@@ -2317,7 +2332,13 @@ mod tests {
 
         #[test]
         fn each_caller_hears_the_others_and_not_itself() {
-            let (callers, r) = run(None);
+            for rate in [16_000, 8_000] {
+                hears_the_others_and_not_itself(rate);
+            }
+        }
+
+        fn hears_the_others_and_not_itself(mix_rate: u32) {
+            let (callers, r) = run_at(None, mix_rate);
             for c in &callers {
                 // 150 ticks, one packet each; the first ones may be silence (jitter buffer).
                 assert_eq!(c.heard.len(), 150 * 160, "caller {}", c.id);
@@ -2344,7 +2365,15 @@ mod tests {
 
         #[test]
         fn prompts_play_to_one_leg_and_tones_to_the_conference() {
+            for rate in [16_000, 8_000] {
+                prompts_and_tones(rate);
+            }
+        }
+
+        /// Clips are 16 kHz whatever the mix rate; recordings are at the mix rate.
+        fn prompts_and_tones(mix_rate: u32) {
             let mut r = Rig::new();
+            r.state.mix_rate = mix_rate;
             let clip: std::sync::Arc<[i16]> = (0..16_000)
                 .map(|n| {
                     (6_000.0 * (2.0 * std::f64::consts::PI * 600.0 * n as f64 / 16_000.0).sin())
@@ -2375,7 +2404,7 @@ mod tests {
                 clip: clip.clone(),
             };
             r.state.on_command(r.now, tone);
-            let sink = std::sync::Arc::new(crate::mixer::RecordingSink::new(16_000, 100));
+            let sink = std::sync::Arc::new(crate::mixer::RecordingSink::new(mix_rate, 100));
             let record = Command::Record {
                 conference: ConferenceId(1),
                 sink: Some(sink.clone()),
@@ -2414,8 +2443,9 @@ mod tests {
             let recorded: Vec<i16> = std::iter::from_fn(|| sink.pop())
                 .flat_map(|f| f.to_vec())
                 .collect();
-            assert_eq!(recorded.len(), 60 * 320);
-            let at8k: Vec<i16> = recorded.iter().step_by(2).copied().collect();
+            let step = (mix_rate / 8_000) as usize;
+            assert_eq!(recorded.len(), 60 * 160 * step);
+            let at8k: Vec<i16> = recorded.iter().step_by(step).copied().collect();
             assert!(tone_share(&at8k[800..7_200], 600.0) > 0.8);
             assert_eq!(sink.dropped(), 0);
             // The last member leaving ends the conference and its recording.

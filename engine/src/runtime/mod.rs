@@ -108,6 +108,9 @@ pub struct EngineConfig {
     pub socket_buffer_bytes: usize,
     /// Talkers a conference mixes at most (the loudest, with hysteresis).
     pub talkers: usize,
+    /// The rate conferences mix at, Hz: 16,000 (wideband, the default) or 8,000 (for
+    /// callers who are all G.711: no resampling, less CPU and delay).
+    pub mix_rate: u32,
 }
 
 impl Default for EngineConfig {
@@ -124,6 +127,7 @@ impl Default for EngineConfig {
             io_sizes: IoSizes::default(),
             socket_buffer_bytes: 4 << 20,
             talkers: 3,
+            mix_rate: crate::mixer::MIX_RATE,
         }
     }
 }
@@ -141,6 +145,7 @@ pub struct Engine {
     cores: Vec<CoreHandle>,
     events_wake: Arc<EventFd>,
     next_poll: std::sync::atomic::AtomicUsize,
+    mix_rate: u32,
 }
 
 /// Binds `count` RTP/RTCP pairs from the range, skipping ports already in use.
@@ -208,6 +213,12 @@ impl Engine {
                 cfg.tick
             )));
         }
+        if ![8_000, 16_000].contains(&cfg.mix_rate) {
+            return Err(EngineError::Config(format!(
+                "mix rate {} Hz: 8000 or 16000",
+                cfg.mix_rate
+            )));
+        }
         if !cfg.io_sizes.rx_buffers.is_power_of_two() {
             return Err(EngineError::Config(
                 "rx_buffers must be a power of two".into(),
@@ -269,6 +280,7 @@ impl Engine {
                 mailbox: mailbox.clone(),
                 metrics: metrics.clone(),
                 talkers: cfg.talkers,
+                mix_rate: cfg.mix_rate,
             };
             let (tx, rx) = std::sync::mpsc::channel::<CoreReady>();
             let thread = std::thread::Builder::new()
@@ -312,6 +324,7 @@ impl Engine {
             cores,
             events_wake,
             next_poll: Default::default(),
+            mix_rate: cfg.mix_rate,
         };
         match engine_err {
             Some(e) => {
@@ -320,6 +333,11 @@ impl Engine {
             }
             None => Ok(engine),
         }
+    }
+
+    /// The rate conferences mix at (and recordings are written at), Hz.
+    pub fn mix_rate(&self) -> u32 {
+        self.mix_rate
     }
 
     /// Number of cores.

@@ -1,10 +1,11 @@
 //! What callers hear: each talker of a conference plays bursts of a tone of its own, every
-//! checked caller's leg watches for all its conference's tones (the engine's tone probe), and
-//! each burst heard is matched to the burst the talker sent.
+//! checked caller's leg watches for all the tones (the engine's tone probe), and each burst
+//! heard is matched to the burst the talker sent. Conferences take their tones in turn from
+//! [`TONES_HZ`] ([`tone_of`]), so neighbouring conferences never share one.
 //!
-//! From that: whether each listener hears every talker it should and never itself, and the
-//! mouth-to-ear delay through the server (burst onset heard minus the tick that sent the
-//! burst's first frame, both on the generator's clock).
+//! From that: whether each listener hears every talker it should, never itself and never
+//! another conference's talkers, and the mouth-to-ear delay through the server (burst onset
+//! heard minus the tick that sent the burst's first frame, both on the generator's clock).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,25 @@ pub const BURST: Duration = Duration::from_secs(1);
 /// An onset later than this after its burst was sent is not that burst's.
 const MATCH_WINDOW: Duration = Duration::from_millis(900);
 
-/// The signal of talker `k`: `BURST` of its tone, then as long of silence, 16 kHz.
+/// The index in [`TONES_HZ`] of the tone of talker `slot` in conference number `conference`
+/// (counted from 0) of a run with `talkers` talkers per conference: conference `n` starts
+/// where conference `n - 1` stopped, so a mix leaking into the next conferences carries
+/// tones their callers do not expect (with 3 talkers, four conferences in a row use
+/// different tones).
+pub fn tone_of(conference: u64, talkers: usize, slot: usize) -> usize {
+    let n = TONES_HZ.len() as u64;
+    ((conference * talkers as u64 % n) as usize + slot) % TONES_HZ.len()
+}
+
+/// The talker slot whose tone is `tone` in that conference, if one of its talkers has it.
+pub fn slot_of(conference: u64, talkers: usize, tone: usize) -> Option<usize> {
+    let n = TONES_HZ.len();
+    let first = tone_of(conference, talkers, 0);
+    let slot = (tone + n - first % n) % n;
+    (slot < talkers).then_some(slot)
+}
+
+/// The signal of tone `k` of [`TONES_HZ`]: `BURST` of it, then as long of silence, 16 kHz.
 pub fn talker_signal(k: usize) -> Arc<[i16]> {
     let freq = f64::from(TONES_HZ[k % TONES_HZ.len()]);
     let burst = (16.0 * BURST.as_millis() as f64) as usize;
@@ -51,6 +70,9 @@ pub struct Hearing {
     pub self_heard: u32,
     /// Onsets that match no burst the talker sent in the window before.
     pub unmatched: u32,
+    /// Onsets, once settled, of tones no talker of its conference plays: another
+    /// conference's audio reaching it.
+    pub foreign: u32,
     /// Mouth-to-ear delay of each matched burst, ms.
     pub delays_ms: Vec<f32>,
 }
@@ -81,6 +103,12 @@ impl Hearing {
     /// vowel taken for its tone; a server that echoes does it on every burst).
     pub fn hears_itself(&self) -> bool {
         self.self_heard >= 2
+    }
+
+    /// It heard another conference: its talkers' tones came through more than twice (one or
+    /// two could be speech in a prompt taken for a tone).
+    pub fn hears_other_conferences(&self) -> bool {
+        self.foreign >= 3
     }
 
     /// The median delay, ms.
@@ -178,6 +206,26 @@ mod tests {
         assert_eq!(h.expected[1], 3);
         // Talker 2 was expected three times and never heard.
         assert_eq!(h.missing(), vec![2]);
+    }
+
+    #[test]
+    fn conferences_take_their_tones_in_turn() {
+        // Three talkers: conferences 0-3 use tones 0-2, 3-5, 6-8, 9-11; 4 starts over.
+        assert_eq!(
+            (0..3).map(|k| tone_of(1, 3, k)).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!(tone_of(4, 3, 0), 0);
+        assert_eq!(slot_of(1, 3, 5), Some(2));
+        assert_eq!(slot_of(1, 3, 2), None, "conference 0's talker 2");
+        // Five talkers wrap around the twelve tones.
+        assert_eq!(tone_of(2, 5, 3), 1);
+        assert_eq!(slot_of(2, 5, 1), Some(3));
+        for c in 0..20 {
+            for k in 0..3 {
+                assert_eq!(slot_of(c, 3, tone_of(c, 3, k)), Some(k));
+            }
+        }
     }
 
     #[test]

@@ -157,8 +157,8 @@ impl Report {
         v
     }
 
-    /// Checked callers that missed a talker they should have heard, or heard themselves, one
-    /// line each.
+    /// Checked callers that missed a talker they should have heard, heard themselves or heard
+    /// another conference, one line each.
     pub fn wrong_audio(&self) -> Vec<String> {
         let mut out = Vec::new();
         for c in self.calls.iter().filter(|c| c.setup_ms.is_some()) {
@@ -169,6 +169,12 @@ impl Report {
                 out.push(format!(
                     "caller {} heard itself {} times",
                     c.index, h.self_heard
+                ));
+            }
+            if h.hears_other_conferences() {
+                out.push(format!(
+                    "caller {} heard another conference's talkers {} times",
+                    c.index, h.foreign
                 ));
             }
             for k in h.missing() {
@@ -397,6 +403,7 @@ impl Report {
                         "expected": h.expected,
                         "self_heard": h.self_heard,
                         "unmatched": h.unmatched,
+                        "foreign": h.foreign,
                         "median_delay_ms": h.median_delay_ms(),
                     })),
                 })
@@ -548,16 +555,25 @@ mod tests {
             self_heard: 2,
             ..Hearing::new(3)
         });
+        let mut leak = call(2, Some(1.0), 100, 0);
+        leak.hearing = Some(Hearing {
+            foreign: 7,
+            ..Hearing::new(3)
+        });
         let wrong = Report {
-            calls: vec![deaf, echo],
+            calls: vec![deaf, echo, leak],
             ..Report::default()
         };
         let why = wrong.verdict(0.1).unwrap_err();
         assert!(
-            why.starts_with("2 checked callers heard the wrong talkers: ")
+            why.starts_with("3 checked callers heard the wrong talkers: ")
                 && why.contains("caller 0 heard 2 of 10 bursts of talker 2"),
             "{why}"
         );
         assert_eq!(wrong.wrong_audio()[1], "caller 1 heard itself 2 times");
+        assert_eq!(
+            wrong.wrong_audio()[2],
+            "caller 2 heard another conference's talkers 7 times"
+        );
     }
 }

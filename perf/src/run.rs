@@ -246,8 +246,12 @@ async fn drive<S: CallSetup>(
 ) -> Result<Report> {
     let cores = engine.core_count().max(1);
     let talkers = args.talkers as usize;
-    let signals: Vec<Arc<[i16]>> = (0..talkers).map(audio::talker_signal).collect();
-    let tones = audio::TONES_HZ[..talkers].to_vec();
+    // Every tone's signal; each conference's talkers take theirs in turn (`tone_of`), and a
+    // checked caller's probe watches all of them (another conference's tone is a leak).
+    let signals: Vec<Arc<[i16]>> = (0..audio::TONES_HZ.len())
+        .map(audio::talker_signal)
+        .collect();
+    let tones = audio::TONES_HZ.to_vec();
 
     let mut callers: Vec<Caller> = (0..args.users)
         .map(|i| {
@@ -266,7 +270,9 @@ async fn drive<S: CallSetup>(
             let pair = ((i as usize / cores) % pairs) as u16;
             let first = (i - slot) as usize;
             let mut c = Caller::new(record, core, pair, slot as usize, first, args.duration);
-            c.signal = (slot < args.talkers).then(|| signals[slot as usize].clone());
+            let room = u64::from(i / args.conference_size);
+            c.signal = (slot < args.talkers)
+                .then(|| signals[audio::tone_of(room, talkers, slot as usize)].clone());
             // Silent callers only (a talker's bursts are what the others are checked against),
             // `churn` in each hundred, each at its own point of the middle half of the hold.
             c.churn_after = (slot >= args.talkers && i % 100 < u32::from(args.churn)).then(|| {
@@ -394,7 +400,7 @@ async fn drive<S: CallSetup>(
                         SilenceArg::Dtx => (true, SilenceSend::Dtx),
                         SilenceArg::None => (false, SilenceSend::Audio),
                     };
-                    if c.record.hearing.is_some() && !tones.is_empty() {
+                    if c.record.hearing.is_some() && talkers > 0 {
                         cfg.tone_probe = Some(tones.clone());
                     }
                     if engine
@@ -541,9 +547,9 @@ async fn drive<S: CallSetup>(
         tokio::select! {
             input = setup.recv() => input?,
             Some((_, event)) = events.recv() => {
-                on_event(engine, &mut callers, event, &mut delays);
+                on_event(engine, &mut callers, event, &mut delays, args);
                 while let Ok((_, event)) = events.try_recv() {
-                    on_event(engine, &mut callers, event, &mut delays);
+                    on_event(engine, &mut callers, event, &mut delays, args);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
@@ -628,7 +634,13 @@ fn finish(engine: &Engine, c: &mut Caller, now: Instant) {
     }
 }
 
-fn on_event(engine: &Engine, callers: &mut [Caller], event: Event, delays: &mut Vec<f32>) {
+fn on_event(
+    engine: &Engine,
+    callers: &mut [Caller],
+    event: Event,
+    delays: &mut Vec<f32>,
+    args: &RunArgs,
+) {
     let index = |id: LegId| (id.0 as usize).checked_sub(1);
     match event {
         Event::PlayStarted { leg, at, .. } => {
@@ -644,15 +656,25 @@ fn on_event(engine: &Engine, callers: &mut [Caller], event: Event, delays: &mut 
                 let c = &callers[i];
                 (c.record.talker.then_some(c.slot), c.first, c.settled)
             };
-            let talker = first + usize::from(tone);
+            let room = first as u64 / u64::from(args.conference_size.max(1));
+            let talkers = args.talkers as usize;
+            let Some(slot) = audio::slot_of(room, talkers, usize::from(tone)) else {
+                // No talker of its conference plays that tone: another conference's audio.
+                if let Some(h) = callers[i].record.hearing.as_mut()
+                    && settled.is_some_and(|s| at >= s)
+                {
+                    h.foreign += 1;
+                }
+                return;
+            };
+            let talker = first + slot;
             let Some(t) = callers.get(talker) else {
                 return;
             };
             let settled = settled.max(t.settled).unwrap_or(at);
             let bursts = std::mem::take(&mut callers[talker].bursts);
             if let Some(hearing) = callers[i].record.hearing.as_mut()
-                && let Some(d) =
-                    audio::book_onset(hearing, own, usize::from(tone), at, &bursts, settled)
+                && let Some(d) = audio::book_onset(hearing, own, slot, at, &bursts, settled)
             {
                 delays.push(d.as_secs_f32() * 1000.0);
             }

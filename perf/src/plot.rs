@@ -36,6 +36,9 @@ pub struct Series {
     pub delay_ms: Vec<Option<f64>>,
     /// Server CPU, percent of one core, if known.
     pub server_cpu_pct: Vec<Option<f64>>,
+    /// Every caller was placed and every call up had been in its conference for a second
+    /// (past the IVR and the join): the steady state the shortfall is judged on.
+    pub steady: Vec<bool>,
 }
 
 /// Image size in pixels.
@@ -373,6 +376,7 @@ mod tests {
             loss_pct: vec![f64::NAN],
             delay_ms: vec![None],
             server_cpu_pct: vec![None],
+            steady: vec![false],
         };
         let warnings = render(&path, "one sample", &s).expect("render");
         let _ = std::fs::remove_file(&path);

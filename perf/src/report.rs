@@ -107,14 +107,18 @@ impl Report {
         (got, lost, pct)
     }
 
-    /// What the callers got short of 50 packets a second while every call was up (the
-    /// plateau of the run, its first second left out), percent. Unlike RFC 3550 loss this
-    /// sees a server that falls behind and skips ticks: its sequence numbers carry on, so
-    /// nothing is "lost", but fewer packets arrive than time has passed.
+    /// What the callers got short of 50 packets a second in the steady state (every caller
+    /// placed, every call up in its conference for a second: no IVR, no joins), percent.
+    /// Unlike RFC 3550 loss this sees a server that falls behind and skips ticks: its
+    /// sequence numbers carry on, so nothing is "lost", but fewer packets arrive than time
+    /// has passed.
     pub fn steady_short_pct(&self) -> Option<f64> {
-        let short: Vec<Option<f64>> = self.series.loss_pct.iter().map(|&s| Some(s)).collect();
-        let plateau: Vec<f64> = self.all_up(&short).skip(1).collect();
-        (!plateau.is_empty()).then(|| plateau.iter().sum::<f64>() / plateau.len() as f64)
+        let s = &self.series;
+        let steady: Vec<f64> = (s.steady.iter().zip(&s.loss_pct))
+            .filter(|(steady, _)| **steady)
+            .map(|(_, short)| *short)
+            .collect();
+        (!steady.is_empty()).then(|| steady.iter().sum::<f64>() / steady.len() as f64)
     }
 
     /// Jitter of the server's streams, ms: median and maximum over the calls.
@@ -443,6 +447,7 @@ impl Report {
                 "loss_pct": self.series.loss_pct,
                 "delay_ms": self.series.delay_ms,
                 "server_cpu_pct": self.series.server_cpu_pct,
+                "steady": self.series.steady,
             },
             "packets": { "in": self.rx_packets, "out": self.tx_packets, "media_out": self.media_out },
             "dropped": self.drops.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
@@ -473,11 +478,11 @@ mod tests {
     }
 
     #[test]
-    fn steady_shortfall_is_the_mean_over_the_plateau_after_its_first_second() {
+    fn steady_shortfall_is_the_mean_over_the_steady_seconds() {
         let mut r = Report::default();
         assert_eq!(r.steady_short_pct(), None);
-        r.series.calls_up = vec![5.0, 10.0, 10.0, 10.0, 10.0, 4.0];
         r.series.loss_pct = vec![50.0, 30.0, 2.0, 4.0, 0.0, 60.0];
+        r.series.steady = vec![false, false, true, true, true, false];
         assert_eq!(r.steady_short_pct(), Some(2.0));
     }
 

@@ -502,6 +502,13 @@ async fn drive<S: CallSetup>(
                         .is_some_and(|a| now.duration_since(a) >= Duration::from_secs(1))
                 })
                 .count();
+            let joined = (callers.iter())
+                .filter(|c| c.answered.is_some() && !c.finished)
+                .filter(|c| {
+                    c.settled
+                        .is_some_and(|s| now.saturating_duration_since(s) >= Duration::from_secs(1))
+                })
+                .count();
             let got = (rx - last_packets.0) as f64;
             let want = settled_up as f64 * 50.0 * span.as_secs_f64().max(0.001);
             let short = if settled_up == 0 {
@@ -517,6 +524,9 @@ async fn drive<S: CallSetup>(
             series.loss_pct.push(short);
             series.delay_ms.push(delay);
             series.server_cpu_pct.push(cpu);
+            series
+                .steady
+                .push(placed == callers.len() && up > 0 && joined == up);
             generator_cpu.push(own_cpu.as_mut().and_then(|c| c.sample(now)));
             if args.progress {
                 let ms = delay.map_or("-".into(), |d| format!("{d:.0} ms"));

@@ -1,0 +1,3 @@
+//! The selective forwarding unit's core (sans-IO).
+
+pub mod h264;

@@ -1,3 +1,5 @@
-//! The selective forwarding unit's core (sans-IO).
+//! The selective forwarding unit's core (sans-IO): see the module docs written with the
+//! router.
 
 pub mod h264;
+pub mod vp8;

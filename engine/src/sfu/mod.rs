@@ -16,3 +16,7 @@ pub use packet_store::PacketStore;
 pub use rtx::RtxConfig;
 pub use send_history::{HistoryEntry, SendHistory, SentPacket};
 pub use token_bucket::TokenBucket;
+mod key_frame_requester;
+pub use key_frame_requester::{
+    KeyFrameCounters, KeyFrameMethod, KeyFrameRequest, KeyFrameRequester,
+};

@@ -77,6 +77,9 @@ struct Missing {
 pub struct NackGenerator {
     config: NackGeneratorConfig,
     highest: Option<SeqNo>,
+    /// The lowest sequence number seen: a packet below it (reordered at the start) opens
+    /// a gap backwards.
+    lowest: SeqNo,
     missing: Vec<Missing>,
     counters: NackGeneratorCounters,
 }
@@ -88,6 +91,7 @@ impl NackGenerator {
             missing: Vec::with_capacity(config.capacity.max(1)),
             config,
             highest: None,
+            lowest: SeqNo(0),
             counters: NackGeneratorCounters::default(),
         }
     }
@@ -106,8 +110,28 @@ impl NackGenerator {
     pub fn handle_packet(&mut self, now: Instant, seq: SeqNo) -> Arrival {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);
+            self.lowest = seq;
             return Arrival::InOrder;
         };
+        if seq < self.lowest {
+            // Reordered before the first packet seen: what lies between is missing too.
+            let gap = self.lowest.0 - seq.0 - 1;
+            let room = (self.config.capacity.max(1) - self.missing.len()) as u64;
+            if gap <= self.config.max_gap && gap <= room {
+                self.missing.splice(
+                    0..0,
+                    (seq.0 + 1..self.lowest.0).map(|s| Missing {
+                        seq: SeqNo(s),
+                        found: now,
+                        next: now + self.config.first_delay,
+                        retries: 0,
+                    }),
+                );
+                self.counters.missing += gap;
+            }
+            self.lowest = seq;
+            return Arrival::Old;
+        }
         if seq <= highest {
             return match self.missing.binary_search_by_key(&seq, |m| m.seq) {
                 Ok(i) => {
@@ -134,11 +158,14 @@ impl NackGenerator {
         let first = seq.0 - gap.min(capacity as u64);
         self.counters.missing += gap;
         self.counters.gave_up += gap - (seq.0 - first);
+        // Make room once (oldest first), so a hostile jump costs one shift, not one per
+        // packet.
+        let new = (seq.0 - first) as usize;
+        let overflow = (self.missing.len() + new).saturating_sub(capacity);
+        let dropped = overflow.min(self.missing.len());
+        self.missing.drain(..dropped);
+        self.counters.gave_up += dropped as u64;
         for s in first..seq.0 {
-            if self.missing.len() == capacity {
-                self.missing.remove(0);
-                self.counters.gave_up += 1;
-            }
             self.missing.push(Missing {
                 seq: SeqNo(s),
                 found: now,
@@ -216,6 +243,21 @@ mod tests {
         assert_eq!(g.poll_nacks(ms(t0, 65), &mut out), 1);
         assert_eq!(out[0], 1);
         assert_eq!(g.counters().recovered, 1);
+    }
+
+    #[test]
+    fn a_packet_older_than_the_first_opens_a_gap_backwards() {
+        let t0 = Instant::now();
+        let mut g = NackGenerator::new(NackGeneratorConfig::default());
+        g.handle_packet(t0, SeqNo(106));
+        g.handle_packet(t0, SeqNo(107));
+        // 100 arrives late; 101-105 are still on their way or lost.
+        assert_eq!(g.handle_packet(t0, SeqNo(100)), Arrival::Old);
+        assert_eq!(g.pending(), 5);
+        assert_eq!(g.handle_packet(t0, SeqNo(103)), Arrival::Recovered);
+        let mut out = [0u16; 8];
+        assert_eq!(g.poll_nacks(ms(t0, 5), &mut out), 4);
+        assert_eq!(out[..4], [101, 102, 104, 105]);
     }
 
     #[test]

@@ -143,6 +143,7 @@ mod tests {
         for seq in 0..2_000u64 {
             r.record(SentPacket {
                 out_seq: SeqNo(seq),
+                producer: 0,
                 encoding: 0,
                 src_seq: SeqNo(seq),
                 timestamp: 0,

@@ -12,6 +12,8 @@ use crate::rtp::SeqNo;
 pub struct SentPacket {
     /// The consumer's extended outgoing sequence number.
     pub out_seq: SeqNo,
+    /// The producer the packet came from (its slot in the router).
+    pub producer: u32,
     /// The producer encoding the packet came from (index in its producer).
     pub encoding: u8,
     /// The packet's extended sequence number in that encoding's stream.
@@ -119,6 +121,7 @@ mod tests {
     fn sent(seq: u64) -> SentPacket {
         SentPacket {
             out_seq: SeqNo(seq),
+            producer: 0,
             encoding: 1,
             src_seq: SeqNo(seq + 1_000),
             timestamp: seq as u32 * 3_000,

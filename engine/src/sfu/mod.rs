@@ -142,3 +142,6 @@ pub use router::{
 pub use rtx::RtxConfig;
 pub use send_history::{HistoryEntry, SendHistory, SentPacket};
 pub use token_bucket::TokenBucket;
+
+#[cfg(test)]
+mod simulation;

@@ -1263,4 +1263,114 @@ mod tests {
             Err(SfuError::SsrcCollision(Ssrc(50)))
         );
     }
+
+    #[test]
+    fn mutated_packets_and_feedback_never_panic_and_outputs_parse() {
+        use crate::rtcp::{CompoundBuilder, FirEntry, Pli};
+        use crate::rtp::xorshift::Xorshift;
+
+        struct Check;
+        impl SfuTransmit for Check {
+            fn send_rtp(&mut self, _: ConsumerId, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
+                let mut b = [0u8; 2_048];
+                let n = fill(&mut b);
+                assert!(n == 0 || RtpPacket::parse(&b[..n]).is_ok());
+                n > 0
+            }
+            fn send_rtcp(&mut self, _: RtcpTarget, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
+                let mut b = [0u8; 2_048];
+                let n = fill(&mut b);
+                assert!(parse_rtcp_compound(&b[..n]).all(|p| p.is_ok()));
+                n > 0
+            }
+        }
+
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut r = router(t0);
+        let mut vp8_config = producer(Some(40), "v");
+        vp8_config.codec = VideoCodec::Vp8;
+        let h = r.add_producer(now, producer(Some(10), "h")).unwrap();
+        let v = r.add_producer(now, vp8_config).unwrap();
+        let mut with_rtx = consumer(h, 30);
+        with_rtx.rtx = Some(RtxConfig {
+            ssrc: Ssrc(31),
+            pt: Pt(101),
+        });
+        r.add_consumer(now, with_rtx).unwrap();
+        r.add_consumer(now, consumer(v, 32)).unwrap();
+        let mut follower = consumer(h, 33);
+        follower.source = ConsumerSource::ActiveSpeaker { except: None };
+        r.add_consumer(now, follower).unwrap();
+        let mut rng = Xorshift::new(0x5f0);
+        let payloads: [&[u8]; 6] = [
+            &[0x65, 1, 2],
+            &[0x78, 0, 2, 0x67, 1, 0, 2, 0x68, 2],
+            &[0x7c, 0x85, 1, 2],
+            &[0x90, 0xe0, 0x80, 5, 7, 0x20, 0x00, 1],
+            &[0x80, 0x80, 0x05, 1],
+            &[0x10, 0x01, 9],
+        ];
+        let mut fb = [0u8; 512];
+        for i in 0..40_000u32 {
+            now += Duration::from_micros(rng.below(3_000));
+            let (ssrc, pt, p) = match rng.below(4) {
+                0 => (10, 96, h),
+                1 => (11, 97, h),
+                2 => (40, 96, v),
+                _ => (rng.below(64) as u32, rng.below(128) as u8, v),
+            };
+            let payload = payloads[rng.below(6) as usize];
+            let mut pkt = rtp(ssrc, pt, (i / 2) as u16, payload, None);
+            if rng.chance(30) {
+                rng.mutate(&mut pkt);
+            }
+            if rng.chance(5) {
+                pkt.truncate(rng.below(pkt.len() as u64 + 1) as usize);
+            }
+            r.handle_rtp(now, p, &pkt, &mut Check);
+            if rng.chance(10) {
+                let mut b = CompoundBuilder::new(&mut fb);
+                let media = Ssrc(30 + rng.below(5) as u32);
+                let seqs = (0..rng.below(40) as u16).map(|k| k.wrapping_mul(3));
+                let _ = b.append(|o| Nack::write(o, Ssrc(1), media, seqs));
+                let _ = b.append(|o| {
+                    Pli {
+                        sender_ssrc: Ssrc(1),
+                        media_ssrc: media,
+                    }
+                    .write(o)
+                });
+                let entry = [FirEntry {
+                    ssrc: media,
+                    seq_nr: 1,
+                }];
+                let _ = b.append(|o| Fir::write(o, Ssrc(1), &entry));
+                let _ = b.append(|o| {
+                    crate::rtcp::Remb::write(o, Ssrc(1), rng.below(3_000_000), &[media])
+                });
+                let n = b.len();
+                if rng.chance(30) {
+                    rng.mutate(&mut fb[..n]);
+                }
+                r.handle_consumer_rtcp(now, &fb[..n], &mut Check);
+                r.handle_producer_rtcp(now, h, &fb[..n]);
+            }
+            if rng.chance(1) {
+                r.handle_active_speaker(now, if rng.chance(50) { h } else { v });
+            }
+            while let Some((at, _)) = r.poll_timeout() {
+                if at > now {
+                    break;
+                }
+                r.handle_timeout(now, &mut Check);
+            }
+            while r.poll_event().is_some() {}
+        }
+        let c = r.counters();
+        assert!(
+            c.malformed_rtp + c.unknown_ssrc + c.wrong_pt + c.bad_payload > 1_000,
+            "{c:?}"
+        );
+    }
 }

@@ -401,6 +401,22 @@ impl Consumer {
         self.current = self.target;
     }
 
+    /// Forgets a producer that was removed (its slot may be reused by another).
+    pub fn forget_producer(&mut self, p: u32) {
+        if self.current.is_some_and(|(cp, _)| cp == p) {
+            self.current = None;
+        }
+        if self.target.is_some_and(|(tp, _)| tp == p) {
+            self.target = None;
+        }
+        if self.speaker == Some(p) {
+            self.speaker = None;
+        }
+        if self.previous.is_some_and(|prev| prev.source.0 == p) {
+            self.previous = None;
+        }
+    }
+
     /// Stops forwarding until the next key frame of the target (resumed after a pause, or
     /// the source went away).
     pub fn reset_current(&mut self) {

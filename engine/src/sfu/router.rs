@@ -66,6 +66,9 @@ pub enum SfuError {
     /// A producer needs 1 to 8 encodings.
     #[error("a producer needs 1 to 8 encodings, got {0}")]
     Encodings(usize),
+    /// A payload type above 127.
+    #[error("payload type {0} does not fit 7 bits")]
+    PayloadType(u8),
     /// The SSRC is already used by a producer or consumer of this router.
     #[error("SSRC {0} already in use in this router")]
     SsrcCollision(Ssrc),
@@ -275,6 +278,12 @@ impl Router {
         if n == 0 || n > 8 {
             return Err(SfuError::Encodings(n));
         }
+        let rtx_pts = config.encodings.iter().filter_map(|e| e.rtx.map(|r| r.pt));
+        for pt in std::iter::once(config.pt).chain(rtx_pts) {
+            if !pt.is_valid() {
+                return Err(SfuError::PayloadType(pt.0));
+            }
+        }
         let mut new_ssrcs = Vec::new();
         for e in &config.encodings {
             new_ssrcs.extend(e.ssrc.map(|s| s.0));
@@ -330,15 +339,7 @@ impl Router {
         self.speakers.retain(|&s| s != id.0);
         for &f in &self.followers {
             if let Some(c) = self.consumers.get_mut(f as usize).and_then(Option::as_mut) {
-                if c.current.is_some_and(|(p, _)| p == id.0) {
-                    c.current = None;
-                }
-                if c.target.is_some_and(|(p, _)| p == id.0) {
-                    c.target = None;
-                }
-                if c.speaker == Some(id.0) {
-                    c.speaker = None;
-                }
+                c.forget_producer(id.0);
             }
         }
         self.update_forwarding(now);
@@ -356,6 +357,11 @@ impl Router {
             && self.producer(p).is_none()
         {
             return Err(SfuError::UnknownProducer(p));
+        }
+        for pt in std::iter::once(config.pt).chain(config.rtx.map(|r| r.pt)) {
+            if !pt.is_valid() {
+                return Err(SfuError::PayloadType(pt.0));
+            }
         }
         let mut new_ssrcs = vec![config.ssrc.0];
         new_ssrcs.extend(config.rtx.map(|r| r.ssrc.0));
@@ -622,6 +628,10 @@ impl Router {
         // INVARIANT: encoding_of and unbound_encoding_with_rid return valid indices.
         let enc = &mut prod.encodings[index];
         let bytes: &[u8] = if is_rtx {
+            if enc.config.rtx.is_some_and(|r| r.pt != first.pt()) {
+                self.counters.wrong_pt += 1;
+                return;
+            }
             let Some(media_ssrc) = enc.ssrc else {
                 self.counters.bad_rtx += 1;
                 return;
@@ -1173,6 +1183,9 @@ mod tests {
             r.add_consumer(now, consumer(ProducerId(9), 30)),
             Err(SfuError::UnknownProducer(ProducerId(9)))
         );
+        let mut bad_pt = consumer(p, 40);
+        bad_pt.pt = Pt(200);
+        assert_eq!(r.add_consumer(now, bad_pt), Err(SfuError::PayloadType(200)));
         let c = r.add_consumer(now, consumer(p, 30)).unwrap();
         assert_eq!(
             r.set_bandwidth(now, ConsumerId(5), 1),
@@ -1201,6 +1214,8 @@ mod tests {
         r.handle_rtp(now, p, &rtp(10, 96, 1, &[0x7c], None), &mut out);
         // An RTX packet without an OSN.
         r.handle_rtp(now, p, &rtp(11, 97, 1, &[], None), &mut out);
+        // An RTX packet with another payload type than its stream's.
+        r.handle_rtp(now, p, &rtp(11, 98, 2, &[0, 1, 0x65], None), &mut out);
         assert!(out.0.is_empty());
         let k = *r.counters();
         assert_eq!(
@@ -1212,7 +1227,7 @@ mod tests {
                 k.bad_payload,
                 k.bad_rtx
             ),
-            (1, 1, 1, 1, 1, 1)
+            (1, 1, 1, 2, 1, 1)
         );
         // A good key frame is forwarded with the consumer's SSRC and payload type; its
         // duplicate is not.

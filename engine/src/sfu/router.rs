@@ -484,10 +484,11 @@ impl Router {
                 else {
                     continue;
                 };
-                if consumer.paused != forwarded {
+                let pause = !forwarded;
+                if consumer.paused == pause {
                     continue;
                 }
-                consumer.paused = !forwarded;
+                consumer.paused = pause;
                 if forwarded {
                     consumer.reset_current();
                     if let Some((tp, te)) = consumer.target {

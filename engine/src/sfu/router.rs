@@ -1079,7 +1079,10 @@ mod tests {
     use crate::sfu::{EncodingConfig, KeyFrameMethod, NackLimits, RtxConfig};
 
     #[derive(Default)]
-    struct Out(Vec<(Option<ConsumerId>, Vec<u8>)>);
+    struct Out(
+        Vec<(Option<ConsumerId>, Vec<u8>)>,
+        Vec<(RtcpTarget, Vec<u8>)>,
+    );
 
     impl SfuTransmit for Out {
         fn send_rtp(&mut self, to: ConsumerId, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
@@ -1090,11 +1093,11 @@ mod tests {
             n > 0
         }
 
-        fn send_rtcp(&mut self, _: RtcpTarget, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
+        fn send_rtcp(&mut self, to: RtcpTarget, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
             let mut b = vec![0; 1_500];
             let n = fill(&mut b);
             b.truncate(n);
-            self.0.push((None, b));
+            self.1.push((to, b));
             n > 0
         }
     }
@@ -1388,5 +1391,61 @@ mod tests {
             c.malformed_rtp + c.unknown_ssrc + c.wrong_pt + c.bad_payload > 1_000,
             "{c:?}"
         );
+    }
+
+    #[test]
+    fn reports_go_both_ways_and_feedback_reaches_the_publisher() {
+        let t0 = Instant::now();
+        let mut r = router(t0);
+        let p = r.add_producer(t0, producer(Some(10), "f")).unwrap();
+        let c = r.add_consumer(t0, consumer(p, 30)).unwrap();
+        let mut out = Out::default();
+        // The consumer's creation asked for a key frame: a PLI for SSRC 10 goes up at once.
+        r.handle_timeout(t0, &mut out);
+        let (to, pli) = out.1.pop().unwrap();
+        assert_eq!(to, RtcpTarget::Producer(p));
+        assert_eq!(Pli::parse(&pli).unwrap().media_ssrc, Ssrc(10));
+        // Key frame (seq 1, ts 3,000), then seq 4 (2 and 3 lost upstream).
+        r.handle_rtp(t0, p, &rtp(10, 96, 1, &[0x65, 0], None), &mut out);
+        r.handle_rtp(t0, p, &rtp(10, 96, 4, &[0x41, 0], None), &mut out);
+        assert_eq!(out.0.len(), 2);
+        let t1 = t0 + Duration::from_millis(10);
+        r.handle_timeout(t1, &mut out);
+        let (to, nack) = out.1.pop().unwrap();
+        assert_eq!(to, RtcpTarget::Producer(p));
+        let nack = Nack::parse(&nack).unwrap();
+        assert_eq!(nack.lost().collect::<Vec<_>>(), [2, 3]);
+        // One second on: an RR about SSRC 10 to the publisher, an SR from the consumer's
+        // SSRC whose RTP time runs on from its last packet (ts 12,000 sent at t0).
+        let t2 = t0 + Duration::from_secs(1);
+        out.1.clear();
+        while let Some((at, _)) = r.poll_timeout() {
+            if at > t2 {
+                break;
+            }
+            r.handle_timeout(at.max(t1), &mut out);
+        }
+        let mut saw = (false, false);
+        for (to, bytes) in &out.1 {
+            for packet in parse_rtcp_compound(bytes) {
+                match (to, packet.unwrap()) {
+                    (RtcpTarget::Producer(_), RtcpPacket::ReceiverReport(rr)) => {
+                        let b = rr.report_blocks().next().unwrap();
+                        assert_eq!(b.ssrc, Ssrc(10));
+                        saw.0 = true;
+                    }
+                    (RtcpTarget::Consumer(to), RtcpPacket::SenderReport(sr)) => {
+                        assert_eq!(*to, c);
+                        let info = sr.info();
+                        assert_eq!(info.ssrc, Ssrc(30));
+                        assert_eq!(info.packet_count, 2);
+                        assert_eq!(info.rtp_timestamp, 12_000 + 90_000);
+                        saw.1 = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(saw, (true, true));
     }
 }

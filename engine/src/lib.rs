@@ -7,4 +7,5 @@ pub mod mixer;
 pub mod rtcp;
 pub mod rtp;
 pub mod runtime;
+pub mod sfu;
 pub mod srtp;

@@ -26,7 +26,10 @@ use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
 use crate::mixer::{Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
-use crate::rtcp::{CompoundBuilder, PacketKind, ReceiverReport, RtcpPacket, SourceDescription};
+use crate::rtcp::{
+    CompoundBuilder, NtpClock, NtpTime, PacketKind, ReceiverReport, RtcpPacket, SenderInfo,
+    SenderReport, SourceDescription,
+};
 use crate::rtp::{RtpHeader, Ssrc};
 use crate::srtp::SrtpError;
 
@@ -134,6 +137,8 @@ pub(crate) struct CoreState {
     /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
     /// at before each leg's encoder.
     pub mix_rate: u32,
+    /// Wall-clock time for sender reports, anchored when the core started.
+    ntp: NtpClock,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -173,6 +178,14 @@ impl CoreState {
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
             mix_rate: crate::mixer::MIX_RATE,
+            ntp: NtpClock::new(
+                Instant::now(),
+                NtpTime::from_unix(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default(),
+                ),
+            ),
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -425,12 +438,14 @@ impl CoreState {
                 None => n,
             }
         });
+        let payload = plain.len().saturating_sub(crate::rtp::FIXED_HEADER_LEN);
         count_sent(
             leg,
             &mut self.counters,
-            queued,
-            protect_failed,
+            (queued, protect_failed),
             Metric::Forwarded,
+            ts,
+            payload,
         );
     }
 
@@ -1432,9 +1447,12 @@ impl CoreState {
         }
     }
 
-    /// Sends each leg whose report is due an RR (with a block on the remote's stream once it
-    /// is valid) and an SDES CNAME, SRTCP-protected, to its RTCP address.
+    /// Sends each leg whose report is due an SR if the engine sent it RTP since the last
+    /// report, else an RR (either with a block on the remote's stream once it is valid), and
+    /// an SDES CNAME, SRTCP-protected, to its RTCP address. The SR pairs the report's NTP
+    /// time with the last packet's RTP timestamp (sent on this tick or the last few).
     fn send_reports(&mut self, now: Instant, tx: &mut TxQueue) {
+        let ntp = self.ntp.ntp(now);
         for leg in self.legs.iter_mut().flatten() {
             if leg.next_report > now {
                 continue;
@@ -1446,6 +1464,15 @@ impl CoreState {
             let block = leg.recv.as_mut().and_then(|r| r.report_block(now));
             let blocks = block.as_slice();
             let (ssrc, cname) = (Ssrc(leg.local_ssrc), &leg.cname);
+            // RFC 3550 6.4.1: the counts wrap at 32 bits.
+            let sender = leg.sent.since_report.then_some(SenderInfo {
+                ssrc,
+                ntp,
+                rtp_timestamp: leg.sent.last_ts,
+                packet_count: leg.stats.rtp_out as u32,
+                octet_count: leg.sent.octets as u32,
+            });
+            leg.sent.since_report = false;
             let mut failed = false;
             let queued = tx.send_with(leg.rtcp_sock, dst, |out| {
                 let overhead = leg
@@ -1454,9 +1481,11 @@ impl CoreState {
                     .map_or(0, |c| c.suite().rtcp_overhead());
                 let room = out.len().saturating_sub(overhead);
                 let mut b = CompoundBuilder::new(&mut out[..room]);
-                let built = b
-                    .append(|o| ReceiverReport::write(o, ssrc, blocks))
-                    .and_then(|b| b.append(|o| SourceDescription::write_cname(o, ssrc, cname)));
+                let built = match &sender {
+                    Some(info) => b.append(|o| SenderReport::write(o, info, blocks)),
+                    None => b.append(|o| ReceiverReport::write(o, ssrc, blocks)),
+                }
+                .and_then(|b| b.append(|o| SourceDescription::write_cname(o, ssrc, cname)));
                 if built.is_err() {
                     failed = true;
                     return 0;
@@ -1530,19 +1559,32 @@ fn queue_rtp(
             None => n,
         }
     });
-    count_sent(leg, counters, queued, protect_failed, sent);
+    let ts = head.timestamp;
+    count_sent(
+        leg,
+        counters,
+        (queued, protect_failed),
+        sent,
+        ts,
+        payload.len(),
+    );
 }
 
-/// Counts a packet queued for a leg (under `sent`) or dropped (SRTP refused, no buffer).
+/// Counts a packet queued for a leg (under `sent`, its timestamp and payload size kept for
+/// the sender reports) or dropped (SRTP refused, no buffer).
 fn count_sent(
     leg: &mut Leg,
     counters: &mut Counters,
-    queued: bool,
-    protect_failed: bool,
+    (queued, protect_failed): (bool, bool),
     sent: Metric,
+    ts: u32,
+    payload: usize,
 ) {
     if queued {
         leg.stats.rtp_out += 1;
+        leg.sent.last_ts = ts;
+        leg.sent.octets += payload as u64;
+        leg.sent.since_report = true;
         counters.inc(sent);
     } else {
         leg.stats.out_dropped += 1;
@@ -2148,6 +2190,36 @@ mod tests {
             got,
             vec![(500, leg1_ssrc), (501, leg1_ssrc), (502, leg1_ssrc)]
         );
+        for e in sent {
+            r.tx.release(e.slot);
+        }
+
+        // Its next report is an SR (it was sent RTP), leg 2's an RR; after a quiet interval
+        // leg 1's is an RR again.
+        let reports = |r: &mut Rig, index: u64| {
+            r.now += Duration::from_secs(6);
+            let mut out = Vec::new();
+            for (dst, pkt) in r.tick(index) {
+                let first = crate::rtcp::parse_rtcp_compound(&pkt)
+                    .next()
+                    .unwrap()
+                    .unwrap();
+                let sr = match first {
+                    RtcpPacket::SenderReport(sr) => {
+                        let info = sr.info();
+                        assert_eq!((info.packet_count, info.octet_count), (3, 3 * 160));
+                        assert_eq!(info.ssrc, Ssrc(leg1_ssrc));
+                        true
+                    }
+                    _ => false,
+                };
+                out.push((dst, sr));
+            }
+            out.sort_by_key(|(dst, _)| dst.port());
+            out
+        };
+        assert_eq!(reports(&mut r, 300), [(pa, true), (pb, false)]);
+        assert_eq!(reports(&mut r, 600), [(pa, false), (pb, false)]);
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub(crate) struct Leg {
     pub cname: Box<[u8]>,
     /// When the next RTCP report to this leg is due.
     pub next_report: Instant,
+    /// What the leg's RTP stream toward the remote has carried, for its sender reports:
+    /// the timestamp of the last packet, payload octets in all, and whether any went out
+    /// since the last report (then the report is an SR, else an RR).
+    pub sent: SentStream,
     /// Numbering of the RTP the engine sends to this leg (its own SSRC, continuous).
     pub out_numbering: SeqRewriter,
     /// The remote's RFC 4733 payload types.
@@ -172,6 +176,17 @@ fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
         .transpose()
 }
 
+/// A leg's outbound RTP as its sender reports describe it (RFC 3550 6.4.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SentStream {
+    /// The RTP timestamp of the last packet sent.
+    pub last_ts: u32,
+    /// Payload octets sent (header and padding not counted).
+    pub octets: u64,
+    /// Something was sent since the last report.
+    pub since_report: bool,
+}
+
 impl Leg {
     /// Builds a leg from its configuration on the given sockets.
     pub fn new(
@@ -209,6 +224,7 @@ impl Leg {
             cname: cfg.cname.as_bytes()[..cfg.cname.len().min(255)].into(),
             // Spread the legs' reports over the interval instead of bursting them together.
             next_report: now + REPORT_INTERVAL.mul_f64(0.5 + f64::from(cfg.id.0 % 97) / 97.0),
+            sent: SentStream::default(),
             out_numbering: SeqRewriter::new(cfg.clock_rate.max(1)),
             telephone_events: cfg.telephone_events.as_slice().into(),
             dtmf: DtmfReceiver::new(),

@@ -41,6 +41,18 @@ pub struct Series {
     pub steady: Vec<bool>,
 }
 
+impl Series {
+    /// The mean shortfall against 50 packets a second over the steady samples so far,
+    /// percent (None before the first).
+    pub fn steady_short_pct(&self) -> Option<f64> {
+        let steady: Vec<f64> = (self.steady.iter().zip(&self.loss_pct))
+            .filter(|(steady, _)| **steady)
+            .map(|(_, short)| *short)
+            .collect();
+        (!steady.is_empty()).then(|| steady.iter().sum::<f64>() / steady.len() as f64)
+    }
+}
+
 /// Image size in pixels.
 const WIDTH_PX: u32 = 1_200;
 const HEIGHT_PX: u32 = 1_280;

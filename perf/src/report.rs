@@ -113,12 +113,7 @@ impl Report {
     /// sequence numbers carry on, so nothing is "lost", but fewer packets arrive than time
     /// has passed.
     pub fn steady_short_pct(&self) -> Option<f64> {
-        let s = &self.series;
-        let steady: Vec<f64> = (s.steady.iter().zip(&s.loss_pct))
-            .filter(|(steady, _)| **steady)
-            .map(|(_, short)| *short)
-            .collect();
-        (!steady.is_empty()).then(|| steady.iter().sum::<f64>() / steady.len() as f64)
+        self.series.steady_short_pct()
     }
 
     /// Jitter of the server's streams, ms: median and maximum over the calls.

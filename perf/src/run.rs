@@ -531,8 +531,13 @@ async fn drive<S: CallSetup>(
             if args.progress {
                 let ms = delay.map_or("-".into(), |d| format!("{d:.0} ms"));
                 let cpu = cpu.map_or("-".into(), |c| format!("{c:.0}%"));
+                // Loss so far: what the packets fell short of 50/s per call up, this second and
+                // over the steady seconds until now (RFC 3550 loss comes with the final counters).
+                let so_far = series
+                    .steady_short_pct()
+                    .map_or("-".to_string(), |s| format!("{s:.2}%"));
                 eprintln!(
-                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, delay {ms}, server CPU {cpu}",
+                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, short of 50/s {short:.1}% (steady so far {so_far}), delay {ms}, server CPU {cpu}",
                     now.duration_since(start).as_secs_f64(),
                     rx - last_packets.0,
                     tx - last_packets.1,

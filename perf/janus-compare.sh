@@ -9,7 +9,8 @@
 # Janus (Debian package janus, installed if missing) with only the AudioBridge plugin and
 # the HTTP transport (127.0.0.1:18088), pinned to CPU 0, driven by chorus-load --target
 # janus (a room per conference, mixing at 8 kHz for G.711 and 16 kHz for Opus, a plain-RTP
-# participant per caller); then a fresh `chorus serve --cores 1` pinned to CPU 0 (SIP on
+# participant per caller); then a fresh `chorus serve --cores 1` pinned to CPU 0, mixing at
+# the room's rate like Janus (--mix-rate 8000 for G.711, 16000 for Opus) (SIP on
 # 127.0.0.1:15991, the conferences created beforehand without join tones or count
 # announcements), driven over SIP. chorus-load runs on one core pinned to CPU 1 with the
 # same settings for both: plain RTP, --dial direct (no IVR on either side), USERS callers
@@ -35,6 +36,8 @@ cd "$(dirname "$0")/.."
 codec=$1 size=$2 talkers=$3
 shift 3
 case $codec in pcmu | pcma | opus) ;; *) echo "CODEC must be pcmu, pcma or opus" >&2; exit 2 ;; esac
+# The rate Janus's rooms mix at (8 kHz for G.711, 16 kHz for Opus); Chorus mixes at the same.
+mix_rate=$([ "$codec" = opus ] && echo 16000 || echo 8000)
 hold=${HOLD:-30s}
 checks=${CHECKS:-25}
 silence=${SILENCE:-continuous}
@@ -170,7 +173,7 @@ for users in "$@"; do
     "$bin/chorus" conference create $((7000 + k)) --data-dir "$dir/data" \
       --no-announce-count --no-join-tones >/dev/null
   done
-  taskset -c 0 "$bin/chorus" serve --sip udp:127.0.0.1:15991 --cores 1 \
+  taskset -c 0 "$bin/chorus" serve --sip udp:127.0.0.1:15991 --cores 1 --mix-rate "$mix_rate" \
     --pin-cores false --media-ports 56000-56999 --calls-per-s 1000 --calls-per-s-per-source 1000 \
     --data-dir "$dir/data" 2>"$dir/server.log" &
   server_pid=$!

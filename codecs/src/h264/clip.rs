@@ -229,3 +229,126 @@ impl Clip {
         self.elapsed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Decoder, Depacketizer, DepacketizerConfig, Reassembled};
+    use super::*;
+
+    /// Two seconds at 15 fps with a key frame every second, encoded once for all tests.
+    fn small_clip() -> &'static Clip {
+        static CLIP: std::sync::OnceLock<Clip> = std::sync::OnceLock::new();
+        CLIP.get_or_init(|| {
+            let config = ClipConfig {
+                seconds: 2,
+                fps: 15,
+                key_interval_s: 1,
+                ..ClipConfig::simulcast(2)
+            };
+            Clip::encode(&config).unwrap()
+        })
+    }
+
+    #[test]
+    fn layouts_are_checked() {
+        let ok = ClipConfig::simulcast(4);
+        for bad in [
+            ClipConfig {
+                seconds: 3,
+                ..ok.clone()
+            },
+            ClipConfig {
+                seconds: 0,
+                ..ok.clone()
+            },
+            ClipConfig {
+                key_interval_s: 0,
+                ..ok.clone()
+            },
+            ClipConfig {
+                layers: vec![],
+                ..ok.clone()
+            },
+            ClipConfig {
+                max_payload: 2,
+                ..ok.clone()
+            },
+            ClipConfig {
+                fps: 7,
+                ..ok.clone()
+            },
+        ] {
+            assert!(Clip::encode(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn simulcast_layers_align_key_frames_and_loop_at_one() {
+        let clip = small_clip();
+        let total_s = clip.elapsed().as_secs_f64();
+        eprintln!(
+            "2 s clip, 15 fps, 3 layers: encoded in {total_s:.2} s, {} bytes",
+            clip.bytes()
+        );
+        assert_eq!(clip.frame_count(), 30);
+        assert_eq!(clip.key_interval_frames(), 15);
+        assert_eq!(clip.timestamp_step(), 6_000);
+        assert_eq!(clip.layers().len(), 3);
+        for layer in clip.layers() {
+            let keys: Vec<usize> = (0..30).filter(|&n| layer.frames()[n].key).collect();
+            assert_eq!(keys, [0, 15], "{:?}", layer.spec);
+            for f in layer.frames() {
+                assert!(f.payloads.iter().all(|p| p.data.len() <= 1_200));
+                let markers: Vec<bool> = f.payloads.iter().map(|p| p.marker).collect();
+                assert_eq!(markers.iter().filter(|&&m| m).count(), 1);
+                assert_eq!(markers.last(), Some(&true));
+            }
+            // The loop point: the frame after the last is frame 0, a key frame.
+            assert!(layer.frame(30).key);
+            assert_eq!(layer.frame(31), &layer.frames()[1]);
+            let bps = layer.bytes() as f64 * 8.0 / 2.0;
+            eprintln!(
+                "  {}x{}: {} packets, {} bytes ({:.0} kbit/s for {} kbit/s asked), encode {:.0} ms",
+                layer.spec.width,
+                layer.spec.height,
+                layer.packets(),
+                layer.bytes(),
+                bps / 1_000.0,
+                layer.spec.bitrate_bps / 1_000,
+                layer.encode_time().as_secs_f64() * 1_000.0
+            );
+            let target = f64::from(layer.spec.bitrate_bps);
+            assert!(bps > target / 3.0 && bps < target * 2.0, "{bps}");
+        }
+    }
+
+    #[test]
+    fn looping_the_clip_plays_on_across_the_loop_point() {
+        let clip = small_clip();
+        let step = clip.timestamp_step();
+        for layer in clip.layers() {
+            let mut receiver = Depacketizer::new(DepacketizerConfig::default());
+            let mut decoder = Decoder::new().unwrap();
+            let mut picture = Picture::default();
+            let now = Instant::now();
+            let mut seq = 0xFFF0u16;
+            // Twice and a half through the loop, numbering on as a sender does.
+            for n in 0..75u64 {
+                let ts = 0xFFFF_0000u32.wrapping_add(n as u32 * step);
+                for p in &layer.frame(n).payloads {
+                    receiver.handle_packet(now, seq, ts, p.marker, &p.data);
+                    seq = seq.wrapping_add(1);
+                }
+                let Some(Reassembled::Frame(au)) = receiver.poll_frame() else {
+                    panic!("frame {n} not reassembled");
+                };
+                assert_eq!(au.timestamp, ts);
+                assert_eq!(au.is_key(), n % 15 == 0);
+                assert!(decoder.decode(&au, &mut picture).unwrap(), "frame {n}");
+                assert_eq!(picture.width(), layer.spec.width as usize);
+                assert_eq!(picture.height(), layer.spec.height as usize);
+                receiver.recycle(au);
+            }
+        }
+    }
+}

@@ -63,3 +63,100 @@ impl Decoder {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::super::{
+        Depacketizer, DepacketizerConfig, Encoder, EncoderConfig, Packetizer, Payload, Reassembled,
+        Scene,
+    };
+    use super::*;
+
+    /// Encode -> packetize -> reassemble -> decode, 20 frames at 15 fps with key frames at 0
+    /// and 10; returns the lowest and mean luma PSNR against the source.
+    fn round_trip(width: u32, height: u32, bitrate_bps: u32) -> (f64, f64) {
+        let fps = 15;
+        let mut encoder = Encoder::new(EncoderConfig {
+            width,
+            height,
+            fps,
+            bitrate_bps,
+        })
+        .unwrap();
+        let packetizer = Packetizer::new(1_200).unwrap();
+        let mut receiver = Depacketizer::new(DepacketizerConfig::default());
+        let mut decoder = Decoder::new().unwrap();
+        let mut source = Picture::new(width, height).unwrap();
+        let mut decoded = Picture::default();
+        let mut au = AccessUnit::default();
+        let mut payloads: Vec<Payload> = Vec::new();
+        let mut seq = 65_530u16; // wraps during the test
+        let (mut lowest, mut sum) = (f64::INFINITY, 0.0);
+        let now = Instant::now();
+        for n in 0..20u64 {
+            Scene.render(n, fps, &mut source);
+            encoder.encode(&source, n % 10 == 0, &mut au).unwrap();
+            payloads.clear();
+            packetizer.packetize(&au, &mut payloads).unwrap();
+            assert!(payloads.iter().all(|p| p.data.len() <= 1_200));
+            let markers: Vec<bool> = payloads.iter().map(|p| p.marker).collect();
+            assert_eq!(markers.iter().filter(|&&m| m).count(), 1);
+            assert_eq!(markers.last(), Some(&true));
+            for p in &payloads {
+                receiver.handle_packet(now, seq, au.timestamp, p.marker, &p.data);
+                seq = seq.wrapping_add(1);
+            }
+            let Some(Reassembled::Frame(frame)) = receiver.poll_frame() else {
+                panic!("{width}x{height} frame {n} not reassembled");
+            };
+            assert_eq!(frame, au);
+            assert!(decoder.decode(&frame, &mut decoded).unwrap(), "frame {n}");
+            assert_eq!(
+                (decoded.width(), decoded.height()),
+                (width as usize, height as usize)
+            );
+            let psnr = decoded.psnr_luma(&source).unwrap();
+            lowest = lowest.min(psnr);
+            sum += psnr;
+            receiver.recycle(frame);
+        }
+        assert_eq!(receiver.stats().broken_frames, 0);
+        (lowest, sum / 20.0)
+    }
+
+    #[test]
+    fn round_trips_at_three_sizes_decode_close_to_the_source() {
+        for (w, h, bps) in [
+            (320, 180, 150_000),
+            (640, 360, 500_000),
+            (1_280, 720, 1_500_000),
+        ] {
+            let (lowest, mean) = round_trip(w, h, bps);
+            eprintln!("{w}x{h} at {bps} bit/s: luma PSNR lowest {lowest:.1} dB, mean {mean:.1} dB");
+            assert!(lowest > 35.0, "{w}x{h}: {lowest:.1} dB");
+        }
+    }
+
+    #[test]
+    fn a_delta_frame_without_its_key_frame_does_not_decode() {
+        let mut encoder = Encoder::new(EncoderConfig {
+            width: 320,
+            height: 180,
+            fps: 15,
+            bitrate_bps: 150_000,
+        })
+        .unwrap();
+        let mut source = Picture::new(320, 180).unwrap();
+        let mut au = AccessUnit::default();
+        let mut decoded = Picture::default();
+        Scene.render(0, 15, &mut source);
+        encoder.encode(&source, true, &mut au).unwrap();
+        Scene.render(1, 15, &mut source);
+        encoder.encode(&source, false, &mut au).unwrap();
+        let mut decoder = Decoder::new().unwrap();
+        let out = decoder.decode(&au, &mut decoded);
+        assert!(!matches!(out, Ok(true)), "{out:?}");
+    }
+}

@@ -113,6 +113,8 @@ struct Assembly {
     broken: Option<Breakage>,
     /// An FU-A unit is open (started, not ended).
     fu_open: bool,
+    /// The frame's first packet came right after lost packets.
+    after_gap: bool,
 }
 
 impl Assembly {
@@ -132,7 +134,10 @@ impl Assembly {
 /// timestamps match ([`Breakage::Gap`]), else the unfinished frame before it
 /// ([`Breakage::MissingEnd`]) and the frame after it unless that frame's first packet begins a
 /// picture ([`Breakage::MissingStart`]; whole frames lost in between leave no broken frame,
-/// only lost packets). A frame ends at its marker bit. Malformed payloads are counted,
+/// only lost packets). A picture begins with an SEI, SPS, PPS or delimiter, or a slice whose
+/// `first_mb_in_slice` is 0; a key frame after a gap must also carry its SPS and PPS, which
+/// may have been lost in front of it. A frame ends at its marker bit. The first packet
+/// received sets where the stream starts: packets numbered before it are late. Malformed payloads are counted,
 /// dropped, and break their frame; nothing here panics on network input.
 #[derive(Debug)]
 pub struct Depacketizer {
@@ -320,6 +325,7 @@ impl Depacketizer {
                     self.finish();
                 }
                 self.start(timestamp);
+                self.assembly.after_gap = true;
                 if !begins_picture(payload) {
                     self.assembly.mark(Breakage::MissingStart);
                 }
@@ -348,6 +354,7 @@ impl Depacketizer {
         a.active = true;
         a.broken = None;
         a.fu_open = false;
+        a.after_gap = false;
         a.au.clear();
         a.au.timestamp = timestamp;
     }
@@ -359,6 +366,11 @@ impl Depacketizer {
             return;
         }
         a.active = false;
+        // After a gap, a key frame that begins with its IDR slice may have lost the SPS and
+        // PPS sent in front of it (this encoder and most send them with every key frame).
+        if a.after_gap && a.au.is_key() && !a.au.has_parameter_sets() {
+            a.mark(Breakage::MissingStart);
+        }
         let timestamp = a.au.timestamp;
         let out = match a.broken.take() {
             None if a.au.nal_count() > 0 => {
@@ -457,8 +469,8 @@ impl Depacketizer {
             .nal(self.assembly.au.nal_count().wrapping_sub(1))
             .map(|n| nal_type(n[0]));
         if open_type != Some(nal_type(*fu_header)) {
-            self.close_open_fragment();
             self.malformed();
+            self.assembly.fu_open = false;
             return;
         }
         self.assembly.au.extend_last(body);
@@ -501,5 +513,340 @@ fn begins_picture(payload: &[u8]) -> bool {
             starts_picture(*fu, rest.first().copied())
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Packetizer, Payload};
+    use super::*;
+
+    /// A synthetic access unit: SPS + PPS + IDR slice for a key frame, else one slice, the
+    /// slice `size` bytes with `first_mb_in_slice` 0.
+    fn access_unit(timestamp: u32, key: bool, size: usize) -> AccessUnit {
+        let mut au = AccessUnit::default();
+        au.timestamp = timestamp;
+        if key {
+            au.push_nal(&[0x67, 0x42, 0xC0, 0x1F, 0x8C, 0x8D]);
+            au.push_nal(&[0x68, 0xCE, 0x3C, 0x80]);
+        }
+        let mut slice = vec![if key { 0x65 } else { 0x41 }, 0x88];
+        slice.extend((0..size.saturating_sub(2)).map(|i| (i as u32 * 31 + timestamp) as u8));
+        au.push_nal(&slice);
+        au
+    }
+
+    /// A packet as sent: sequence number, timestamp, payload.
+    struct Sent {
+        seq: u16,
+        timestamp: u32,
+        payload: Payload,
+    }
+
+    /// `frames` frames (every 10th a key frame, sizes varying) packetized at 100 bytes,
+    /// numbered from `first_seq`.
+    fn stream(frames: u32, first_seq: u16) -> (Vec<AccessUnit>, Vec<Sent>) {
+        let p = Packetizer::new(100).unwrap();
+        let mut aus = Vec::new();
+        let mut sent = Vec::new();
+        let mut seq = first_seq;
+        for f in 0..frames {
+            let au = access_unit(f * 3_000, f % 10 == 0, 50 + (f as usize * 97) % 700);
+            let mut payloads = Vec::new();
+            p.packetize(&au, &mut payloads).unwrap();
+            for payload in payloads {
+                sent.push(Sent {
+                    seq,
+                    timestamp: au.timestamp,
+                    payload,
+                });
+                seq = seq.wrapping_add(1);
+            }
+            aus.push(au);
+        }
+        (aus, sent)
+    }
+
+    fn feed<'a>(d: &mut Depacketizer, now: Instant, packets: impl IntoIterator<Item = &'a Sent>) {
+        for s in packets {
+            d.handle_packet(now, s.seq, s.timestamp, s.payload.marker, &s.payload.data);
+        }
+    }
+
+    fn drain(d: &mut Depacketizer) -> Vec<Reassembled> {
+        std::iter::from_fn(|| d.poll_frame()).collect()
+    }
+
+    fn frame(au: &AccessUnit) -> Reassembled {
+        Reassembled::Frame(au.clone())
+    }
+
+    fn broken(timestamp: u32, reason: Breakage) -> Reassembled {
+        Reassembled::Broken(BrokenFrame { timestamp, reason })
+    }
+
+    #[test]
+    fn stap_a_and_fu_a_parse_back_exactly() {
+        let (aus, sent) = stream(3, 1_000);
+        // Frame 0: STAP-A of SPS + PPS, then the IDR slice in FU-A fragments.
+        assert_eq!(nal_type(sent[0].payload.data[0]), STAP_A);
+        assert_eq!(nal_type(sent[1].payload.data[0]), FU_A);
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        feed(&mut d, Instant::now(), &sent);
+        assert_eq!(drain(&mut d), aus.iter().map(frame).collect::<Vec<_>>());
+        let stats = d.stats();
+        assert_eq!((stats.frames, stats.broken_frames, stats.lost), (3, 0, 0));
+    }
+
+    #[test]
+    fn reordering_within_the_window_is_harmless() {
+        let (aus, mut sent) = stream(20, 65_500);
+        // Reverse every run of 7 packets, across the sequence number wrap.
+        // The first packet received sets where the stream starts: it goes first.
+        for run in sent[1..].chunks_mut(7) {
+            run.reverse();
+        }
+        let mut d = Depacketizer::new(DepacketizerConfig {
+            window: 8,
+            ..DepacketizerConfig::default()
+        });
+        feed(&mut d, Instant::now(), &sent);
+        assert_eq!(drain(&mut d), aus.iter().map(frame).collect::<Vec<_>>());
+        assert_eq!(d.stats().lost, 0);
+    }
+
+    #[test]
+    fn a_lost_fragment_breaks_its_frame_only() {
+        let (aus, mut sent) = stream(3, 7);
+        // Frame 2 is a 244-byte delta slice: three FU-A fragments. Lose the middle one.
+        let fragments: Vec<usize> = (0..sent.len())
+            .filter(|&i| sent[i].timestamp == 6_000 && nal_type(sent[i].payload.data[0]) == FU_A)
+            .collect();
+        assert!(fragments.len() >= 3, "{fragments:?}");
+        sent.remove(fragments[1]);
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        feed(&mut d, now, &sent);
+        // The gap waits for the retransmission until max_wait.
+        assert_eq!(drain(&mut d), [frame(&aus[0]), frame(&aus[1])]);
+        let deadline = d.poll_timeout().unwrap();
+        assert_eq!(deadline, now + Duration::from_millis(100));
+        d.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(d.poll_frame().is_none());
+        d.handle_timeout(deadline);
+        assert_eq!(drain(&mut d), [broken(6_000, Breakage::Gap)]);
+        assert_eq!(d.poll_timeout(), None);
+        assert_eq!(d.stats().lost, 1);
+    }
+
+    #[test]
+    fn a_retransmission_inside_the_window_mends_the_frame() {
+        let (aus, mut sent) = stream(4, 300);
+        let lost = sent.remove(3);
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        feed(&mut d, now, &sent[..6]);
+        let before = drain(&mut d);
+        feed(&mut d, now, [&lost]);
+        feed(&mut d, now, &sent[6..]);
+        let mut all = before;
+        all.extend(drain(&mut d));
+        assert_eq!(all, aus.iter().map(frame).collect::<Vec<_>>());
+        // The same packet again, now too late, is counted.
+        feed(&mut d, now, [&lost]);
+        assert_eq!(d.stats().late, 1);
+    }
+
+    #[test]
+    fn lost_starts_ends_and_whole_frames_are_told_apart() {
+        let (aus, sent) = stream(6, 40_000);
+        let of = |ts: u32| -> Vec<usize> {
+            (0..sent.len())
+                .filter(|&i| sent[i].timestamp == ts)
+                .collect()
+        };
+        let mut drop = vec![];
+        drop.push(*of(3_000).first().unwrap()); // frame 1 loses its start
+        drop.push(*of(6_000).last().unwrap()); // frame 2 loses its end (the marker)
+        drop.extend(of(12_000)); // frame 4 is lost whole
+        let kept: Vec<&Sent> = (0..sent.len())
+            .filter(|i| !drop.contains(i))
+            .map(|i| &sent[i])
+            .collect();
+        let mut d = Depacketizer::new(DepacketizerConfig {
+            window: 4,
+            ..DepacketizerConfig::default()
+        });
+        feed(&mut d, Instant::now(), kept);
+        let now = Instant::now() + Duration::from_secs(1);
+        d.handle_timeout(now);
+        assert_eq!(
+            drain(&mut d),
+            [
+                frame(&aus[0]),
+                broken(3_000, Breakage::MissingStart),
+                broken(6_000, Breakage::MissingEnd),
+                frame(&aus[3]),
+                frame(&aus[5]),
+            ]
+        );
+        assert_eq!(d.stats().lost, drop.len() as u64);
+    }
+
+    #[test]
+    fn joining_mid_frame_reports_the_partial_frame() {
+        let (aus, sent) = stream(3, 9);
+        // Frame 0 is one STAP-A, frame 1 two FU-A fragments; join at frame 1's second.
+        assert_eq!(sent[2].timestamp, 3_000);
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        feed(&mut d, Instant::now(), &sent[2..]);
+        assert_eq!(
+            drain(&mut d),
+            [broken(3_000, Breakage::MissingStart), frame(&aus[2])]
+        );
+        assert_eq!(d.stats().fragments_without_start, 1);
+    }
+
+    #[test]
+    fn malformed_payloads_are_counted_and_break_their_frame() {
+        let cases: [(&[u8], Breakage); 10] = [
+            (&[], Breakage::Malformed),
+            // STAP-A: no units, a truncated size, a size past the end, a zero size.
+            (&[0x78], Breakage::Malformed),
+            (&[0x78, 0x00], Breakage::Malformed),
+            (&[0x78, 0x00, 0x05, 0x67, 0x42], Breakage::Malformed),
+            (&[0x78, 0x00, 0x00, 0x00, 0x01, 0x67], Breakage::Malformed),
+            // FU-A: too short, start and end together, carrying an aggregation type.
+            (&[0x7C], Breakage::Malformed),
+            (&[0x7C, 0xC5, 0x00], Breakage::Malformed),
+            (&[0x7C, 0x98, 0x00], Breakage::Malformed),
+            // FU-A end without its start.
+            (&[0x7C, 0x45, 0x01, 0x02], Breakage::FragmentWithoutStart),
+            // STAP-B is not mode 1.
+            (&[0x19, 0x00, 0x01, 0x00, 0x01, 0x67], Breakage::Unsupported),
+        ];
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        let good = access_unit(0, false, 40);
+        for (i, (payload, reason)) in cases.iter().enumerate() {
+            let ts = 1_000 * (i as u32 + 1);
+            let seq = 2 * i as u16;
+            // A whole slice, then the bad payload with the marker, in the same frame.
+            d.handle_packet(now, seq, ts, false, good.nal(0).unwrap());
+            d.handle_packet(now, seq + 1, ts, true, payload);
+            assert_eq!(drain(&mut d), [broken(ts, *reason)], "case {i}");
+        }
+        let stats = d.stats();
+        assert_eq!(stats.malformed, 8);
+        assert_eq!(stats.fragments_without_start, 1);
+        assert_eq!(stats.unsupported, 1);
+        assert_eq!(stats.lost, 0);
+    }
+
+    #[test]
+    fn an_unfinished_fragment_breaks_the_frame() {
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        // FU-A start, then the marker on a single NAL unit: the unit never ended.
+        d.handle_packet(now, 1, 90, false, &[0x7C, 0x85, 0x88, 0x01]);
+        d.handle_packet(now, 2, 90, true, &[0x41, 0x88]);
+        // A middle fragment of another type than the open unit.
+        d.handle_packet(now, 3, 180, false, &[0x7C, 0x85, 0x88, 0x01]);
+        d.handle_packet(now, 4, 180, true, &[0x7C, 0x41, 0x02]);
+        assert_eq!(
+            drain(&mut d),
+            [
+                broken(90, Breakage::FragmentWithoutEnd),
+                broken(180, Breakage::Malformed)
+            ]
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig {
+            window: 16,
+            ..DepacketizerConfig::default()
+        });
+        for _ in 0..20_000 {
+            let r = next();
+            let len = (r % 12) as usize;
+            let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(first) = payload.first_mut() {
+                // Mostly the interesting types.
+                *first = (*first & 0xE0) | [1, 5, 24, 28, 25, 29, 0, 7][(r >> 8) as usize % 8];
+            }
+            let seq = (r >> 16) as u16 % 64;
+            let ts = (r >> 32) as u32 % 4 * 3_000;
+            d.handle_packet(now, seq, ts, r >> 60 == 0, &payload);
+            while d.poll_frame().is_some() {}
+        }
+        d.handle_timeout(now + Duration::from_secs(1));
+        let stats = d.stats();
+        assert_eq!(stats.packets, 20_000);
+        assert!(stats.malformed > 0 && stats.late + stats.duplicates > 0);
+    }
+
+    #[test]
+    fn random_loss_and_reordering_never_pass_a_damaged_frame() {
+        for seed in 1..=20u64 {
+            loss_and_reordering(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+    }
+
+    fn loss_and_reordering(mut seed: u64) {
+        let (aus, sent) = stream(300, 65_000);
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // 3 % loss, then runs of 1 to 6 packets reversed: no packet moves more than 5 places,
+        // well inside the window. The first packet received sets where the stream starts: it
+        // stays first.
+        let mut order: Vec<&Sent> = sent.iter().filter(|_| rand(100) >= 3).collect();
+        let mut i = 1;
+        while i < order.len() {
+            let end = (i + 1 + rand(6) as usize).min(order.len());
+            order[i..end].reverse();
+            i = end;
+        }
+        let mut d = Depacketizer::new(DepacketizerConfig {
+            window: 16,
+            ..DepacketizerConfig::default()
+        });
+        feed(&mut d, Instant::now(), order.iter().copied());
+        d.handle_timeout(Instant::now() + Duration::from_secs(1));
+        let out = drain(&mut d);
+        let received: std::collections::HashSet<u16> = order.iter().map(|s| s.seq).collect();
+        let whole = |ts: u32| {
+            sent.iter()
+                .filter(|s| s.timestamp == ts)
+                .all(|s| received.contains(&s.seq))
+        };
+        let mut complete = 0;
+        for r in &out {
+            match r {
+                Reassembled::Frame(au) => {
+                    let original = aus.iter().find(|a| a.timestamp == au.timestamp).unwrap();
+                    assert_eq!(au, original);
+                    complete += 1;
+                }
+                Reassembled::Broken(b) => assert!(!whole(b.timestamp), "{b:?}"),
+            }
+        }
+        // Every frame that arrived whole came out whole (the last one included).
+        let expected = aus.iter().filter(|a| whole(a.timestamp)).count();
+        assert_eq!(complete, expected);
+        assert!(d.stats().lost > 0);
     }
 }

@@ -120,6 +120,10 @@ pub enum H264Error {
     /// a STAP-A length field.
     #[error("payload size {0} bytes is outside 3..=65,535")]
     PayloadSize(usize),
+    /// A NAL unit's type is 0 or 24..=31, which RFC 6184 reserves for its packet types: such
+    /// a unit cannot be sent as a single NAL unit packet.
+    #[error("NAL unit type {0} cannot be packetized")]
+    NalType(u8),
     /// An access unit with no NAL unit was handed to the packetizer.
     #[error("access unit holds no NAL unit")]
     EmptyAccessUnit,

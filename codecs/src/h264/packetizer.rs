@@ -49,11 +49,15 @@ impl Packetizer {
     }
 
     /// Appends the payloads of `au` to `out`, the last with the marker bit; returns how many
-    /// were appended.
+    /// were appended. An access unit with no NAL unit, or with a NAL unit of type 0 or
+    /// 24..=31, is refused and nothing is appended.
     pub fn packetize(&self, au: &AccessUnit, out: &mut Vec<Payload>) -> Result<usize, H264Error> {
         let n = au.nal_count();
         if n == 0 {
             return Err(H264Error::EmptyAccessUnit);
+        }
+        if let Some(bad) = au.nals().find(|n| !(1..=23).contains(&nal_type(n[0]))) {
+            return Err(H264Error::NalType(nal_type(bad[0])));
         }
         let before = out.len();
         let max = self.max_payload;
@@ -223,5 +227,14 @@ mod tests {
                 .packetize(&AccessUnit::default(), &mut out),
             Err(H264Error::EmptyAccessUnit)
         );
+        for t in [0u8, 24, 28, 31] {
+            assert_eq!(
+                Packetizer::new(1_200)
+                    .unwrap()
+                    .packetize(&au(&[&[0x67, 1], &[0x60 | t, 2]]), &mut out),
+                Err(H264Error::NalType(t))
+            );
+        }
+        assert!(out.is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! [`AccessUnit`]: the NAL units of one coded picture, without start codes, in one buffer.
 
-use super::{NAL_IDR, NAL_PPS, NAL_SPS, nal_type};
+use super::{NAL_IDR, NAL_PPS, NAL_SPS, SequenceParameterSet, nal_type};
 
 /// The NAL units of one coded picture (H.264 section 7.4.1.2.3), each without its Annex B
 /// start code, kept back to back in one buffer so a reused `AccessUnit` allocates nothing once
@@ -81,6 +81,14 @@ impl AccessUnit {
     pub fn has_parameter_sets(&self) -> bool {
         let has = |t| self.nals().any(|n| nal_type(n[0]) == t);
         has(NAL_SPS) && has(NAL_PPS)
+    }
+
+    /// Its first sequence parameter set, parsed (key frames carry one); None without a
+    /// parsable SPS.
+    pub fn sequence_parameter_set(&self) -> Option<SequenceParameterSet> {
+        self.nals()
+            .find(|n| nal_type(n[0]) == NAL_SPS)
+            .and_then(SequenceParameterSet::parse)
     }
 
     /// Appends it to `out` as an Annex B byte stream (each NAL unit after `00 00 00 01`), the

@@ -347,6 +347,15 @@ mod tests {
                 assert!(decoder.decode(&au, &mut picture).unwrap(), "frame {n}");
                 assert_eq!(picture.width(), layer.spec.width as usize);
                 assert_eq!(picture.height(), layer.spec.height as usize);
+                // The picture shown is the clip's frame n modulo its length.
+                assert_eq!(Scene.read_counter(&picture), Some((n % 30) as u16));
+                if au.is_key() {
+                    let sps = au.sequence_parameter_set().unwrap();
+                    assert_eq!(
+                        (sps.width, sps.height),
+                        (layer.spec.width, layer.spec.height)
+                    );
+                }
                 receiver.recycle(au);
             }
         }

@@ -117,6 +117,7 @@ mod tests {
                 (decoded.width(), decoded.height()),
                 (width as usize, height as usize)
             );
+            assert_eq!(Scene.read_counter(&decoded), Some(n as u16));
             let psnr = decoded.psnr_luma(&source).unwrap();
             lowest = lowest.min(psnr);
             sum += psnr;

@@ -13,6 +13,8 @@
 //!   timestamp, marker, payload) with gaps and reordering inside a window, it yields complete
 //!   access units and reports broken ones (a lost fragment, a gap inside a frame, a frame
 //!   without its start or end). Malformed payloads are counted and dropped, never a panic.
+//! - [`SequenceParameterSet`] reads the picture size and profile-level-id from an SPS, so a
+//!   subscriber tells which simulcast layer it receives without decoding.
 //! - [`Decoder`] wraps OpenH264's decoder to confirm that a reassembled access unit decodes.
 //! - [`Clip`] is N seconds of the scene encoded once at several sizes (simulcast), key frames
 //!   aligned across sizes, stored as packetized payloads so a generator loops it forever
@@ -50,6 +52,7 @@ mod encoder;
 mod packetizer;
 mod picture;
 mod scene;
+mod sps;
 
 pub use access_unit::AccessUnit;
 pub use clip::{Clip, ClipConfig, ClipFrame, ClipLayer, LayerSpec};
@@ -61,6 +64,7 @@ pub use encoder::{Encoder, EncoderConfig};
 pub use packetizer::{Packetizer, Payload};
 pub use picture::Picture;
 pub use scene::Scene;
+pub use sps::SequenceParameterSet;
 
 /// The RTP clock of H.264 video (RFC 6184 section 8.2.1), in Hz.
 pub const RTP_CLOCK_RATE: u32 = 90_000;

@@ -90,22 +90,53 @@ impl Scene {
         }
 
         // The frame counter, least significant bit first.
-        let counter_cell = ((h / 24) & !1).max(2);
-        if counter_cell * (COUNTER_BITS + 2) <= w && counter_cell * 3 <= h {
-            let top = h - 2 * counter_cell;
+        if let Some((cell, top)) = counter_layout(w, h) {
             for bit in 0..COUNTER_BITS {
                 let on = frame_index >> bit & 1 == 1;
-                let left = counter_cell * (bit + 1);
-                for y in top..top + counter_cell {
-                    y_plane[y * w + left..y * w + left + counter_cell].fill(if on {
-                        235
-                    } else {
-                        16
-                    });
+                let left = cell * (bit + 1);
+                let level = if on { 235 } else { 16 };
+                for y in top..top + cell {
+                    y_plane[y * w + left..y * w + left + cell].fill(level);
                 }
             }
         }
     }
+
+    /// Reads the frame counter back from a picture of this scene (a decoded one, say): the
+    /// frame index modulo 65,536, or None when a cell is neither clearly black nor white (not
+    /// this scene, or too damaged) or the picture is too small to carry the counter.
+    pub fn read_counter(&self, picture: &Picture) -> Option<u16> {
+        let (w, h) = (picture.width(), picture.height());
+        let (cell, top) = counter_layout(w, h)?;
+        let y_plane = picture.y();
+        let mut value = 0u16;
+        for bit in 0..COUNTER_BITS {
+            // The mean of the cell's middle half, away from edges the codec blurs.
+            let left = cell * (bit + 1);
+            let (x0, x1) = (left + cell / 4, left + cell - cell / 4);
+            let (y0, y1) = (top + cell / 4, top + cell - cell / 4);
+            let mut sum = 0u32;
+            for y in y0..y1 {
+                sum += y_plane[y * w + x0..y * w + x1]
+                    .iter()
+                    .map(|&v| u32::from(v))
+                    .sum::<u32>();
+            }
+            let mean = sum / ((x1 - x0) * (y1 - y0)).max(1) as u32;
+            match mean {
+                0..=70 => {}
+                180..=255 => value |= 1 << bit,
+                _ => return None,
+            }
+        }
+        Some(value)
+    }
+}
+
+/// The counter's cell side and top row for a picture size; None when it does not fit.
+fn counter_layout(w: usize, h: usize) -> Option<(usize, usize)> {
+    let cell = ((h / 24) & !1).max(4);
+    (cell * (COUNTER_BITS + 2) <= w && cell * 3 <= h).then(|| (cell, h - 2 * cell))
 }
 
 #[cfg(test)]
@@ -145,5 +176,19 @@ mod tests {
             }
         }
         assert!(small.psnr_luma(&a).unwrap() > 20.0);
+        // The counter reads back at every size, modulo 2^16.
+        assert_eq!(Scene.read_counter(&a), Some(10));
+        assert_eq!(Scene.read_counter(&big), Some(10));
+        scene.render(65_536 + 0xA5C3, 30, &mut big);
+        assert_eq!(Scene.read_counter(&big), Some(0xA5C3));
+        // A black picture reads 0; a grey one, or one too small for the cells, not at all.
+        assert_eq!(
+            Scene.read_counter(&Picture::new(640, 360).unwrap()),
+            Some(0)
+        );
+        let mut grey = Picture::new(640, 360).unwrap();
+        grey.planes_mut().0.fill(128);
+        assert_eq!(Scene.read_counter(&grey), None);
+        assert_eq!(Scene.read_counter(&Picture::new(16, 16).unwrap()), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Fuzzes the H.264 RTP depacketizer (RFC 6184 mode 1) two ways.
+//! Fuzzes the H.264 RTP depacketizer (RFC 6184 mode 1) two ways, and the SPS parser.
 //!
 //! 1. Arbitrary packets: records of a sequence-number byte (a small range, so reordering,
 //!    duplicates and late packets occur), a timestamp selector, flags (marker, a time step),
@@ -10,10 +10,17 @@
 
 use std::time::{Duration, Instant};
 
-use chorus_codecs::h264::{AccessUnit, Depacketizer, DepacketizerConfig, Packetizer, Reassembled};
+use chorus_codecs::h264::{
+    AccessUnit, Depacketizer, DepacketizerConfig, Packetizer, Reassembled, SequenceParameterSet,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // The SPS parser takes the same untrusted bytes (a subscriber parses received key frames).
+    if let Some(sps) = SequenceParameterSet::parse(data) {
+        assert!(sps.profile_level_id() < 1 << 24);
+    }
+
     let mut d = Depacketizer::new(DepacketizerConfig {
         window: 8,
         max_wait: Duration::from_millis(50),

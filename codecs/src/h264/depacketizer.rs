@@ -127,7 +127,8 @@ impl Assembly {
 /// [`Self::handle_packet`] as they arrive, in any order, then drain [`Self::poll_frame`]
 /// until it is empty; call [`Self::handle_timeout`] at [`Self::poll_timeout`].
 ///
-/// Packets are held in a window of sequence numbers and taken apart in order. A missing
+/// Packets are taken apart in sequence order: one that arrives in order straight away (no
+/// copy), one that arrives early is copied into a window of held packets. A missing
 /// sequence number is waited for until a packet `window` numbers past it arrives or, with
 /// timeouts driven, until the packet behind it has waited `max_wait`; then it is lost, and
 /// the frame it belonged to is reported broken: the frame on both sides of the gap when the
@@ -137,8 +138,8 @@ impl Assembly {
 /// only lost packets). A picture begins with an SEI, SPS, PPS or delimiter, or a slice whose
 /// `first_mb_in_slice` is 0; a key frame after a gap must also carry its SPS and PPS, which
 /// may have been lost in front of it. A frame ends at its marker bit. The first packet
-/// received sets where the stream starts: packets numbered before it are late. Malformed payloads are counted,
-/// dropped, and break their frame; nothing here panics on network input.
+/// received sets where the stream starts: packets numbered before it are late. Malformed
+/// payloads are counted, dropped, and break their frame; nothing here panics on network input.
 #[derive(Debug)]
 pub struct Depacketizer {
     config: DepacketizerConfig,
@@ -259,6 +260,13 @@ impl Depacketizer {
                 self.lose(new_next - at);
             }
             self.next = Some(new_next);
+        }
+        if Some(ext) == self.next {
+            // In order: taken apart straight from the caller's buffer, no copy.
+            self.next = Some(ext + 1);
+            self.process(timestamp, marker, payload);
+            self.drain();
+            return;
         }
         let index = self.slot(ext);
         let slot = &mut self.slots[index];

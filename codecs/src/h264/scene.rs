@@ -31,10 +31,14 @@ fn triangle(u: f64) -> f64 {
 }
 
 impl Scene {
-    /// Draws frame `frame_index` of a stream at `fps` frames per second into `picture`.
+    /// Draws frame `frame_index` of a stream at `fps` frames per second into `picture`. A
+    /// picture smaller than 16x16 (only a decoder's or a default one can be) is left as is.
     pub fn render(&self, frame_index: u64, fps: u32, picture: &mut Picture) {
         let t = frame_index as f64 / f64::from(fps.max(1));
         let (w, h) = (picture.width(), picture.height());
+        if w < 16 || h < 16 {
+            return;
+        }
         let (cw, ch) = picture.chroma_size();
         let (y_plane, u_plane, v_plane) = picture.planes_mut();
 
@@ -190,5 +194,12 @@ mod tests {
         grey.planes_mut().0.fill(128);
         assert_eq!(Scene.read_counter(&grey), None);
         assert_eq!(Scene.read_counter(&Picture::new(16, 16).unwrap()), None);
+        let mut empty = Picture::default();
+        scene.render(1, 30, &mut empty);
+        assert_eq!(Scene.read_counter(&empty), None);
+        // Odd sizes (a decoder's cropped output) render too.
+        let mut odd = Picture::default();
+        odd.resize(33, 21);
+        scene.render(5, 30, &mut odd);
     }
 }

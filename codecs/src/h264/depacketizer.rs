@@ -88,6 +88,9 @@ pub struct DepacketizerStats {
     pub fragments_without_start: u64,
     /// Frames that ended at a new timestamp without a marker though no packet was lost.
     pub missing_markers: u64,
+    /// Times the sender's numbering jumped back (a restarted stream) and the depacketizer
+    /// started over from the new numbers.
+    pub resyncs: u64,
     /// Complete frames given out.
     pub frames: u64,
     /// Broken frames reported.
@@ -138,7 +141,9 @@ impl Assembly {
 /// only lost packets). A picture begins with an SEI, SPS, PPS or delimiter, or a slice whose
 /// `first_mb_in_slice` is 0; a key frame after a gap must also carry its SPS and PPS, which
 /// may have been lost in front of it. A frame ends at its marker bit. The first packet
-/// received sets where the stream starts: packets numbered before it are late. Malformed
+/// received sets where the stream starts: packets numbered before it are late, except that
+/// two consecutive packets far behind the window (a sender that restarted its numbering)
+/// start it over ([`DepacketizerStats::resyncs`]). Malformed
 /// payloads are counted, dropped, and break their frame; nothing here panics on network input.
 #[derive(Debug)]
 pub struct Depacketizer {
@@ -150,6 +155,9 @@ pub struct Depacketizer {
     held: usize,
     /// Packets were lost (or the stream just started) before the next one processed.
     after_gap: bool,
+    /// The sequence number that, arriving next far behind the window, means the sender
+    /// restarted its numbering (RFC 3550 Appendix A.1's two sequential packets).
+    restart_seq: Option<u16>,
     assembly: Assembly,
     ready: VecDeque<Reassembled>,
     /// Access units given back for reuse.
@@ -167,6 +175,7 @@ impl Depacketizer {
             next: None,
             held: 0,
             after_gap: true,
+            restart_seq: None,
             assembly: Assembly::default(),
             ready: VecDeque::new(),
             spare: Vec::new(),
@@ -236,13 +245,26 @@ impl Depacketizer {
         self.stats.packets += 1;
         let window = self.slots.len() as u64;
         // Extended sequence numbers start at 2^32 so earlier ones never go below zero.
-        let next = *self.next.get_or_insert(u64::from(seq) | 1 << 32);
+        let mut next = *self.next.get_or_insert(u64::from(seq) | 1 << 32);
         let delta = i64::from(seq.wrapping_sub(next as u16) as i16);
-        let ext = next.saturating_add_signed(delta);
+        let mut ext = next.saturating_add_signed(delta);
         if ext < next {
-            self.stats.late += 1;
-            return;
+            // Far behind the window twice in a row with consecutive numbers: the sender
+            // restarted its numbering. Start over from this packet.
+            if next - ext > window && self.restart_seq == Some(seq) {
+                self.restart();
+                ext = u64::from(seq) | 1 << 32;
+                next = ext;
+                self.next = Some(ext);
+            } else {
+                if next - ext > window {
+                    self.restart_seq = Some(seq.wrapping_add(1));
+                }
+                self.stats.late += 1;
+                return;
+            }
         }
+        self.restart_seq = None;
         if ext >= next + window {
             // Make room: everything before ext - window + 1 is processed or lost.
             let new_next = ext + 1 - window;
@@ -282,6 +304,22 @@ impl Depacketizer {
         slot.payload.extend_from_slice(payload);
         self.held += 1;
         self.drain();
+    }
+
+    /// Drops what is held and ends the frame being assembled, for a restarted stream.
+    fn restart(&mut self) {
+        self.stats.resyncs += 1;
+        for slot in &mut self.slots {
+            slot.seq = None;
+            slot.arrived = None;
+        }
+        self.held = 0;
+        if self.assembly.active {
+            self.assembly.mark(Breakage::MissingEnd);
+            self.finish();
+        }
+        self.after_gap = true;
+        self.restart_seq = None;
     }
 
     fn slot(&self, ext: u64) -> usize {
@@ -699,6 +737,27 @@ mod tests {
             ]
         );
         assert_eq!(d.stats().lost, drop.len() as u64);
+    }
+
+    #[test]
+    fn a_sender_restarting_its_numbering_is_followed() {
+        let (aus, sent) = stream(5, 1_000);
+        // The same frames again, numbered from 20,000 below: far behind the window.
+        let (_, again) = stream(5, 1_000u16.wrapping_sub(20_000));
+        let now = Instant::now();
+        let mut d = Depacketizer::new(DepacketizerConfig::default());
+        feed(&mut d, now, &sent);
+        assert_eq!(drain(&mut d), aus.iter().map(frame).collect::<Vec<_>>());
+        // One stray old packet is late and changes nothing; the restart's first packet is
+        // late too, the second starts over.
+        feed(&mut d, now, [&sent[0]]);
+        assert_eq!(d.stats().late, 1);
+        feed(&mut d, now, &again);
+        let out = drain(&mut d);
+        assert_eq!(d.stats().resyncs, 1);
+        assert_eq!(d.stats().late, 2);
+        // Frame 0 was one packet, the one lost to the restart; the rest come out whole.
+        assert_eq!(out, aus[1..].iter().map(frame).collect::<Vec<_>>());
     }
 
     #[test]

@@ -25,4 +25,5 @@ ensure_debian_packages() {
 # What building Chorus links against: libopus (with its pkg-config file) for chorus-codecs'
 # Opus, found through pkg-config by audiopus_sys. Without them audiopus_sys falls back to
 # building its bundled libopus with autotools (autoreconf), which a fresh machine lacks.
-build_packages=(pkg-config libopus-dev)
+# g++: chorus-codecs' H.264 builds OpenH264's C++ from source (the openh264 crate, via cc).
+build_packages=(pkg-config libopus-dev g++)

@@ -360,8 +360,10 @@ pub enum Command {
     QueryLeg(LegId),
     /// Give a leg video (an offer/answer with m=video), replace it (a renegotiation), or take
     /// it away (None). Answered by `VideoReady` with the local video addresses, or
-    /// `LegRejected` (bad keys, no such pair, audio and video on one remote address). A
-    /// conference member's video joins its conference's router at once.
+    /// `LegRejected` (bad keys, no such pair, audio and video on one remote address, an
+    /// address another leg uses; the leg is then left without video, its audio untouched). A
+    /// conference member's video joins its conference's router at once. Video is not
+    /// latched (it goes to `VideoConfig::remote_rtp`) and does not move with `DetachLeg`.
     SetVideo {
         /// The leg.
         leg: LegId,

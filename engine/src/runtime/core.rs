@@ -1356,11 +1356,19 @@ impl CoreState {
             }
         }
         room.members.retain(|&m| m != slot);
-        let empty = room.members.is_empty();
-        // Consumers closed with the producer leave their receivers' lists.
-        self.video_events(cid);
-        if empty {
+        if room.members.is_empty() {
             self.videos.remove(&cid);
+            return;
+        }
+        // Consumers closed with the producer leave their receivers' lists, and the
+        // receivers' caps are shared among the streams they have left.
+        self.video_events(cid);
+        let members = (self.videos.get(&cid)).map_or(0, |r| r.members.len());
+        for i in 0..members {
+            let Some(&m) = self.videos.get(&cid).and_then(|r| r.members.get(i)) else {
+                break;
+            };
+            self.share_bandwidth(now, cid, m);
         }
     }
 
@@ -4228,6 +4236,168 @@ mod tests {
                 room.r.state.videos.is_empty(),
                 "the router goes with the last member"
             );
+        }
+
+        /// Runs tick `index` and returns what it sent: (socket, destination, packet).
+        fn tick_socks(r: &mut Rig, index: u64) -> Vec<(SockId, SocketAddr, Vec<u8>)> {
+            let t = Tick {
+                index,
+                at: r.now,
+                late: Duration::ZERO,
+                skipped: 0,
+            };
+            r.state
+                .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+            let mut queued = Vec::new();
+            r.tx.take_queued(&mut queued);
+            let sent = (queued.iter())
+                .map(|e| {
+                    let b = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    (e.sock, e.dst, b)
+                })
+                .collect();
+            for e in queued {
+                r.tx.release(e.slot);
+            }
+            r.now += Duration::from_millis(20);
+            sent
+        }
+
+        #[test]
+        fn video_on_its_own_socket_pair_without_rtcp_mux_and_taken_away() {
+            // Two socket pairs: audio on the first, video on the second.
+            let mut r = Rig::new();
+            let pairs = vec![
+                SocketPair {
+                    rtp: SockId(0),
+                    rtcp: SockId(1),
+                    rtp_addr: addr(20_000),
+                    rtcp_addr: addr(20_001),
+                },
+                SocketPair {
+                    rtp: SockId(2),
+                    rtcp: SockId(3),
+                    rtp_addr: addr(20_002),
+                    rtcp_addr: addr(20_003),
+                },
+            ];
+            r.state = CoreState::new(CoreId(0), r.mailbox.clone(), pairs, 4);
+            let video = |id: u32, producer: Option<ProducerConfig>| VideoConfig {
+                remote_rtp: addr(9700 + 2 * id as u16),
+                remote_rtcp: (id == 1).then_some(addr(9711)),
+                rtcp_mux: false,
+                srtp_in: None,
+                srtp_out: None,
+                pair: Some(1),
+                producer,
+                receive: receive(&[(VideoCodec::H264, 97)]),
+                layout: VideoLayout::All,
+                max_height: 720,
+                bandwidth_bps: None,
+            };
+            let publisher = producer(VideoCodec::H264, 96, vec![encoding(0x77, 720, 1_000_000)]);
+            for (id, v) in [(1, video(1, Some(publisher))), (2, video(2, None))] {
+                let mut c = LegConfig::new(LegId(id));
+                c.remote_rtp = Some(addr(9500 + 2 * id as u16));
+                c.latch = false;
+                c.pair = Some(0);
+                c.audio = Some(AudioFormat {
+                    codec: AudioCodec::Pcmu,
+                    pt: Pt(0),
+                    cn_pt: None,
+                    audio_level_ext_id: None,
+                });
+                r.create(c);
+                let cmd = Command::SetVideo {
+                    leg: LegId(id),
+                    video: Some(Box::new(v)),
+                };
+                r.state.on_command(r.now, cmd);
+                let join = Command::JoinConference {
+                    leg: LegId(id),
+                    conference: CONF,
+                };
+                r.state.on_command(r.now, join);
+            }
+            let ready: Vec<_> = (r.events().into_iter())
+                .filter_map(|e| match e {
+                    Event::VideoReady { rtp, rtcp, .. } => Some((rtp, rtcp)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ready, vec![(addr(20_002), addr(20_003)); 2]);
+
+            // Video RTP in on the video socket reaches leg 2 from the video socket.
+            let mut pkt = video_rtp(96, 1, 0, 0x77, &[0x65, 0x88]);
+            let meta = RxMeta {
+                sock: SockId(2),
+                src: addr(9702),
+            };
+            r.state.on_packet(r.now, meta, &mut pkt, &mut r.tx);
+            let sent = tick_socks(&mut r, 0);
+            let (sock, _, b) = (sent.iter())
+                .find(|(_, d, _)| *d == addr(9704))
+                .expect("forwarded to leg 2's video");
+            assert_eq!(*sock, SockId(2));
+            assert_eq!(RtpPacket::parse(b).unwrap().pt(), Pt(97));
+            let ssrc2 = RtpPacket::parse(b).unwrap().ssrc();
+
+            // A PLI on leg 2's video RTCP port (RTP port + 1) reaches leg 1's explicit RTCP
+            // address from the video RTCP socket.
+            let mut b = vec![0; 32];
+            let pli = Pli {
+                sender_ssrc: Ssrc(2),
+                media_ssrc: ssrc2,
+            };
+            let n = pli.write(&mut b).unwrap();
+            b.truncate(n);
+            let meta = RxMeta {
+                sock: SockId(3),
+                src: addr(9705),
+            };
+            r.state.on_packet(r.now, meta, &mut b, &mut r.tx);
+            let sent = tick_socks(&mut r, 1);
+            let plis: Vec<_> = (sent.iter())
+                .filter(|(_, d, _)| *d == addr(9711))
+                .filter(|(_, _, b)| {
+                    crate::rtcp::parse_rtcp_compound(b)
+                        .any(|p| matches!(p, Ok(RtcpPacket::Pli(p)) if p.media_ssrc == Ssrc(0x77)))
+                })
+                .collect();
+            assert_eq!(plis.len(), 1);
+            assert_eq!(plis[0].0, SockId(3));
+            assert_eq!(r.stats(2).video_rtcp_in, 1);
+
+            // Video on the audio address (bundled) is refused; the leg keeps its audio.
+            let mut bundled = video(2, None);
+            bundled.remote_rtp = addr(9504);
+            let cmd = Command::SetVideo {
+                leg: LegId(2),
+                video: Some(Box::new(bundled)),
+            };
+            r.state.on_command(r.now, cmd);
+            let rejected = (r.events().into_iter())
+                .any(|e| matches!(e, Event::LegRejected { id: LegId(2), .. }));
+            assert!(rejected);
+
+            // Leg 2's video was taken away with it: its flows and consumer are gone.
+            let room = &r.state.videos[&CONF];
+            assert_eq!(room.members.len(), 1);
+            let mut pkt = video_rtp(97, 9, 0, 0x99, &[0x41]);
+            let before = r.state.counters.get(Metric::DropUnknownFlow);
+            let meta = RxMeta {
+                sock: SockId(2),
+                src: addr(9704),
+            };
+            r.state.on_packet(r.now, meta, &mut pkt, &mut r.tx);
+            assert_eq!(r.state.counters.get(Metric::DropUnknownFlow), before + 1);
+            let cmd = Command::SetVideo {
+                leg: LegId(1),
+                video: None,
+            };
+            r.state.on_command(r.now, cmd);
+            assert!(r.state.videos.is_empty());
+            assert_eq!(r.state.flows.len(), 2, "the two legs' audio flows");
         }
     }
 }

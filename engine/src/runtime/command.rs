@@ -360,7 +360,7 @@ pub enum Command {
     QueryLeg(LegId),
     /// Give a leg video (an offer/answer with m=video), replace it (a renegotiation), or take
     /// it away (None). Answered by `VideoReady` with the local video addresses, or
-    /// `LegRejected` (bad keys, no such pair, audio and video on one remote address, an
+    /// `VideoRejected` (bad keys, no such pair, audio and video on one remote address, an
     /// address another leg uses; the leg is then left without video, its audio untouched). A
     /// conference member's video joins its conference's router at once. Video is not
     /// latched (it goes to `VideoConfig::remote_rtp`) and does not move with `DetachLeg`.
@@ -532,6 +532,15 @@ pub enum Event {
         id: u32,
         /// Played to the end (false: replaced, stopped, or the leg left).
         completed: bool,
+    },
+    /// A leg's video was refused (`SetVideo`, or its producer when it joined a conference's
+    /// router); the leg is left without video (or without a producer), its audio untouched,
+    /// so the control side can answer with m=video port 0 rather than end the call.
+    VideoRejected {
+        /// The leg.
+        id: LegId,
+        /// Why.
+        reason: String,
     },
     /// A leg's video (`SetVideo`) listens at these local addresses (for the m=video line).
     VideoReady {

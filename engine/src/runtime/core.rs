@@ -1101,7 +1101,7 @@ impl CoreState {
         let Some(cfg) = video else {
             return;
         };
-        let reject = |reason: String| Event::LegRejected { id, reason };
+        let reject = |reason: String| Event::VideoRejected { id, reason };
         let Some(leg) = self.legs.get(slot as usize).and_then(Option::as_ref) else {
             return;
         };
@@ -1239,7 +1239,7 @@ impl CoreState {
             self.share_bandwidth(now, cid, m);
         }
         if let Some(e) = refused {
-            self.emit(Event::LegRejected {
+            self.emit(Event::VideoRejected {
                 id,
                 reason: format!("video producer refused: {e}"),
             });
@@ -4377,7 +4377,7 @@ mod tests {
             };
             r.state.on_command(r.now, cmd);
             let rejected = (r.events().into_iter())
-                .any(|e| matches!(e, Event::LegRejected { id: LegId(2), .. }));
+                .any(|e| matches!(e, Event::VideoRejected { id: LegId(2), .. }));
             assert!(rejected);
 
             // Leg 2's video was taken away with it: its flows and consumer are gone.
@@ -4398,6 +4398,66 @@ mod tests {
             r.state.on_command(r.now, cmd);
             assert!(r.state.videos.is_empty());
             assert_eq!(r.state.flows.len(), 2, "the two legs' audio flows");
+        }
+
+        #[test]
+        fn a_publisher_reusing_an_ssrc_is_refused_its_producer_and_still_receives() {
+            let mut room = Room::new();
+            let _ = room.r.events();
+            let mut c = LegConfig::new(LegId(4));
+            c.remote_rtp = Some(addr(9508));
+            c.latch = false;
+            c.audio = Some(AudioFormat {
+                codec: AudioCodec::Pcmu,
+                pt: Pt(0),
+                cn_pt: None,
+                audio_level_ext_id: None,
+            });
+            room.r.create(c);
+            let v = VideoConfig {
+                remote_rtp: video_addr(4),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                srtp_in: None,
+                srtp_out: None,
+                pair: None,
+                producer: Some(producer(
+                    VideoCodec::Vp8,
+                    100,
+                    vec![encoding(VP8_SSRC, 360, 500_000)],
+                )),
+                receive: receive(&[(VideoCodec::H264, 96), (VideoCodec::Vp8, 100)]),
+                layout: VideoLayout::All,
+                max_height: 720,
+                bandwidth_bps: None,
+            };
+            let cmd = Command::SetVideo {
+                leg: LegId(4),
+                video: Some(Box::new(v)),
+            };
+            room.r.state.on_command(room.r.now, cmd);
+            let join = Command::JoinConference {
+                leg: LegId(4),
+                conference: CONF,
+            };
+            room.r.state.on_command(room.r.now, join);
+            let events = room.r.events();
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::VideoRejected { id: LegId(4), .. }))
+            );
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::LegRejected { .. }))
+            );
+            assert_eq!(
+                room.video_state(4),
+                (None, 2),
+                "no producer, the others' two streams"
+            );
+            assert_eq!(room.video_state(1).1, 1, "nothing of leg 4 to take");
         }
     }
 }

@@ -3836,7 +3836,20 @@ mod tests {
                                 encoding(SIMULCAST[2], 720, 1_500_000),
                             ],
                         )),
-                        receive: receive(&[(VideoCodec::H264, 96), (VideoCodec::Vp8, 98)]),
+                        // Retransmissions to an SRTP leg need RTX: the same SSRC and
+                        // sequence number again would reuse its keystream.
+                        receive: vec![
+                            VideoReceiveCodec {
+                                codec: VideoCodec::H264,
+                                pt: Pt(96),
+                                rtx_pt: None,
+                            },
+                            VideoReceiveCodec {
+                                codec: VideoCodec::Vp8,
+                                pt: Pt(98),
+                                rtx_pt: Some(Pt(99)),
+                            },
+                        ],
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: None,
@@ -4087,7 +4100,9 @@ mod tests {
                 to2.iter()
                     .all(|&(s, pt, _)| pt == 102 && !SIMULCAST.contains(&s))
             );
-            let to1 = ids(&room.peer(1).rtp, 0);
+            let to1: Vec<_> = (ids(&room.peer(1).rtp, 0).into_iter())
+                .filter(|&(_, pt, _)| pt != 99)
+                .collect();
             assert_continuous(&to1, "VP8 to leg 1 (SRTP)");
             assert!(to1.iter().all(|&(s, pt, _)| pt == 98 && s != VP8_SSRC));
             let to3 = ids(&room.peer(3).rtp, 0);
@@ -4110,9 +4125,24 @@ mod tests {
                 b
             };
             room.send_video(2, nack);
+            // And one from leg 1 over SRTCP, answered over SRTP.
+            let (ssrc1, _, seq1) = *to1.iter().rev().nth(3).unwrap();
+            let mut b = vec![0; 64];
+            let n = Nack::write(&mut b, Ssrc(1), Ssrc(ssrc1), [seq1]).unwrap();
+            b.truncate(n);
+            room.send_video(1, b);
+            assert_eq!(room.r.stats(1).video_rtcp_in, 1);
             room.step(60);
             let again = ids(&room.peer(2).rtp, 60);
             assert!(again.iter().any(|&(_, _, s)| s == seq), "retransmitted");
+            let rtx = (room.peer(1).rtp.iter().filter(|(t, _)| *t >= 60))
+                .map(|(_, b)| RtpPacket::parse(b).unwrap())
+                .any(|p| {
+                    p.pt() == Pt(99)
+                        && p.ssrc().0 != ssrc1
+                        && p.payload().get(..2) == Some(&seq1.to_be_bytes()[..])
+                });
+            assert!(rtx, "retransmitted over RTX and SRTP");
 
             // PLIs from both receivers of leg 1 (several each) reach leg 1 as one PLI per
             // encoding asked for, SRTCP-protected on its video address.

@@ -8,6 +8,7 @@ use std::time::Duration;
 pub use super::leg::MovingLeg;
 pub use crate::mixer::AudioFormat;
 use crate::rtp::Pt;
+pub use crate::sfu::{ProducerConfig, VideoCodec};
 use crate::srtp::SrtpSuite;
 
 /// A media core, by index.
@@ -121,6 +122,62 @@ pub struct LegConfig {
     /// control side knows the local address for its SDP answer without a round trip; None:
     /// the core picks round-robin.
     pub pair: Option<u16>,
+}
+
+/// A codec a leg takes video in, with its payload types on that leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoReceiveCodec {
+    /// The codec.
+    pub codec: VideoCodec,
+    /// Its payload type on the leg.
+    pub pt: Pt,
+    /// Its RTX payload type (RFC 4588), if negotiated: retransmissions go there.
+    pub rtx_pt: Option<Pt>,
+}
+
+/// What video a leg takes from its conference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoLayout {
+    /// One stream per other publisher (a WebRTC-style client with several m-lines or SSRCs).
+    #[default]
+    All,
+    /// One stream that follows the conference's active speaker (a SIP video endpoint with one
+    /// m=video and one decoder).
+    ActiveSpeaker,
+}
+
+/// A leg's negotiated video stream, in the engine's own terms (signaling fills it from its
+/// SDP answer). Video has its own remote address (the m=video port), its own SRTP keys (its
+/// own SDES keys per m-line), and what the SFU needs to forward it.
+#[derive(Clone, Debug)]
+pub struct VideoConfig {
+    /// Where to send video RTP (the remote's m=video address). Must differ from the audio
+    /// address: audio and video bundled on one port are not demultiplexed yet.
+    pub remote_rtp: SocketAddr,
+    /// Where to send video RTCP when not multiplexed (default: RTP port + 1).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the video port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Keys to decrypt the video the remote sends; None for plain RTP.
+    pub srtp_in: Option<SrtpKey>,
+    /// Keys to encrypt the video we send; None for plain RTP.
+    pub srtp_out: Option<SrtpKey>,
+    /// Which of the core's socket pairs receives the video (index into
+    /// `Engine::media_addrs`); None: the leg's own pair, told apart from its audio by the
+    /// remote video address.
+    pub pair: Option<u16>,
+    /// What the remote sends (codec, payload type, simulcast encodings by SSRC or RID, RTX,
+    /// feedback it takes); None: it only receives.
+    pub producer: Option<ProducerConfig>,
+    /// The codecs the remote takes, in its order of preference; empty: it only sends.
+    pub receive: Vec<VideoReceiveCodec>,
+    /// One stream per publisher or one that follows the speaker.
+    pub layout: VideoLayout,
+    /// The tallest picture it wants.
+    pub max_height: u16,
+    /// Its bandwidth cap for all the video it receives, in bits/s (shared equally among its
+    /// streams); None: no cap but what its REMB says.
+    pub bandwidth_bps: Option<u32>,
 }
 
 /// How a leg's engine-made audio carries silence (what phone-network gateways and phones do).
@@ -301,6 +358,18 @@ pub enum Command {
     },
     /// Ask for a leg's counters; answered by `LegStats`.
     QueryLeg(LegId),
+    /// Give a leg video (an offer/answer with m=video), replace it (a renegotiation), or take
+    /// it away (None). Answered by `VideoReady` with the local video addresses, or
+    /// `VideoRejected` (bad keys, no such pair, audio and video on one remote address, an
+    /// address another leg uses; the leg is then left without video, its audio untouched). A
+    /// conference member's video joins its conference's router at once. Video is not
+    /// latched (it goes to `VideoConfig::remote_rtp`) and does not move with `DetachLeg`.
+    SetVideo {
+        /// The leg.
+        leg: LegId,
+        /// Its video.
+        video: Option<Box<VideoConfig>>,
+    },
     /// Stop the core (legs are dropped; their final stats are reported).
     Shutdown,
 }
@@ -343,6 +412,15 @@ pub struct LegStats {
     pub dtmf_digits: u64,
     /// Other RFC 4733 events received (flash, tones): counted, not reported.
     pub dtmf_other_events: u64,
+    /// Video RTP packets accepted from the leg (decrypted, handed to the SFU).
+    pub video_rtp_in: u64,
+    /// Video RTCP packets accepted from the leg.
+    pub video_rtcp_in: u64,
+    /// Video RTP and RTCP packets sent to the leg (forwarded, retransmitted, reports).
+    pub video_out: u64,
+    /// Video packets from the leg dropped (SRTP refusal, malformed, not RTP) or not sent to
+    /// it (no buffer, protect failed).
+    pub video_dropped: u64,
 }
 
 /// An event from a core.
@@ -454,6 +532,34 @@ pub enum Event {
         id: u32,
         /// Played to the end (false: replaced, stopped, or the leg left).
         completed: bool,
+    },
+    /// A leg's video was refused (`SetVideo`, or its producer when it joined a conference's
+    /// router); the leg is left without video (or without a producer), its audio untouched,
+    /// so the control side can answer with m=video port 0 rather than end the call.
+    VideoRejected {
+        /// The leg.
+        id: LegId,
+        /// Why.
+        reason: String,
+    },
+    /// A leg's video (`SetVideo`) listens at these local addresses (for the m=video line).
+    VideoReady {
+        /// The leg.
+        id: LegId,
+        /// Local video RTP address.
+        rtp: SocketAddr,
+        /// Local video RTCP address (same as `rtp` with rtcp-mux).
+        rtcp: SocketAddr,
+    },
+    /// A receiver's video stream now carries another publisher or simulcast encoding (after
+    /// that source's key frame): layer and speaker changes, for logs and tests.
+    VideoSwitched {
+        /// The receiving leg.
+        leg: LegId,
+        /// The leg whose video it now gets.
+        source: LegId,
+        /// The simulcast encoding index (0: lowest).
+        encoding: u8,
     },
     /// No RTP or RTCP from the remote for longer than the leg's inactivity timeout.
     Inactive {

@@ -16,21 +16,27 @@ use std::time::{Duration, Instant};
 
 use super::command::{
     CN_REFRESH_TICKS, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegUpdate,
-    SilenceSend,
+    SilenceSend, VideoConfig, VideoLayout,
 };
 use super::flow::{FastBuild, FlowKey, FlowTable, LegSlot, Route};
 use super::io::{self, IoKind, IoSizes, RxMeta, SockId, TxQueue, sys};
 use super::leg::REPORT_INTERVAL;
 use super::leg::{Leg, MovingLeg};
+use super::leg_video::LegVideo;
 use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
+use super::video_room::{VideoRoom, VideoTx};
 use crate::mixer::{Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
 use crate::rtcp::{
     CompoundBuilder, NtpClock, NtpTime, PacketKind, ReceiverReport, RtcpPacket, SenderInfo,
     SenderReport, SourceDescription,
 };
 use crate::rtp::{RtpHeader, Ssrc};
+use crate::sfu::{
+    ConsumerConfig, ConsumerId, ConsumerSource, NackLimits, Router, RouterConfig, RtxConfig,
+    SfuError, SfuEvent, VideoCodec,
+};
 use crate::srtp::SrtpError;
 
 /// The source id under which a leg's mixed audio goes through its outbound numbering (so a
@@ -130,6 +136,10 @@ pub(crate) struct CoreState {
     conference_ids: Vec<ConferenceId>,
     /// Conferences with members on this core.
     conferences: HashMap<ConferenceId, Conference, FastBuild>,
+    /// The video of conferences with video members on this core: one SFU router each.
+    videos: HashMap<ConferenceId, VideoRoom, FastBuild>,
+    /// Wall-clock anchor for sender reports: the routers' to video receivers and the legs'.
+    ntp: NtpClock,
     /// Talker selection of new conferences.
     pub talker_config: TalkerConfig,
     /// The tick period in milliseconds (conference frames are one tick long).
@@ -137,8 +147,6 @@ pub(crate) struct CoreState {
     /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
     /// at before each leg's encoder.
     pub mix_rate: u32,
-    /// Wall-clock time for sender reports, anchored when the core started.
-    ntp: NtpClock,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -175,17 +183,11 @@ impl CoreState {
             spans: HashMap::default(),
             conference_ids: Vec::new(),
             conferences: HashMap::default(),
+            videos: HashMap::default(),
+            ntp: wall_clock(),
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
             mix_rate: crate::mixer::MIX_RATE,
-            ntp: NtpClock::new(
-                Instant::now(),
-                NtpTime::from_unix(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default(),
-                ),
-            ),
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -230,9 +232,135 @@ impl CoreState {
                 }
             },
         };
+        let video = (self.legs.get(slot as usize))
+            .and_then(Option::as_ref)
+            .and_then(|l| l.video.as_ref())
+            .is_some_and(|v| v.owns(&key));
         match kind {
+            _ if video => self.on_video(now, slot, kind, buf, tx),
             PacketKind::Rtp => self.on_rtp(now, slot, key, buf, tx),
             _ => self.on_rtcp(now, slot, buf),
+        }
+    }
+
+    /// A packet from a leg's video flow: SRTP-unprotected with its video context, then to
+    /// its conference's router (RTP to its producer; RTCP as the publisher's reports and as
+    /// a receiver's feedback).
+    fn on_video(
+        &mut self,
+        now: Instant,
+        slot: LegSlot,
+        kind: PacketKind,
+        buf: &mut [u8],
+        tx: &mut TxQueue,
+    ) {
+        let Some(leg) = self.legs.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let conference = leg.conference.as_ref().map(|(c, _)| *c);
+        let Some(video) = leg.video.as_deref_mut() else {
+            return;
+        };
+        let producer = video.producer;
+        let plain_len = match video.srtp_in.as_mut() {
+            None => Ok(buf.len()),
+            Some(ctx) if kind == PacketKind::Rtcp => ctx.unprotect_rtcp(buf),
+            Some(ctx) => ctx.unprotect_rtp(buf),
+        };
+        let len = match plain_len {
+            Ok(n) => n,
+            Err(e) => {
+                leg.count_srtp_error(e);
+                leg.stats.video_dropped += 1;
+                self.counters.inc(drop_metric(e));
+                self.counters.inc(Metric::VideoDropped);
+                return;
+            }
+        };
+        let room = conference.and_then(|c| self.videos.get_mut(&c).map(|r| (c, r)));
+        let Some((cid, room)) = room else {
+            // Not in a conference: nobody to forward to.
+            leg.stats.video_dropped += 1;
+            self.counters.inc(Metric::VideoDropped);
+            return;
+        };
+        if kind == PacketKind::Rtp && producer.is_none() {
+            // A receive-only leg sent video: nothing to forward it as.
+            leg.stats.video_dropped += 1;
+            self.counters.inc(Metric::VideoDropped);
+            return;
+        }
+        leg.last_rx = now;
+        leg.inactive_reported = false;
+        let plain = &buf[..len];
+        if kind == PacketKind::Rtp {
+            leg.stats.video_rtp_in += 1;
+            self.counters.inc(Metric::VideoRtpIn);
+        } else {
+            leg.stats.video_rtcp_in += 1;
+            self.counters.inc(Metric::VideoRtcpIn);
+        }
+        let mut sink = VideoTx {
+            tx,
+            legs: &mut self.legs,
+            routes: &room.routes,
+            counters: &mut self.counters,
+        };
+        match (kind, producer) {
+            (PacketKind::Rtp, Some(p)) => room.router.handle_rtp(now, p, plain, &mut sink),
+            (PacketKind::Rtp, None) => {}
+            (_, p) => {
+                if let Some(p) = p {
+                    room.router.handle_producer_rtcp(now, p, plain);
+                }
+                room.router.handle_consumer_rtcp(now, plain, &mut sink);
+            }
+        }
+        self.video_events(cid);
+    }
+
+    /// Turns a router's events into engine events (layer and speaker switches) and forgets
+    /// consumers the router closed with their producer.
+    fn video_events(&mut self, cid: ConferenceId) {
+        loop {
+            let Some(room) = self.videos.get_mut(&cid) else {
+                return;
+            };
+            let Some(event) = room.router.poll_event() else {
+                return;
+            };
+            match event {
+                SfuEvent::Switched {
+                    consumer,
+                    producer,
+                    encoding,
+                } => {
+                    let leg = room.routes.consumer(consumer);
+                    let source = room.routes.producer(producer);
+                    let id = |s: Option<LegSlot>| {
+                        s.and_then(|s| self.legs.get(s as usize))
+                            .and_then(Option::as_ref)
+                            .map(|l| l.id)
+                    };
+                    if let (Some(leg), Some(source)) = (id(leg), id(source)) {
+                        self.emit(Event::VideoSwitched {
+                            leg,
+                            source,
+                            encoding,
+                        });
+                    }
+                }
+                SfuEvent::ConsumerClosed(c) => {
+                    let owner = room.routes.consumer(c);
+                    room.routes.set_consumer(c, None);
+                    if let Some(v) = owner
+                        .and_then(|s| self.leg_mut(s))
+                        .and_then(|l| l.video.as_deref_mut())
+                    {
+                        v.consumers.retain(|&x| x != c);
+                    }
+                }
+            }
         }
     }
 
@@ -602,11 +730,11 @@ impl CoreState {
                 Some(slot) => self.update_leg(slot, &u),
                 None => self.emit(Event::UnknownLeg { id: u.id }),
             },
-            Command::RemoveLeg(id) => self.remove_leg(id),
-            Command::JoinConference { leg, conference } => self.join(leg, conference),
+            Command::RemoveLeg(id) => self.remove_leg(now, id),
+            Command::JoinConference { leg, conference } => self.join(now, leg, conference),
             Command::LeaveConference(leg) => {
                 if let Some(slot) = self.by_id.get(&leg).copied() {
-                    self.leave(slot);
+                    self.leave(now, slot);
                     self.wake_idle(leg);
                 } else {
                     self.emit(Event::UnknownLeg { id: leg });
@@ -669,7 +797,7 @@ impl CoreState {
                 }
             }
             Command::DetachLeg(id) => {
-                if let Some(leg) = self.take_leg(id) {
+                if let Some(leg) = self.take_leg(now, id) {
                     let leg = leg.detach();
                     self.emit(Event::LegDetached { leg });
                 }
@@ -677,6 +805,7 @@ impl CoreState {
             Command::AttachLeg { leg, pair } => self.attach_leg(leg, pair),
             Command::Connect { from, to } => self.link(from, to, true),
             Command::Disconnect { from, to } => self.link(from, to, false),
+            Command::SetVideo { leg, video } => self.set_video(now, leg, video),
             Command::QueryLeg(id) => {
                 match self.by_id.get(&id).copied().and_then(|s| self.leg_mut(s)) {
                     Some(leg) => {
@@ -845,24 +974,30 @@ impl CoreState {
         self.install_flows(slot);
     }
 
-    fn remove_leg(&mut self, id: LegId) {
-        if let Some(leg) = self.take_leg(id) {
+    fn remove_leg(&mut self, now: Instant, id: LegId) {
+        if let Some(leg) = self.take_leg(now, id) {
             let stats = leg.stats();
             self.emit(Event::LegRemoved { id, stats });
         }
     }
 
     /// Takes a leg out of this core (slot, flows, waiting list, links), or emits `UnknownLeg`.
-    fn take_leg(&mut self, id: LegId) -> Option<Leg> {
+    fn take_leg(&mut self, now: Instant, id: LegId) -> Option<Leg> {
         let Some(slot) = self.by_id.get(&id).copied() else {
             self.emit(Event::UnknownLeg { id });
             return None;
         };
-        self.leave(slot);
+        self.leave(now, slot);
         self.by_id.remove(&id);
         let leg = self.legs.get_mut(slot as usize).and_then(Option::take)?;
+        let video_flows = leg.video.as_ref().map(|v| (v.flow_rtp, v.flow_rtcp));
         for k in [leg.flow_rtp, leg.flow_rtcp].into_iter().flatten() {
             self.flows.remove(k, slot);
+        }
+        if let Some((rtp, rtcp)) = video_flows {
+            for k in std::iter::once(rtp).chain(rtcp) {
+                self.flows.remove(k, slot);
+            }
         }
         self.drop_pending(slot);
         self.dtmf_open.retain(|&s| s != slot);
@@ -878,12 +1013,12 @@ impl CoreState {
     }
 
     /// Puts a leg into a conference (leaving the one it was in).
-    fn join(&mut self, id: LegId, conference: ConferenceId) {
+    fn join(&mut self, now: Instant, id: LegId, conference: ConferenceId) {
         let Some(slot) = self.by_id.get(&id).copied() else {
             self.emit(Event::UnknownLeg { id });
             return;
         };
-        self.leave(slot);
+        self.leave(now, slot);
         let (tick_ms, mix_rate) = (self.tick_ms, self.mix_rate);
         let Some(leg) = self.leg_mut(slot) else {
             return;
@@ -909,6 +1044,7 @@ impl CoreState {
                     .push(id);
                 self.counters
                     .set(Metric::Conferences, self.conferences.len() as u64);
+                self.video_join(now, slot, conference);
             }
             Err(e) => self.emit(Event::LegRejected {
                 id,
@@ -918,7 +1054,14 @@ impl CoreState {
     }
 
     /// Takes a leg out of its conference, if in one.
-    fn leave(&mut self, slot: LegSlot) {
+    fn leave(&mut self, now: Instant, slot: LegSlot) {
+        let Some(conference) = (self.leg_mut(slot))
+            .and_then(|l| l.conference.as_ref())
+            .map(|(c, _)| *c)
+        else {
+            return;
+        };
+        self.video_leave(now, slot, conference);
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -937,6 +1080,313 @@ impl CoreState {
         }
         self.counters
             .set(Metric::Conferences, self.conferences.len() as u64);
+    }
+
+    // ---- video ---------------------------------------------------------------------------
+
+    /// Gives a leg video, replaces it, or takes it away (`Command::SetVideo`).
+    fn set_video(&mut self, now: Instant, id: LegId, video: Option<Box<VideoConfig>>) {
+        let Some(slot) = self.by_id.get(&id).copied() else {
+            self.emit(Event::UnknownLeg { id });
+            return;
+        };
+        let conference = (self.leg_mut(slot))
+            .and_then(|l| l.conference.as_ref())
+            .map(|(c, _)| *c);
+        if let Some(c) = conference {
+            self.video_leave(now, slot, c);
+        }
+        if let Some(old) = self.leg_mut(slot).and_then(|l| l.video.take()) {
+            for k in std::iter::once(old.flow_rtp).chain(old.flow_rtcp) {
+                self.flows.remove(k, slot);
+            }
+        }
+        let Some(cfg) = video else {
+            return;
+        };
+        let reject = |reason: String| Event::VideoRejected { id, reason };
+        let Some(leg) = self.legs.get(slot as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        if leg.remote_rtp == Some(cfg.remote_rtp) {
+            let e = reject("video on the audio address (bundled) is not supported".into());
+            self.emit(e);
+            return;
+        }
+        let pair = match cfg.pair {
+            Some(i) => self.pairs.get(usize::from(i)).copied(),
+            None => self.pairs.iter().find(|p| p.rtp == leg.rtp_sock).copied(),
+        };
+        let Some(pair) = pair else {
+            let e = reject(format!(
+                "{} has no socket pair {:?} for video",
+                self.core, cfg.pair
+            ));
+            self.emit(e);
+            return;
+        };
+        let rtcp_addr = if cfg.rtcp_mux {
+            pair.rtp_addr
+        } else {
+            pair.rtcp_addr
+        };
+        let video = match LegVideo::new(*cfg, pair.rtp, pair.rtcp) {
+            Ok(v) => v,
+            Err(e) => {
+                self.emit(reject(format!("video SRTP keys rejected: {e}")));
+                return;
+            }
+        };
+        let (rtp_key, rtcp_key) = (video.flow_rtp, video.flow_rtcp);
+        if self.flows.insert(rtp_key, slot, None).is_err() {
+            self.emit(reject("video address already used by another leg".into()));
+            return;
+        }
+        if let Some(k) = rtcp_key
+            && self.flows.insert(k, slot, None).is_err()
+        {
+            self.flows.remove(rtp_key, slot);
+            self.emit(reject(
+                "video RTCP address already used by another leg".into(),
+            ));
+            return;
+        }
+        if let Some(leg) = self.leg_mut(slot) {
+            leg.video = Some(Box::new(video));
+        }
+        self.emit(Event::VideoReady {
+            id,
+            rtp: pair.rtp_addr,
+            rtcp: rtcp_addr,
+        });
+        if let Some(c) = conference {
+            self.video_join(now, slot, c);
+        }
+    }
+
+    /// Puts a conference member's video into its conference's router (made on the first
+    /// video member): its producer if it sends, consumers of the others' producers (or one
+    /// that follows the speaker), and consumers of its producer for the others.
+    fn video_join(&mut self, now: Instant, slot: LegSlot, cid: ConferenceId) {
+        let Some(leg) = self.legs.get(slot as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let Some(video) = leg.video.as_ref() else {
+            return;
+        };
+        let id = leg.id;
+        let producer_cfg = video.config.producer.clone();
+        let layout = video.config.layout;
+        let ntp = self.ntp;
+        let room = self.videos.entry(cid).or_insert_with(|| {
+            let mut config = RouterConfig::new(ntp);
+            config.rtcp_ssrc = Ssrc(0x5f0_0000 ^ cid.0.rotate_left(8));
+            VideoRoom::new(Router::new(now, config))
+        });
+        if room.members.contains(&slot) {
+            return;
+        }
+        room.members.push(slot);
+        let mut refused = None;
+        let producer = match producer_cfg {
+            Some(cfg) => match room.router.add_producer(now, cfg) {
+                Ok(p) => {
+                    room.routes.set_producer(p, Some(slot));
+                    Some(p)
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(v) = self.leg_mut(slot).and_then(|l| l.video.as_deref_mut()) {
+            v.producer = producer;
+        }
+        let others: Vec<LegSlot> = (self.videos.get(&cid))
+            .map(|r| r.members.iter().copied().filter(|&m| m != slot).collect())
+            .unwrap_or_default();
+        // The newcomer's streams.
+        match layout {
+            VideoLayout::ActiveSpeaker => {
+                self.add_consumer(
+                    now,
+                    cid,
+                    slot,
+                    ConsumerSource::ActiveSpeaker { except: producer },
+                    None,
+                );
+            }
+            VideoLayout::All => {
+                for &m in &others {
+                    if let Some((p, codec)) = self.producer_of(m) {
+                        self.add_consumer(now, cid, slot, ConsumerSource::Producer(p), Some(codec));
+                    }
+                }
+            }
+        }
+        // The others' streams of the newcomer.
+        if let Some((p, codec)) = self.producer_of(slot) {
+            for &m in &others {
+                let all = (self.legs.get(m as usize))
+                    .and_then(Option::as_ref)
+                    .and_then(|l| l.video.as_ref())
+                    .is_some_and(|v| v.config.layout == VideoLayout::All);
+                if all {
+                    self.add_consumer(now, cid, m, ConsumerSource::Producer(p), Some(codec));
+                }
+            }
+        }
+        for m in others.into_iter().chain(std::iter::once(slot)) {
+            self.share_bandwidth(now, cid, m);
+        }
+        if let Some(e) = refused {
+            self.emit(Event::VideoRejected {
+                id,
+                reason: format!("video producer refused: {e}"),
+            });
+        }
+        self.video_events(cid);
+    }
+
+    /// A video leg's producer in its room and the producer's codec.
+    fn producer_of(&self, slot: LegSlot) -> Option<(crate::sfu::ProducerId, VideoCodec)> {
+        let v = self.legs.get(slot as usize)?.as_ref()?.video.as_ref()?;
+        Some((v.producer?, v.config.producer.as_ref()?.codec))
+    }
+
+    /// Adds a consumer for leg `slot` from `source`, in the receiver's payload type for
+    /// `codec` (None: its first codec); a receiver that does not take the codec gets none.
+    /// Its SSRC is derived from the leg's own, skipping any the router already uses.
+    fn add_consumer(
+        &mut self,
+        now: Instant,
+        cid: ConferenceId,
+        slot: LegSlot,
+        source: ConsumerSource,
+        codec: Option<VideoCodec>,
+    ) -> Option<ConsumerId> {
+        let leg = self.legs.get(slot as usize)?.as_ref()?;
+        let video = leg.video.as_ref()?;
+        let recv = video
+            .config
+            .receive
+            .iter()
+            .find(|r| codec.is_none_or(|c| r.codec == c))
+            .copied()?;
+        let (base, max_height) = (leg.local_ssrc, video.config.max_height);
+        // A speaker follower takes every codec the receiver does, each in its own payload
+        // type (the stream changes payload type with the speaker's codec).
+        let pt_of = |codec| {
+            (video.config.receive.iter())
+                .find(|r| r.codec == codec)
+                .map(|r| r.pt)
+        };
+        let codec_pts = (pt_of(VideoCodec::H264), pt_of(VideoCodec::Vp8));
+        let room = self.videos.get_mut(&cid)?;
+        for k in 1u32..=32 {
+            let ssrc = base ^ k.wrapping_mul(0x9e37_79b9);
+            let config = ConsumerConfig {
+                source,
+                ssrc: Ssrc(ssrc),
+                pt: recv.pt,
+                rtx: recv.rtx_pt.map(|pt| RtxConfig {
+                    ssrc: Ssrc(ssrc ^ 0x0000_8000),
+                    pt,
+                }),
+                max_height,
+                nack_limits: NackLimits::default(),
+            };
+            match room.router.add_consumer(now, config) {
+                Ok(c) => {
+                    if let ConsumerSource::ActiveSpeaker { .. } = source {
+                        let _ = room.router.set_codec_pts(now, c, codec_pts.0, codec_pts.1);
+                    }
+                    room.routes.set_consumer(c, Some(slot));
+                    if let Some(v) = self.leg_mut(slot).and_then(|l| l.video.as_deref_mut()) {
+                        v.consumers.push(c);
+                    }
+                    return Some(c);
+                }
+                Err(SfuError::SsrcCollision(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Splits a receiver's bandwidth cap equally among its consumers.
+    fn share_bandwidth(&mut self, now: Instant, cid: ConferenceId, slot: LegSlot) {
+        let Some(v) = (self.legs.get(slot as usize))
+            .and_then(Option::as_ref)
+            .and_then(|l| l.video.as_ref())
+        else {
+            return;
+        };
+        let (Some(cap), n) = (v.config.bandwidth_bps, v.consumers.len()) else {
+            return;
+        };
+        let Some(room) = self.videos.get_mut(&cid) else {
+            return;
+        };
+        let share = cap / (n.max(1) as u32);
+        for &c in &v.consumers {
+            let _ = room.router.set_bandwidth(now, c, share);
+        }
+    }
+
+    /// Takes a leg's video out of its conference's router: its producer (with the others'
+    /// consumers of it) and its consumers. The last video member drops the router.
+    fn video_leave(&mut self, now: Instant, slot: LegSlot, cid: ConferenceId) {
+        let Some(video) = self.leg_mut(slot).and_then(|l| l.video.as_deref_mut()) else {
+            return;
+        };
+        let producer = video.producer.take();
+        let consumers = std::mem::take(&mut video.consumers);
+        let Some(room) = self.videos.get_mut(&cid) else {
+            return;
+        };
+        for c in consumers {
+            let _ = room.router.remove_consumer(c);
+            room.routes.set_consumer(c, None);
+        }
+        if let Some(p) = producer {
+            let _ = room.router.remove_producer(now, p);
+            room.routes.set_producer(p, None);
+            if room.speaker == Some(p) {
+                room.speaker = None;
+            }
+        }
+        room.members.retain(|&m| m != slot);
+        if room.members.is_empty() {
+            self.videos.remove(&cid);
+            return;
+        }
+        // Consumers closed with the producer leave their receivers' lists, and the
+        // receivers' caps are shared among the streams they have left.
+        self.video_events(cid);
+        let members = (self.videos.get(&cid)).map_or(0, |r| r.members.len());
+        for i in 0..members {
+            let Some(&m) = self.videos.get(&cid).and_then(|r| r.members.get(i)) else {
+                break;
+            };
+            self.share_bandwidth(now, cid, m);
+        }
+    }
+
+    /// Runs the routers' due timers (NACKs, key-frame requests, layers, reports).
+    fn video_timeouts(&mut self, now: Instant, tx: &mut TxQueue) {
+        let mut ids = std::mem::take(&mut self.conference_ids);
+        ids.clear();
+        ids.extend(self.videos.keys().copied());
+        for &cid in &ids {
+            if let Some(room) = self.videos.get_mut(&cid) {
+                room.handle_timeouts(now, &mut self.legs, tx, &mut self.counters);
+            }
+            self.video_events(cid);
+        }
+        self.conference_ids = ids;
     }
 
     /// One tick of every conference: pull each member's frame, pick the talkers, mix, and
@@ -980,6 +1430,19 @@ impl CoreState {
                 {
                     audio.frame_for_mix();
                 }
+            }
+            // The loudest talker is the video's active speaker.
+            if let Some(room) = self.videos.get_mut(&cid)
+                && let Some(p) = (conf.talkers_selected().first())
+                    .and_then(|t| self.by_id.get(t))
+                    .and_then(|&s| self.legs.get(s as usize))
+                    .and_then(Option::as_ref)
+                    .and_then(|l| l.video.as_ref())
+                    .and_then(|v| v.producer)
+                && room.speaker != Some(p)
+            {
+                room.speaker = Some(p);
+                room.router.handle_active_speaker(now, p);
             }
             if conf.talkers_changed() {
                 let talkers = conf.talkers_selected().to_vec();
@@ -1429,6 +1892,9 @@ impl CoreState {
         if !self.conferences.is_empty() {
             self.mix_conferences(now, tx);
         }
+        if !self.videos.is_empty() {
+            self.video_timeouts(now, tx);
+        }
         if !self.playing.is_empty() {
             self.play_prompts(now, tx);
         }
@@ -1523,6 +1989,14 @@ impl CoreState {
             self.emit(Event::Inactive { id, idle });
         }
     }
+}
+
+/// The wall-clock anchor of the sender reports (read once per core).
+fn wall_clock() -> NtpClock {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    NtpClock::new(Instant::now(), NtpTime::from_unix(unix))
 }
 
 /// Queues a packet the engine originates for `leg` to `dst`: `head` (in the leg's outbound
@@ -1724,8 +2198,9 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     }
     // Final stats of every leg still here, then one last publish.
     let ids: Vec<LegId> = state.by_id.keys().copied().collect();
+    let now = Instant::now();
     for id in ids {
-        state.remove_leg(id);
+        state.remove_leg(now, id);
     }
     let c = backend.counters();
     fold_io_counters(&mut state.counters, &last_counters, &c);
@@ -3324,6 +3799,755 @@ mod tests {
             r.run_for(Duration::from_secs(1));
             assert_eq!(r.digits(), vec![]);
             assert!(r.rig.state.dtmf_open.is_empty());
+        }
+    }
+
+    mod video {
+        use super::*;
+        use crate::mixer::AudioFormat;
+        use crate::rtcp::{Nack, Pli};
+        use crate::rtp::{Pt, RtpPacket};
+        use crate::runtime::command::{VideoLayout, VideoReceiveCodec};
+        use crate::sfu::{EncodingConfig, KeyFrameMethod, ProducerConfig, VideoCodec};
+        use chorus_codecs::{AudioCodec, g711};
+
+        const CONF: ConferenceId = ConferenceId(9);
+        /// The H.264 publisher's three simulcast encodings.
+        const SIMULCAST: [u32; 3] = [0x1110, 0x1111, 0x1112];
+        const VP8_SSRC: u32 = 0x2220;
+
+        fn video_addr(id: u32) -> SocketAddr {
+            addr(9600 + 2 * id as u16)
+        }
+
+        fn encoding(ssrc: u32, height: u16, bps: u32) -> EncodingConfig {
+            EncodingConfig {
+                ssrc: Some(Ssrc(ssrc)),
+                rid: None,
+                rtx: None,
+                height,
+                max_bitrate_bps: bps,
+            }
+        }
+
+        fn producer(codec: VideoCodec, pt: u8, encodings: Vec<EncodingConfig>) -> ProducerConfig {
+            ProducerConfig {
+                codec,
+                pt: Pt(pt),
+                clock_rate: 90_000,
+                encodings,
+                key_frame_method: KeyFrameMethod::Pli,
+                nack: true,
+                rid_ext_id: None,
+            }
+        }
+
+        fn receive(codecs: &[(VideoCodec, u8)]) -> Vec<VideoReceiveCodec> {
+            (codecs.iter())
+                .map(|&(codec, pt)| VideoReceiveCodec {
+                    codec,
+                    pt: Pt(pt),
+                    rtx_pt: None,
+                })
+                .collect()
+        }
+
+        /// One caller with audio and video as its own end sees them (plain RTP after SRTP).
+        struct Peer {
+            id: u32,
+            up: Option<SrtpContext>,
+            down: Option<SrtpContext>,
+            audio_seq: u16,
+            loud: bool,
+            /// Video RTP received, per tick.
+            rtp: Vec<(u64, Vec<u8>)>,
+            /// Video RTCP received, per tick.
+            rtcp: Vec<(u64, Vec<u8>)>,
+            /// Outbound video: per encoding (sequence number); key frame due.
+            seqs: [u16; 3],
+            key_due: bool,
+        }
+
+        struct Room {
+            r: Rig,
+            peers: Vec<Peer>,
+        }
+
+        impl Room {
+            /// Leg 1 sends H.264 in three encodings and takes every other publisher (SRTP
+            /// video); leg 2 sends VP8 and takes every other publisher; leg 3 is a SIP
+            /// endpoint that takes one stream, the speaker's, in H.264 or VP8.
+            fn new() -> Room {
+                let mut r = Rig::new();
+                let configs = [
+                    VideoConfig {
+                        remote_rtp: video_addr(1),
+                        remote_rtcp: None,
+                        rtcp_mux: true,
+                        srtp_in: Some(key(201)),
+                        srtp_out: Some(key(301)),
+                        pair: None,
+                        producer: Some(producer(
+                            VideoCodec::H264,
+                            96,
+                            vec![
+                                encoding(SIMULCAST[0], 180, 150_000),
+                                encoding(SIMULCAST[1], 360, 500_000),
+                                encoding(SIMULCAST[2], 720, 1_500_000),
+                            ],
+                        )),
+                        // Retransmissions to an SRTP leg need RTX: the same SSRC and
+                        // sequence number again would reuse its keystream.
+                        receive: vec![
+                            VideoReceiveCodec {
+                                codec: VideoCodec::H264,
+                                pt: Pt(96),
+                                rtx_pt: None,
+                            },
+                            VideoReceiveCodec {
+                                codec: VideoCodec::Vp8,
+                                pt: Pt(98),
+                                rtx_pt: Some(Pt(99)),
+                            },
+                        ],
+                        layout: VideoLayout::All,
+                        max_height: 720,
+                        bandwidth_bps: None,
+                    },
+                    VideoConfig {
+                        remote_rtp: video_addr(2),
+                        remote_rtcp: None,
+                        rtcp_mux: true,
+                        srtp_in: None,
+                        srtp_out: None,
+                        pair: None,
+                        producer: Some(producer(
+                            VideoCodec::Vp8,
+                            100,
+                            vec![encoding(VP8_SSRC, 360, 500_000)],
+                        )),
+                        receive: receive(&[(VideoCodec::Vp8, 100), (VideoCodec::H264, 102)]),
+                        layout: VideoLayout::All,
+                        max_height: 720,
+                        bandwidth_bps: Some(4_000_000),
+                    },
+                    VideoConfig {
+                        remote_rtp: video_addr(3),
+                        remote_rtcp: None,
+                        rtcp_mux: true,
+                        srtp_in: None,
+                        srtp_out: None,
+                        pair: None,
+                        producer: None,
+                        receive: receive(&[(VideoCodec::H264, 104), (VideoCodec::Vp8, 105)]),
+                        layout: VideoLayout::ActiveSpeaker,
+                        max_height: 360,
+                        bandwidth_bps: None,
+                    },
+                ];
+                let mut peers = Vec::new();
+                for (i, v) in configs.into_iter().enumerate() {
+                    let id = i as u32 + 1;
+                    let mut c = LegConfig::new(LegId(id));
+                    c.remote_rtp = Some(addr(9500 + 2 * id as u16));
+                    c.latch = false;
+                    c.audio = Some(AudioFormat {
+                        codec: AudioCodec::Pcmu,
+                        pt: Pt(0),
+                        cn_pt: None,
+                        audio_level_ext_id: None,
+                    });
+                    r.create(c);
+                    peers.push(Peer {
+                        id,
+                        up: v.srtp_in.as_ref().map(ctx),
+                        down: v.srtp_out.as_ref().map(ctx),
+                        audio_seq: 1,
+                        loud: false,
+                        rtp: Vec::new(),
+                        rtcp: Vec::new(),
+                        seqs: [100 * id as u16, 60_000, 65_500],
+                        key_due: true,
+                    });
+                    let video = Some(Box::new(v));
+                    r.state.on_command(
+                        r.now,
+                        Command::SetVideo {
+                            leg: LegId(id),
+                            video,
+                        },
+                    );
+                    let join = Command::JoinConference {
+                        leg: LegId(id),
+                        conference: CONF,
+                    };
+                    r.state.on_command(r.now, join);
+                }
+                Room { r, peers }
+            }
+
+            fn peer(&mut self, id: u32) -> &mut Peer {
+                self.peers.iter_mut().find(|p| p.id == id).unwrap()
+            }
+
+            /// Sends `pkt` (plain) from peer `id`'s video port, protected with its key.
+            fn send_video(&mut self, id: u32, mut pkt: Vec<u8>) {
+                let rtcp = crate::rtcp::classify(&pkt) == PacketKind::Rtcp;
+                if let Some(up) = self.peer(id).up.as_mut() {
+                    let n = pkt.len();
+                    pkt.resize(n + 32, 0);
+                    let n = if rtcp {
+                        up.protect_rtcp(&mut pkt, n).unwrap()
+                    } else {
+                        up.protect_rtp(&mut pkt, n).unwrap()
+                    };
+                    pkt.truncate(n);
+                }
+                self.r.packet(video_addr(id), pkt);
+            }
+
+            /// One tick: every peer sends its audio (a tone if loud, else silence) and a
+            /// frame of video; then the core ticks and each peer takes what reached it.
+            fn step(&mut self, index: u64) {
+                let ts = (index as u32).wrapping_mul(3_000);
+                for i in 0..self.peers.len() {
+                    let p = &mut self.peers[i];
+                    let pcm: Vec<i16> = (0..160)
+                        .map(|n| {
+                            let t = (index as usize * 160 + n) as f64 / 8000.0;
+                            let v = 8_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin();
+                            if p.loud { v as i16 } else { 0 }
+                        })
+                        .collect();
+                    let mut a = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+                    a[2..4].copy_from_slice(&p.audio_seq.to_be_bytes());
+                    a[4..8].copy_from_slice(&(u32::from(p.audio_seq) * 160).to_be_bytes());
+                    a.extend_from_slice(&(0x900 + p.id).to_be_bytes());
+                    g711::encode_into(g711::Law::Mu, &pcm, &mut a);
+                    p.audio_seq += 1;
+                    let (id, key) = (p.id, std::mem::take(&mut p.key_due));
+                    let from = addr(9500 + 2 * id as u16);
+                    self.r.packet(from, a);
+                    match id {
+                        1 => {
+                            for (e, &ssrc) in SIMULCAST.iter().enumerate() {
+                                let p = self.peer(1);
+                                let seq = p.seqs[e];
+                                p.seqs[e] = seq.wrapping_add(1);
+                                let nal = if key { [0x65, 0x88] } else { [0x41, 0x9a] };
+                                let pkt = video_rtp(96, seq, ts, ssrc, &[nal[0], nal[1], e as u8]);
+                                self.send_video(1, pkt);
+                            }
+                        }
+                        2 => {
+                            let p = self.peer(2);
+                            let seq = p.seqs[0];
+                            p.seqs[0] = seq.wrapping_add(1);
+                            let body = [0x10, if key { 0x00 } else { 0x01 }, 0xaa];
+                            self.send_video(2, video_rtp(100, seq, ts, VP8_SSRC, &body));
+                        }
+                        _ => {}
+                    }
+                }
+                for (dst, mut pkt) in self.r.tick(index) {
+                    let Some(p) = self.peers.iter_mut().find(|p| video_addr(p.id) == dst) else {
+                        continue; // Audio.
+                    };
+                    let rtcp = crate::rtcp::classify(&pkt) == PacketKind::Rtcp;
+                    let n = match (p.down.as_mut(), rtcp) {
+                        (None, _) => pkt.len(),
+                        (Some(d), true) => d.unprotect_rtcp(&mut pkt).unwrap(),
+                        (Some(d), false) => d.unprotect_rtp(&mut pkt).unwrap(),
+                    };
+                    pkt.truncate(n);
+                    if rtcp {
+                        // A publisher answers a PLI with a key frame (next tick).
+                        let pli = crate::rtcp::parse_rtcp_compound(&pkt)
+                            .any(|x| matches!(x, Ok(RtcpPacket::Pli(_))));
+                        p.key_due |= pli;
+                        p.rtcp.push((index, pkt));
+                    } else {
+                        p.rtp.push((index, pkt));
+                    }
+                }
+                // A key frame every 2 s regardless.
+                if index % 100 == 99 {
+                    for p in &mut self.peers {
+                        p.key_due = true;
+                    }
+                }
+            }
+
+            /// PLIs peer `id` received in ticks `from..`, by media SSRC.
+            fn plis(&mut self, id: u32, from: u64) -> Vec<u32> {
+                let mut out = Vec::new();
+                for (_, pkt) in self.peer(id).rtcp.iter().filter(|(t, _)| *t >= from) {
+                    for x in crate::rtcp::parse_rtcp_compound(pkt) {
+                        if let Ok(RtcpPacket::Pli(pli)) = x {
+                            out.push(pli.media_ssrc.0);
+                        }
+                    }
+                }
+                out
+            }
+
+            fn video_state(&self, id: u32) -> (Option<crate::sfu::ProducerId>, usize) {
+                let slot = self.r.state.by_id[&LegId(id)];
+                let v = self.r.state.legs[slot as usize]
+                    .as_ref()
+                    .unwrap()
+                    .video
+                    .as_ref();
+                v.map_or((None, 0), |v| (v.producer, v.consumers.len()))
+            }
+        }
+
+        fn video_rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+            let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0];
+            p[2..4].copy_from_slice(&seq.to_be_bytes());
+            p[4..8].copy_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(payload);
+            p
+        }
+
+        /// (SSRC, PT, sequence number) of each RTP packet in `rtp` from tick `from` on.
+        fn ids(rtp: &[(u64, Vec<u8>)], from: u64) -> Vec<(u32, u8, u16)> {
+            (rtp.iter().filter(|(t, _)| *t >= from))
+                .map(|(_, b)| {
+                    let p = RtpPacket::parse(b).unwrap();
+                    (p.ssrc().0, p.pt().0, p.seq())
+                })
+                .collect()
+        }
+
+        /// One SSRC, sequence numbers that go up by one (retransmissions aside).
+        fn assert_continuous(ids: &[(u32, u8, u16)], what: &str) {
+            assert!(!ids.is_empty(), "{what}: nothing received");
+            let ssrc = ids[0].0;
+            let mut high = ids[0].2;
+            for &(s, _, seq) in &ids[1..] {
+                assert_eq!(s, ssrc, "{what}: one SSRC");
+                if seq.wrapping_sub(high) < 0x8000 {
+                    assert_eq!(seq, high.wrapping_add(1), "{what}: continuous");
+                    high = seq;
+                }
+            }
+        }
+
+        #[test]
+        fn three_video_legs_forward_switch_and_leave() {
+            let mut room = Room::new();
+            assert_eq!(room.r.state.videos.len(), 1);
+            assert_eq!(room.video_state(1).1, 1, "leg 1 takes leg 2's VP8");
+            assert_eq!(room.video_state(2).1, 1, "leg 2 takes leg 1's H.264");
+            assert_eq!(room.video_state(3).1, 1, "leg 3 takes the speaker");
+            let ready = (room.r.events().into_iter())
+                .filter(|e| matches!(e, Event::VideoReady { .. }))
+                .count();
+            assert_eq!(ready, 3);
+
+            // Leg 1 talks first.
+            room.peer(1).loud = true;
+            for i in 0..60 {
+                room.step(i);
+            }
+            // Each receiver gets the others' video in its own SSRC, its own payload type,
+            // with continuous sequence numbers.
+            let to2 = ids(&room.peer(2).rtp, 0);
+            assert_continuous(&to2, "H.264 to leg 2");
+            assert!(
+                to2.iter()
+                    .all(|&(s, pt, _)| pt == 102 && !SIMULCAST.contains(&s))
+            );
+            let to1: Vec<_> = (ids(&room.peer(1).rtp, 0).into_iter())
+                .filter(|&(_, pt, _)| pt != 99)
+                .collect();
+            assert_continuous(&to1, "VP8 to leg 1 (SRTP)");
+            assert!(to1.iter().all(|&(s, pt, _)| pt == 98 && s != VP8_SSRC));
+            let to3 = ids(&room.peer(3).rtp, 0);
+            assert_continuous(&to3, "speaker to leg 3");
+            assert!(
+                to3.iter().all(|&(_, pt, _)| pt == 104),
+                "leg 3 sees leg 1 (H.264)"
+            );
+            // Leg 3 wants 360 lines: the middle encoding.
+            let body = |t: &(u64, Vec<u8>)| RtpPacket::parse(&t.1).unwrap().payload().to_vec();
+            let last3 = room.peer(3).rtp.last().map(body).unwrap();
+            assert_eq!(last3[2], 1, "leg 3 gets encoding 1");
+
+            // A NACK from leg 2 is answered with the packet again.
+            let (ssrc2, _, seq) = *to2.iter().rev().nth(2).unwrap();
+            let nack = {
+                let mut b = vec![0; 64];
+                let n = Nack::write(&mut b, Ssrc(2), Ssrc(ssrc2), [seq]).unwrap();
+                b.truncate(n);
+                b
+            };
+            room.send_video(2, nack);
+            // And one from leg 1 over SRTCP, answered over SRTP.
+            let (ssrc1, _, seq1) = *to1.iter().rev().nth(3).unwrap();
+            let mut b = vec![0; 64];
+            let n = Nack::write(&mut b, Ssrc(1), Ssrc(ssrc1), [seq1]).unwrap();
+            b.truncate(n);
+            room.send_video(1, b);
+            assert_eq!(room.r.stats(1).video_rtcp_in, 1);
+            room.step(60);
+            let again = ids(&room.peer(2).rtp, 60);
+            assert!(again.iter().any(|&(_, _, s)| s == seq), "retransmitted");
+            let rtx = (room.peer(1).rtp.iter().filter(|(t, _)| *t >= 60))
+                .map(|(_, b)| RtpPacket::parse(b).unwrap())
+                .any(|p| {
+                    p.pt() == Pt(99)
+                        && p.ssrc().0 != ssrc1
+                        && p.payload().get(..2) == Some(&seq1.to_be_bytes()[..])
+                });
+            assert!(rtx, "retransmitted over RTX and SRTP");
+
+            // PLIs from both receivers of leg 1 (several each) reach leg 1 as one PLI per
+            // encoding asked for, SRTCP-protected on its video address.
+            let ssrc3 = to3[0].0;
+            for (id, media) in [(2, ssrc2), (3, ssrc3), (2, ssrc2), (3, ssrc3), (2, ssrc2)] {
+                let mut b = vec![0; 32];
+                let pli = Pli {
+                    sender_ssrc: Ssrc(id),
+                    media_ssrc: Ssrc(media),
+                };
+                let n = pli.write(&mut b).unwrap();
+                b.truncate(n);
+                room.send_video(id, b);
+            }
+            room.step(61);
+            let plis = room.plis(1, 61);
+            assert!(!plis.is_empty() && plis.len() <= 2, "aggregated: {plis:x?}");
+            let mut distinct = plis.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                plis.len(),
+                "one PLI per encoding: {plis:x?}"
+            );
+            assert!(plis.iter().all(|s| SIMULCAST.contains(s)));
+
+            // Leg 2 talks: leg 3's stream moves to leg 2's VP8 at its key frame, asked for
+            // with a PLI; same SSRC, sequence numbers continue, VP8's payload type.
+            let _ = room.r.events();
+            room.peer(1).loud = false;
+            room.peer(2).loud = true;
+            for i in 62..140 {
+                room.step(i);
+            }
+            let switched = room.r.events().into_iter().any(|e| {
+                matches!(
+                    e,
+                    Event::VideoSwitched {
+                        leg: LegId(3),
+                        source: LegId(2),
+                        ..
+                    }
+                )
+            });
+            assert!(switched, "leg 3 follows leg 2");
+            assert!(
+                room.plis(2, 62).contains(&VP8_SSRC),
+                "key frame asked of leg 2"
+            );
+            let to3 = ids(&room.peer(3).rtp, 0);
+            assert_continuous(&to3, "speaker to leg 3 across the switch");
+            assert_eq!(to3.last().unwrap().1, 105, "now VP8");
+
+            // Garbage on the video ports is counted, never forwarded, never panics.
+            let before = room.r.state.counters;
+            for (i, junk) in [
+                vec![],
+                vec![0x80],
+                vec![0x80, 96, 0, 1],
+                vec![0xff; 40],
+                vec![0x80, 0xc8, 0, 40, 1, 2, 3, 4],
+                vec![
+                    0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0x11, 0x12, 0xbe, 0xde, 0, 9,
+                ],
+                video_rtp(96, 1, 1, 0xdead, &[0x7c]),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                room.r.packet(video_addr(1 + i as u32 % 3), junk.clone());
+                room.r.packet(video_addr(3), junk);
+            }
+            // Plain RTP on leg 1's SRTP video port: refused by authentication.
+            let ahead = room.peer(1).seqs[0].wrapping_add(10);
+            let forged = video_rtp(96, ahead, 0, SIMULCAST[0], &[0x65; 40]);
+            room.r.packet(video_addr(1), forged);
+            let after = room.r.state.counters;
+            let dropped = |c: &Counters| {
+                c.get(Metric::DropNotRtp)
+                    + c.get(Metric::DropAuthFailed)
+                    + c.get(Metric::DropMalformed)
+                    + c.get(Metric::VideoDropped)
+            };
+            assert!(dropped(&after) > dropped(&before));
+            let s1 = room.r.stats(1);
+            assert!(s1.auth_failed > 0, "SRTP leg: forged video refused: {s1:?}");
+
+            // Leg 2 leaves: its producer and consumers go; leg 1 has no stream left, leg 3
+            // follows leg 1 again.
+            room.r
+                .state
+                .on_command(room.r.now, Command::RemoveLeg(LegId(2)));
+            assert_eq!(room.video_state(1).1, 0);
+            room.peer(1).loud = true;
+            room.peers.retain(|p| p.id != 2);
+            let _ = room.r.events();
+            for i in 140..200 {
+                room.step(i);
+            }
+            let back = room.r.events().into_iter().any(|e| {
+                matches!(
+                    e,
+                    Event::VideoSwitched {
+                        leg: LegId(3),
+                        source: LegId(1),
+                        ..
+                    }
+                )
+            });
+            assert!(back, "leg 3 follows leg 1 again");
+            let stats = room.r.stats(3);
+            assert!(stats.video_out > 0 && stats.video_rtp_in == 0);
+            assert!(room.r.state.counters.get(Metric::VideoOut) > 0);
+            for id in [1, 3] {
+                room.r
+                    .state
+                    .on_command(room.r.now, Command::RemoveLeg(LegId(id)));
+            }
+            assert!(
+                room.r.state.videos.is_empty(),
+                "the router goes with the last member"
+            );
+        }
+
+        /// Runs tick `index` and returns what it sent: (socket, destination, packet).
+        fn tick_socks(r: &mut Rig, index: u64) -> Vec<(SockId, SocketAddr, Vec<u8>)> {
+            let t = Tick {
+                index,
+                at: r.now,
+                late: Duration::ZERO,
+                skipped: 0,
+            };
+            r.state
+                .on_tick(r.now, t, Duration::from_millis(20), &mut r.tx);
+            let mut queued = Vec::new();
+            r.tx.take_queued(&mut queued);
+            let sent = (queued.iter())
+                .map(|e| {
+                    let b = r.tx.slot(e.slot)[..usize::from(e.len)].to_vec();
+                    (e.sock, e.dst, b)
+                })
+                .collect();
+            for e in queued {
+                r.tx.release(e.slot);
+            }
+            r.now += Duration::from_millis(20);
+            sent
+        }
+
+        #[test]
+        fn video_on_its_own_socket_pair_without_rtcp_mux_and_taken_away() {
+            // Two socket pairs: audio on the first, video on the second.
+            let mut r = Rig::new();
+            let pairs = vec![
+                SocketPair {
+                    rtp: SockId(0),
+                    rtcp: SockId(1),
+                    rtp_addr: addr(20_000),
+                    rtcp_addr: addr(20_001),
+                },
+                SocketPair {
+                    rtp: SockId(2),
+                    rtcp: SockId(3),
+                    rtp_addr: addr(20_002),
+                    rtcp_addr: addr(20_003),
+                },
+            ];
+            r.state = CoreState::new(CoreId(0), r.mailbox.clone(), pairs, 4);
+            let video = |id: u32, producer: Option<ProducerConfig>| VideoConfig {
+                remote_rtp: addr(9700 + 2 * id as u16),
+                remote_rtcp: (id == 1).then_some(addr(9711)),
+                rtcp_mux: false,
+                srtp_in: None,
+                srtp_out: None,
+                pair: Some(1),
+                producer,
+                receive: receive(&[(VideoCodec::H264, 97)]),
+                layout: VideoLayout::All,
+                max_height: 720,
+                bandwidth_bps: None,
+            };
+            let publisher = producer(VideoCodec::H264, 96, vec![encoding(0x77, 720, 1_000_000)]);
+            for (id, v) in [(1, video(1, Some(publisher))), (2, video(2, None))] {
+                let mut c = LegConfig::new(LegId(id));
+                c.remote_rtp = Some(addr(9500 + 2 * id as u16));
+                c.latch = false;
+                c.pair = Some(0);
+                c.audio = Some(AudioFormat {
+                    codec: AudioCodec::Pcmu,
+                    pt: Pt(0),
+                    cn_pt: None,
+                    audio_level_ext_id: None,
+                });
+                r.create(c);
+                let cmd = Command::SetVideo {
+                    leg: LegId(id),
+                    video: Some(Box::new(v)),
+                };
+                r.state.on_command(r.now, cmd);
+                let join = Command::JoinConference {
+                    leg: LegId(id),
+                    conference: CONF,
+                };
+                r.state.on_command(r.now, join);
+            }
+            let ready: Vec<_> = (r.events().into_iter())
+                .filter_map(|e| match e {
+                    Event::VideoReady { rtp, rtcp, .. } => Some((rtp, rtcp)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(ready, vec![(addr(20_002), addr(20_003)); 2]);
+
+            // Video RTP in on the video socket reaches leg 2 from the video socket.
+            let mut pkt = video_rtp(96, 1, 0, 0x77, &[0x65, 0x88]);
+            let meta = RxMeta {
+                sock: SockId(2),
+                src: addr(9702),
+            };
+            r.state.on_packet(r.now, meta, &mut pkt, &mut r.tx);
+            let sent = tick_socks(&mut r, 0);
+            let (sock, _, b) = (sent.iter())
+                .find(|(_, d, _)| *d == addr(9704))
+                .expect("forwarded to leg 2's video");
+            assert_eq!(*sock, SockId(2));
+            assert_eq!(RtpPacket::parse(b).unwrap().pt(), Pt(97));
+            let ssrc2 = RtpPacket::parse(b).unwrap().ssrc();
+
+            // A PLI on leg 2's video RTCP port (RTP port + 1) reaches leg 1's explicit RTCP
+            // address from the video RTCP socket.
+            let mut b = vec![0; 32];
+            let pli = Pli {
+                sender_ssrc: Ssrc(2),
+                media_ssrc: ssrc2,
+            };
+            let n = pli.write(&mut b).unwrap();
+            b.truncate(n);
+            let meta = RxMeta {
+                sock: SockId(3),
+                src: addr(9705),
+            };
+            r.state.on_packet(r.now, meta, &mut b, &mut r.tx);
+            let sent = tick_socks(&mut r, 1);
+            let plis: Vec<_> = (sent.iter())
+                .filter(|(_, d, _)| *d == addr(9711))
+                .filter(|(_, _, b)| {
+                    crate::rtcp::parse_rtcp_compound(b)
+                        .any(|p| matches!(p, Ok(RtcpPacket::Pli(p)) if p.media_ssrc == Ssrc(0x77)))
+                })
+                .collect();
+            assert_eq!(plis.len(), 1);
+            assert_eq!(plis[0].0, SockId(3));
+            assert_eq!(r.stats(2).video_rtcp_in, 1);
+
+            // Video on the audio address (bundled) is refused; the leg keeps its audio.
+            let mut bundled = video(2, None);
+            bundled.remote_rtp = addr(9504);
+            let cmd = Command::SetVideo {
+                leg: LegId(2),
+                video: Some(Box::new(bundled)),
+            };
+            r.state.on_command(r.now, cmd);
+            let rejected = (r.events().into_iter())
+                .any(|e| matches!(e, Event::VideoRejected { id: LegId(2), .. }));
+            assert!(rejected);
+
+            // Leg 2's video was taken away with it: its flows and consumer are gone.
+            let room = &r.state.videos[&CONF];
+            assert_eq!(room.members.len(), 1);
+            let mut pkt = video_rtp(97, 9, 0, 0x99, &[0x41]);
+            let before = r.state.counters.get(Metric::DropUnknownFlow);
+            let meta = RxMeta {
+                sock: SockId(2),
+                src: addr(9704),
+            };
+            r.state.on_packet(r.now, meta, &mut pkt, &mut r.tx);
+            assert_eq!(r.state.counters.get(Metric::DropUnknownFlow), before + 1);
+            let cmd = Command::SetVideo {
+                leg: LegId(1),
+                video: None,
+            };
+            r.state.on_command(r.now, cmd);
+            assert!(r.state.videos.is_empty());
+            assert_eq!(r.state.flows.len(), 2, "the two legs' audio flows");
+        }
+
+        #[test]
+        fn a_publisher_reusing_an_ssrc_is_refused_its_producer_and_still_receives() {
+            let mut room = Room::new();
+            let _ = room.r.events();
+            let mut c = LegConfig::new(LegId(4));
+            c.remote_rtp = Some(addr(9508));
+            c.latch = false;
+            c.audio = Some(AudioFormat {
+                codec: AudioCodec::Pcmu,
+                pt: Pt(0),
+                cn_pt: None,
+                audio_level_ext_id: None,
+            });
+            room.r.create(c);
+            let v = VideoConfig {
+                remote_rtp: video_addr(4),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                srtp_in: None,
+                srtp_out: None,
+                pair: None,
+                producer: Some(producer(
+                    VideoCodec::Vp8,
+                    100,
+                    vec![encoding(VP8_SSRC, 360, 500_000)],
+                )),
+                receive: receive(&[(VideoCodec::H264, 96), (VideoCodec::Vp8, 100)]),
+                layout: VideoLayout::All,
+                max_height: 720,
+                bandwidth_bps: None,
+            };
+            let cmd = Command::SetVideo {
+                leg: LegId(4),
+                video: Some(Box::new(v)),
+            };
+            room.r.state.on_command(room.r.now, cmd);
+            let join = Command::JoinConference {
+                leg: LegId(4),
+                conference: CONF,
+            };
+            room.r.state.on_command(room.r.now, join);
+            let events = room.r.events();
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::VideoRejected { id: LegId(4), .. }))
+            );
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::LegRejected { .. }))
+            );
+            assert_eq!(
+                room.video_state(4),
+                (None, 2),
+                "no producer, the others' two streams"
+            );
+            assert_eq!(room.video_state(1).1, 1, "nothing of leg 4 to take");
         }
     }
 }

@@ -168,6 +168,8 @@ pub(crate) struct Leg {
     /// Sequence number and timestamp of the audio the engine originates for this leg,
     /// before its outbound renumbering.
     pub audio_out: (u16, u32),
+    /// Its video stream, if it negotiated one.
+    pub video: Option<Box<super::leg_video::LegVideo>>,
 }
 
 fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -243,6 +245,7 @@ impl Leg {
             silent_ticks: 0,
             private_encoder: None,
             audio_out: (0, 0),
+            video: None,
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
@@ -271,6 +274,9 @@ impl Leg {
         self.flow_rtcp = None;
         self.targets.clear();
         self.sources.clear();
+        // Video is bound to the old core's sockets and router: the control side gives it
+        // again (`SetVideo`) with the re-INVITE that tells the remote the new addresses.
+        self.video = None;
         MovingLeg(Box::new(self))
     }
 

@@ -51,6 +51,15 @@ metrics! {
     DtmfEventsOut => "dtmf_events_out",
     /// Keys not sent: the leg negotiated no telephone-event.
     DtmfNotSent => "dtmf_not_sent",
+    /// Video RTP packets accepted from legs and handed to the SFU.
+    VideoRtpIn => "video_rtp_in",
+    /// Video RTCP packets accepted from legs.
+    VideoRtcpIn => "video_rtcp_in",
+    /// Video RTP and RTCP packets the SFU sent to legs.
+    VideoOut => "video_out",
+    /// Video packets dropped: refused on receive (SRTP, malformed, not RTP), not sent (no
+    /// buffer, protect failed), or from a leg in no conference.
+    VideoDropped => "video_dropped",
     /// Dropped: not RTP or RTCP (STUN, DTLS or garbage on a media port).
     DropNotRtp => "drop_not_rtp",
     /// Dropped: from an address no leg matched, and no leg waiting to latch accepted it.

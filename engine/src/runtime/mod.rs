@@ -31,14 +31,16 @@ pub mod dtmf_sender;
 pub mod flow;
 pub mod io;
 mod leg;
+mod leg_video;
 pub mod mailbox;
 pub mod metrics;
 mod seq_rewriter;
 pub mod tick;
+mod video_room;
 
 pub use command::{
     AudioFormat, Command, ConferenceId, CoreId, Event, LegConfig, LegId, LegStats, LegUpdate,
-    MovingLeg, SilenceSend, SrtpKey, TelephoneEventPt,
+    MovingLeg, SilenceSend, SrtpKey, TelephoneEventPt, VideoConfig, VideoLayout, VideoReceiveCodec,
 };
 pub use dtmf_receiver::{DtmfReceiver, DtmfReport};
 pub use io::{IoKind, IoSizes};

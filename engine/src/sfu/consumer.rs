@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::rtp::{Pt, RtpPacket, RtpPacketMut, SeqNo, Ssrc};
 use crate::sfu::producer::Encoding;
 use crate::sfu::vp8::Vp8Descriptor;
-use crate::sfu::{NackLimits, NackResponder, RtxConfig, SentPacket};
+use crate::sfu::{NackLimits, NackResponder, RtxConfig, SentPacket, VideoCodec};
 
 /// Where a consumer's video comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,9 @@ pub(crate) struct Consumer {
     /// For an active-speaker consumer: the producer it follows now.
     pub speaker: Option<u32>,
     pub bandwidth_bps: Option<u32>,
+    /// The receiver's payload type per codec (`VideoCodec::index`), when it takes several
+    /// on one stream (a SIP endpoint following the speaker); all None: `config.pt` for any.
+    pub codec_pts: [Option<Pt>; 2],
     /// Since when an upward choice has held.
     up_since: Option<(Instant, u8)>,
     // Rewriting state.
@@ -127,6 +130,7 @@ pub(crate) struct Incoming<'a> {
     pub vp8: Option<Vp8Descriptor>,
     pub key_frame: bool,
     pub clock_rate: u32,
+    pub codec: VideoCodec,
 }
 
 /// How a forwarded packet is rewritten.
@@ -175,6 +179,7 @@ impl Consumer {
             paused: false,
             speaker: None,
             bandwidth_bps: None,
+            codec_pts: [None; 2],
             up_since: None,
             started: false,
             mapping: Mapping::default(),
@@ -191,6 +196,14 @@ impl Consumer {
             octets_sent: 0,
             counters: ConsumerCounters::default(),
         }
+    }
+
+    /// The payload type this receiver takes `codec` with (None: it does not take it).
+    pub fn pt_for(&self, codec: VideoCodec) -> Option<Pt> {
+        if self.codec_pts.iter().all(Option::is_none) {
+            return Some(self.config.pt);
+        }
+        self.codec_pts.get(codec.index()).copied().flatten()
     }
 
     /// The RTP timestamp the stream would carry at `now` (for sender reports), if started.
@@ -322,7 +335,7 @@ impl Consumer {
             .map(|t| t.wrapping_add(mapping.tl0_offset));
         let rw = Rewrite {
             ssrc: self.config.ssrc,
-            pt: self.config.pt,
+            pt: self.pt_for(inc.codec).unwrap_or(self.config.pt),
             seq: out_seq.wire(),
             timestamp,
             picture_id: pid,

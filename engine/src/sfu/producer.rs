@@ -16,6 +16,16 @@ pub enum VideoCodec {
     Vp8,
 }
 
+impl VideoCodec {
+    /// Its index in per-codec tables.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            VideoCodec::H264 => 0,
+            VideoCodec::Vp8 => 1,
+        }
+    }
+}
+
 /// One simulcast encoding as signaled (`a=rid`, `a=simulcast`, `a=ssrc-group:SIM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodingConfig {

@@ -8,7 +8,7 @@ use crate::rtcp::{
     Fir, FirEntry, Nack, NtpClock, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderInfo,
     SenderReport, parse_rtcp_compound,
 };
-use crate::rtp::{RtpPacket, Ssrc};
+use crate::rtp::{Pt, RtpPacket, Ssrc};
 use crate::sfu::consumer::{Consumer, Incoming, Rewrite, write_rewritten};
 use crate::sfu::h264::H264Payload;
 use crate::sfu::producer::{BufferSizes, Producer};
@@ -455,6 +455,33 @@ impl Router {
         Ok(())
     }
 
+    /// The payload types a receiver takes each codec with on this consumer's stream, when it
+    /// takes several (a SIP endpoint following the speaker whose m=video offers H.264 and
+    /// VP8): forwarded packets carry the one of their source's codec, and a speaker follower
+    /// follows only publishers of a codec it takes. All None (the default): `pt` of the
+    /// consumer's configuration for any codec.
+    pub fn set_codec_pts(
+        &mut self,
+        now: Instant,
+        id: ConsumerId,
+        h264: Option<Pt>,
+        vp8: Option<Pt>,
+    ) -> Result<(), SfuError> {
+        for pt in [h264, vp8].into_iter().flatten() {
+            if !pt.is_valid() {
+                return Err(SfuError::PayloadType(pt.0));
+            }
+        }
+        let c = self
+            .consumers
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(SfuError::UnknownConsumer(id))?;
+        c.codec_pts = [h264, vp8];
+        self.update_forwarding(now);
+        Ok(())
+    }
+
     /// The mixer's active speaker changed to the publisher of `producer`: it moves to the
     /// front of the last-N order, and consumers following the speaker move to it.
     pub fn handle_active_speaker(&mut self, now: Instant, producer: ProducerId) {
@@ -507,11 +534,17 @@ impl Router {
             let ConsumerSource::ActiveSpeaker { except } = c.config.source else {
                 continue;
             };
+            let producers = &self.producers;
+            let takes = |p: u32| {
+                (producers.get(p as usize))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|p| c.pt_for(p.config.codec).is_some())
+            };
             let speaker = self
                 .speakers
                 .iter()
                 .copied()
-                .find(|&p| Some(ProducerId(p)) != except);
+                .find(|&p| Some(ProducerId(p)) != except && takes(p));
             if c.speaker != speaker {
                 if let Some(c) = self.consumers.get_mut(f as usize).and_then(Option::as_mut) {
                     c.speaker = speaker;
@@ -706,6 +739,7 @@ impl Router {
             vp8,
             key_frame,
             clock_rate: prod.config.clock_rate,
+            codec: prod.config.codec,
         };
         let fixed = self
             .by_producer
@@ -865,21 +899,26 @@ impl Router {
             return;
         };
         let producers = &self.producers;
-        let (ssrc, pt, rtx) = (c.config.ssrc, c.config.pt, c.config.rtx);
+        let (ssrc, rtx) = (c.config.ssrc, c.config.rtx);
+        let codec_pt = |codec| c.pt_for(codec).unwrap_or(c.config.pt);
+        let pts = [codec_pt(VideoCodec::H264), codec_pt(VideoCodec::Vp8)];
         let mut rtx_seq = c.rtx_seq;
         let mut sent = 0u64;
         c.nack.handle_nack(now, nack, |s| {
-            let Some(src) = producers
+            let Some((src, codec)) = producers
                 .get(s.producer as usize)
                 .and_then(Option::as_ref)
-                .and_then(|p| p.encodings.get(usize::from(s.encoding)))
-                .and_then(|e| e.store.get(s.src_seq))
+                .and_then(|p| {
+                    let e = p.encodings.get(usize::from(s.encoding))?;
+                    Some((e.store.get(s.src_seq)?, p.config.codec))
+                })
             else {
                 return false;
             };
             let rw = Rewrite {
                 ssrc,
-                pt,
+                // INVARIANT: codec indices are 0 and 1.
+                pt: pts[codec.index()],
                 seq: s.out_seq.wire(),
                 timestamp: s.timestamp,
                 picture_id: s.picture_id,
@@ -1161,6 +1200,51 @@ mod tests {
         b.truncate(n);
         b.extend_from_slice(payload);
         b
+    }
+
+    #[test]
+    fn a_follower_taking_two_codecs_carries_each_in_its_payload_type() {
+        let now = Instant::now();
+        let mut r = router(now);
+        let h264 = r.add_producer(now, producer(Some(10), "h")).unwrap();
+        let mut vp8 = producer(Some(20), "v");
+        vp8.codec = VideoCodec::Vp8;
+        vp8.pt = Pt(98);
+        let vp8 = r.add_producer(now, vp8).unwrap();
+        let mut follower = consumer(h264, 500);
+        follower.source = ConsumerSource::ActiveSpeaker { except: None };
+        let f = r.add_consumer(now, follower).unwrap();
+        // A receiver that takes only VP8 never follows the H.264 speaker.
+        r.set_codec_pts(now, f, None, Some(Pt(111))).unwrap();
+        let mut out = Out(Vec::new(), Vec::new());
+        r.handle_rtp(now, h264, &rtp(10, 96, 1, &[0x65, 0x88], None), &mut out);
+        assert!(
+            out.0.is_empty(),
+            "H.264 is not forwarded to a VP8-only follower"
+        );
+        r.handle_rtp(
+            now,
+            vp8,
+            &rtp(20, 98, 1, &[0x10, 0x00, 0xaa], None),
+            &mut out,
+        );
+        let sent = RtpPacket::parse(&out.0[0].1).unwrap();
+        assert_eq!((sent.ssrc(), sent.pt()), (Ssrc(500), Pt(111)));
+        // Taking both: the H.264 speaker comes in its own payload type, same stream.
+        r.set_codec_pts(now, f, Some(Pt(110)), Some(Pt(111)))
+            .unwrap();
+        r.handle_active_speaker(now, h264);
+        out.0.clear();
+        r.handle_rtp(now, h264, &rtp(10, 96, 2, &[0x65, 0x88], None), &mut out);
+        let sent = RtpPacket::parse(&out.0[0].1).unwrap();
+        assert_eq!(
+            (sent.ssrc(), sent.pt(), sent.seq()),
+            (Ssrc(500), Pt(110), 2)
+        );
+        assert_eq!(
+            r.set_codec_pts(now, f, Some(Pt(200)), None),
+            Err(SfuError::PayloadType(200))
+        );
     }
 
     #[test]

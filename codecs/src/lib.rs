@@ -22,6 +22,7 @@ pub mod comfort_noise;
 pub mod dtmf_detect;
 pub mod g711;
 pub mod g722;
+#[cfg(feature = "h264")]
 pub mod h264;
 pub mod opus;
 pub mod plc;

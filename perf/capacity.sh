@@ -12,7 +12,8 @@
 # every call up) and its CPU per leg, the generator's CPU (! when saturated: its lateness is
 # then in the figures), then the verdict. A run passes the capacity bar with
 # loss under 0.1%, p99 delay under 60 ms and MOS >= 4.0. Environment: HOLD (default 30s),
-# CHECKS (percentage of callers whose audio is checked, default 25), SERVER_ARGS (more
+# CHECKS (percentage of callers whose audio is checked, default 25), DIAL (ivr, the default,
+# or direct: the conferences are created first and callers dial their IDs), SERVER_ARGS (more
 # `chorus serve` flags, e.g. --mix-rate 8000), SILENCE (chorus-load
 # --silence, default continuous), OUT (work directory), PROFILE (seconds of `perf record -a`
 # once every call is up: profile.txt in the run's directory says where both CPUs went, by
@@ -28,6 +29,7 @@ shift 3
 hold=${HOLD:-30s}
 checks=${CHECKS:-25}
 silence=${SILENCE:-continuous}
+dial=${DIAL:-ivr}
 out=${OUT:-$(mktemp -d /tmp/chorus-capacity.XXXXXX)}
 mkdir -p "$out"
 [ -x target/release/chorus ] && [ -x target/release/chorus-load ] ||
@@ -42,6 +44,12 @@ printf '%-7s %-6s %-8s %-8s %-13s %-11s %-9s %-10s %-7s %s\n' users up loss% sho
 for users in "$@"; do
   dir=$out/$codec-$size-$talkers-$users
   rm -rf "$dir" && mkdir -p "$dir"
+  if [ "$dial" = direct ]; then
+    # chorus-load's conference IDs: 7000 and on, one per SIZE callers.
+    for k in $(seq 0 $(((users + size - 1) / size - 1))); do
+      target/release/chorus conference create $((7000 + k)) --data-dir "$dir/data" >/dev/null
+    done
+  fi
   taskset -c 0 target/release/chorus serve --sip udp:127.0.0.1:15990 --cores 1 \
     --pin-cores false --media-ports 50000-51999 --calls-per-s 1000 --calls-per-s-per-source 1000 \
     --data-dir "$dir/data" ${SERVER_ARGS:-} 2>"$dir/server.log" &
@@ -64,7 +72,7 @@ for users in "$@"; do
   set +e
   taskset -c 1 target/release/chorus-load run --server 127.0.0.1:15990 --server-pid "$server_pid" \
     --users "$users" --conference-size "$size" --talkers "$talkers" --duration "$hold" \
-    --ramp 200/s --codec "$codec" --srtp aes-cm-80 --dial ivr --silence "$silence" \
+    --ramp 200/s --codec "$codec" --srtp aes-cm-80 --dial "$dial" --silence "$silence" \
     --audio-checks "$checks" --cores 1 --media-ports 52000-53999 --progress false \
     --json "$dir/report.json" --plot "$dir/report.png" >"$dir/table.txt" 2>"$dir/load.log"
   status=$?

@@ -89,9 +89,10 @@ impl Conference {
         }
     }
 
-    /// Plays `clip` ([`CLIP_RATE`]) to every member, replacing a tone still playing.
+    /// Plays `clip` (at the mix rate: `ClipCache::at_rate`) to every member, replacing a
+    /// tone still playing.
     pub fn play_tone(&mut self, clip: Arc<[i16]>) {
-        self.tone = Some(Player::new(clip, 0, self.mix_rate));
+        self.tone = Some(Player::new(clip, 0));
     }
 
     /// The rate it mixes at.

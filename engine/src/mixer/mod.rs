@@ -16,7 +16,7 @@ pub use conference::{CLIP_RATE, Conference, MIX_RATE};
 pub use leg_audio::{AudioFormat, LegAudio, LegAudioError};
 pub use level::Level;
 pub use mix::{MixId, Mixes};
-pub use player::{Player, PrivateEncoder};
+pub use player::{ClipCache, Player, PrivateEncoder};
 pub use probe::ToneProbe;
 pub use recording::RecordingSink;
 pub use span::MixBus;

@@ -8,32 +8,66 @@ use chorus_codecs::{AudioCodec, AudioEncoder};
 
 use super::conference::CLIP_RATE;
 
-/// A clip playing to one leg or a conference: [`CLIP_RATE`] mono samples, how far it got,
-/// and, when the engine mixes at a lower rate, the resampler taking it there.
+/// Clips the control side handed over ([`CLIP_RATE`]), resampled once per core to the mix
+/// rate and kept by the clip they came from, so that a prompt playing to thousands of legs
+/// is not resampled for each of them on every tick. Bounded: the oldest entry goes first.
+#[derive(Debug, Default)]
+pub struct ClipCache {
+    /// Holding the original keeps its address from being reused by another clip while it is
+    /// a key.
+    entries: Vec<Resampled>,
+}
+
+/// A clip as handed over, and the same at the mix rate.
+type Resampled = (Arc<[i16]>, Arc<[i16]>);
+
+/// Clips a core keeps resampled (prompts, tones, a load generator's talker signals).
+const CLIP_CACHE_ENTRIES: usize = 64;
+
+impl ClipCache {
+    /// `clip` ([`CLIP_RATE`]) at `rate`: itself when the rates agree, else its resampled copy
+    /// (made on first use: the whole clip at once, the filter's delay taken out).
+    pub fn at_rate(&mut self, clip: &Arc<[i16]>, rate: u32) -> Arc<[i16]> {
+        if rate == CLIP_RATE {
+            return clip.clone();
+        }
+        if let Some((_, done)) = self.entries.iter().find(|(c, _)| Arc::ptr_eq(c, clip)) {
+            return done.clone();
+        }
+        let Ok(mut r) = Resampler::new(CLIP_RATE, rate) else {
+            return clip.clone();
+        };
+        let want = (clip.len() as u64 * u64::from(rate) / u64::from(CLIP_RATE)) as usize;
+        let delay = r.delay_samples();
+        let mut out = Vec::with_capacity(want + delay);
+        r.process(clip, &mut out);
+        // Flush the filter so the clip's end comes out, then drop its delay at the start.
+        let tail = vec![0i16; (delay + 1) * (CLIP_RATE / rate).max(1) as usize];
+        r.process(&tail, &mut out);
+        let start = delay.min(out.len());
+        let done: Arc<[i16]> = out[start..].iter().take(want).copied().collect();
+        if self.entries.len() >= CLIP_CACHE_ENTRIES {
+            self.entries.remove(0);
+        }
+        self.entries.push((clip.clone(), done.clone()));
+        done
+    }
+}
+
+/// A clip playing to one leg or a conference, at the mix rate, and how far it got.
 #[derive(Debug)]
 pub struct Player {
     clip: Arc<[i16]>,
     pos: usize,
     /// The id the control side gave the playback (reported in `PlayDone`).
     pub id: u32,
-    /// Clip rate to the engine's rate (8 kHz mixing), with its output not yet played.
-    resampler: Option<(Resampler, Vec<i16>)>,
 }
 
 impl Player {
-    /// Plays `clip` ([`CLIP_RATE`] mono) from its start, as frames at `rate` (the engine's
-    /// mix rate: 16 or 8 kHz).
-    pub fn new(clip: Arc<[i16]>, id: u32, rate: u32) -> Self {
-        let resampler = (rate != CLIP_RATE)
-            .then(|| Resampler::new(CLIP_RATE, rate).ok())
-            .flatten()
-            .map(|r| (r, Vec::new()));
-        Player {
-            clip,
-            pos: 0,
-            id,
-            resampler,
-        }
+    /// Plays `clip` (mono, at the rate of the frames it will fill: the mix rate, see
+    /// [`ClipCache`]) from its start.
+    pub fn new(clip: Arc<[i16]>, id: u32) -> Self {
+        Player { clip, pos: 0, id }
     }
 
     /// Nothing of the clip is out yet (the next frame is its first).
@@ -44,29 +78,13 @@ impl Player {
     /// Adds the next `out.len()` samples of the clip to `out` (saturating); true while
     /// samples remain after this frame.
     pub fn mix_into(&mut self, out: &mut [i16]) -> bool {
-        let Some((resampler, ready)) = &mut self.resampler else {
-            let end = (self.pos + out.len()).min(self.clip.len());
-            let chunk = self.clip.get(self.pos..end).unwrap_or_default();
-            for (o, &c) in out.iter_mut().zip(chunk) {
-                *o = o.saturating_add(c);
-            }
-            self.pos = end;
-            return self.pos < self.clip.len();
-        };
-        // Feed the clip until a frame's worth is out (a ratio of 2: twice the samples in).
-        let ratio = (CLIP_RATE / resampler.to_hz().max(1)).max(1) as usize;
-        while ready.len() < out.len() && self.pos < self.clip.len() {
-            let end = (self.pos + (out.len() - ready.len()) * ratio).min(self.clip.len());
-            let chunk = self.clip.get(self.pos..end).unwrap_or_default();
-            resampler.process(chunk, ready);
-            self.pos = end;
-        }
-        let n = ready.len().min(out.len());
-        for (o, &c) in out.iter_mut().zip(&ready[..n]) {
+        let end = (self.pos + out.len()).min(self.clip.len());
+        let chunk = self.clip.get(self.pos..end).unwrap_or_default();
+        for (o, &c) in out.iter_mut().zip(chunk) {
             *o = o.saturating_add(c);
         }
-        ready.drain(..n);
-        self.pos < self.clip.len() || !ready.is_empty()
+        self.pos = end;
+        self.pos < self.clip.len()
     }
 
     /// Samples not played yet.
@@ -146,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_clip_plays_frame_by_frame_over_what_is_there() {
-        let mut p = Player::new(Arc::from(vec![100i16; 500]), 3, CLIP_RATE);
+        let mut p = Player::new(Arc::from(vec![100i16; 500]), 3);
         let mut frame = [1i16; 320];
         assert!(p.mix_into(&mut frame));
         assert_eq!(frame, [101; 320]);
@@ -156,18 +174,24 @@ mod tests {
         assert_eq!(&frame[180..], &[0; 140]);
         assert_eq!(p.remaining(), 0);
         let mut loud = [i16::MAX; 4];
-        let mut q = Player::new(Arc::from(vec![i16::MAX; 4]), 4, CLIP_RATE);
+        let mut q = Player::new(Arc::from(vec![i16::MAX; 4]), 4);
         q.mix_into(&mut loud);
         assert_eq!(loud, [i16::MAX; 4]);
     }
 
     #[test]
-    fn a_clip_played_into_an_8_khz_mix_comes_out_at_8_khz_and_whole() {
+    fn a_clip_for_an_8_khz_mix_is_resampled_once_and_plays_whole() {
         // 1 kHz at 16 kHz, 0.5 s: 4,000 samples at 8 kHz, 25 frames of 160.
         let clip: Arc<[i16]> = (0..8_000)
             .map(|n| (8_000.0 * (2.0 * std::f64::consts::PI * n as f64 / 16.0).sin()) as i16)
             .collect();
-        let mut p = Player::new(clip, 1, 8_000);
+        let mut cache = ClipCache::default();
+        let at8k = cache.at_rate(&clip, 8_000);
+        assert_eq!(at8k.len(), 4_000);
+        // Once per clip: the same copy the next time, the clip itself at its own rate.
+        assert!(Arc::ptr_eq(&at8k, &cache.at_rate(&clip, 8_000)));
+        assert!(Arc::ptr_eq(&clip, &cache.at_rate(&clip, CLIP_RATE)));
+        let mut p = Player::new(at8k, 1);
         let mut out = Vec::new();
         let mut frames = 0;
         loop {
@@ -180,12 +204,14 @@ mod tests {
             }
         }
         assert_eq!(frames, 25);
-        // The tone is there at full level past the filter's start-up.
+        // The tone is there at full level, from start to end (the filter's delay taken out).
         let rms = |s: &[i16]| {
             (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
         };
-        let level = rms(&out[800..3_200]);
-        assert!((5_300.0..6_000.0).contains(&level), "{level}");
+        for part in [&out[40..800], &out[800..3_200], &out[3_200..3_960]] {
+            let level = rms(part);
+            assert!((5_300.0..6_000.0).contains(&level), "{level}");
+        }
     }
 
     #[test]

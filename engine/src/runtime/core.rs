@@ -27,7 +27,7 @@ use super::mailbox::Mailbox;
 use super::metrics::{CoreMetrics, Counters, Metric};
 use super::tick::{Tick, TickClock};
 use super::video_room::{VideoRoom, VideoTx};
-use crate::mixer::{Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
+use crate::mixer::{ClipCache, Conference, LegAudio, Player, PrivateEncoder, TalkerConfig};
 use crate::rtcp::{
     CompoundBuilder, NtpClock, NtpTime, PacketKind, ReceiverReport, RtcpPacket, SenderInfo,
     SenderReport, SourceDescription,
@@ -147,6 +147,8 @@ pub(crate) struct CoreState {
     /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
     /// at before each leg's encoder.
     pub mix_rate: u32,
+    /// Clips (prompts, tones) resampled to the mix rate once, not per leg and tick.
+    clips: ClipCache,
     pub counters: Counters,
     events_emitted: bool,
     shutdown: bool,
@@ -188,6 +190,7 @@ impl CoreState {
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
             mix_rate: crate::mixer::MIX_RATE,
+            clips: ClipCache::default(),
             counters: Counters::default(),
             events_emitted: false,
             shutdown: false,
@@ -793,7 +796,7 @@ impl CoreState {
             }
             Command::PlayConference { conference, clip } => {
                 if let Some(c) = self.conferences.get_mut(&conference) {
-                    c.play_tone(clip);
+                    c.play_tone(self.clips.at_rate(&clip, self.mix_rate));
                 }
             }
             Command::DetachLeg(id) => {
@@ -1761,11 +1764,11 @@ impl CoreState {
 
     /// Starts a playback on a leg (ending the one before).
     fn play(&mut self, id: LegId, clip: std::sync::Arc<[i16]>, play_id: u32) {
-        let mix_rate = self.mix_rate;
         let Some(slot) = self.by_id.get(&id).copied() else {
             self.emit(Event::UnknownLeg { id });
             return;
         };
+        let clip = self.clips.at_rate(&clip, self.mix_rate);
         let Some(leg) = self.leg_mut(slot) else {
             return;
         };
@@ -1774,7 +1777,7 @@ impl CoreState {
             .is_some_and(|f| f.codec.encoder().is_some());
         let old = leg.player.take();
         if playable {
-            leg.player = Some(Player::new(clip, play_id, mix_rate));
+            leg.player = Some(Player::new(clip, play_id));
             if !self.playing.contains(&slot) {
                 self.playing.push(slot);
             }

@@ -24,6 +24,7 @@ pub mod g711;
 pub mod g722;
 #[cfg(feature = "h264")]
 pub mod h264;
+pub mod h264_nal;
 pub mod opus;
 pub mod plc;
 pub mod prompts;

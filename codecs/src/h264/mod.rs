@@ -69,27 +69,9 @@ pub use sps::SequenceParameterSet;
 /// The RTP clock of H.264 video (RFC 6184 section 8.2.1), in Hz.
 pub const RTP_CLOCK_RATE: u32 = 90_000;
 
-/// NAL unit type (the low 5 bits of the NAL unit header): coded slice of a non-IDR picture.
-pub const NAL_SLICE: u8 = 1;
-/// NAL unit type: coded slice of an IDR picture (a key frame).
-pub const NAL_IDR: u8 = 5;
-/// NAL unit type: supplemental enhancement information.
-pub const NAL_SEI: u8 = 6;
-/// NAL unit type: sequence parameter set.
-pub const NAL_SPS: u8 = 7;
-/// NAL unit type: picture parameter set.
-pub const NAL_PPS: u8 = 8;
-/// NAL unit type: access unit delimiter.
-pub const NAL_AUD: u8 = 9;
-/// RTP payload type (RFC 6184 section 5.4): single-time aggregation packet A.
-pub const STAP_A: u8 = 24;
-/// RTP payload type (RFC 6184 section 5.4): fragmentation unit A.
-pub const FU_A: u8 = 28;
-
-/// The NAL unit type of a NAL unit header byte.
-pub fn nal_type(header: u8) -> u8 {
-    header & 0x1F
-}
+pub use crate::h264_nal::{
+    FU_A, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS, STAP_A, nal_type,
+};
 
 /// Whether a NAL unit whose header is `header` and whose next byte is `next` begins a new
 /// picture: an SEI, SPS, PPS or access unit delimiter (which precede a picture's slices), or

@@ -13,30 +13,10 @@
 //! (section 5.1), which the caller reads from the header. Nothing is decoded, copied or
 //! allocated; malformed payloads are classified as [`H264Error`], never a panic.
 
-/// NAL unit type: coded slice of a non-IDR picture.
-pub const NAL_SLICE: u8 = 1;
-/// NAL unit type: coded slice of an IDR picture (a key frame).
-pub const NAL_IDR: u8 = 5;
-/// NAL unit type: supplemental enhancement information.
-pub const NAL_SEI: u8 = 6;
-/// NAL unit type: sequence parameter set.
-pub const NAL_SPS: u8 = 7;
-/// NAL unit type: picture parameter set.
-pub const NAL_PPS: u8 = 8;
-/// NAL unit type: access unit delimiter.
-pub const NAL_AUD: u8 = 9;
-/// Payload structure type: single-time aggregation packet (RFC 6184 section 5.7.1).
-pub const STAP_A: u8 = 24;
-/// Payload structure type: single-time aggregation packet with DON (interleaved mode only).
-pub const STAP_B: u8 = 25;
-/// Payload structure type: multi-time aggregation packet, 16-bit offsets (interleaved mode).
-pub const MTAP16: u8 = 26;
-/// Payload structure type: multi-time aggregation packet, 24-bit offsets (interleaved mode).
-pub const MTAP24: u8 = 27;
-/// Payload structure type: fragmentation unit A (RFC 6184 section 5.8).
-pub const FU_A: u8 = 28;
-/// Payload structure type: fragmentation unit B (interleaved mode only).
-pub const FU_B: u8 = 29;
+pub use chorus_codecs::h264_nal::{
+    FU_A, FU_B, MTAP16, MTAP24, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS, STAP_A,
+    STAP_B,
+};
 
 /// Why a payload is not usable H.264 in non-interleaved mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -43,6 +43,8 @@ impl Recording {
             .name(format!("rec-{conference}"))
             .spawn(move || {
                 loop {
+                    // Closed before this drain: every frame it will ever hold is queued now.
+                    let closed = from.is_closed();
                     let mut wrote = false;
                     while let Some(frame) = from.pop() {
                         wrote = true;
@@ -52,7 +54,7 @@ impl Recording {
                         }
                         from.recycle(frame);
                     }
-                    if from.is_closed() && from.pop().is_none() {
+                    if closed {
                         break;
                     }
                     if !wrote {

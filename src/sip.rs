@@ -108,24 +108,46 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 /// caller the call, while one that stays full is overloaded and sheds new calls.
 const NEW_LEG_PATIENCE: Duration = Duration::from_secs(2);
 
-/// Commands a full core queue handed back, in order, each with when it was first refused.
-type Backlog = VecDeque<(CoreId, Command, Instant)>;
+/// Commands a full core queue handed back, per core in order, each with when it was first
+/// refused. Order matters only within a core (a leg moving between cores goes by events), so
+/// a core that stays full holds up its own commands, not the others'.
+#[derive(Default)]
+struct Backlog(HashMap<CoreId, VecDeque<(Command, Instant)>>);
 
-/// Retries the backlog in order until a core's queue is full again. A new leg that has
-/// waited longer than [`NEW_LEG_PATIENCE`] fails its call instead (what follows it for the
-/// same leg then finds no leg on the core, which the core counts and ignores).
-fn drain_backlog(engine: &Engine, ua: &mut UserAgent<Peer>, backlog: &mut Backlog, now: Instant) {
-    while let Some((core, command, since)) = backlog.pop_front() {
-        if let Err(e) = engine.send(core, command) {
-            if matches!(e.command, Command::CreateLeg(_))
-                && now.saturating_duration_since(since) > NEW_LEG_PATIENCE
-            {
-                ua.handle_engine_refused(now, &e.command);
-                continue;
+impl Backlog {
+    /// Nothing waits for any core.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Commands wait for `core` (a new one must queue behind them).
+    fn waits(&self, core: CoreId) -> bool {
+        self.0.contains_key(&core)
+    }
+
+    fn push(&mut self, core: CoreId, command: Command, since: Instant) {
+        self.0.entry(core).or_default().push_back((command, since));
+    }
+
+    /// Retries each core's commands in order until its queue is full again. A new leg that
+    /// has waited longer than [`NEW_LEG_PATIENCE`] fails its call instead (what follows it for
+    /// the same leg then finds no leg on the core, which the core counts and ignores).
+    fn drain(&mut self, engine: &Engine, ua: &mut UserAgent<Peer>, now: Instant) {
+        self.0.retain(|&core, queue| {
+            while let Some((command, since)) = queue.pop_front() {
+                if let Err(e) = engine.send(core, command) {
+                    if matches!(e.command, Command::CreateLeg(_))
+                        && now.saturating_duration_since(since) > NEW_LEG_PATIENCE
+                    {
+                        ua.handle_engine_refused(now, &e.command);
+                        continue;
+                    }
+                    queue.push_front((e.command, since));
+                    break;
+                }
             }
-            backlog.push_front((e.core, e.command, since));
-            break;
-        }
+            !queue.is_empty()
+        });
     }
 }
 
@@ -230,13 +252,13 @@ fn ask_directory(data_dir: &Path, question: Output, to: &mpsc::Sender<DirectoryA
 /// Sends a command to a core, or queues it behind the backlog when the core's queue is full
 /// or older commands still wait (order is kept).
 fn to_core(engine: &Engine, retry: &mut Backlog, core: CoreId, command: Command) {
-    let sent = if retry.is_empty() {
+    let sent = if !retry.waits(core) {
         engine.send(core, command)
     } else {
         Err(QueueFull { core, command })
     };
     if let Err(e) = sent {
-        retry.push_back((e.core, e.command, Instant::now()));
+        retry.push(e.core, e.command, Instant::now());
     }
 }
 
@@ -271,9 +293,9 @@ pub async fn run<S>(
     let (failures_tx, mut failures) = mpsc::channel(256);
     // Commands a full core queue handed back: retried every few milliseconds, in order, so
     // a removal is never lost (a new leg waits a bounded time, then fails its call).
-    let mut retry = Backlog::new();
+    let mut retry = Backlog::default();
     loop {
-        drain_backlog(engine, &mut ua, &mut retry, Instant::now());
+        retry.drain(engine, &mut ua, Instant::now());
         let soon = (!retry.is_empty()).then(|| Instant::now() + RETRY_INTERVAL);
         let deadline = [
             ua.poll_timeout(),
@@ -506,10 +528,10 @@ pub async fn run<S>(
                 break;
             }
         }
-        // Checkpoint queries go to the cores only when nothing waits for a retry (a lost
-        // query costs one checkpoint); record writes go to the writer thread, never waited on.
+        // Checkpoint queries go to a core only when nothing waits for it (a lost query costs
+        // one checkpoint); record writes go to the writer thread, never waited on.
         while let Some((core, leg)) = recorder.poll_query() {
-            if retry.is_empty() {
+            if !retry.waits(core) {
                 let _ = engine.send(core, Command::QueryLeg(leg));
             }
         }

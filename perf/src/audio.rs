@@ -38,7 +38,7 @@ pub fn tone_of(conference: u64, talkers: usize, slot: usize) -> usize {
 pub fn slot_of(conference: u64, talkers: usize, tone: usize) -> Option<usize> {
     let n = TONES_HZ.len();
     let first = tone_of(conference, talkers, 0);
-    let slot = (tone + n - first % n) % n;
+    let slot = (tone + n - first) % n;
     (slot < talkers).then_some(slot)
 }
 

@@ -45,11 +45,10 @@ impl Series {
     /// The mean shortfall against 50 packets a second over the steady samples so far,
     /// percent (None before the first).
     pub fn steady_short_pct(&self) -> Option<f64> {
-        let steady: Vec<f64> = (self.steady.iter().zip(&self.loss_pct))
+        let (sum, n) = (self.steady.iter().zip(&self.loss_pct))
             .filter(|(steady, _)| **steady)
-            .map(|(_, short)| *short)
-            .collect();
-        (!steady.is_empty()).then(|| steady.iter().sum::<f64>() / steady.len() as f64)
+            .fold((0.0, 0u32), |(sum, n), (_, short)| (sum + short, n + 1));
+        (n > 0).then(|| sum / f64::from(n))
     }
 }
 

@@ -95,11 +95,6 @@ impl Conference {
         self.tone = Some(Player::new(clip, 0));
     }
 
-    /// The rate it mixes at.
-    pub fn mix_rate(&self) -> u32 {
-        self.mix_rate
-    }
-
     /// Starts a tick: selects the talkers from `self.levels` (filled by the caller for this
     /// tick). Only their frames are needed at the conference rate; then `mix_selected`.
     pub fn select(&mut self) -> &[LegId] {

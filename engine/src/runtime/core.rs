@@ -4262,6 +4262,7 @@ mod tests {
 
             // Garbage on the video ports is counted, never forwarded, never panics.
             let before = room.r.state.counters;
+            let queued = room.r.tx.queued_len();
             for (i, junk) in [
                 vec![],
                 vec![0x80],
@@ -4291,6 +4292,11 @@ mod tests {
                     + c.get(Metric::VideoDropped)
             };
             assert!(dropped(&after) > dropped(&before));
+            assert_eq!(
+                room.r.tx.queued_len(),
+                queued,
+                "nothing of it was forwarded"
+            );
             let s1 = room.r.stats(1);
             assert!(s1.auth_failed > 0, "SRTP leg: forged video refused: {s1:?}");
 

@@ -172,7 +172,7 @@ pub(crate) struct Leg {
     pub video: Option<Box<super::leg_video::LegVideo>>,
 }
 
-fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
+pub(super) fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
     key.as_ref()
         .map(|k| SrtpContext::new(k.suite, &k.key, &k.salt))
         .transpose()

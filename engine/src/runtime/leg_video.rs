@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-use super::command::{SrtpKey, VideoConfig};
+use super::command::VideoConfig;
 use super::flow::FlowKey;
 use super::io::SockId;
+use super::leg::context;
 use crate::sfu::{ConsumerId, ProducerId};
 use crate::srtp::{SrtpContext, SrtpError};
 
@@ -31,12 +32,6 @@ pub(crate) struct LegVideo {
     pub producer: Option<ProducerId>,
     /// Its consumers in the conference's router.
     pub consumers: Vec<ConsumerId>,
-}
-
-fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
-    key.as_ref()
-        .map(|k| SrtpContext::new(k.suite, &k.key, &k.salt))
-        .transpose()
 }
 
 impl LegVideo {

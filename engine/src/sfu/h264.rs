@@ -15,7 +15,7 @@
 
 pub use chorus_codecs::h264_nal::{
     FU_A, FU_B, MTAP16, MTAP24, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SLICE, NAL_SPS, STAP_A,
-    STAP_B,
+    STAP_B, nal_type,
 };
 
 /// Why a payload is not usable H.264 in non-interleaved mode.
@@ -100,7 +100,7 @@ impl H264Payload {
         if first & 0x80 != 0 {
             return Err(H264Error::ForbiddenBit);
         }
-        let t = first & 0x1f;
+        let t = nal_type(first);
         match t {
             1..=23 => Ok(Self::single(t)),
             STAP_A => Self::stap_a(payload),
@@ -142,7 +142,7 @@ impl H264Payload {
             if header & 0x80 != 0 {
                 return Err(H264Error::ForbiddenBit);
             }
-            let t = header & 0x1f;
+            let t = nal_type(header);
             if !is_nal_unit_type(t) {
                 return Err(H264Error::StapNested(t));
             }
@@ -171,7 +171,7 @@ impl H264Payload {
         if start && end {
             return Err(H264Error::FuStartAndEnd);
         }
-        let t = fu_header & 0x1f;
+        let t = nal_type(fu_header);
         if !is_nal_unit_type(t) {
             return Err(H264Error::FuNested(t));
         }

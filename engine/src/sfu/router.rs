@@ -421,6 +421,14 @@ impl Router {
         }
     }
 
+    /// The consumer `id`, or `UnknownConsumer`.
+    fn consumer_mut(&mut self, id: ConsumerId) -> Result<&mut Consumer, SfuError> {
+        self.consumers
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(SfuError::UnknownConsumer(id))
+    }
+
     /// The receiver's bandwidth estimate for this consumer (REMB, transport-cc), in bits/s.
     pub fn set_bandwidth(
         &mut self,
@@ -428,11 +436,7 @@ impl Router {
         id: ConsumerId,
         bps: u32,
     ) -> Result<(), SfuError> {
-        let c = self
-            .consumers
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(SfuError::UnknownConsumer(id))?;
+        let c = self.consumer_mut(id)?;
         c.bandwidth_bps = Some(bps);
         self.choose_layers(now, id.0);
         Ok(())
@@ -445,11 +449,7 @@ impl Router {
         id: ConsumerId,
         height: u16,
     ) -> Result<(), SfuError> {
-        let c = self
-            .consumers
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(SfuError::UnknownConsumer(id))?;
+        let c = self.consumer_mut(id)?;
         c.config.max_height = height;
         self.choose_layers(now, id.0);
         Ok(())
@@ -472,11 +472,7 @@ impl Router {
                 return Err(SfuError::PayloadType(pt.0));
             }
         }
-        let c = self
-            .consumers
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(SfuError::UnknownConsumer(id))?;
+        let c = self.consumer_mut(id)?;
         c.codec_pts = [h264, vp8];
         self.update_forwarding(now);
         Ok(())
@@ -686,9 +682,15 @@ impl Router {
         } else {
             packet
         };
-        let Ok(pkt) = RtpPacket::parse(bytes) else {
-            self.counters.malformed_rtp += 1;
-            return;
+        // An ordinary packet was parsed above; an unwrapped RTX one is parsed once, here.
+        let pkt = if is_rtx {
+            let Ok(pkt) = RtpPacket::parse(bytes) else {
+                self.counters.malformed_rtp += 1;
+                return;
+            };
+            pkt
+        } else {
+            first
         };
         if pkt.pt() != pt {
             self.counters.wrong_pt += 1;

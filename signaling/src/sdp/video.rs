@@ -27,32 +27,26 @@ use super::rtpmap::Rtpmap;
 /// The RTP clock of every video format here (RFC 6184, RFC 7741).
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
-/// A video format the SFU forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-    /// H.264 (RFC 6184), packetization mode 1 (single NAL, STAP-A, FU-A).
-    H264,
-    /// VP8 (RFC 7741).
-    Vp8,
+/// A video format the SFU forwards (the engine's own type: what is negotiated here is what
+/// its router is configured with).
+pub use chorus_engine::sfu::VideoCodec;
+
+/// The encoding name of `codec` in `a=rtpmap`.
+pub fn encoding(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H264 => "H264",
+        VideoCodec::Vp8 => "VP8",
+    }
 }
 
-impl VideoCodec {
-    /// The encoding name in `a=rtpmap`.
-    pub fn encoding(self) -> &'static str {
-        match self {
-            VideoCodec::H264 => "H264",
-            VideoCodec::Vp8 => "VP8",
-        }
+/// The video format an rtpmap names, if one we forward (at the 90 kHz clock).
+fn codec_of(rtpmap: &Rtpmap) -> Option<VideoCodec> {
+    if rtpmap.clock_rate != VIDEO_CLOCK_RATE {
+        return None;
     }
-
-    fn of(rtpmap: &Rtpmap) -> Option<Self> {
-        if rtpmap.clock_rate != VIDEO_CLOCK_RATE {
-            return None;
-        }
-        [VideoCodec::H264, VideoCodec::Vp8]
-            .into_iter()
-            .find(|c| rtpmap.encoding.eq_ignore_ascii_case(c.encoding()))
-    }
+    [VideoCodec::H264, VideoCodec::Vp8]
+        .into_iter()
+        .find(|&c| rtpmap.encoding.eq_ignore_ascii_case(encoding(c)))
 }
 
 /// The H.264 profiles told apart by `profile-level-id` (RFC 6184 section 8.1, Table 5).
@@ -513,7 +507,7 @@ fn pick_video(
     config.codecs.iter().find_map(|&codec| {
         offered.iter().find_map(|&pt| {
             let map = maps.iter().find(|m| m.payload_type == pt)?;
-            if VideoCodec::of(map) != Some(codec) {
+            if codec_of(map) != Some(codec) {
                 return None;
             }
             match codec {
@@ -545,28 +539,11 @@ fn remote_cap(media: &MediaDescription) -> Option<u64> {
 /// H.264, its profile and level.
 type Format = (VideoCodec, Pt, Option<Pt>, Option<ProfileLevelId>);
 
-/// The lines after the m-line shared by offer and answer: rtpmap and fmtp of the format
-/// (and RTX), feedback, extensions, and our bandwidth cap.
-fn format_lines(
-    m: &mut MediaDescription,
-    (codec, pt, rtx_pt, h264): Format,
-    feedback: Feedback,
-    extensions: &Extensions,
-    max_receive_bps: Option<u64>,
-) {
-    if let Some(bps) = max_receive_bps {
-        m.bandwidths.push(Bandwidth {
-            kind: BandwidthKind::Tias,
-            value: bps,
-        });
-        m.bandwidths.push(Bandwidth {
-            kind: BandwidthKind::As,
-            value: bps.div_ceil(1000),
-        });
-    }
+/// One format's lines: its rtpmap and fmtp, its feedback, and those of its RTX.
+fn format_lines(m: &mut MediaDescription, (codec, pt, rtx_pt, h264): Format, feedback: Feedback) {
     m.attributes.push(Attribute::new(
         "rtpmap",
-        format!("{pt} {}/{VIDEO_CLOCK_RATE}", codec.encoding()),
+        format!("{pt} {}/{VIDEO_CLOCK_RATE}", encoding(codec)),
     ));
     if let Some(plid) = h264 {
         m.attributes.push(Attribute::new(
@@ -582,6 +559,20 @@ fn format_lines(
         ));
         m.attributes
             .push(Attribute::new("fmtp", format!("{rtx} apt={pt}")));
+    }
+}
+
+/// The m-line's lines after its formats, once: our bandwidth cap, the extensions, rtcp-mux.
+fn shared_lines(m: &mut MediaDescription, extensions: &Extensions, max_receive_bps: Option<u64>) {
+    if let Some(bps) = max_receive_bps {
+        m.bandwidths.push(Bandwidth {
+            kind: BandwidthKind::Tias,
+            value: bps,
+        });
+        m.bandwidths.push(Bandwidth {
+            kind: BandwidthKind::As,
+            value: bps.div_ceil(1000),
+        });
     }
     m.attributes.extend(extensions.attributes());
     m.attributes.push(Attribute::flag("rtcp-mux"));
@@ -642,13 +633,8 @@ pub fn answer_video(
     if let Some(mid) = offered.mid() {
         m.attributes.push(Attribute::new("mid", mid));
     }
-    format_lines(
-        &mut m,
-        (codec, pt, rtx_pt, h264),
-        feedback,
-        &extensions,
-        config.max_receive_bps,
-    );
+    format_lines(&mut m, (codec, pt, rtx_pt, h264), feedback);
+    shared_lines(&mut m, &extensions, config.max_receive_bps);
     m.attributes.push(Attribute::flag(direction.attribute()));
     if !simulcast.is_empty() {
         for rid in &simulcast {
@@ -716,25 +702,11 @@ pub fn offer_video(port: u16, protocol: Protocol, config: &VideoConfig) -> Media
         profile_iop: 0xe0,
         level_idc: config.h264_max_level,
     };
-    for (i, (codec, pt, rtx)) in formats.iter().enumerate() {
-        let mut part = MediaDescription::new(MediaKind::Video, port, m.protocol.clone(), vec![]);
-        let plid = (*codec == VideoCodec::H264).then_some(h264);
-        // Extensions and the cap once, after the last format.
-        let last = i + 1 == formats.len();
-        let none = Extensions::default();
-        format_lines(
-            &mut part,
-            (*codec, *pt, *rtx, plid),
-            config.feedback,
-            if last { &extensions } else { &none },
-            if last { config.max_receive_bps } else { None },
-        );
-        if !last {
-            part.attributes.retain(|a| a.name != "rtcp-mux");
-        }
-        m.bandwidths.extend(part.bandwidths);
-        m.attributes.extend(part.attributes);
+    for &(codec, pt, rtx) in &formats {
+        let plid = (codec == VideoCodec::H264).then_some(h264);
+        format_lines(&mut m, (codec, pt, rtx, plid), config.feedback);
     }
+    shared_lines(&mut m, &extensions, config.max_receive_bps);
     m.attributes.push(Attribute::flag("sendrecv"));
     m
 }
@@ -760,7 +732,7 @@ pub fn accept_video_answer(
         .filter(|pt| ours.contains(pt))
         .find_map(|pt| {
             let map = answer.rtpmap(pt).or_else(|| offer.rtpmap(pt))?;
-            match VideoCodec::of(&map)? {
+            match codec_of(&map)? {
                 VideoCodec::H264 => {
                     h264_format(answer, pt, config).map(|p| (VideoCodec::H264, pt, Some(p)))
                 }

@@ -110,6 +110,9 @@ pub fn read_wav(bytes: &[u8]) -> Wav {
 pub struct BaresipCall {
     /// baresip's own log, without its once-a-tick bit rate lines.
     pub log: String,
+    /// The last of those lines: `[0:00:09] audio=64000/64000 video=17125/17125 (bit/s)
+    /// efps=15.0/15.0` (sent/received; efps: frames per second encoded/decoded).
+    pub status: String,
     /// Events from its control socket (JSON, in order).
     pub events: String,
     /// What it decoded from the server, as recorded.
@@ -167,6 +170,9 @@ pub struct Baresip<'a> {
     pub secs: u32,
     /// Keys to press (RFC 4733), each this many milliseconds after the call is established.
     pub keys: &'a [(u64, &'a str)],
+    /// Offer video too: VP8 from baresip's `fakevideo` source (a moving 320x240 test
+    /// picture), decoded into its `fakevideo` display.
+    pub video: bool,
 }
 
 impl Baresip<'_> {
@@ -181,6 +187,7 @@ impl Baresip<'_> {
             rtp_ports,
             secs: 9,
             keys: if keys[0].1.is_empty() { &[] } else { &keys },
+            video: false,
         }
         .call(server)
     }
@@ -224,10 +231,17 @@ impl Baresip<'_> {
                  module g711.so\nmodule opus.so\nmodule aufile.so\nmodule srtp.so\n\
                  module sndfile.so\nsnd_path {rec}\nmodule_app menu.so\nmodule_app account.so\n\
                  module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                 rtp_ports {rtp_ports}\n",
+                 rtp_ports {rtp_ports}\n{video}",
                 rec = rec.display(),
                 dir = dir.display(),
                 rtp_ports = self.rtp_ports,
+                video = if self.video {
+                    "module vp8.so\nmodule fakevideo.so\nvideo_source fakevideo,nil\n\
+                     video_display fakevideo,nil\nvideo_size 320x240\nvideo_bitrate 300000\n\
+                     video_fps 15\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();
@@ -288,6 +302,10 @@ impl Baresip<'_> {
         );
         let _ = child.0.wait();
         // Its status line ("[0:00:03] audio=64320/55040 (bit/s)") comes many times a second.
+        let status = (log().split(['\n', '\r']))
+            .rfind(|l| l.contains("audio="))
+            .map(str::to_owned)
+            .unwrap_or_default();
         let log: String = (log().split(['\n', '\r']))
             .filter(|l| !l.trim().is_empty() && !l.contains("audio="))
             .map(|l| format!("{l}\n"))
@@ -300,6 +318,7 @@ impl Baresip<'_> {
             .unwrap_or_else(|| panic!("baresip recorded nothing: {log}"));
         BaresipCall {
             log,
+            status,
             events: String::from_utf8_lossy(&events).into_owned(),
             heard,
         }

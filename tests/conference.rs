@@ -257,7 +257,11 @@ fn video_phones_see_each_other_and_a_phone_caller_hears_them() {
         let context = || format!("caller {i}:\n{}\n{}\nserver:\n{log}", call.status, call.log);
         for (j, other) in callers.iter().enumerate().filter(|(j, _)| *j != i) {
             let heard = call.heard.tone_share(other.freq, 7.0, 11.0);
-            assert!(heard > 0.1, "caller {i} hears {j} at {heard:.3}: {}", context());
+            assert!(
+                heard > 0.1,
+                "caller {i} hears {j} at {heard:.3}: {}",
+                context()
+            );
         }
         if !callers[i].video {
             continue;

@@ -1279,6 +1279,7 @@ impl CoreState {
             .find(|r| codec.is_none_or(|c| r.codec == c))
             .copied()?;
         let (base, max_height) = (leg.local_ssrc, video.config.max_height);
+        let extensions = video.config.extensions;
         // A speaker follower takes every codec the receiver does, each in its own payload
         // type (the stream changes payload type with the speaker's codec).
         let pt_of = |codec| {
@@ -1300,6 +1301,7 @@ impl CoreState {
                 }),
                 max_height,
                 nack_limits: NackLimits::default(),
+                extensions,
             };
             match room.router.add_consumer(now, config) {
                 Ok(c) => {
@@ -3842,6 +3844,7 @@ mod tests {
                 key_frame_method: KeyFrameMethod::Pli,
                 nack: true,
                 rid_ext_id: None,
+                extensions: Default::default(),
             }
         }
 
@@ -3907,6 +3910,7 @@ mod tests {
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: None,
+                        extensions: Default::default(),
                     },
                     VideoConfig {
                         remote_rtp: video_addr(2),
@@ -3924,6 +3928,7 @@ mod tests {
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: Some(4_000_000),
+                        extensions: Default::default(),
                     },
                     VideoConfig {
                         remote_rtp: video_addr(3),
@@ -3937,6 +3942,7 @@ mod tests {
                         layout: VideoLayout::ActiveSpeaker,
                         max_height: 360,
                         bandwidth_bps: None,
+                        extensions: Default::default(),
                     },
                 ];
                 let mut peers = Vec::new();
@@ -4393,6 +4399,7 @@ mod tests {
                 layout: VideoLayout::All,
                 max_height: 720,
                 bandwidth_bps: None,
+                extensions: Default::default(),
             };
             let publisher = producer(VideoCodec::H264, 96, vec![encoding(0x77, 720, 1_000_000)]);
             for (id, v) in [(1, video(1, Some(publisher))), (2, video(2, None))] {
@@ -4529,6 +4536,7 @@ mod tests {
                 layout: VideoLayout::All,
                 max_height: 720,
                 bandwidth_bps: None,
+                extensions: Default::default(),
             };
             let cmd = Command::SetVideo {
                 leg: LegId(4),

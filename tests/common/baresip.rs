@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::sip::Server;
 
-/// A 16-bit mono 8 kHz WAV of a sine tone.
-pub fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
+/// A 16-bit mono 8 kHz WAV, `secs` long, of a sine tone from `talk.0` to `talk.1` seconds and
+/// silence around it.
+pub fn tone_wav(freq_hz: f64, secs: f64, talk: (f64, f64)) -> Vec<u8> {
     let n = (8000.0 * secs) as u32;
     let mut w = Vec::with_capacity(44 + 2 * n as usize);
     w.extend_from_slice(b"RIFF");
@@ -26,7 +27,9 @@ pub fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
     w.extend_from_slice(b"data");
     w.extend_from_slice(&(2 * n).to_le_bytes());
     for i in 0..n {
-        let s = (f64::from(i) * freq_hz * std::f64::consts::TAU / 8000.0).sin() * 16_000.0;
+        let t = f64::from(i) / 8000.0;
+        let on = (talk.0..talk.1).contains(&t);
+        let s = (t * freq_hz * std::f64::consts::TAU).sin() * if on { 16_000.0 } else { 0.0 };
         w.extend_from_slice(&(s as i16).to_le_bytes());
     }
     w
@@ -162,8 +165,11 @@ pub struct Baresip<'a> {
     pub user: &'a str,
     /// The only codec offered (baresip's name: `PCMU`, `opus/48000/2`).
     pub codec: &'a str,
-    /// The microphone: a sine at this frequency for the whole call.
+    /// The microphone: a sine at this frequency, from `talk.0` to `talk.1` seconds after
+    /// baresip starts (silence around it).
     pub freq: f64,
+    /// See `freq`; `(0.0, f64::INFINITY)` for the whole call.
+    pub talk: (f64, f64),
     /// baresip's own RTP port range.
     pub rtp_ports: &'a str,
     /// baresip exits after this many seconds (`-t`), ending the call.
@@ -184,6 +190,7 @@ impl Baresip<'_> {
             user: "echo",
             codec,
             freq: 440.0,
+            talk: (0.0, f64::INFINITY),
             rtp_ports,
             secs: 9,
             keys: if keys[0].1.is_empty() { &[] } else { &keys },
@@ -210,7 +217,7 @@ impl Baresip<'_> {
         std::fs::create_dir_all(&rec).unwrap();
         std::fs::write(
             dir.join("tone.wav"),
-            tone_wav(self.freq, f64::from(self.secs) + 2.0),
+            tone_wav(self.freq, f64::from(self.secs) + 2.0, self.talk),
         )
         .unwrap();
         let free_port = || {

@@ -90,6 +90,8 @@ pub(crate) struct CoreParams {
     pub talkers: usize,
     /// The rate conferences mix at.
     pub mix_rate: u32,
+    /// Last-N for the conferences' video routers.
+    pub video_last_n: Option<usize>,
 }
 
 /// What a core reports once it is running (or why it could not start).
@@ -147,6 +149,8 @@ pub(crate) struct CoreState {
     /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
     /// at before each leg's encoder.
     pub mix_rate: u32,
+    /// Each conference's video router forwards only its N most recent speakers' video.
+    pub video_last_n: Option<usize>,
     /// Clips (prompts, tones) resampled to the mix rate once, not per leg and tick.
     clips: ClipCache,
     pub counters: Counters,
@@ -190,6 +194,7 @@ impl CoreState {
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
             mix_rate: crate::mixer::MIX_RATE,
+            video_last_n: None,
             clips: ClipCache::default(),
             counters: Counters::default(),
             events_emitted: false,
@@ -1180,9 +1185,10 @@ impl CoreState {
         let id = leg.id;
         let producer_cfg = video.config.producer.clone();
         let layout = video.config.layout;
-        let ntp = self.ntp;
+        let (ntp, last_n) = (self.ntp, self.video_last_n);
         let room = self.videos.entry(cid).or_insert_with(|| {
             let mut config = RouterConfig::new(ntp);
+            config.last_n = last_n;
             config.rtcp_ssrc = Ssrc(0x5f0_0000 ^ cid.0.rotate_left(8));
             VideoRoom::new(Router::new(now, config))
         });
@@ -2122,6 +2128,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         metrics,
         talkers,
         mix_rate,
+        video_last_n,
     } = params;
     if let Some(cpu) = pin_cpu
         && let Err(e) = sys::pin_current_thread(cpu)
@@ -2162,6 +2169,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     state.tick_ms = tick.as_millis().clamp(1, 1000) as u32;
     state.talker_config.max_talkers = talkers.clamp(1, 16);
     state.mix_rate = mix_rate;
+    state.video_last_n = video_last_n;
     let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
     drop(ready);
     tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");

@@ -81,8 +81,8 @@ pub const DEFAULT_MAX_HEIGHT: u16 = 1_080;
 ///
 /// - The peer publishes when it sends: one encoding per simulcast RID, lowest first (by
 ///   `max-height`, else the offer's order read highest first, RFC 8853's convention), with
-///   the SSRCs of its `SIM` group when it gave them; else one per announced SSRC; else one
-///   stream learned from its first packet.
+///   the SSRCs of its `SIM` group when it gave as many; else one per announced SSRC; else
+///   one stream learned from its first packet.
 /// - It receives when we send: its format, with RTX when negotiated; one stream per publisher
 ///   when it asked ([`crate::sdp::LAYOUT_ATTRIBUTE`]), else the active speaker's.
 pub fn video_config(v: &VideoSession, pair: u16) -> VideoConfig {
@@ -148,10 +148,22 @@ fn producer_config(v: &VideoSession) -> ProducerConfig {
     } else {
         rids.reverse();
     }
-    let n = rids.len().max(v.remote_sources.len()).max(1);
+    // RIDs leave paused layers out while `SIM` lists every SSRC: the two are paired by
+    // position only when they count the same layers; otherwise the RIDs are learned alone.
+    let sources: &[VideoSource] = if rids.is_empty() || rids.len() == v.remote_sources.len() {
+        &v.remote_sources
+    } else {
+        &[]
+    };
+    let n = if rids.is_empty() {
+        sources.len()
+    } else {
+        rids.len()
+    }
+    .max(1);
     let encodings = (0..n)
         .map(|i| {
-            let source = v.remote_sources.get(i);
+            let source = sources.get(i);
             let rid = rids.get(i);
             let height = (rid.and_then(|r| r.max_height)).map_or(guessed_height(i, n), |h| {
                 u16::try_from(h).unwrap_or(u16::MAX)

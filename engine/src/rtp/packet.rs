@@ -319,7 +319,13 @@ impl<'a> RtpPacketMut<'a> {
                 continue;
             }
             let (id, len) = match form {
-                ExtensionForm::OneByte if first >> 4 == 15 => return,
+                // ID 15 ends the block for a receiver; what follows goes too.
+                ExtensionForm::OneByte if first >> 4 == 15 => {
+                    if let Some(rest) = data.get_mut(i..) {
+                        rest.fill(0);
+                    }
+                    return;
+                }
                 ExtensionForm::OneByte => (first >> 4, 2 + usize::from(first & 0x0f)),
                 ExtensionForm::TwoByte { .. } => match data.get(i + 1) {
                     Some(&n) => (first, 2 + usize::from(n)),
@@ -447,6 +453,13 @@ mod tests {
                 .count(),
             0
         );
+        // ID 15 stops a receiver's parsing: it and everything after it become padding.
+        let mut buf = with_extensions(ExtensionForm::OneByte, &exts);
+        buf[16] = 0xf0;
+        RtpPacketMut::parse(&mut buf)
+            .unwrap()
+            .remap_extensions(Some);
+        assert!(buf[16..28].iter().all(|&b| b == 0), "{:?}", &buf[16..28]);
         // An element running past the block is zeroed with the rest of it.
         let mut buf = with_extensions(ExtensionForm::OneByte, &exts[..1]);
         buf[16] = 0x3f; // id 3, 16 bytes: more than the block holds

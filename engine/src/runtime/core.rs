@@ -643,6 +643,8 @@ impl CoreState {
         let start = self.pending_cursor.get(sock).copied().unwrap_or(0) % waiting.len();
         let mut plain_only: Option<LegSlot> = None;
         let mut plain_count = 0;
+        // The payload type (an RTP packet: kind is Rtp).
+        let pt = crate::rtp::Pt(buf.get(1).map_or(0, |b| b & 0x7f));
         let mut chosen = None;
         let mut tried = 0;
         for k in 0..waiting.len().min(LATCH_TRIES) {
@@ -661,6 +663,9 @@ impl CoreState {
                         break;
                     }
                 }
+                // Plain RTP of a payload type the leg's audio does not take (another
+                // call's video on this socket, say) is not its stream.
+                None if !leg.takes_audio_pt(pt) => {}
                 None => {
                     let named = match how {
                         Latch::NewAddress => {
@@ -1104,7 +1109,8 @@ impl CoreState {
         if let Some(c) = conference {
             self.video_leave(now, slot, c);
         }
-        if let Some(old) = self.leg_mut(slot).and_then(|l| l.video.take()) {
+        let old = self.leg_mut(slot).and_then(|l| l.video.take());
+        if let Some(old) = &old {
             for k in std::iter::once(old.flow_rtp).chain(old.flow_rtcp) {
                 self.flows.remove(k, slot);
             }
@@ -1138,13 +1144,25 @@ impl CoreState {
         } else {
             pair.rtcp_addr
         };
-        let video = match LegVideo::new(*cfg, pair.rtp, pair.rtcp) {
+        let mut video = match LegVideo::new(*cfg, pair.rtp, pair.rtcp) {
             Ok(v) => v,
             Err(e) => {
                 self.emit(reject(format!("video SRTP keys rejected: {e}")));
                 return;
             }
         };
+        // A key that did not change keeps its context (RFC 4568 7.1.4): the rollover
+        // counter, replay window and SRTCP index go on. A fresh context under an old key
+        // would protect indexes it already used.
+        if let Some(old) = old {
+            let old = *old;
+            if old.config.srtp_in == video.config.srtp_in {
+                video.srtp_in = old.srtp_in;
+            }
+            if old.config.srtp_out == video.config.srtp_out {
+                video.srtp_out = old.srtp_out;
+            }
+        }
         let (rtp_key, rtcp_key) = (video.flow_rtp, video.flow_rtcp);
         if self.flows.insert(rtp_key, slot, None).is_err() {
             self.emit(reject("video address already used by another leg".into()));
@@ -1267,7 +1285,8 @@ impl CoreState {
 
     /// Adds a consumer for leg `slot` from `source`, in the receiver's payload type for
     /// `codec` (None: its first codec); a receiver that does not take the codec gets none.
-    /// Its SSRC is derived from the leg's own, skipping any the router already uses.
+    /// Its SSRC is derived from the leg's own and the count of consumer SSRCs it has had
+    /// (never one it had before), skipping any the router already uses.
     fn add_consumer(
         &mut self,
         now: Instant,
@@ -1286,6 +1305,7 @@ impl CoreState {
             .copied()?;
         let (base, max_height) = (leg.local_ssrc, video.config.max_height);
         let extensions = video.config.extensions;
+        let used = leg.video_ssrcs_used;
         // A speaker follower takes every codec the receiver does, each in its own payload
         // type (the stream changes payload type with the speaker's codec).
         let pt_of = |codec| {
@@ -1295,7 +1315,10 @@ impl CoreState {
         };
         let codec_pts = (pt_of(VideoCodec::H264), pt_of(VideoCodec::Vp8));
         let room = self.videos.get_mut(&cid)?;
-        for k in 1u32..=32 {
+        let mut added = None;
+        let mut k = used;
+        for _ in 0..32 {
+            k = k.wrapping_add(1);
             let ssrc = base ^ k.wrapping_mul(0x9e37_79b9);
             let config = ConsumerConfig {
                 source,
@@ -1315,16 +1338,19 @@ impl CoreState {
                         let _ = room.router.set_codec_pts(now, c, codec_pts.0, codec_pts.1);
                     }
                     room.routes.set_consumer(c, Some(slot));
-                    if let Some(v) = self.leg_mut(slot).and_then(|l| l.video.as_deref_mut()) {
-                        v.consumers.push(c);
-                    }
-                    return Some(c);
+                    added = Some(c);
+                    break;
                 }
                 Err(SfuError::SsrcCollision(_)) => continue,
-                Err(_) => return None,
+                Err(_) => break,
             }
         }
-        None
+        let leg = self.leg_mut(slot)?;
+        leg.video_ssrcs_used = k;
+        if let (Some(c), Some(v)) = (added, leg.video.as_deref_mut()) {
+            v.consumers.push(c);
+        }
+        added
     }
 
     /// Splits a receiver's bandwidth cap equally among its consumers.
@@ -2477,6 +2503,29 @@ mod tests {
             1,
             "SDP IP matches, port rewritten by NAT"
         );
+    }
+
+    #[test]
+    fn a_plain_leg_does_not_latch_onto_another_calls_video() {
+        // Video of another call arriving on this socket before its flow exists (its
+        // SetVideo follows the ACK, say) has a payload type the waiting leg's audio does not
+        // take: it is not the leg's stream, however lone the leg.
+        let mut r = Rig::new();
+        let mut c = LegConfig::new(LegId(1));
+        c.remote_rtp = Some(SocketAddr::from(([127, 0, 0, 7], 4000)));
+        c.audio = Some(crate::mixer::AudioFormat {
+            codec: crate::codecs::AudioCodec::Pcmu,
+            pt: crate::rtp::Pt(0),
+            cn_pt: Some(crate::rtp::Pt(13)),
+            audio_level_ext_id: None,
+        });
+        r.create(c);
+        let mut video = rtp(7, 1);
+        video[1] = 96;
+        r.packet(SocketAddr::from(([127, 0, 0, 7], 5000)), video);
+        assert_eq!((r.stats(1).rtp_in, r.stats(1).latched), (0, 0));
+        r.packet(SocketAddr::from(([127, 0, 0, 7], 4002)), rtp(8, 1));
+        assert_eq!((r.stats(1).rtp_in, r.stats(1).latched), (1, 1));
     }
 
     #[test]
@@ -4150,6 +4199,48 @@ mod tests {
                     high = seq;
                 }
             }
+        }
+
+        /// A renegotiation that gives an SRTP leg the same video again (`SetVideo` with
+        /// unchanged keys) keeps its SRTP contexts: the peer, whose contexts go on, still
+        /// takes every SRTP and SRTCP packet (a restarted context would repeat indexes, which
+        /// the peer refuses as replays and which reuse keystream). Its consumers come back
+        /// with SSRCs it never had.
+        #[test]
+        fn video_set_again_keeps_its_srtp_contexts_and_never_reuses_an_ssrc() {
+            let mut room = Room::new();
+            for i in 0..120 {
+                room.step(i);
+            }
+            let before: Vec<u32> = ids(&room.peer(1).rtp, 0).iter().map(|x| x.0).collect();
+            assert!(!before.is_empty() && !room.peer(1).rtcp.is_empty());
+            let slot = room.r.state.by_id[&LegId(1)];
+            let again = (room.r.state.legs[slot as usize].as_ref())
+                .and_then(|l| l.video.as_ref())
+                .map(|v| v.config.clone())
+                .unwrap();
+            room.r.state.on_command(
+                room.r.now,
+                Command::SetVideo {
+                    leg: LegId(1),
+                    video: Some(Box::new(again)),
+                },
+            );
+            // Every packet after it must unprotect with the peer's running contexts (the
+            // step unwraps), SRTCP reports included.
+            for i in 120..300 {
+                room.step(i);
+            }
+            let after = ids(&room.peer(1).rtp, 121);
+            assert!(!after.is_empty(), "video goes on");
+            assert!(
+                after.iter().all(|x| !before.contains(&x.0)),
+                "new consumer SSRCs: {before:?} then {after:?}"
+            );
+            assert!(
+                room.peer(1).rtcp.iter().any(|(t, _)| *t > 200),
+                "SRTCP goes on"
+            );
         }
 
         #[test]

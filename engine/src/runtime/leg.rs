@@ -170,6 +170,10 @@ pub(crate) struct Leg {
     pub audio_out: (u16, u32),
     /// Its video stream, if it negotiated one.
     pub video: Option<Box<super::leg_video::LegVideo>>,
+    /// Consumer SSRCs given to its video so far: each new consumer takes a new one, even
+    /// across `SetVideo` replacements, so one outbound SRTP context never sees an SSRC (and
+    /// its sequence numbers) start over.
+    pub video_ssrcs_used: u32,
 }
 
 pub(super) fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -246,6 +250,7 @@ impl Leg {
             private_encoder: None,
             audio_out: (0, 0),
             video: None,
+            video_ssrcs_used: 0,
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
@@ -265,6 +270,17 @@ impl Leg {
             }
             _ => None,
         };
+    }
+
+    /// Whether RTP of payload type `pt` can be this leg's audio: its codec, comfort noise or
+    /// telephone-event types (any type when it has no audio format).
+    pub fn takes_audio_pt(&self, pt: Pt) -> bool {
+        let Some(format) = &self.audio_format else {
+            return true;
+        };
+        pt == format.pt
+            || format.cn_pt == Some(pt)
+            || self.telephone_events.iter().any(|t| t.pt == pt)
     }
 
     /// Takes the leg off its core: drops what belongs to the core (flows, links) so that

@@ -14,8 +14,9 @@
 //!   plain under `Optional`.
 //! - RFC 2543 hold (`c=0.0.0.0`): the offerer cannot receive, so it is treated as if it had
 //!   removed `recv` from its direction (sendrecv becomes sendonly) and we answer recvonly.
-//! - Our SRTP key is kept across re-offers of the same dialog while the suite stays the
-//!   same (see [`LocalSession`]); the tag is always the offer's.
+//! - Our audio SRTP key is kept across re-offers of the same dialog while the suite stays the
+//!   same, our video key is new in every answer (see [`LocalSession`]); the tag is always the
+//!   offer's.
 //! - `a=rtcp-mux` is echoed only when offered; `a=ptime` always written (offer's, else ours,
 //!   capped by `a=maxptime`); `a=mid` echoed when present.
 //! - With `OfferAnswerConfig::video` and a local video address, the first offered video
@@ -520,6 +521,36 @@ mod tests {
         };
         let (_, n) = answer_with(CARRIER, &config).unwrap();
         assert_eq!(n.codec.codec, Codec::Pcma);
+    }
+
+    #[test]
+    fn paused_simulcast_layers_do_not_pair_rids_with_the_wrong_ssrcs() {
+        use crate::sdp::VideoConfig;
+        // SIM lists all three SSRCs lowest first; the RIDs send h and m, l paused.
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+            m=audio 5000 RTP/AVP 0\r\n\
+            m=video 5002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-mux\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+            a=rid:h send max-height=720\r\na=rid:m send max-height=360\r\n\
+            a=rid:l send max-height=180\r\na=simulcast:send h;m;~l\r\n\
+            a=ssrc:1 cname:x\r\na=ssrc:2 cname:x\r\na=ssrc:3 cname:x\r\n\
+            a=ssrc-group:SIM 1 2 3\r\n";
+        let config = OfferAnswerConfig {
+            video: Some(VideoConfig::default()),
+            ..OfferAnswerConfig::default()
+        };
+        let mut session = local();
+        session.video_rtp = Some("192.0.2.50:30002".parse().unwrap());
+        let (_, n) = answer_offer(&offer.parse().unwrap(), &mut session, rtp(), &config).unwrap();
+        let engine = crate::media_leg::video_config(&n.video.unwrap(), 0);
+        let layers: Vec<_> = (engine.producer.unwrap().encodings.iter())
+            .map(|e| (e.rid.clone().unwrap(), e.height, e.ssrc))
+            .collect();
+        assert_eq!(
+            layers,
+            [("m".to_owned(), 360, None), ("h".to_owned(), 720, None)],
+            "two layers by RID, their SSRCs learned from the rid extension"
+        );
     }
 
     #[test]

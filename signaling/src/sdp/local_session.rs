@@ -108,16 +108,21 @@ impl LocalSession {
         self.version
     }
 
-    /// Our key for `stream` in `suite` with `tag`: the one in effect if its suite matches,
-    /// else a fresh one.
+    /// Our key for `stream` in `suite` with `tag`. Audio: the one in effect if its suite
+    /// matches (the leg's context goes on), else a fresh one. Video: always a fresh one. Its
+    /// contexts are rebuilt whenever the video is given again (a re-offer, a move to another
+    /// core, video taken away and back), and a rebuilt context restarts its indexes, which
+    /// under an old key would reuse keystream; a new key makes that safe.
     pub(crate) fn srtp_key(
         &self,
         stream: Stream,
         tag: u32,
         suite: SrtpSuite,
     ) -> Result<CryptoAttribute, SdesError> {
-        match &self.srtp_keys[stream as usize] {
-            Some(key) if key.suite == suite => Ok(CryptoAttribute { tag, ..key.clone() }),
+        match (stream, &self.srtp_keys[stream as usize]) {
+            (Stream::Audio, Some(key)) if key.suite == suite => {
+                Ok(CryptoAttribute { tag, ..key.clone() })
+            }
             _ => CryptoAttribute::generate(tag, suite),
         }
     }
@@ -174,6 +179,12 @@ mod tests {
         assert_ne!(
             video.key_material, first.key_material,
             "each m-line its own key"
+        );
+        s.set_srtp_key(Stream::Video, Some(&video));
+        let again = (s.srtp_key(Stream::Video, 1, SrtpSuite::AesCm128HmacSha1_80)).unwrap();
+        assert_ne!(
+            again.key_material, video.key_material,
+            "video: a new key each time"
         );
     }
 }

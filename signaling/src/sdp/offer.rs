@@ -11,7 +11,8 @@
 //!   (GCM first by default), tags 1, 2, ... in that order.
 //! - An answer with `a=crypto` lines none of which matches one of ours (tag and suite) is
 //!   refused rather than run as plain RTP: the answerer would send SRTP.
-//! - Our key for a suite is kept across re-offers (see [`LocalSession`]).
+//! - Our audio key for a suite is kept across re-offers; video gets a new one in every offer
+//!   (see [`LocalSession`]).
 //! - The answer's codec is the first of its formats that we offered and support (the
 //!   answerer's preference), under the answer's payload type.
 //! - With `OfferAnswerConfig::video` and a local video address, a second m-line offers video
@@ -248,8 +249,14 @@ fn answered_video(
         None if config.srtp == SrtpPolicy::Required => return None,
         None => None,
     };
+    // The answer's direction for the line, session level and RFC 2543 hold included, as
+    // for audio.
+    let mut answered = answer.media_direction(*index);
+    if transport.hold_address {
+        answered = answered.intersect(Direction::SendOnly);
+    }
     let mut negotiated = negotiated;
-    negotiated.direction = pending.direction.intersect(negotiated.direction);
+    negotiated.direction = pending.direction.intersect(answered.reversed());
     Some(VideoSession {
         media: negotiated,
         media_index: *index,
@@ -676,6 +683,14 @@ mod tests {
         let (answer, theirs_neg) =
             answer_offer(&offer, &mut server, THEIR_RTP.parse().unwrap(), &server_cfg).unwrap();
         let answer = SessionDescription::parse(answer.to_string().as_bytes()).unwrap();
+        // An answer putting us on hold the RFC 2543 way (c=0.0.0.0 at session level) holds
+        // the video too: we stop sending it.
+        let held = answer
+            .to_string()
+            .replace("c=IN IP4 198.51.100.9", "c=IN IP4 0.0.0.0");
+        let held = SessionDescription::parse(held.as_bytes()).unwrap();
+        let held = process_answer(&pending, &held, &mut session.clone(), &ours_cfg).unwrap();
+        assert_eq!(held.video.unwrap().media.direction, Direction::RecvOnly);
         let ours_neg = process_answer(&pending, &answer, &mut session, &ours_cfg).unwrap();
         let (ov, tv) = (ours_neg.video.unwrap(), theirs_neg.video.unwrap());
         assert_eq!(

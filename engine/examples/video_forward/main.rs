@@ -1,19 +1,23 @@
 //! Video forwarding per core: SRTP (AEAD_AES_128_GCM) H.264 from one publisher forwarded by
 //! one pinned engine core to N receivers, with UDP GSO off and on, against the kernel's own
-//! UDP forwarding (recvmmsg + sendmmsg of the same bytes, no SRTP, no SFU), all in one run.
+//! UDP forwarding of the same bytes (no SRTP, no SFU) on each engine I/O backend
+//! (recvmmsg/sendmmsg, io_uring), with and without GSO, all in one run.
 //!
 //! The publisher plays a 720p clip encoded once with OpenH264 (1.5 Mbit/s, 30 fps, a key frame
 //! every second), packetized into RTP payloads that make 1,200-byte SRTP packets: a frame is
-//! several full FU-A fragments and a shorter last one. The engine core runs pinned to the
-//! first CPU; the generator (publisher and receivers, one batched-syscalls backend) to the
-//! second, sending as fast as a window of packets in flight allows. Each variant runs
-//! `--secs` seconds per round after a warm-up; rounds alternate the variants' order, and the
-//! table gives medians over rounds.
+//! several full FU-A fragments and a shorter last one. The engine core (or the baseline's
+//! forwarding thread) runs pinned to the first CPU; the generator (publisher and receivers,
+//! one batched-syscalls backend) to the second, sending as fast as a window of packets in
+//! flight allows. Each variant runs `--secs` seconds per round after a warm-up; rounds
+//! alternate the variants' order; the tables give medians over rounds, and ratios as the
+//! median of the per-round ratios.
 //!
 //! The figure compared is packets per second per fully busy core: forwarded packets per
-//! second divided by the forwarding thread's CPU time per second (its own thread clock), so
-//! a core that was not saturated is not penalised for it. On loopback, the sender's CPU also
-//! pays for delivering each datagram to the receiving socket.
+//! second divided by the forwarding thread's CPU time per second (its own thread clock,
+//! which here includes softirq work done in its context), so a core the generator could not
+//! saturate is not penalised for it. On loopback the sender's CPU also pays for delivering
+//! each datagram to the receiving socket. A second table divides by the whole CPU's busy
+//! time instead, which is only meaningful when nothing else runs on the machine.
 //!
 //! Run: `cargo run --release -p chorus-engine --example video_forward -- [--rounds 5]
 //! [--secs 1.5] [--receivers 1,4,9]` (ports 33000-34999 on 127.0.0.1).
@@ -26,7 +30,7 @@ use std::time::{Duration, Instant};
 use chorus_codecs::h264::{Clip, ClipConfig, LayerSpec};
 use chorus_engine::runtime::io::sys;
 use chorus_engine::runtime::io::syscalls::SyscallIo;
-use chorus_engine::runtime::io::{IoSizes, PacketIo, SockId};
+use chorus_engine::runtime::io::{IoSizes, PacketIo, SockId, open_backend};
 use chorus_engine::runtime::{CoreId, Engine, EngineConfig, IoKind, Metric, SrtpKey};
 use chorus_engine::srtp::{SrtpContext, SrtpSuite};
 use rig::local;
@@ -48,8 +52,10 @@ const FORWARDER_PORT: u16 = 34_200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Variant {
+    /// The engine: SRTP in, SFU, SRTP out per receiver, io_uring.
     Chorus { gso: bool },
-    Kernel { gso: bool },
+    /// Plain forwarding of the same bytes on an engine I/O backend, no SRTP, no SFU.
+    Kernel { io: IoKind, gso: bool },
 }
 
 impl Variant {
@@ -57,17 +63,45 @@ impl Variant {
         match self {
             Variant::Chorus { gso: false } => "chorus",
             Variant::Chorus { gso: true } => "chorus+gso",
-            Variant::Kernel { gso: false } => "kernel",
-            Variant::Kernel { gso: true } => "kernel+gso",
+            Variant::Kernel {
+                io: IoKind::Syscalls,
+                gso: false,
+            } => "kernel-mmsg",
+            Variant::Kernel {
+                io: IoKind::Syscalls,
+                gso: true,
+            } => "kernel-mmsg+gso",
+            Variant::Kernel {
+                io: IoKind::Uring,
+                gso: false,
+            } => "kernel-uring",
+            Variant::Kernel {
+                io: IoKind::Uring,
+                gso: true,
+            } => "kernel-uring+gso",
         }
     }
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 6] = [
     Variant::Chorus { gso: false },
     Variant::Chorus { gso: true },
-    Variant::Kernel { gso: false },
-    Variant::Kernel { gso: true },
+    Variant::Kernel {
+        io: IoKind::Syscalls,
+        gso: false,
+    },
+    Variant::Kernel {
+        io: IoKind::Syscalls,
+        gso: true,
+    },
+    Variant::Kernel {
+        io: IoKind::Uring,
+        gso: false,
+    },
+    Variant::Kernel {
+        io: IoKind::Uring,
+        gso: true,
+    },
 ];
 
 /// What one measurement window saw.
@@ -75,8 +109,11 @@ const VARIANTS: [Variant; 4] = [
 struct Sample {
     /// Packets the forwarder sent per second (wall clock).
     forwarded_per_s: f64,
-    /// Forwarder CPU seconds per second.
+    /// Forwarder thread CPU seconds per second (its own thread clock).
     cpu: f64,
+    /// Busy fraction of the forwarder's whole CPU (/proc/stat: also softirq work that ran in
+    /// ksoftirqd and io_uring workers, and anything else that ran there).
+    cpu_all: f64,
     /// Datagrams per GSO send (0 without).
     seg_per_gso: f64,
     /// Packets sent by the forwarder but not received (fraction).
@@ -84,13 +121,65 @@ struct Sample {
 }
 
 impl Sample {
+    /// Packets per second per fully busy core, by the thread clock.
     fn per_core(&self) -> f64 {
-        if self.cpu > 0.0 {
-            self.forwarded_per_s / self.cpu
-        } else {
-            0.0
+        self.forwarded_per_s / self.cpu.max(1e-9)
+    }
+
+    /// The same by the whole CPU's busy time.
+    fn per_cpu(&self) -> f64 {
+        self.forwarded_per_s / self.cpu_all.max(1e-9)
+    }
+}
+
+/// Binds 127.0.0.1:`port` with 8 MiB socket buffers. A socket an io_uring instance had
+/// registered is released a moment after the ring is dropped (its teardown runs in a kernel
+/// worker), so the previous run's port may still be taken for a few milliseconds.
+fn bind(port: u16) -> UdpSocket {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match UdpSocket::bind(local(port)) {
+            Ok(s) => {
+                let _ = sys::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), 8 << 20);
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("bind {port}: {e}"),
         }
     }
+}
+
+/// The CPU the engine core (and the kernel baseline's forwarder) runs on: the first the
+/// process may use, where `Engine::start` pins core 0.
+fn engine_cpu() -> usize {
+    sys::allowed_cpus().first().copied().unwrap_or(0)
+}
+
+/// Busy fraction of a CPU between two `cpu_jiffies` readings.
+fn busy_fraction((b0, t0): (u64, u64), (b1, t1): (u64, u64)) -> f64 {
+    (b1.saturating_sub(b0)) as f64 / (t1.saturating_sub(t0)).max(1) as f64
+}
+
+/// Busy and total jiffies of one CPU from /proc/stat (busy = all but idle and iowait).
+fn cpu_jiffies(cpu: usize) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu}");
+    let Some(line) = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&name))
+    else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
 }
 
 /// The publisher's packets: the clip's frames as RTP, SRTP-protected when `srtp` is set
@@ -174,7 +263,7 @@ struct Generator {
 
 impl Generator {
     fn new(n: usize, receiver_keys: Option<&[SrtpKey]>) -> Generator {
-        let wake = sys::EventFd::new(true).expect("eventfd");
+        let wake = sys::EventFd::new(false).expect("eventfd");
         let sizes = IoSizes {
             rx_buffers: 1024,
             tx_slots: 4096,
@@ -182,11 +271,6 @@ impl Generator {
         let mut io = SyscallIo::new(std::os::fd::AsRawFd::as_raw_fd(&wake), sizes, true)
             .expect("generator backend");
         std::mem::forget(wake); // Lives as long as the process; never rung.
-        let bind = |port: u16| {
-            let s = UdpSocket::bind(local(port)).unwrap_or_else(|e| panic!("bind {port}: {e}"));
-            let _ = sys::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&s), 8 << 20);
-            s
-        };
         let publisher = io.add_socket(bind(PUBLISHER_PORT)).expect("add socket");
         let sinks = (0..n)
             .map(|i| {
@@ -222,6 +306,7 @@ impl Generator {
         let (mut sent, mut marked, mut base) = (0u64, false, (0u64, 0u64));
         let mut last_progress = Instant::now();
         let mut written_off = 0u64;
+        let mut deadline = Instant::now();
         loop {
             let now = Instant::now();
             if !marked && now >= start + warmup {
@@ -241,7 +326,11 @@ impl Generator {
                 written_off = sent.saturating_sub(self.received / n);
                 last_progress = Instant::now();
             }
-            let _ = self.io.wait(Instant::now() + Duration::from_micros(200));
+            // The deadline moves only when passed (no timer re-arm per round).
+            while deadline <= now {
+                deadline += Duration::from_millis(1);
+            }
+            let _ = self.io.wait(deadline);
             let before = self.received;
             let (sinks, checks) = (&self.sinks, &mut self.checks);
             let (received, bad) = (&mut self.received, &mut self.bad);
@@ -303,7 +392,11 @@ fn measure_chorus(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
     let (_, received) = generator.run(&mut publisher, dst, warmup, window, || {
         // Counters are published once per 20 ms tick: wait for a fresh publish.
         std::thread::sleep(Duration::from_millis(25));
-        marks.push((Instant::now(), engine.counters(core)));
+        marks.push((
+            Instant::now(),
+            engine.counters(core),
+            cpu_jiffies(engine_cpu()),
+        ));
     });
     assert_eq!(
         generator.bad, 0,
@@ -318,7 +411,7 @@ fn measure_chorus(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
         panic!("nothing forwarded; engine counters: {}", nonzero.join(" "));
     }
     engine.shutdown();
-    let [(t0, c0), (t1, c1)] = marks[..] else {
+    let [(t0, c0, j0), (t1, c1, j1)] = marks[..] else {
         unreachable!("two marks")
     };
     let d = |m: Metric| c1.get(m).saturating_sub(c0.get(m)) as f64;
@@ -327,6 +420,7 @@ fn measure_chorus(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
     Sample {
         forwarded_per_s: out / secs,
         cpu: d(Metric::CpuNs) / 1e9 / secs,
+        cpu_all: busy_fraction(j0, j1),
         seg_per_gso: if d(Metric::GsoSends) > 0.0 {
             d(Metric::GsoSegments) / d(Metric::GsoSends)
         } else {
@@ -339,7 +433,14 @@ fn measure_chorus(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
 /// The kernel baseline: a thread pinned where the engine core runs receives with recvmmsg
 /// and sends each packet's bytes to every receiver with sendmmsg (the same backend code,
 /// GSO per `gso`), no SRTP, no SFU.
-fn measure_kernel(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Duration) -> Sample {
+fn measure_kernel(
+    clip: &Clip,
+    n: usize,
+    kind: IoKind,
+    gso: bool,
+    warmup: Duration,
+    window: Duration,
+) -> Sample {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new([
         AtomicU64::new(0),
@@ -347,20 +448,28 @@ fn measure_kernel(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
         AtomicU64::new(0),
         AtomicU64::new(0),
     ]);
-    let cpu = sys::allowed_cpus()[0];
+    let cpu = engine_cpu();
     let (stop2, stats2) = (stop.clone(), stats.clone());
     let sinks: Vec<SocketAddr> = (0..n).map(|i| local(SINK_PORT + i as u16)).collect();
-    let sock = UdpSocket::bind(local(FORWARDER_PORT)).expect("bind forwarder");
-    let _ = sys::set_socket_buffers(std::os::fd::AsRawFd::as_raw_fd(&sock), 8 << 20);
+    let sock = bind(FORWARDER_PORT);
     let thread = std::thread::spawn(move || {
         let _ = sys::pin_current_thread(cpu);
-        let wake = sys::EventFd::new(true).expect("eventfd");
+        let wake = sys::EventFd::new(false).expect("eventfd");
         let sizes = IoSizes::default();
-        let mut io = SyscallIo::new(std::os::fd::AsRawFd::as_raw_fd(&wake), sizes, gso)
-            .expect("forwarder backend");
+        let (mut io, fallback) =
+            open_backend(kind, std::os::fd::AsRawFd::as_raw_fd(&wake), sizes, gso)
+                .expect("forwarder backend");
+        assert!(fallback.is_none(), "{kind} unavailable: {fallback:?}");
         let id = io.add_socket(sock).expect("add socket");
+        // A deadline that moves only when passed, like the engine's tick, so the timer is
+        // not re-armed every round.
+        let mut deadline = Instant::now();
         while !stop2.load(Ordering::Relaxed) {
-            let _ = io.wait(Instant::now() + Duration::from_millis(10));
+            let now = Instant::now();
+            while deadline <= now {
+                deadline += Duration::from_millis(10);
+            }
+            let _ = io.wait(deadline);
             io.drain(&mut |_, buf, tx| {
                 for &dst in &sinks {
                     tx.send_copy(id, dst, buf);
@@ -387,12 +496,13 @@ fn measure_kernel(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
             marks.push((
                 Instant::now(),
                 stats.each_ref().map(|a| a.load(Ordering::Relaxed)),
+                cpu_jiffies(engine_cpu()),
             ));
         },
     );
     stop.store(true, Ordering::Relaxed);
     thread.join().expect("forwarder thread");
-    let [(t0, c0), (t1, c1)] = marks[..] else {
+    let [(t0, c0, j0), (t1, c1, j1)] = marks[..] else {
         unreachable!("two marks")
     };
     let d = |i: usize| c1[i].saturating_sub(c0[i]) as f64;
@@ -400,6 +510,7 @@ fn measure_kernel(clip: &Clip, n: usize, gso: bool, warmup: Duration, window: Du
     Sample {
         forwarded_per_s: d(0) / secs,
         cpu: d(1) / 1e9 / secs,
+        cpu_all: busy_fraction(j0, j1),
         seg_per_gso: if d(2) > 0.0 { d(3) / d(2) } else { 0.0 },
         loss: 1.0 - (received as f64 / d(0).max(1.0)).min(1.0),
     }
@@ -466,6 +577,15 @@ fn main() {
         cpus[0],
         cpus[1]
     );
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("load average at start: {}", load());
     let warmup = Duration::from_millis(300);
     let window = Duration::from_secs_f64(secs);
     // samples[n][variant] over rounds.
@@ -481,7 +601,9 @@ fn main() {
                 };
                 let s = match VARIANTS[vi] {
                     Variant::Chorus { gso } => measure_chorus(&clip, n, gso, warmup, window),
-                    Variant::Kernel { gso } => measure_kernel(&clip, n, gso, warmup, window),
+                    Variant::Kernel { io, gso } => {
+                        measure_kernel(&clip, n, io, gso, warmup, window)
+                    }
                 };
                 eprintln!(
                     "round {round} N={n} {:<10} {:>9.0} pkt/s at {:>4.0}% CPU = {:>9.0}/core, {:.1} seg/GSO send, loss {:.2}%",
@@ -496,41 +618,59 @@ fn main() {
             }
         }
     }
-    println!();
-    println!(
-        "| receivers | {} | GSO on/off | chorus+gso / kernel | chorus+gso seg/send | loss max |",
-        VARIANTS
-            .map(|v| format!("{} pkt/s/core", v.name()))
-            .join(" | ")
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (ni, &n) in receivers.iter().enumerate() {
-        let med = |vi: usize, f: &dyn Fn(&Sample) -> f64| {
-            median(&mut samples[ni][vi].iter().map(f).collect::<Vec<_>>())
-        };
-        let per_core: Vec<f64> = (0..VARIANTS.len())
-            .map(|vi| med(vi, &|s| s.per_core()))
-            .collect();
-        // Ratios per round (same round, back to back), then the median.
-        let ratio = |a: usize, b: usize| {
-            let mut r: Vec<f64> = (samples[ni][a].iter().zip(&samples[ni][b]))
-                .map(|(x, y)| x.per_core() / y.per_core().max(1.0))
-                .collect();
-            median(&mut r)
-        };
-        let loss = (samples[ni].iter().flatten())
-            .map(|s| s.loss)
-            .fold(0.0, f64::max);
+    let by_thread: &dyn Fn(&Sample) -> f64 = &|s| s.per_core();
+    let by_cpu: &dyn Fn(&Sample) -> f64 = &|s| s.per_cpu();
+    for (title, f) in [
+        ("thread CPU clock of the forwarding thread", by_thread),
+        (
+            "busy time of its whole CPU (/proc/stat; counts whatever else ran on that CPU, so \
+             it means something only on an otherwise idle machine)",
+            by_cpu,
+        ),
+    ] {
+        println!();
+        println!("Packets/s per busy core, thousands (median of {rounds}), by the {title}:");
+        println!();
         println!(
-            "| {n} | {} | {:.2} | {:.2} | {:.1} | {:.2}% |",
-            per_core
-                .iter()
-                .map(|v| format!("{v:.0}"))
-                .collect::<Vec<_>>()
-                .join(" | "),
-            ratio(1, 0),
-            ratio(1, 2),
-            med(1, &|s| s.seg_per_gso),
+            "| receivers | {} | chorus GSO on/off | chorus / kernel-uring | chorus+gso / kernel-uring+gso |",
+            VARIANTS.map(|v| v.name()).join(" | ")
+        );
+        println!("|---|{}---|---|---|", "---|".repeat(VARIANTS.len()));
+        for (ni, &n) in receivers.iter().enumerate() {
+            let per: Vec<String> = (0..VARIANTS.len())
+                .map(|vi| {
+                    let mut v: Vec<f64> = samples[ni][vi].iter().map(f).collect();
+                    format!("{:.0}", median(&mut v) / 1e3)
+                })
+                .collect();
+            // Ratios within a round (back to back), then their median.
+            let ratio = |a: usize, b: usize| {
+                let mut r: Vec<f64> = (samples[ni][a].iter().zip(&samples[ni][b]))
+                    .map(|(x, y)| f(x) / f(y).max(1.0))
+                    .collect();
+                median(&mut r)
+            };
+            println!(
+                "| {n} | {} | {:.2} | {:.2} | {:.2} |",
+                per.join(" | "),
+                ratio(1, 0),
+                ratio(0, 4),
+                ratio(1, 5)
+            );
+        }
+    }
+    println!();
+    println!("load average at end: {}", load());
+    for (ni, &n) in receivers.iter().enumerate() {
+        let all = samples[ni].iter().flatten();
+        let loss = all.clone().map(|s| s.loss).fold(0.0, f64::max);
+        let busy = all.map(|s| s.cpu).fold(0.0, f64::max);
+        let mut seg: Vec<f64> = samples[ni][1].iter().map(|s| s.seg_per_gso).collect();
+        println!(
+            "N={n}: chorus+gso {:.1} datagrams per GSO send; forwarder thread at most {:.0}% busy; \
+             loss at most {:.2}%",
+            median(&mut seg),
+            busy * 100.0,
             loss * 100.0
         );
     }

@@ -547,7 +547,7 @@ mod tests {
     /// equal-size packets to each (interleaved as the router queues them), a short tail, a
     /// run longer than one GSO send, and odd sizes. Each receiver must get exactly its
     /// datagrams, intact and in order. Returns the backend's counters.
-    fn send_through(kind: IoKind, gso: bool, ports: (u16, u16, u16)) -> IoCounters {
+    fn send_through(kind: IoKind, gso: bool, no_check: bool, ports: (u16, u16, u16)) -> IoCounters {
         use std::os::fd::AsRawFd;
         use std::time::Duration;
         let wake = sys::EventFd::new(false).unwrap();
@@ -562,6 +562,23 @@ mod tests {
             }
         };
         let from = UdpSocket::bind(("127.0.0.1", ports.0)).unwrap();
+        if no_check {
+            // SO_NO_CHECK (asm-generic/socket.h; not in the libc crate for glibc): UDP
+            // without checksums, with which the kernel refuses GSO sends (EINVAL).
+            const SO_NO_CHECK: libc::c_int = 11;
+            let one: libc::c_int = 1;
+            // SAFETY: option value is a live c_int of the given size, on a socket we own.
+            let r = unsafe {
+                libc::setsockopt(
+                    from.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    SO_NO_CHECK,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "SO_NO_CHECK");
+        }
         let sock = io.add_socket(from).unwrap();
         let rx: Vec<UdpSocket> = [ports.1, ports.2]
             .iter()
@@ -618,7 +635,7 @@ mod tests {
     fn gso_sends_runs_to_one_receiver_intact_and_in_order_on_both_backends() {
         for (i, kind) in [IoKind::Syscalls, IoKind::Uring].into_iter().enumerate() {
             let base = 33_100 + 10 * i as u16;
-            let on = send_through(kind, true, (base, base + 1, base + 2));
+            let on = send_through(kind, true, false, (base, base + 1, base + 2));
             assert!(sys::udp_gso_supported(), "kernel 4.18+ takes UDP_SEGMENT");
             // Receiver 0: 4 x 1,216 + 640; then 1,216 + 1 (larger than the tail before it, so
             // a new send); then 2 x 1,400. Receiver 1: 5 x 1,216 + 33; then 70 x 1,000 as 64
@@ -626,8 +643,24 @@ mod tests {
             assert_eq!(on.gso_sends, 6, "{kind}");
             assert_eq!(on.gso_segments, 85, "{kind}");
             assert_eq!(on.gso_fallbacks, 0, "{kind}");
-            let off = send_through(kind, false, (base + 3, base + 4, base + 5));
+            let off = send_through(kind, false, false, (base + 3, base + 4, base + 5));
             assert_eq!((off.gso_sends, off.gso_segments), (0, 0), "{kind}");
+        }
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn gso_refused_by_the_kernel_falls_back_to_one_datagram_per_send() {
+        for (i, kind) in [IoKind::Syscalls, IoKind::Uring].into_iter().enumerate() {
+            let base = 33_130 + 10 * i as u16;
+            // Every datagram still arrives, intact and in order (send_through checks), though
+            // each of the 6 planned GSO sends was refused and sent again one by one.
+            let c = send_through(kind, true, true, (base, base + 1, base + 2));
+            assert_eq!(
+                (c.gso_sends, c.gso_segments, c.gso_fallbacks),
+                (0, 0, 6),
+                "{kind}"
+            );
         }
     }
 

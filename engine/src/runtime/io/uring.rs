@@ -445,21 +445,31 @@ impl UringIo {
         self.push(entry)
     }
 
-    /// Sends the datagrams of GSO sends the kernel refused again, one per send.
+    /// Sends the datagrams of GSO sends the kernel refused again, one per send, in the order
+    /// the refusals completed (the order the sends were submitted in).
     fn retry_refused_gso(&mut self) -> io::Result<()> {
-        while let Some(op) = self.gso_retry.pop() {
+        if self.gso_retry.is_empty() {
+            return Ok(());
+        }
+        let mut retry = std::mem::take(&mut self.gso_retry);
+        let mut result = Ok(());
+        for &op in &retry {
             // INVARIANT: ops in gso_retry are indices of gso_ops (from completions).
-            let (count, sock) = (
-                self.gso_ops[op as usize].count,
-                self.gso_ops[op as usize].sock,
-            );
-            let dst = self.gso_ops[op as usize].addr.get();
-            for k in 0..usize::from(count) {
+            let g = &self.gso_ops[op as usize];
+            let (count, sock, dst) = (usize::from(g.count), g.sock, g.addr.get());
+            for k in 0..count {
                 let g = &self.gso_ops[op as usize];
                 let (slot, len) = (g.slots[k], g.iovs[k].iov_len as u16);
                 match dst {
-                    Some(dst) => self.queue_one(slot, sock, dst, len)?,
-                    None => {
+                    Some(dst) if result.is_ok() => {
+                        if let Err(e) = self.queue_one(slot, sock, dst, len) {
+                            // Not queued: the slot is free again.
+                            self.counters.tx_errors += 1;
+                            self.txq.release(slot);
+                            result = Err(e);
+                        }
+                    }
+                    _ => {
                         self.counters.tx_errors += 1;
                         self.txq.release(slot);
                     }
@@ -467,7 +477,9 @@ impl UringIo {
             }
             self.gso_free.push(op);
         }
-        Ok(())
+        retry.clear();
+        self.gso_retry = retry;
+        result
     }
 
     fn reap(&mut self, ready: &mut Readiness) {

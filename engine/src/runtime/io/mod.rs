@@ -277,6 +277,10 @@ pub fn uring_unavailable(e: &io::Error) -> bool {
 pub const GSO_MAX_SEGMENTS: usize = 64;
 /// Bytes in one UDP GSO send at most (the largest UDP payload over IPv4).
 pub const GSO_MAX_BYTES: usize = 65_507;
+/// Largest datagram put in a GSO send: the UDP payload of a 1,500-byte IPv6 packet. The
+/// kernel refuses a GSO send whose segments exceed the route's MTU (where a plain send would
+/// be fragmented), and a refusal turns GSO off for the core, so larger datagrams go alone.
+pub const GSO_MAX_SEGMENT: u16 = 1_452;
 
 /// One send: `count` queued datagrams from `start` in the planned order, from one socket to
 /// one destination. With `count >= 2` they go out as one UDP GSO super-datagram whose
@@ -371,6 +375,7 @@ impl TxPlanner {
                 open = match open {
                     Some((mut b, bytes))
                         if usize::from(b.count) < GSO_MAX_SEGMENTS
+                            && b.seg_len <= GSO_MAX_SEGMENT
                             && e.len <= b.seg_len
                             && bytes + usize::from(e.len) <= GSO_MAX_BYTES =>
                     {
@@ -523,6 +528,12 @@ mod tests {
         // Byte limit: 65,507 / 1,200 = 54 segments per send.
         let mut q: Vec<TxEntry> = (0..60).map(|i| entry(i, 0, d, 1_200)).collect();
         assert_eq!(plan(&mut q, true), vec![(0, 54, 1_200), (54, 6, 1_200)]);
+        // Datagrams over 1,452 bytes go alone (a GSO send must fit the route's MTU).
+        let mut q: Vec<TxEntry> = (0..3).map(|i| entry(i, 0, d, 1_500)).collect();
+        assert_eq!(
+            plan(&mut q, true),
+            vec![(0, 1, 1_500), (1, 1, 1_500), (2, 1, 1_500)]
+        );
         // Segment limit: 64 per send.
         let mut q: Vec<TxEntry> = (0..130).map(|i| entry(i, 0, d, 100)).collect();
         assert_eq!(

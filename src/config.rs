@@ -131,6 +131,8 @@ pub struct ServeConfig {
     pub queue_capacity: usize,
     /// Pin media cores to CPUs.
     pub pin_cores: bool,
+    /// UDP GSO on the media transmit path (where the kernel supports it).
+    pub gso: bool,
     /// TLS certificate chain (PEM) for SIP over TLS; with `tls_key`. None: self-signed.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM); with `tls_cert`.
@@ -338,6 +340,7 @@ impl Default for ServeConfig {
             pairs_per_core: 2,
             queue_capacity: 4096,
             pin_cores: true,
+            gso: true,
             tls_cert: None,
             tls_key: None,
             rtp_timeout_s: 60,
@@ -379,6 +382,7 @@ pub const KEYS: &[&str] = &[
     "pairs_per_core",
     "queue_capacity",
     "pin_cores",
+    "gso",
     "tls_cert",
     "tls_key",
     "rtp_timeout_s",
@@ -476,6 +480,13 @@ impl ServeConfig {
             }
             "pin_cores" => {
                 self.pin_cores = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("{value:?} is not true or false")),
+                }
+            }
+            "gso" => {
+                self.gso = match value {
                     "true" => true,
                     "false" => false,
                     _ => return Err(format!("{value:?} is not true or false")),
@@ -777,6 +788,7 @@ impl ServeConfig {
             tick: Duration::from_millis(self.tick_ms),
             queue_capacity: self.queue_capacity,
             pin_cores: self.pin_cores,
+            gso: self.gso,
             talkers: self.talkers,
             mix_rate: self.mix_rate,
             video_last_n: (self.video_last_n > 0).then_some(self.video_last_n),
@@ -836,6 +848,7 @@ cores = 2
 io = "syscalls"
 tick_ms = 10
 pin_cores = false
+gso = false
 max_calls = 20000
 calls_per_s = 2000
 calls_per_s_per_source = 2000
@@ -849,6 +862,7 @@ calls_per_s_per_source = 2000
         assert_eq!(c.io, IoKind::Syscalls);
         assert_eq!(c.tick_ms, 10);
         assert!(!c.pin_cores);
+        assert!(!c.gso && !c.engine().gso);
         assert_eq!(
             (c.max_calls, c.calls_per_s, c.calls_per_s_per_source),
             (20_000, 2000.0, 2000.0)
@@ -935,6 +949,7 @@ allow = ["198.51.100.0/24"]
             ("media_ports = \"1-\"", "key `media_ports`"),
             ("sip = [5060]", "key `sip`: expected strings"),
             ("pin_cores = 3", "key `pin_cores`"),
+            ("gso = \"yes\"", "key `gso`"),
             ("log_level = \"loud\"", "key `log_level`"),
             (
                 "codecs = \"pcmu,amr\"",

@@ -50,7 +50,7 @@ enum Cmd {
 #[derive(Args, Debug, Default)]
 struct ServeArgs {
     /// TOML configuration file. Keys: sip, media_ip, media_ports, data_dir, cores, io,
-    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, tls_cert, tls_key,
+    /// log_level, tick_ms, pairs_per_core, queue_capacity, pin_cores, gso, tls_cert, tls_key,
     /// rtp_timeout_s, answer_delay_ms, codecs, srtp, max_calls, calls_per_s,
     /// calls_per_s_per_source, session_expires_s, min_se_s, auth, realm, digest_algorithms,
     /// user (list of NAME:PASSWORD), trunk (list of [[trunk]] tables or specs).
@@ -93,6 +93,10 @@ struct ServeArgs {
     /// Pin each media core to its own CPU: true or false [default: true]
     #[arg(long, value_name = "BOOL")]
     pin_cores: Option<String>,
+    /// Send a run of equal-size datagrams to one destination (a video frame's packets to a
+    /// receiver) as one UDP GSO send: true or false [default: true]
+    #[arg(long, value_name = "BOOL")]
+    gso: Option<String>,
     /// Certificate chain (PEM) for SIP over TLS, with --tls-key [default: a self-signed pair
     /// generated into DATA_DIR/tls/ on first start]
     #[arg(long, value_name = "FILE")]
@@ -207,7 +211,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 32] = [
+        let flags: [(&str, &Option<String>); 33] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -218,6 +222,7 @@ impl ServeArgs {
             ("pairs_per_core", &self.pairs_per_core),
             ("queue_capacity", &self.queue_capacity),
             ("pin_cores", &self.pin_cores),
+            ("gso", &self.gso),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("rtp_timeout_s", &self.rtp_timeout_s),

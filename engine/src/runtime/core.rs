@@ -81,6 +81,8 @@ pub(crate) struct CoreParams {
     pub core: CoreId,
     pub io: IoKind,
     pub sizes: IoSizes,
+    /// UDP GSO on the transmit path.
+    pub gso: bool,
     pub sockets: Vec<(UdpSocket, UdpSocket)>,
     pub tick: Duration,
     pub pin_cpu: Option<usize>,
@@ -2147,6 +2149,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         core,
         io: kind,
         sizes,
+        gso,
         sockets,
         tick,
         pin_cpu,
@@ -2161,7 +2164,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     {
         tracing::warn!(%core, cpu, error = %e, "could not pin core thread");
     }
-    let (mut backend, fallback) = match io::open_backend(kind, mailbox.wake_fd(), sizes) {
+    let (mut backend, fallback) = match io::open_backend(kind, mailbox.wake_fd(), sizes, gso) {
         Ok(b) => b,
         Err(e) => {
             let _ = ready.send(Err(format!("{core}: packet I/O setup failed: {e}")));
@@ -2263,6 +2266,9 @@ fn fold_io_counters(c: &mut Counters, last: &io::IoCounters, now: &io::IoCounter
     c.add(Metric::RxTruncated, now.rx_truncated - last.rx_truncated);
     c.add(Metric::RxNoBuffers, now.rx_no_buffers - last.rx_no_buffers);
     c.add(Metric::IoSyscalls, now.syscalls - last.syscalls);
+    c.add(Metric::GsoSends, now.gso_sends - last.gso_sends);
+    c.add(Metric::GsoSegments, now.gso_segments - last.gso_segments);
+    c.add(Metric::GsoFallbacks, now.gso_fallbacks - last.gso_fallbacks);
 }
 
 #[cfg(test)]

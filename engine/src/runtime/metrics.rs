@@ -98,6 +98,12 @@ metrics! {
     Loops => "loops",
     /// Kernel entries made by the packet I/O backend.
     IoSyscalls => "io_syscalls",
+    /// UDP GSO sends (two or more datagrams to one destination in one send).
+    GsoSends => "gso_sends",
+    /// Datagrams sent inside UDP GSO sends.
+    GsoSegments => "gso_segments",
+    /// Times GSO was unavailable or refused and datagrams went one per send instead.
+    GsoFallbacks => "gso_fallbacks",
     /// CPU time of the core thread, in nanoseconds.
     CpuNs => "cpu_ns",
     /// Of which in user space (the engine's own work), in nanoseconds.

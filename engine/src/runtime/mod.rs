@@ -106,6 +106,10 @@ pub struct EngineConfig {
     pub pin_cores: bool,
     /// Buffer counts of the packet I/O backend.
     pub io_sizes: IoSizes,
+    /// UDP GSO on the transmit path (Linux 4.18+, probed per core): a run of equal-size
+    /// datagrams from one socket to one destination in a loop iteration (a video frame to a
+    /// receiver) goes to the kernel as one send. Off: one datagram per send.
+    pub gso: bool,
     /// SO_RCVBUF/SO_SNDBUF of media sockets.
     pub socket_buffer_bytes: usize,
     /// Talkers a conference mixes at most (the loudest, with hysteresis).
@@ -130,6 +134,7 @@ impl Default for EngineConfig {
             queue_capacity: 4096,
             pin_cores: true,
             io_sizes: IoSizes::default(),
+            gso: true,
             socket_buffer_bytes: 4 << 20,
             talkers: 3,
             mix_rate: crate::mixer::MIX_RATE,
@@ -277,6 +282,7 @@ impl Engine {
                 core,
                 io: cfg.io,
                 sizes: cfg.io_sizes,
+                gso: cfg.gso,
                 sockets,
                 tick: cfg.tick,
                 pin_cpu: cfg

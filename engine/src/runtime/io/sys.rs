@@ -226,6 +226,14 @@ impl RawAddr {
         }
     }
 
+    /// The length `set` returns for `addr`.
+    pub fn len_of(addr: SocketAddr) -> libc::socklen_t {
+        match addr {
+            SocketAddr::V4(_) => size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            SocketAddr::V6(_) => size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        }
+    }
+
     /// Pointer for the kernel.
     pub fn as_mut_ptr(&mut self) -> *mut libc::c_void {
         (self as *mut RawAddr).cast()
@@ -286,6 +294,61 @@ pub fn set_socket_buffers(fd: RawFd, bytes: usize) -> io::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// `UDP_SEGMENT` (linux/udp.h): the GSO segment size, as a socket option or a cmsg (the libc
+/// crate defines it only for uClibc).
+pub const UDP_SEGMENT: libc::c_int = 103;
+
+/// Bytes of the control buffer a UDP_SEGMENT cmsg needs (CMSG_SPACE of a u16), rounded up to
+/// whole u64s so buffers of `[u64; GSO_CMSG_WORDS]` are aligned for `cmsghdr`.
+pub const GSO_CMSG_WORDS: usize = 3;
+
+/// Whether this kernel takes UDP GSO (Linux 4.18+): setting `UDP_SEGMENT` on a UDP socket.
+pub fn udp_gso_supported() -> bool {
+    // SAFETY: no pointer arguments; a non-negative return is a new fd we own.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd was just created.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let seg: libc::c_int = 1_200;
+    // SAFETY: option value is a live c_int of the given size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&seg as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+/// Whether a failed GSO send means the kernel or device refuses GSO (fall back to one
+/// datagram per send) rather than a per-datagram error.
+pub fn gso_refused(errno: i32) -> bool {
+    matches!(errno, libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)
+}
+
+/// Writes a UDP_SEGMENT cmsg carrying `seg_len` into `buf` and points `msg` at it.
+pub fn set_gso_cmsg(msg: &mut libc::msghdr, buf: &mut [u64; GSO_CMSG_WORDS], seg_len: u16) {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    debug_assert!(space <= size_of::<[u64; GSO_CMSG_WORDS]>());
+    msg.msg_control = buf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `space` writable, u64-aligned bytes, so CMSG_FIRSTHDR
+    // returns a header inside `buf` with room for the header and a u16 of data.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg_len);
+    }
 }
 
 /// The CPUs this process may run on, in order.

@@ -2,6 +2,10 @@
 //! for the tick; recvmmsg to receive in batches, sendmmsg to send in batches.
 //!
 //! This is the fallback where io_uring is blocked, and the baseline io_uring must beat.
+//!
+//! With UDP GSO on, the queued datagrams are planned by [`TxPlanner`]: a run of equal-size
+//! datagrams from one socket to one destination becomes one message of several iovecs with a
+//! `UDP_SEGMENT` cmsg, which the kernel cuts back into datagrams.
 
 use std::io;
 use std::mem::zeroed;
@@ -11,7 +15,8 @@ use std::time::Instant;
 
 use super::sys::{self, MonoClock, RawAddr, TimerFd};
 use super::{
-    BUF_SIZE, IoCounters, IoKind, IoSizes, PacketIo, Readiness, RxMeta, SockId, TxEntry, TxQueue,
+    BUF_SIZE, IoCounters, IoKind, IoSizes, PacketIo, Readiness, RxMeta, SockId, TxBatch, TxEntry,
+    TxPlanner, TxQueue,
 };
 
 /// Datagrams per recvmmsg/sendmmsg call.
@@ -43,6 +48,13 @@ pub struct SyscallIo {
     txq: TxQueue,
     tx_entries: Vec<TxEntry>,
     tx_addrs: Box<[RawAddr]>,
+    /// One iovec per queued datagram, by its index in the planned order.
+    tx_iovs: Box<[libc::iovec]>,
+    /// One UDP_SEGMENT cmsg buffer per message of a sendmmsg.
+    tx_cmsgs: Box<[[u64; sys::GSO_CMSG_WORDS]]>,
+    planner: TxPlanner,
+    /// UDP GSO in use (asked for, supported, and not refused since).
+    gso: bool,
     events: Vec<libc::epoll_event>,
     counters: IoCounters,
 }
@@ -54,7 +66,9 @@ unsafe impl Send for SyscallIo {}
 
 impl SyscallIo {
     /// A backend whose `wait` also returns when `wake_fd` becomes readable.
-    pub fn new(wake_fd: RawFd, sizes: IoSizes) -> io::Result<Self> {
+    /// With `gso`, runs of equal-size datagrams to one destination go out as UDP GSO sends
+    /// where the kernel supports it (probed here; no support is counted in `gso_fallbacks`).
+    pub fn new(wake_fd: RawFd, sizes: IoSizes, gso: bool) -> io::Result<Self> {
         // SAFETY: no pointer arguments; non-negative return is a new fd we own.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if ep < 0 {
@@ -64,6 +78,8 @@ impl SyscallIo {
         let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
         let timer = TimerFd::new()?;
         let rx_count = usize::from(sizes.rx_buffers).max(BATCH);
+        let gso_ok = gso && sys::udp_gso_supported();
+        let slots = (sizes.tx_slots as usize).max(1);
         let io = SyscallIo {
             epoll,
             wake_fd,
@@ -79,8 +95,22 @@ impl SyscallIo {
             txq: TxQueue::new(sizes.tx_slots as usize),
             tx_entries: Vec::with_capacity(sizes.tx_slots as usize),
             tx_addrs: vec![RawAddr::zeroed(); BATCH].into_boxed_slice(),
+            tx_iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                };
+                slots
+            ]
+            .into_boxed_slice(),
+            tx_cmsgs: vec![[0u64; sys::GSO_CMSG_WORDS]; BATCH].into_boxed_slice(),
+            planner: TxPlanner::default(),
+            gso: gso_ok,
             events: Vec::with_capacity(64),
-            counters: IoCounters::default(),
+            counters: IoCounters {
+                gso_fallbacks: u64::from(gso && !gso_ok),
+                ..IoCounters::default()
+            },
         };
         io.epoll_add(wake_fd, TOKEN_WAKE)?;
         io.epoll_add(io.timer.as_raw_fd(), TOKEN_TIMER)?;
@@ -101,56 +131,73 @@ impl SyscallIo {
         Ok(())
     }
 
-    /// Sends every queued datagram with sendmmsg, one call per run of the same socket.
+    /// Sends every queued datagram with sendmmsg, one call per run of the same socket; with
+    /// GSO, one message per planned batch.
     fn flush(&mut self) {
         self.txq.take_queued(&mut self.tx_entries);
+        if self.tx_entries.is_empty() {
+            return;
+        }
+        let mut planner = std::mem::take(&mut self.planner);
+        let batches = planner.plan(&mut self.tx_entries, self.gso);
         let mut i = 0;
-        while i < self.tx_entries.len() {
-            let sock = self.tx_entries[i].sock;
+        while i < batches.len() {
+            let sock = self.tx_entries[batches[i].start as usize].sock;
             let mut end = i;
-            while end < self.tx_entries.len()
+            while end < batches.len()
                 && end - i < BATCH
-                && self.tx_entries[end].sock == sock
+                && self.tx_entries[batches[end].start as usize].sock == sock
             {
                 end += 1;
             }
-            self.send_run(i, end);
+            self.send_run(&batches[i..end]);
             i = end;
         }
+        self.planner = planner;
         for e in &self.tx_entries {
             self.txq.release(e.slot);
         }
         self.tx_entries.clear();
     }
 
-    fn send_run(&mut self, start: usize, end: usize) {
-        let n = end - start;
-        // SAFETY: iovec and mmsghdr are plain data; zeroed is valid.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
+    /// Sends up to BATCH planned batches from one socket with sendmmsg.
+    fn send_run(&mut self, batches: &[TxBatch]) {
+        let n = batches.len();
+        // SAFETY: mmsghdr is plain data; zeroed is valid.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for k in 0..n {
-            let e = self.tx_entries[start + k];
-            let namelen = self.tx_addrs[k].set(e.dst);
-            iovs[k] = libc::iovec {
-                iov_base: self.txq.slot_ptr(e.slot).cast(),
-                iov_len: usize::from(e.len),
-            };
-            msgs[k].msg_hdr.msg_name = self.tx_addrs[k].as_mut_ptr();
-            msgs[k].msg_hdr.msg_namelen = namelen;
-            msgs[k].msg_hdr.msg_iov = &mut iovs[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
+        for (k, b) in batches.iter().enumerate() {
+            let start = b.start as usize;
+            let count = usize::from(b.count);
+            for j in start..start + count {
+                let e = self.tx_entries[j];
+                self.tx_iovs[j] = libc::iovec {
+                    iov_base: self.txq.slot_ptr(e.slot).cast(),
+                    iov_len: usize::from(e.len),
+                };
+            }
+            let namelen = self.tx_addrs[k].set(self.tx_entries[start].dst);
+            let h = &mut msgs[k].msg_hdr;
+            h.msg_name = self.tx_addrs[k].as_mut_ptr();
+            h.msg_namelen = namelen;
+            h.msg_iov = self.tx_iovs[start..].as_mut_ptr();
+            h.msg_iovlen = count as _;
+            if count >= 2 {
+                sys::set_gso_cmsg(h, &mut self.tx_cmsgs[k], b.seg_len);
+            }
         }
-        let Some(sock) = self.socks.get(usize::from(self.tx_entries[start].sock.0)) else {
-            self.counters.tx_errors += n as u64;
+        let segments: u64 = batches.iter().map(|b| u64::from(b.count)).sum();
+        let Some(sock) = self.socks.get(usize::from(
+            self.tx_entries[batches[0].start as usize].sock.0,
+        )) else {
+            self.counters.tx_errors += segments;
             return;
         };
         let fd = sock.as_raw_fd();
         let mut sent = 0;
         while sent < n {
             self.counters.syscalls += 1;
-            // SAFETY: msgs[sent..n] point at live iovecs, slot buffers and addresses that stay
-            // untouched for the duration of this synchronous call.
+            // SAFETY: msgs[sent..n] point at live iovecs, slot buffers, addresses and cmsg
+            // buffers that stay untouched for the duration of this synchronous call.
             let r = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -164,12 +211,48 @@ impl SyscallIo {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                // The datagram at `sent` failed; drop it (counted) and go on with the rest.
-                self.counters.tx_errors += 1;
+                let b = batches[sent];
+                if b.count >= 2 && e.raw_os_error().is_some_and(sys::gso_refused) {
+                    // The kernel refuses GSO here: send this batch one datagram at a time
+                    // and plan without GSO from now on.
+                    self.gso = false;
+                    self.counters.gso_fallbacks += 1;
+                    self.send_each(fd, sent, b);
+                } else {
+                    // The message at `sent` failed; drop it (counted) and go on with the rest.
+                    self.counters.tx_errors += u64::from(b.count);
+                }
                 sent += 1;
             } else {
-                self.counters.tx_packets += r as u64;
+                for b in &batches[sent..sent + r as usize] {
+                    self.counters.tx_packets += u64::from(b.count);
+                    if b.count >= 2 {
+                        self.counters.gso_sends += 1;
+                        self.counters.gso_segments += u64::from(b.count);
+                    }
+                }
                 sent += r as usize;
+            }
+        }
+    }
+
+    /// Sends the datagrams of batch `b` (message `k` of the run) one sendmsg each.
+    fn send_each(&mut self, fd: RawFd, k: usize, b: TxBatch) {
+        let start = b.start as usize;
+        for j in start..start + usize::from(b.count) {
+            // SAFETY: msghdr is plain data; zeroed is valid.
+            let mut h: libc::msghdr = unsafe { zeroed() };
+            h.msg_name = self.tx_addrs[k].as_mut_ptr();
+            h.msg_namelen = RawAddr::len_of(self.tx_entries[start].dst);
+            h.msg_iov = &mut self.tx_iovs[j];
+            h.msg_iovlen = 1;
+            self.counters.syscalls += 1;
+            // SAFETY: h points at a live iovec over a slot buffer and at a live address.
+            let r = unsafe { libc::sendmsg(fd, &h, libc::MSG_DONTWAIT) };
+            if r < 0 {
+                self.counters.tx_errors += 1;
+            } else {
+                self.counters.tx_packets += 1;
             }
         }
     }

@@ -7,6 +7,11 @@
 //! - Send: one `sendmsg` per queued datagram, all pushed before a single submit; the transmit
 //!   slot, its iovec, msghdr and address stay owned by the in-flight operation until its
 //!   completion arrives.
+//! - UDP GSO (when on): the queued datagrams are planned by [`TxPlanner`]; a run of two or
+//!   more equal-size datagrams from one socket to one destination becomes one `sendmsg` with
+//!   an iovec per datagram and a `UDP_SEGMENT` cmsg, built in a [`GsoOp`] from a fixed pool
+//!   that, with the slots it covers, stays owned by the send until its completion. A kernel
+//!   that refuses GSO gets the datagrams again one per send, and GSO is turned off.
 //! - The tick: an absolute `timeout` on CLOCK_MONOTONIC, so ticks do not drift.
 //! - The wake eventfd: a `read` into a buffer owned by the backend, re-armed after each wake.
 //!
@@ -21,9 +26,10 @@ use std::time::Instant;
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
-use super::sys::{MonoClock, RawAddr};
+use super::sys::{self, MonoClock, RawAddr};
 use super::{
-    BUF_SIZE, IoCounters, IoKind, IoSizes, PacketIo, Readiness, RxMeta, SockId, TxEntry, TxQueue,
+    BUF_SIZE, GSO_MAX_SEGMENTS, IoCounters, IoKind, IoSizes, PacketIo, Readiness, RxMeta, SockId,
+    TxEntry, TxPlanner, TxQueue,
 };
 
 const TAG_SHIFT: u32 = 56;
@@ -31,6 +37,9 @@ const TAG_RECV: u64 = 1;
 const TAG_SEND: u64 = 2;
 const TAG_WAKE: u64 = 3;
 const TAG_TIMEOUT: u64 = 4;
+const TAG_SEND_GSO: u64 = 5;
+/// GSO sends in flight at most; a batch finding the pool empty goes out one datagram per send.
+const GSO_OPS: usize = 256;
 const BUF_GROUP: u16 = 0;
 /// Slots in the registered-file table (sockets a core can serve).
 const MAX_SOCKETS: u32 = 256;
@@ -125,6 +134,18 @@ impl Drop for BufRing {
     }
 }
 
+/// One GSO send in flight: its message, an iovec per segment, the UDP_SEGMENT cmsg, the
+/// destination, and the transmit slots it holds until its completion.
+struct GsoOp {
+    msg: libc::msghdr,
+    iovs: [libc::iovec; GSO_MAX_SEGMENTS],
+    cmsg: [u64; sys::GSO_CMSG_WORDS],
+    addr: RawAddr,
+    slots: [u32; GSO_MAX_SEGMENTS],
+    count: u16,
+    sock: SockId,
+}
+
 struct RxDone {
     sock: SockId,
     bid: u16,
@@ -161,6 +182,13 @@ pub struct UringIo {
     tx_msgs: Box<[libc::msghdr]>,
     tx_iovs: Box<[libc::iovec]>,
     tx_addrs: Box<[RawAddr]>,
+    planner: TxPlanner,
+    /// UDP GSO in use (asked for, supported, and not refused since).
+    gso: bool,
+    gso_ops: Box<[GsoOp]>,
+    gso_free: Vec<u32>,
+    /// GSO sends the kernel refused, to send again one datagram per send.
+    gso_retry: Vec<u32>,
     counters: IoCounters,
 }
 
@@ -171,7 +199,9 @@ unsafe impl Send for UringIo {}
 
 impl UringIo {
     /// Sets up the ring and its provided-buffer ring. Errors mean io_uring is unusable here.
-    pub fn new(wake_fd: RawFd, sizes: IoSizes) -> io::Result<Self> {
+    /// With `gso`, runs of equal-size datagrams to one destination go out as UDP GSO sends
+    /// where the kernel supports it (probed here; no support is counted in `gso_fallbacks`).
+    pub fn new(wake_fd: RawFd, sizes: IoSizes, gso: bool) -> io::Result<Self> {
         let sq = 1024u32;
         // Single issuer + deferred task work: completions are posted only when this thread
         // enters the kernel to wait, instead of interrupting it (kernel 6.1+); older kernels
@@ -211,6 +241,8 @@ impl UringIo {
             )?
         };
         let slots = sizes.tx_slots as usize;
+        let gso_ok = gso && sys::udp_gso_supported();
+        let gso_ops = if gso_ok { GSO_OPS } else { 0 };
         Ok(UringIo {
             ring,
             bufs,
@@ -230,7 +262,27 @@ impl UringIo {
             // SAFETY: as above.
             tx_iovs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
             tx_addrs: vec![RawAddr::zeroed(); slots].into_boxed_slice(),
-            counters: IoCounters::default(),
+            planner: TxPlanner::default(),
+            gso: gso_ok,
+            gso_ops: (0..gso_ops)
+                .map(|_| GsoOp {
+                    // SAFETY: msghdr and iovec are plain data; zeroed is valid.
+                    msg: unsafe { zeroed() },
+                    // SAFETY: as above.
+                    iovs: unsafe { zeroed() },
+                    cmsg: [0; sys::GSO_CMSG_WORDS],
+                    addr: RawAddr::zeroed(),
+                    slots: [0; GSO_MAX_SEGMENTS],
+                    count: 0,
+                    sock: SockId(0),
+                })
+                .collect(),
+            gso_free: (0..gso_ops as u32).rev().collect(),
+            gso_retry: Vec::with_capacity(gso_ops),
+            counters: IoCounters {
+                gso_fallbacks: u64::from(gso && !gso_ok),
+                ..IoCounters::default()
+            },
         })
     }
 
@@ -300,35 +352,134 @@ impl UringIo {
     }
 
     fn queue_sends(&mut self) -> io::Result<()> {
+        self.retry_refused_gso()?;
         self.txq.take_queued(&mut self.tx_entries);
-        for i in 0..self.tx_entries.len() {
-            let e = self.tx_entries[i];
-            let slot = e.slot as usize;
+        if self.tx_entries.is_empty() {
+            return Ok(());
+        }
+        let mut planner = std::mem::take(&mut self.planner);
+        let batches = planner.plan(&mut self.tx_entries, self.gso);
+        let mut result = Ok(());
+        for b in batches {
+            let start = b.start as usize;
+            let count = usize::from(b.count);
+            let e = self.tx_entries[start];
             if usize::from(e.sock.0) >= self.socks.len() {
-                self.counters.tx_errors += 1;
-                self.txq.release(e.slot);
+                self.counters.tx_errors += count as u64;
+                for j in start..start + count {
+                    self.txq.release(self.tx_entries[j].slot);
+                }
                 continue;
             }
-            let namelen = self.tx_addrs[slot].set(e.dst);
-            self.tx_iovs[slot] = libc::iovec {
+            let r = match (count >= 2).then(|| self.gso_free.pop()).flatten() {
+                Some(op) => self.queue_gso(op, start, count, b.seg_len),
+                None => (start..start + count).try_for_each(|j| {
+                    let e = self.tx_entries[j];
+                    self.queue_one(e.slot, e.sock, e.dst, e.len)
+                }),
+            };
+            if r.is_err() {
+                result = r;
+                break;
+            }
+        }
+        self.planner = planner;
+        self.tx_entries.clear();
+        result
+    }
+
+    /// Queues one datagram in transmit slot `slot`.
+    fn queue_one(
+        &mut self,
+        slot: u32,
+        sock: SockId,
+        dst: std::net::SocketAddr,
+        len: u16,
+    ) -> io::Result<()> {
+        let i = slot as usize;
+        let namelen = self.tx_addrs[i].set(dst);
+        self.tx_iovs[i] = libc::iovec {
+            iov_base: self.txq.slot_ptr(slot).cast(),
+            iov_len: usize::from(len),
+        };
+        let msg = &mut self.tx_msgs[i];
+        msg.msg_name = self.tx_addrs[i].as_mut_ptr();
+        msg.msg_namelen = namelen;
+        msg.msg_iov = &mut self.tx_iovs[i];
+        msg.msg_iovlen = 1;
+        msg.msg_control = std::ptr::null_mut();
+        msg.msg_controllen = 0;
+        // The slot's buffer, iovec, msghdr and address belong to this send until its
+        // completion releases the slot.
+        let entry = opcode::SendMsg::new(types::Fixed(u32::from(sock.0)), &self.tx_msgs[i])
+            .build()
+            .user_data(user_data(TAG_SEND, u64::from(slot)));
+        self.push(entry)
+    }
+
+    /// Queues planned entries `start..start + count` as one GSO send built in `op`.
+    fn queue_gso(&mut self, op: u32, start: usize, count: usize, seg_len: u16) -> io::Result<()> {
+        let first = self.tx_entries[start];
+        // INVARIANT: op came from gso_free, which only holds indices of gso_ops.
+        let g = &mut self.gso_ops[op as usize];
+        for k in 0..count {
+            let e = self.tx_entries[start + k];
+            g.slots[k] = e.slot;
+            g.iovs[k] = libc::iovec {
                 iov_base: self.txq.slot_ptr(e.slot).cast(),
                 iov_len: usize::from(e.len),
             };
-            let msg = &mut self.tx_msgs[slot];
-            msg.msg_name = self.tx_addrs[slot].as_mut_ptr();
-            msg.msg_namelen = namelen;
-            msg.msg_iov = &mut self.tx_iovs[slot];
-            msg.msg_iovlen = 1;
-            // The slot's buffer, iovec, msghdr and address belong to this send until its
-            // completion releases the slot.
-            let entry =
-                opcode::SendMsg::new(types::Fixed(u32::from(e.sock.0)), &self.tx_msgs[slot])
-                    .build()
-                    .user_data(user_data(TAG_SEND, u64::from(e.slot)));
-            self.push(entry)?;
         }
-        self.tx_entries.clear();
-        Ok(())
+        g.count = count as u16;
+        g.sock = first.sock;
+        g.msg.msg_namelen = g.addr.set(first.dst);
+        g.msg.msg_name = g.addr.as_mut_ptr();
+        g.msg.msg_iov = g.iovs.as_mut_ptr();
+        g.msg.msg_iovlen = count as _;
+        sys::set_gso_cmsg(&mut g.msg, &mut g.cmsg, seg_len);
+        // The op (message, iovecs, cmsg, address) and its slots belong to this send until
+        // its completion gives them back.
+        let entry = opcode::SendMsg::new(types::Fixed(u32::from(first.sock.0)), &g.msg)
+            .build()
+            .user_data(user_data(TAG_SEND_GSO, u64::from(op)));
+        self.push(entry)
+    }
+
+    /// Sends the datagrams of GSO sends the kernel refused again, one per send, in the order
+    /// the refusals completed (the order the sends were submitted in).
+    fn retry_refused_gso(&mut self) -> io::Result<()> {
+        if self.gso_retry.is_empty() {
+            return Ok(());
+        }
+        let mut retry = std::mem::take(&mut self.gso_retry);
+        let mut result = Ok(());
+        for &op in &retry {
+            // INVARIANT: ops in gso_retry are indices of gso_ops (from completions).
+            let g = &self.gso_ops[op as usize];
+            let (count, sock, dst) = (usize::from(g.count), g.sock, g.addr.get());
+            for k in 0..count {
+                let g = &self.gso_ops[op as usize];
+                let (slot, len) = (g.slots[k], g.iovs[k].iov_len as u16);
+                match dst {
+                    Some(dst) if result.is_ok() => {
+                        if let Err(e) = self.queue_one(slot, sock, dst, len) {
+                            // Not queued: the slot is free again.
+                            self.counters.tx_errors += 1;
+                            self.txq.release(slot);
+                            result = Err(e);
+                        }
+                    }
+                    _ => {
+                        self.counters.tx_errors += 1;
+                        self.txq.release(slot);
+                    }
+                }
+            }
+            self.gso_free.push(op);
+        }
+        retry.clear();
+        self.gso_retry = retry;
+        result
     }
 
     fn reap(&mut self, ready: &mut Readiness) {
@@ -398,6 +549,32 @@ impl UringIo {
                         self.counters.tx_packets += 1;
                     }
                     self.txq.release(value as u32);
+                }
+                TAG_SEND_GSO => {
+                    let op = value as usize;
+                    let Some(g) = self.gso_ops.get(op) else {
+                        continue;
+                    };
+                    let count = u64::from(g.count);
+                    if res < 0 && sys::gso_refused(-res) {
+                        // The kernel refuses GSO here: send these again one by one (slots
+                        // stay held) and plan without GSO from now on.
+                        self.gso = false;
+                        self.counters.gso_fallbacks += 1;
+                        self.gso_retry.push(op as u32);
+                        continue;
+                    }
+                    if res < 0 {
+                        self.counters.tx_errors += count;
+                    } else {
+                        self.counters.tx_packets += count;
+                        self.counters.gso_sends += 1;
+                        self.counters.gso_segments += count;
+                    }
+                    for &slot in &g.slots[..usize::from(g.count)] {
+                        self.txq.release(slot);
+                    }
+                    self.gso_free.push(op as u32);
                 }
                 TAG_WAKE => {
                     self.wake_armed = false;
@@ -511,6 +688,14 @@ impl Drop for UringIo {
             .user_data(0);
         if self.push(cancel).is_err() {
             return;
+        }
+        // Refused GSO sends wait for no completion: their slots are free now.
+        while let Some(op) = self.gso_retry.pop() {
+            if let Some(g) = self.gso_ops.get(op as usize) {
+                for &slot in &g.slots[..usize::from(g.count)] {
+                    self.txq.release(slot);
+                }
+            }
         }
         let ts = types::Timespec::new().nsec(20_000_000);
         let args = types::SubmitArgs::new().timespec(&ts);

@@ -1,0 +1,75 @@
+//! The generator's video side (`chorus-load run --video`): every video caller publishes a
+//! pre-encoded simulcast H.264 [`Clip`](chorus_engine::codecs::h264::Clip) and subscribes to
+//! what the server forwards, each on its own UDP socket with SRTP, separate from the audio
+//! engine.
+//!
+//! The protocol parts are sans-IO state machines (STYLE.md): a [`Publisher`] loops the clip
+//! at its frame rate with one SSRC (and RID) per layer, answers NACKs from a bounded send
+//! history (over RTX when negotiated), jumps to the next key frame on PLI/FIR and sends SRs;
+//! a [`Subscriber`] passes what arrives through a simulated [`Link`] (seeded loss, a
+//! token-bucket bandwidth limit), reassembles frames per stream, NACKs gaps, asks for a key
+//! frame when a frame is broken past recovery, sends REMB with its bandwidth, and measures
+//! per layer (height from the SPS) frames, broken frames, frame delay (abs-send-time) and
+//! switch time. `socket.rs` drives them on sockets; `stats.rs` sums them for the report.
+
+mod link;
+mod publisher;
+mod stats;
+mod subscriber;
+
+pub use link::{Link, LinkConfig};
+pub use publisher::{Publisher, PublisherConfig, PublisherCounters};
+pub use stats::{LayerStats, StreamSummary, SubscriberStats, VideoSummary};
+pub use subscriber::{Subscriber, SubscriberConfig};
+
+use std::time::{Duration, Instant};
+
+/// What a transmit is, so the driver protects it with the right SRTP function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    /// An RTP packet (media or RTX).
+    Rtp,
+    /// A compound RTCP packet.
+    Rtcp,
+}
+
+/// abs-send-time (webrtc.org `abs-send-time` extension): 24 bits, 6.18 fixed-point seconds
+/// since `epoch`, wrapping every 64 s. The generator is one process, so a publisher and a
+/// subscriber sharing `epoch` compare their clocks directly.
+pub fn abs_send_time(epoch: Instant, now: Instant) -> u32 {
+    let d = now.saturating_duration_since(epoch);
+    // 2^18 units per second; keep 24 bits.
+    let units = (d.as_nanos() << 18) / 1_000_000_000;
+    (units & 0x00ff_ffff) as u32
+}
+
+/// The time from an abs-send-time stamp `sent` to `now`, modulo the 64 s wrap.
+pub fn abs_send_age(epoch: Instant, sent: u32, now: Instant) -> Duration {
+    let units = abs_send_time(epoch, now).wrapping_sub(sent) & 0x00ff_ffff;
+    Duration::from_nanos((u64::from(units) * 1_000_000_000) >> 18)
+}
+
+/// A small seeded generator (xorshift64*) for the simulated loss: reproducible runs, no
+/// dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is replaced).
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// The next value in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;

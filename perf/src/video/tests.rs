@@ -1,0 +1,330 @@
+//! The publisher and subscriber against each other in virtual time: directly with seeded
+//! loss, and through the engine's own SFU router with a bandwidth-limited receiver.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use chorus_engine::codecs::h264::{Clip, ClipConfig};
+use chorus_engine::rtcp::{NtpClock, NtpTime};
+use chorus_engine::rtp::{Pt, Ssrc};
+use chorus_engine::sfu::{
+    ConsumerConfig, ConsumerId, ConsumerSource, EncodingConfig, KeyFrameMethod, NackLimits,
+    ProducerConfig, Router, RouterConfig, RtcpTarget, RtxConfig, SfuTransmit, VideoCodec,
+};
+
+use super::*;
+
+/// Two seconds at 15 fps, a key frame a second, the usual three sizes; encoded once.
+fn clip() -> Arc<Clip> {
+    static CLIP: OnceLock<Arc<Clip>> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        let config = ClipConfig {
+            fps: 15,
+            key_interval_s: 1,
+            ..ClipConfig::simulcast(2)
+        };
+        Arc::new(Clip::encode(&config).expect("clip encodes"))
+    })
+    .clone()
+}
+
+const PT: Pt = Pt(102);
+const RTX_PT: Pt = Pt(103);
+
+fn publisher(now: Instant, epoch: Instant, rtx: bool) -> Publisher {
+    let config = PublisherConfig {
+        ssrcs: vec![Ssrc(0x100), Ssrc(0x101), Ssrc(0x102)],
+        rids: vec!["q".into(), "h".into(), "f".into()],
+        pt: PT,
+        rtx: rtx.then(|| (RTX_PT, vec![Ssrc(0x200), Ssrc(0x201), Ssrc(0x202)])),
+        rid_ext: Some(4),
+        abs_send_time_ext: Some(3),
+        cname: "pub@load".into(),
+        seed: 7,
+    };
+    Publisher::new(
+        now,
+        epoch,
+        NtpClock::new(epoch, NtpTime(1 << 32)),
+        clip(),
+        config,
+    )
+    .unwrap()
+}
+
+fn subscriber(now: Instant, epoch: Instant, link: LinkConfig) -> Subscriber {
+    let config = SubscriberConfig {
+        ssrc: Ssrc(0x900),
+        pt: PT,
+        rtx_pt: Some(RTX_PT),
+        rtx_ssrcs: vec![],
+        abs_send_time_ext: Some(3),
+        nack: true,
+        pli: true,
+        remb: true,
+        unlimited_bps: 10_000_000,
+        link,
+    };
+    Subscriber::new(now, epoch, config)
+}
+
+fn lossy(loss: f64, seed: u64) -> LinkConfig {
+    LinkConfig {
+        loss,
+        bandwidth_bps: None,
+        burst: Duration::from_millis(500),
+        limit_from: None,
+        seed,
+    }
+}
+
+/// Packets on their way, each due at a time (a one-way delay).
+#[derive(Default)]
+struct Wire(VecDeque<(Instant, Vec<u8>)>);
+
+impl Wire {
+    fn send(&mut self, at: Instant, bytes: &[u8]) {
+        self.0.push_back((at, bytes.to_vec()));
+    }
+    fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
+        (self.0.front().is_some_and(|(t, _)| *t <= now)).then(|| self.0.pop_front().unwrap().1)
+    }
+}
+
+/// The stats without the delay samples, for the test's log.
+fn brief(s: &SubscriberStats) -> SubscriberStats {
+    let mut s = s.clone();
+    for l in s.layers.values_mut() {
+        l.delays_ms = vec![stats::percentile(&l.delays_ms, 50.0).unwrap_or(-1.0)];
+    }
+    s
+}
+
+const ONE_WAY: Duration = Duration::from_millis(10);
+
+#[test]
+fn abs_send_time_wraps_and_measures() {
+    let epoch = Instant::now();
+    let t = epoch + Duration::from_millis(63_990);
+    let sent = abs_send_time(epoch, t);
+    let age = abs_send_age(epoch, sent, t + Duration::from_millis(25));
+    assert!((age.as_secs_f64() - 0.025).abs() < 0.000_01, "{age:?}");
+    assert_eq!(abs_send_time(epoch, epoch + Duration::from_secs(64)), 0);
+}
+
+#[test]
+fn a_lossy_path_loses_no_frame_after_nack_and_rtx() {
+    let t0 = Instant::now();
+    let mut publisher = publisher(t0, t0, true);
+    let mut sub = subscriber(t0, t0, lossy(0.05, 3));
+    let (mut down, mut up) = (Wire::default(), Wire::default());
+    let mut buf = vec![0u8; 1_600];
+    let end = t0 + Duration::from_secs(6);
+    let mut now = t0;
+    while now < end {
+        if publisher.poll_timeout() <= now {
+            publisher.handle_timeout(now);
+        }
+        while let Some((n, kind)) = publisher.poll_transmit(now, &mut buf) {
+            if kind == PacketKind::Rtp {
+                down.send(now + ONE_WAY, &buf[..n]);
+            }
+        }
+        while let Some(mut p) = down.due(now) {
+            let n = p.len();
+            sub.handle_rtp(now, &mut p, n);
+        }
+        if sub.poll_timeout() <= now {
+            sub.handle_timeout(now);
+        }
+        while let Some(n) = sub.poll_transmit(now, &mut buf) {
+            up.send(now + ONE_WAY, &buf[..n]);
+        }
+        while let Some(p) = up.due(now) {
+            publisher.handle_rtcp(now, &p);
+        }
+        now += Duration::from_millis(1);
+    }
+    let s = sub.stats();
+    let p = publisher.counters();
+    eprintln!("{:?}\n{p:?}", brief(&s));
+    // Each layer is its own stream here: 6 s at 15 fps, less the frames in flight.
+    assert_eq!(s.streams.len(), 3);
+    for (height, layer) in &s.layers {
+        assert!(layer.frames >= 85, "{height}: {layer:?}");
+        assert_eq!(layer.broken, 0, "{height}");
+        let p50 = stats::percentile(&layer.delays_ms, 50.0).unwrap();
+        assert!((9.9..15.0).contains(&p50), "{height}: delay p50 {p50} ms");
+    }
+    assert_eq!(
+        s.layers.keys().copied().collect::<Vec<_>>(),
+        [180, 360, 720]
+    );
+    assert!(s.dropped_loss > 50, "{}", s.dropped_loss);
+    assert!(s.nacked >= s.dropped_loss / 2 && s.rtx_received > 0);
+    assert_eq!(
+        p.retransmitted,
+        s.rtx_received + (p.retransmitted - s.rtx_received)
+    );
+    assert_eq!(s.rtx_unmatched, 0);
+    // Only a stream whose very first packets were lost starts mid-frame.
+    assert!(s.broken_at_start <= 1, "{}", s.broken_at_start);
+}
+
+/// The engine's router as the server: collects what it sends per consumer and producer.
+#[derive(Default)]
+struct Sink {
+    rtp: Vec<(ConsumerId, Vec<u8>)>,
+    rtcp: Vec<(RtcpTarget, Vec<u8>)>,
+}
+
+impl SfuTransmit for Sink {
+    fn send_rtp(&mut self, to: ConsumerId, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
+        let mut b = vec![0; 1_600];
+        let n = fill(&mut b);
+        b.truncate(n);
+        self.rtp.push((to, b));
+        n > 0
+    }
+    fn send_rtcp(&mut self, to: RtcpTarget, fill: &dyn Fn(&mut [u8]) -> usize) -> bool {
+        let mut b = vec![0; 1_600];
+        let n = fill(&mut b);
+        b.truncate(n);
+        self.rtcp.push((to, b));
+        n > 0
+    }
+}
+
+#[test]
+fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
+    let t0 = Instant::now();
+    let clip = clip();
+    let mut router = Router::new(t0, RouterConfig::new(NtpClock::new(t0, NtpTime(1 << 32))));
+    let layers = clip.layers();
+    let producer = router
+        .add_producer(
+            t0,
+            ProducerConfig {
+                codec: VideoCodec::H264,
+                pt: PT,
+                clock_rate: 90_000,
+                encodings: (0..3)
+                    .map(|i| EncodingConfig {
+                        ssrc: None,
+                        rid: Some(["q", "h", "f"][i].into()),
+                        rtx: None,
+                        height: layers[i].spec.height as u16,
+                        max_bitrate_bps: layers[i].spec.bitrate_bps,
+                    })
+                    .collect(),
+                key_frame_method: KeyFrameMethod::Pli,
+                nack: true,
+                rid_ext_id: Some(4),
+            },
+        )
+        .unwrap();
+    let consumer = |ssrc: u32| ConsumerConfig {
+        source: ConsumerSource::Producer(producer),
+        ssrc: Ssrc(ssrc),
+        pt: PT,
+        rtx: Some(RtxConfig {
+            ssrc: Ssrc(ssrc + 1),
+            pt: RTX_PT,
+        }),
+        max_height: 720,
+        nack_limits: NackLimits::default(),
+    };
+    let lossy_id = router.add_consumer(t0, consumer(0xa00)).unwrap();
+    let capped_id = router.add_consumer(t0, consumer(0xb00)).unwrap();
+    let mut publisher = publisher(t0, t0, false);
+    let mut subs = [
+        subscriber(t0, t0, lossy(0.03, 11)),
+        subscriber(
+            t0,
+            t0,
+            LinkConfig {
+                bandwidth_bps: Some(300_000),
+                limit_from: Some(t0 + Duration::from_secs(4)),
+                ..lossy(0.0, 12)
+            },
+        ),
+    ];
+    let ids = [lossy_id, capped_id];
+    let mut down = [Wire::default(), Wire::default()];
+    let mut up_pub = Wire::default();
+    let mut to_pub = Wire::default();
+    let mut up_sub = Wire::default();
+    let mut buf = vec![0u8; 1_600];
+    let mut sink = Sink::default();
+    let end = t0 + Duration::from_secs(12);
+    let mut now = t0;
+    while now < end {
+        if publisher.poll_timeout() <= now {
+            publisher.handle_timeout(now);
+        }
+        while let Some((n, kind)) = publisher.poll_transmit(now, &mut buf) {
+            if kind == PacketKind::Rtp {
+                up_pub.send(now + ONE_WAY, &buf[..n]);
+            }
+        }
+        while let Some(p) = up_pub.due(now) {
+            router.handle_rtp(now, producer, &p, &mut sink);
+        }
+        while let Some(p) = up_sub.due(now) {
+            router.handle_consumer_rtcp(now, &p, &mut sink);
+        }
+        while router.poll_timeout().is_some_and(|(t, _)| t <= now) {
+            router.handle_timeout(now, &mut sink);
+        }
+        for (to, p) in sink.rtp.drain(..) {
+            if let Some(i) = ids.iter().position(|&c| c == to) {
+                down[i].send(now + ONE_WAY, &p);
+            }
+        }
+        for (to, p) in sink.rtcp.drain(..) {
+            if to == RtcpTarget::Producer(producer) {
+                to_pub.send(now + ONE_WAY, &p);
+            }
+        }
+        while let Some(p) = to_pub.due(now) {
+            publisher.handle_rtcp(now, &p);
+        }
+        for (sub, wire) in subs.iter_mut().zip(&mut down) {
+            while let Some(mut p) = wire.due(now) {
+                let n = p.len();
+                sub.handle_rtp(now, &mut p, n);
+            }
+            if sub.poll_timeout() <= now {
+                sub.handle_timeout(now);
+            }
+            while let Some(n) = sub.poll_transmit(now, &mut buf) {
+                up_sub.send(now + ONE_WAY, &buf[..n]);
+            }
+        }
+        now += Duration::from_millis(1);
+    }
+    let [lossy, capped] = subs.map(|s| s.stats());
+    eprintln!(
+        "lossy {:?}\ncapped {:?}\n{:?}",
+        brief(&lossy),
+        brief(&capped),
+        publisher.counters()
+    );
+    // Both got one stream (the consumer's SSRC) with frames.
+    assert_eq!(lossy.streams.len(), 1);
+    assert_eq!(lossy.streams[0].ssrc, 0xa00);
+    assert!(lossy.frames() > 120, "{}", lossy.frames());
+    assert!(capped.frames() > 120, "{}", capped.frames());
+    // The lossy receiver repaired everything over RTX and stayed on the top layer.
+    assert_eq!(lossy.broken(), 0);
+    assert!(lossy.dropped_loss > 20 && lossy.rtx_received > 0 && lossy.rtx_unmatched == 0);
+    assert_eq!(lossy.final_height(), Some(720));
+    // The capped one announced 300 kbit/s at 4 s and was switched down to a layer that fits.
+    assert!(capped.final_height().unwrap() < 720);
+    assert_eq!(capped.final_height(), Some(180));
+    assert_eq!(capped.switch_ms.len(), 1, "{:?}", capped.switch_ms);
+    assert!(capped.switch_ms[0] < 1_500.0, "{:?}", capped.switch_ms);
+    assert_eq!(capped.broken(), 0);
+    assert!(capped.layers[&720].frames > 40 && capped.layers[&180].frames > 40);
+}

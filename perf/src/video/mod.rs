@@ -14,12 +14,16 @@
 
 mod link;
 mod publisher;
+mod report;
 mod stats;
+mod socket;
 mod subscriber;
 
 pub use link::{Link, LinkConfig};
 pub use publisher::{Publisher, PublisherConfig, PublisherCounters};
 pub use stats::{LayerStats, StreamSummary, SubscriberStats, VideoSummary};
+pub use report::VideoReport;
+pub use socket::{CallerPlan, CallerVideo, VideoLeg, VideoSide};
 pub use subscriber::{Subscriber, SubscriberConfig};
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,361 @@
+//! The video callers on sockets: one UDP socket per caller (the server tells video legs
+//! apart by their remote address), SRTP with the negotiated keys, RTP and RTCP muxed; each
+//! caller is a task on the video side's own runtime thread, apart from the audio engine.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use chorus_engine::codecs::h264::Clip;
+use chorus_engine::rtcp::{NtpClock, NtpTime, PacketKind as Wire, classify};
+use chorus_engine::rtp::{Pt, Ssrc};
+use chorus_engine::runtime::SrtpKey;
+use chorus_engine::srtp::SrtpContext;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+use super::{
+    LinkConfig, PacketKind, Publisher, PublisherConfig, PublisherCounters, Subscriber,
+    SubscriberConfig, SubscriberStats,
+};
+
+/// One caller's negotiated video, as the signaling hands it over.
+#[derive(Debug, Clone)]
+pub struct VideoLeg {
+    /// Where the server takes our RTP (and RTCP, muxed).
+    pub remote_rtp: SocketAddr,
+    /// Where RTCP goes without rtcp-mux.
+    pub remote_rtcp: SocketAddr,
+    /// RTP and RTCP share the port.
+    pub rtcp_mux: bool,
+    /// (to unprotect what the server sends, to protect what we send); None: plain RTP.
+    pub srtp: Option<(SrtpKey, SrtpKey)>,
+    /// H.264's payload type.
+    pub pt: Pt,
+    /// RTX's payload type, when negotiated.
+    pub rtx_pt: Option<Pt>,
+    /// Generic NACK, PLI, FIR, REMB negotiated.
+    pub nack: bool,
+    /// See `nack`.
+    pub pli: bool,
+    /// See `nack`.
+    pub fir: bool,
+    /// See `nack`.
+    pub remb: bool,
+    /// The `rtp-stream-id` extension's id.
+    pub rid_ext: Option<u8>,
+    /// abs-send-time's id.
+    pub abs_send_time_ext: Option<u8>,
+    /// The RIDs we send, lowest layer first (the clip's layer order).
+    pub rids: Vec<String>,
+    /// (RTX SSRC, media SSRC) pairs of the server's streams, if it announced them.
+    pub rtx_ssrcs: Vec<(u32, u32)>,
+}
+
+/// What to do on a caller's path.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerPlan {
+    /// It publishes the clip.
+    pub publish: bool,
+    /// Its simulated path.
+    pub link: LinkConfig,
+}
+
+/// One caller's video at the end.
+#[derive(Debug, Clone, Default)]
+pub struct CallerVideo {
+    /// Its publisher's counters, if it published.
+    pub publisher: Option<PublisherCounters>,
+    /// What it received.
+    pub subscriber: SubscriberStats,
+    /// Its path's random loss, percent.
+    pub loss_pct: f64,
+    /// Its path's bandwidth limit, bits per second.
+    pub limit_bps: Option<u64>,
+    /// Packets that failed SRTP.
+    pub srtp_failures: u64,
+    /// Sends that failed (socket full or gone).
+    pub send_errors: u64,
+}
+
+/// The video side of the generator: a runtime thread and a task per video caller.
+pub struct VideoSide {
+    runtime: tokio::runtime::Runtime,
+    clip: Arc<Clip>,
+    epoch: Instant,
+    ntp: NtpClock,
+    tasks: HashMap<usize, Running>,
+    done: Vec<(usize, tokio::task::JoinHandle<CallerVideo>)>,
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<CallerVideo>,
+}
+
+impl VideoSide {
+    /// A video side looping `clip`.
+    pub fn new(clip: Arc<Clip>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("chorus-load-video")
+            .enable_all()
+            .build()
+            .context("starting the video thread")?;
+        let epoch = Instant::now();
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(VideoSide {
+            runtime,
+            clip,
+            epoch,
+            ntp: NtpClock::new(epoch, NtpTime::from_unix(unix)),
+            tasks: HashMap::new(),
+            done: Vec::new(),
+        })
+    }
+
+    /// The clip's RIDs, lowest layer first ("l0", "l1", ...), and their heights.
+    pub fn layers(&self) -> Vec<(String, u32)> {
+        (self.clip.layers().iter().enumerate())
+            .map(|(i, l)| (format!("l{i}"), l.spec.height))
+            .collect()
+    }
+
+    /// A socket for a caller's video on `ip` (any free port), to offer before the call.
+    pub fn bind(ip: std::net::IpAddr) -> Result<StdUdpSocket> {
+        let s = StdUdpSocket::bind((ip, 0)).context("binding a video socket")?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+
+    /// Starts caller `index`'s video on `socket` toward `leg`.
+    pub fn start(
+        &mut self,
+        index: usize,
+        socket: StdUdpSocket,
+        leg: VideoLeg,
+        plan: CallerPlan,
+    ) -> Result<()> {
+        let now = Instant::now();
+        let base = 0x4c00_0000u32 + (index as u32) * 8;
+        let layers = self.clip.layers().len() as u32;
+        let publisher = if plan.publish {
+            let config = PublisherConfig {
+                ssrcs: (0..layers).map(|l| Ssrc(base + l)).collect(),
+                rids: leg.rids.clone(),
+                pt: leg.pt,
+                // The server knows our streams by RID only, not RTX SSRCs: resend in the
+                // media stream.
+                rtx: None,
+                rid_ext: leg.rid_ext,
+                abs_send_time_ext: leg.abs_send_time_ext,
+                cname: format!("load{index}@chorus-load"),
+                seed: index as u64,
+            };
+            Some(
+                Publisher::new(now, self.epoch, self.ntp, self.clip.clone(), config)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            None
+        };
+        let subscriber = Subscriber::new(
+            now,
+            self.epoch,
+            SubscriberConfig {
+                ssrc: Ssrc(base + 7),
+                pt: leg.pt,
+                rtx_pt: leg.rtx_pt,
+                rtx_ssrcs: (leg.rtx_ssrcs.iter())
+                    .map(|&(r, m)| (Ssrc(r), Ssrc(m)))
+                    .collect(),
+                abs_send_time_ext: leg.abs_send_time_ext,
+                nack: leg.nack,
+                pli: leg.pli,
+                remb: leg.remb,
+                unlimited_bps: 10_000_000,
+                link: plan.link,
+            },
+        );
+        let srtp = match &leg.srtp {
+            Some((remote, local)) => Some((
+                SrtpContext::new(remote.suite, &remote.key, &remote.salt)
+                    .context("SRTP keys of the server")?,
+                SrtpContext::new(local.suite, &local.key, &local.salt)
+                    .context("our SRTP keys")?,
+            )),
+            None => None,
+        };
+        let (stop, stopped) = oneshot::channel();
+        let _guard = self.runtime.enter();
+        let socket = UdpSocket::from_std(socket).context("video socket")?;
+        let result = CallerVideo {
+            loss_pct: plan.link.loss * 100.0,
+            limit_bps: plan.link.bandwidth_bps,
+            ..CallerVideo::default()
+        };
+        let task = self.runtime.spawn(caller(
+            socket, leg, publisher, subscriber, srtp, stopped, result,
+        ));
+        if let Some(old) = self.tasks.insert(index, Running { stop, task }) {
+            let _ = old.stop.send(());
+            self.done.push((index, old.task));
+        }
+        Ok(())
+    }
+
+    /// Stops caller `index`'s video (its call ended).
+    pub fn stop(&mut self, index: usize) {
+        if let Some(r) = self.tasks.remove(&index) {
+            let _ = r.stop.send(());
+            self.done.push((index, r.task));
+        }
+    }
+
+    /// Stops everything and collects each caller's results.
+    pub fn finish(mut self) -> Vec<(usize, CallerVideo)> {
+        let ids: Vec<usize> = self.tasks.keys().copied().collect();
+        for i in ids {
+            self.stop(i);
+        }
+        let done = std::mem::take(&mut self.done);
+        let mut out: Vec<(usize, CallerVideo)> = self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for (i, task) in done {
+                if let Ok(v) = task.await {
+                    out.push((i, v));
+                }
+            }
+            out
+        });
+        out.sort_by_key(|(i, _)| *i);
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        out
+    }
+}
+
+/// Room after a packet for SRTP's tag and index.
+const SRTP_ROOM: usize = 32;
+
+async fn caller(
+    socket: UdpSocket,
+    leg: VideoLeg,
+    mut publisher: Option<Publisher>,
+    mut subscriber: Subscriber,
+    mut srtp: Option<(SrtpContext, SrtpContext)>,
+    mut stopped: oneshot::Receiver<()>,
+    mut result: CallerVideo,
+) -> CallerVideo {
+    let mut tx = vec![0u8; 1_500 + SRTP_ROOM];
+    let mut rx = vec![0u8; 2_048];
+    let rtcp_to = if leg.rtcp_mux {
+        leg.remote_rtp
+    } else {
+        leg.remote_rtcp
+    };
+    loop {
+        let now = Instant::now();
+        if let Some(p) = publisher.as_mut() {
+            if p.poll_timeout() <= now {
+                p.handle_timeout(now);
+            }
+            while let Some((n, kind)) = p.poll_transmit(now, &mut tx[..1_500]) {
+                let to = match kind {
+                    PacketKind::Rtp => leg.remote_rtp,
+                    PacketKind::Rtcp => rtcp_to,
+                };
+                send(&socket, &mut srtp, &mut tx, n, kind, to, &mut result).await;
+            }
+        }
+        if subscriber.poll_timeout() <= now {
+            subscriber.handle_timeout(now);
+        }
+        while let Some(n) = subscriber.poll_transmit(now, &mut tx[..1_500]) {
+            send(&socket, &mut srtp, &mut tx, n, PacketKind::Rtcp, rtcp_to, &mut result).await;
+        }
+        let wake = publisher
+            .as_ref()
+            .map_or(subscriber.poll_timeout(), |p| p.poll_timeout().min(subscriber.poll_timeout()))
+            .max(now + Duration::from_micros(500));
+        tokio::select! {
+            _ = &mut stopped => break,
+            got = socket.recv_from(&mut rx) => {
+                let Ok((n, _from)) = got else { continue };
+                let now = Instant::now();
+                receive(now, &mut rx[..n], &mut srtp, &mut publisher, &mut subscriber, &mut result);
+                // Take what else is waiting before the timers.
+                while let Ok((n, _)) = socket.try_recv_from(&mut rx) {
+                    receive(now, &mut rx[..n], &mut srtp, &mut publisher, &mut subscriber, &mut result);
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+        }
+    }
+    result.publisher = publisher.map(|p| p.counters());
+    result.subscriber = subscriber.stats();
+    result
+}
+
+async fn send(
+    socket: &UdpSocket,
+    srtp: &mut Option<(SrtpContext, SrtpContext)>,
+    buf: &mut [u8],
+    len: usize,
+    kind: PacketKind,
+    to: SocketAddr,
+    result: &mut CallerVideo,
+) {
+    let len = match (srtp.as_mut(), kind) {
+        (None, _) => Ok(len),
+        (Some((_, local)), PacketKind::Rtp) => local.protect_rtp(buf, len),
+        (Some((_, local)), PacketKind::Rtcp) => local.protect_rtcp(buf, len),
+    };
+    let Ok(len) = len else {
+        result.send_errors += 1;
+        return;
+    };
+    if socket.send_to(&buf[..len], to).await.is_err() {
+        result.send_errors += 1;
+    }
+}
+
+fn receive(
+    now: Instant,
+    buf: &mut [u8],
+    srtp: &mut Option<(SrtpContext, SrtpContext)>,
+    publisher: &mut Option<Publisher>,
+    subscriber: &mut Subscriber,
+    result: &mut CallerVideo,
+) {
+    match classify(buf) {
+        Wire::Rtp => {
+            let len = match srtp.as_mut() {
+                Some((remote, _)) => remote.unprotect_rtp(buf),
+                None => Ok(buf.len()),
+            };
+            match len {
+                Ok(len) => subscriber.handle_rtp(now, buf, len),
+                Err(_) => result.srtp_failures += 1,
+            }
+        }
+        Wire::Rtcp => {
+            let len = match srtp.as_mut() {
+                Some((remote, _)) => remote.unprotect_rtcp(buf),
+                None => Ok(buf.len()),
+            };
+            match len {
+                Ok(len) => {
+                    if let Some(p) = publisher.as_mut() {
+                        p.handle_rtcp(now, &buf[..len]);
+                    }
+                }
+                Err(_) => result.srtp_failures += 1,
+            }
+        }
+        _ => {}
+    }
+}

@@ -13,7 +13,7 @@ use chorus_engine::runtime::{EngineConfig, IoKind};
 use chorus_signaling::access::{AccessConfig, AuthMode, Cidr, TrunkAcl};
 use chorus_signaling::admission::AdmissionConfig;
 use chorus_signaling::digest::Algorithm;
-use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy};
+use chorus_signaling::sdp::{Codec, OfferAnswerConfig, SrtpPolicy, VideoConfig};
 use chorus_signaling::session_timer::TimerPolicy;
 use chorus_signaling::ua::UaConfig;
 
@@ -176,6 +176,9 @@ pub struct ServeConfig {
     pub talkers: usize,
     /// The rate conferences mix at, Hz (16000, or 8000 when every caller is G.711).
     pub mix_rate: u32,
+    /// Accept and offer video (the SFU): a call's first m=video is answered on the next
+    /// socket pair of its core.
+    pub video: bool,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -355,6 +358,7 @@ impl Default for ServeConfig {
             span_after: 100,
             talkers: 3,
             mix_rate: 16_000,
+            video: true,
         }
     }
 }
@@ -392,9 +396,18 @@ pub const KEYS: &[&str] = &[
     "span_after",
     "talkers",
     "mix_rate",
+    "video",
     "user",
     "trunk",
 ];
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{v:?} is not true or false")),
+    }
+}
 
 fn parse_num<T: FromStr>(v: &str, what: &str) -> Result<T, String> {
     v.trim()
@@ -521,13 +534,8 @@ impl ServeConfig {
                 }
             }
             "auth" => self.auth = value.parse()?,
-            "allow_adhoc" => {
-                self.allow_adhoc = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("{value:?} is not true or false")),
-                }
-            }
+            "allow_adhoc" => self.allow_adhoc = parse_bool(value)?,
+            "video" => self.video = parse_bool(value)?,
             "ivr_digit_timeout_s" => {
                 let n: u64 = parse_num(value, "number of seconds")?;
                 if !(1..=120).contains(&n) {
@@ -711,6 +719,7 @@ impl ServeConfig {
             offer_answer: OfferAnswerConfig {
                 codecs: self.codecs.clone(),
                 srtp: self.srtp,
+                video: self.video.then(VideoConfig::default),
                 ..OfferAnswerConfig::default()
             },
             admission: AdmissionConfig {

@@ -159,6 +159,9 @@ struct ServeArgs {
     /// resampling, less CPU and about 10 ms less delay) [default: 16000]
     #[arg(long, value_name = "HZ")]
     mix_rate: Option<String>,
+    /// Accept and offer video, forwarded by the SFU: true or false [default: true]
+    #[arg(long, value_name = "BOOL")]
+    video: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -200,7 +203,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 30] = [
+        let flags: [(&str, &Option<String>); 31] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -231,6 +234,7 @@ impl ServeArgs {
             ("span_after", &self.span_after),
             ("talkers", &self.talkers),
             ("mix_rate", &self.mix_rate),
+            ("video", &self.video),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {

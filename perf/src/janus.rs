@@ -594,6 +594,7 @@ fn negotiated(codec: Codec, remote: SocketAddr, pt: u8) -> Negotiated {
         srtp: None,
         remote_ssrc: None,
         remote_max_bitrate_bps: None,
+        video: None,
     }
 }
 

@@ -215,6 +215,16 @@ impl Producer {
             e.ssrc.is_none() && e.config.rid.as_deref().map(str::as_bytes) == Some(rid)
         })
     }
+
+    /// The one encoding of a publisher that announced neither SSRC nor RID (a SIP video
+    /// endpoint without `a=ssrc`), not bound yet, for a packet of the media payload type
+    /// `pt` (an RTX packet cannot name it).
+    pub fn unannounced_encoding(&self, pt: Pt) -> Option<usize> {
+        match self.encodings.as_slice() {
+            [e] if e.ssrc.is_none() && e.config.rid.is_none() && pt == self.config.pt => Some(0),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

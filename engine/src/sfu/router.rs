@@ -634,9 +634,11 @@ impl Router {
         let (index, is_rtx) = match prod.encoding_of(ssrc) {
             Some(found) => found,
             None => {
-                // RFC 8852: an encoding named by RID learns its SSRC from its first packet.
+                // RFC 8852: an encoding named by RID learns its SSRC from its first packet;
+                // so does the one stream of a publisher that announced no SSRC.
                 let rid = prod.config.rid_ext_id.and_then(|id| first.extension(id));
-                match rid.and_then(|r| prod.unbound_encoding_with_rid(r)) {
+                let unbound = rid.and_then(|r| prod.unbound_encoding_with_rid(r));
+                match unbound.or_else(|| prod.unannounced_encoding(first.pt())) {
                     Some(i) if !self.ssrcs.contains_key(&ssrc.0) => {
                         self.ssrcs.insert(ssrc.0, ());
                         let e = &mut prod.encodings[i];
@@ -1367,6 +1369,26 @@ mod tests {
             r.add_producer(now, producer(Some(50), "x")),
             Err(SfuError::SsrcCollision(Ssrc(50)))
         );
+    }
+
+    #[test]
+    fn an_unannounced_stream_is_learned_from_its_media_payload_type() {
+        let now = Instant::now();
+        let mut r = router(now);
+        let mut config = producer(None, "x");
+        config.encodings[0].rid = None;
+        let p = r.add_producer(now, config).unwrap();
+        r.add_consumer(now, consumer(p, 30)).unwrap();
+        let mut out = Out::default();
+        // A packet of another payload type (an RTX stream, say) does not bind it.
+        r.handle_rtp(now, p, &rtp(70, 97, 1, &[0, 1, 0x65, 0], None), &mut out);
+        assert_eq!((r.counters().unknown_ssrc, out.0.len()), (1, 0));
+        r.handle_rtp(now, p, &rtp(60, 96, 1, &[0x65, 0], None), &mut out);
+        r.handle_rtp(now, p, &rtp(60, 96, 2, &[0x41, 0], None), &mut out);
+        assert_eq!(out.0.len(), 2);
+        // Once bound, a second SSRC is unknown.
+        r.handle_rtp(now, p, &rtp(61, 96, 3, &[0x65, 0], None), &mut out);
+        assert_eq!((r.counters().unknown_ssrc, out.0.len()), (2, 2));
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //!   same (see [`LocalSession`]); the tag is always the offer's.
 //! - `a=rtcp-mux` is echoed only when offered; `a=ptime` always written (offer's, else ours,
 //!   capped by `a=maxptime`); `a=mid` echoed when present.
+//! - With `OfferAnswerConfig::video` and a local video address, the first offered video
+//!   m-line is answered too ([`answer_video`]), with its own SRTP key under the same policy.
+//!   Video from the same remote address and port as the audio (BUNDLE without the BUNDLE
+//!   group, which we do not do) is refused with port 0, as is any other video m-line. A video
+//!   m-line we cannot take never fails the call: audio goes on.
 
 use std::net::SocketAddr;
 
@@ -29,7 +34,7 @@ use super::config::{OfferAnswerConfig, SrtpPolicy};
 use super::connection::Connection;
 use super::direction::Direction;
 use super::error::SdpError;
-use super::local_session::LocalSession;
+use super::local_session::{LocalSession, Stream};
 use super::media::{MediaDescription, MediaKind};
 use super::negotiated::{
     Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_codec,
@@ -38,6 +43,7 @@ use super::negotiated::{
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 use super::session::{SessionDescription, Timing};
+use super::video::{LAYOUT_ATTRIBUTE, VideoConfig, VideoSession, announced_sources, answer_video};
 
 /// `fmtp` we write for `telephone-event` when the offer gave none: DTMF digits and flash.
 pub(crate) const DEFAULT_EVENTS: &str = "0-16";
@@ -55,8 +61,32 @@ pub fn answer_offer(
 ) -> Result<(SessionDescription, Negotiated), SdpError> {
     let mut media = Vec::with_capacity(offer.media.len());
     let mut negotiated = None;
+    let mut video = None;
     let mut first_failure = None;
     for (index, offered) in offer.media.iter().enumerate() {
+        if let (None, MediaKind::Video, Some(video_config), Some(video_rtp)) = (
+            &video,
+            &offered.kind,
+            &config.video,
+            local.video_rtp.filter(|_| offered.port != 0),
+        ) {
+            match accept_video(
+                offer,
+                index,
+                offered,
+                local,
+                video_rtp,
+                config,
+                video_config,
+            ) {
+                Ok((answer, session)) => {
+                    media.push(answer);
+                    video = Some(session);
+                    continue;
+                }
+                Err(e) => tracing::debug!(index, error = %e, "offered video m-line refused"),
+            }
+        }
         let candidate =
             negotiated.is_none() && offered.kind == MediaKind::Audio && offered.port != 0;
         if candidate {
@@ -74,8 +104,16 @@ pub fn answer_offer(
         }
         media.push(rejected(offered));
     }
-    let negotiated = negotiated.ok_or(first_failure.unwrap_or(SdpError::NoAudio))?;
-    local.set_srtp_key(negotiated.srtp.as_ref().map(|k| &k.local));
+    let mut negotiated = negotiated.ok_or(first_failure.unwrap_or(SdpError::NoAudio))?;
+    if let Some(v) = video.take_if(|v| v.remote_rtp == negotiated.remote_rtp) {
+        tracing::debug!(remote = %v.remote_rtp, "video on the audio's address refused");
+        media[v.media_index] = rejected(&offer.media[v.media_index]);
+    }
+    local.set_srtp_key(Stream::Audio, negotiated.srtp.as_ref().map(|k| &k.local));
+    if let Some(v) = &video {
+        local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
+    }
+    negotiated.video = video;
     let answer = SessionDescription {
         origin: local.next_origin(),
         session_name: "chorus".to_owned(),
@@ -181,7 +219,7 @@ fn accept_audio(
     let srtp = match remote_crypto {
         Some(remote) => Some(SrtpKeys {
             local: local
-                .srtp_key(remote.tag, remote.suite)
+                .srtp_key(Stream::Audio, remote.tag, remote.suite)
                 .map_err(SdpError::Keying)?,
             remote,
         }),
@@ -267,8 +305,54 @@ fn accept_audio(
         srtp,
         remote_ssrc: offered.ssrcs().first().map(|s| s.ssrc),
         remote_max_bitrate_bps: max_bitrate_bps(offer, offered),
+        video: None,
     };
     Ok((answer, negotiated))
+}
+
+/// Answers the offered video m-line at `index` on our `video_rtp` (see the module docs).
+fn accept_video(
+    offer: &SessionDescription,
+    index: usize,
+    offered: &MediaDescription,
+    local: &LocalSession,
+    video_rtp: SocketAddr,
+    config: &OfferAnswerConfig,
+    video: &VideoConfig,
+) -> Result<(MediaDescription, VideoSession), SdpError> {
+    let remote_crypto = choose_srtp(offered, config)?;
+    let transport = RemoteTransport::of(offer, index, offered, true)?;
+    let mut offered_direction = offer.media_direction(index);
+    if transport.hold_address {
+        offered_direction = offered_direction.intersect(Direction::SendOnly);
+    }
+    let (mut answer, negotiated) =
+        answer_video(offered, offered_direction, video_rtp.port(), video)?;
+    let srtp = match remote_crypto {
+        Some(remote) => Some(SrtpKeys {
+            local: local
+                .srtp_key(Stream::Video, remote.tag, remote.suite)
+                .map_err(SdpError::Keying)?,
+            remote,
+        }),
+        None => None,
+    };
+    if let Some(keys) = &srtp {
+        answer
+            .attributes
+            .push(Attribute::new("crypto", &keys.local));
+    }
+    let session = VideoSession {
+        media: negotiated,
+        media_index: index,
+        remote_rtp: transport.rtp,
+        remote_rtcp: transport.rtcp,
+        rtcp_mux: transport.rtcp_mux,
+        srtp,
+        remote_sources: announced_sources(offered),
+        receive_all: offered.attribute(LAYOUT_ATTRIBUTE) == Some("all"),
+    };
+    Ok((answer, session))
 }
 
 /// The answer keeps the offer's profile (RTP/AVP stays RTP/AVP even with SRTP, see the
@@ -431,6 +515,54 @@ mod tests {
         };
         let (_, n) = answer_with(CARRIER, &config).unwrap();
         assert_eq!(n.codec.codec, Codec::Pcma);
+    }
+
+    #[test]
+    fn sip_video_endpoint_gets_its_video_answered() {
+        use crate::sdp::VideoConfig;
+        // A baresip-style call: VP8 on its own port, plain RTP, no rtcp-mux, no a=ssrc.
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+            m=audio 5000 RTP/AVP 0\r\na=sendrecv\r\n\
+            m=video 5002 RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\n\
+            a=rtcp-fb:100 nack pli\r\na=sendrecv\r\n";
+        let config = OfferAnswerConfig {
+            video: Some(VideoConfig::default()),
+            ..OfferAnswerConfig::default()
+        };
+        let offer: SessionDescription = offer.parse().unwrap();
+        let mut session = local();
+        session.video_rtp = Some("192.0.2.50:30002".parse().unwrap());
+        let (answer, n) = answer_offer(&offer, &mut session, rtp(), &config).unwrap();
+        let m = &answer.media[1];
+        assert_eq!(
+            (m.port, m.formats.as_slice()),
+            (30002, ["100".to_owned()].as_slice())
+        );
+        assert!(!m.rtcp_mux(), "rtcp-mux only echoed");
+        assert!(!m.has_attribute("crypto"));
+        let v = n.video.unwrap();
+        assert_eq!(v.remote_rtp, "10.0.0.1:5002".parse().unwrap());
+        assert_eq!(v.remote_rtcp, "10.0.0.1:5003".parse().unwrap());
+        assert!(v.remote_sources.is_empty() && !v.receive_all && v.srtp.is_none());
+        assert!(v.media.feedback.pli && !v.media.feedback.nack);
+        let engine = crate::media_leg::video_config(&v, 0);
+        assert_eq!(
+            engine.layout,
+            chorus_engine::runtime::VideoLayout::ActiveSpeaker
+        );
+        let p = engine.producer.unwrap();
+        assert_eq!(p.encodings.len(), 1);
+        assert_eq!(
+            (p.encodings[0].ssrc, p.encodings[0].rid.as_ref()),
+            (None, None)
+        );
+
+        // Video on the audio's own address (bundled without BUNDLE) is refused, audio kept.
+        let bundled = offer.to_string().replace("m=video 5002", "m=video 5000");
+        let bundled: SessionDescription = bundled.parse().unwrap();
+        let (answer, n) = answer_offer(&bundled, &mut session, rtp(), &config).unwrap();
+        assert_eq!((answer.media[1].port, n.video.is_none()), (0, true));
+        assert_eq!(answer.media[0].port, 30000);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use chorus_engine::srtp::SrtpSuite;
 
 use super::codec::Codec;
+use super::video::VideoConfig;
 
 /// Whether media must, may or must not be SRTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -35,6 +36,9 @@ pub struct OfferAnswerConfig {
     /// codecs): a gateway may then send CN during silence instead of audio. What the mixer
     /// sends stays audio.
     pub comfort_noise: bool,
+    /// Video for the SFU: offer and accept one m=video at the session's `video_rtp`
+    /// (`LocalSession`). None: video m-lines are answered with port 0 and never offered.
+    pub video: Option<VideoConfig>,
 }
 
 impl OfferAnswerConfig {
@@ -57,6 +61,7 @@ impl Default for OfferAnswerConfig {
             ptime_ms: 20,
             telephone_event: true,
             comfort_noise: true,
+            video: None,
         }
     }
 }

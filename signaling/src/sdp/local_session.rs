@@ -1,6 +1,6 @@
 //! Our side of one SDP session: the `o=` we write and its version counter.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use chorus_engine::runtime::{LegConfig, LegId};
 use chorus_engine::srtp::SrtpSuite;
@@ -32,8 +32,29 @@ impl LocalSource {
 
     /// Its `a=ssrc` line.
     pub(crate) fn attribute(&self) -> Attribute {
-        Attribute::new("ssrc", format!("{} cname:{}", self.ssrc, self.cname))
+        ssrc_line(self.ssrc, &self.cname)
     }
+}
+
+/// `a=ssrc:<ssrc> cname:<cname>`.
+pub(crate) fn ssrc_line(ssrc: u32, cname: &str) -> Attribute {
+    Attribute::new("ssrc", format!("{ssrc} cname:{cname}"))
+}
+
+/// One video stream we send: its SSRC and the SSRC of its RFC 4588 retransmissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoSource {
+    /// The stream's SSRC.
+    pub ssrc: u32,
+    /// Its RTX stream's SSRC, if it retransmits over RTX.
+    pub rtx: Option<u32>,
+}
+
+/// Which of a session's streams an SRTP key belongs to (each m-line has its own SDES key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Audio,
+    Video,
 }
 
 /// Our session identity for one dialog. Every offer or answer we produce takes a new
@@ -53,9 +74,16 @@ pub struct LocalSession {
     /// The source our media leg sends as, announced as `a=ssrc` (RFC 5576) so that a peer
     /// receiving many calls on one socket can tell them apart without trial decryption.
     pub source: Option<LocalSource>,
+    /// Our video address: with `OfferAnswerConfig::video`, offers carry an m=video there and
+    /// answers accept the first offered one. None: no video (m=video answered with port 0).
+    pub video_rtp: Option<SocketAddr>,
+    /// The video streams we send, lowest simulcast layer first, announced as `a=ssrc` with
+    /// `a=ssrc-group:SIM` and `FID` (a publisher such as the load generator); empty for the
+    /// server, whose forwarded streams are not known in advance.
+    pub video_sources: Vec<VideoSource>,
     version: SessionVersion,
     written: bool,
-    srtp_key: Option<CryptoAttribute>,
+    srtp_keys: [Option<CryptoAttribute>; 2],
 }
 
 impl LocalSession {
@@ -67,9 +95,11 @@ impl LocalSession {
             session_id,
             origin_ip,
             source: None,
+            video_rtp: None,
+            video_sources: Vec::new(),
             version: SessionVersion(session_id),
             written: false,
-            srtp_key: None,
+            srtp_keys: [None, None],
         }
     }
 
@@ -78,22 +108,23 @@ impl LocalSession {
         self.version
     }
 
-    /// Our key for `suite` with `tag`: the one in effect if its suite matches, else a fresh
-    /// one.
+    /// Our key for `stream` in `suite` with `tag`: the one in effect if its suite matches,
+    /// else a fresh one.
     pub(crate) fn srtp_key(
         &self,
+        stream: Stream,
         tag: u32,
         suite: SrtpSuite,
     ) -> Result<CryptoAttribute, SdesError> {
-        match &self.srtp_key {
+        match &self.srtp_keys[stream as usize] {
             Some(key) if key.suite == suite => Ok(CryptoAttribute { tag, ..key.clone() }),
             _ => CryptoAttribute::generate(tag, suite),
         }
     }
 
-    /// Records the key an exchange put in effect (`None`: plain RTP now).
-    pub(crate) fn set_srtp_key(&mut self, key: Option<&CryptoAttribute>) {
-        self.srtp_key = key.cloned();
+    /// Records the key an exchange put in effect for `stream` (`None`: plain RTP now).
+    pub(crate) fn set_srtp_key(&mut self, stream: Stream, key: Option<&CryptoAttribute>) {
+        self.srtp_keys[stream as usize] = key.cloned();
     }
 
     /// The `o=` for a new description: the first call uses the initial version, each later
@@ -130,12 +161,19 @@ mod tests {
     #[test]
     fn key_is_kept_for_the_same_suite_only() {
         let mut s = LocalSession::new(1, "192.0.2.5".parse().unwrap());
-        let first = s.srtp_key(1, SrtpSuite::AesCm128HmacSha1_80).unwrap();
-        s.set_srtp_key(Some(&first));
-        let again = s.srtp_key(4, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        let first = (s.srtp_key(Stream::Audio, 1, SrtpSuite::AesCm128HmacSha1_80)).unwrap();
+        s.set_srtp_key(Stream::Audio, Some(&first));
+        let again = (s.srtp_key(Stream::Audio, 4, SrtpSuite::AesCm128HmacSha1_80)).unwrap();
         assert_eq!((again.tag, &again.key_material), (4, &first.key_material));
-        let other = s.srtp_key(1, SrtpSuite::AeadAes128Gcm).unwrap();
+        let other = s
+            .srtp_key(Stream::Audio, 1, SrtpSuite::AeadAes128Gcm)
+            .unwrap();
         assert_eq!(other.suite, SrtpSuite::AeadAes128Gcm);
         assert_ne!(other.key_material.key(), &first.key_material.key()[..16]);
+        let video = (s.srtp_key(Stream::Video, 1, SrtpSuite::AesCm128HmacSha1_80)).unwrap();
+        assert_ne!(
+            video.key_material, first.key_material,
+            "each m-line its own key"
+        );
     }
 }

@@ -63,7 +63,7 @@ pub use connection::{AddressType, Connection};
 pub use direction::Direction;
 pub use error::SdpError;
 pub use fmtp::Fmtp;
-pub use local_session::{LocalSession, LocalSource};
+pub use local_session::{LocalSession, LocalSource, VideoSource};
 pub use media::{MediaDescription, MediaKind};
 pub use negotiated::{Negotiated, NegotiatedCodec, SrtpKeys, TelephoneEvent};
 pub use offer::{
@@ -76,7 +76,7 @@ pub use rtpmap::Rtpmap;
 pub use session::{MAX_SDP_LEN, SessionDescription, Timing};
 pub use ssrc::SsrcAttribute;
 pub use video::{
-    Extension, Extensions, Feedback, H264Profile, NegotiatedVideo, ProfileLevelId, Rid, Simulcast,
-    SimulcastId, VIDEO_CLOCK_RATE, VideoCodec, VideoConfig, accept_video_answer, answer_video,
-    offer_video,
+    Extension, Extensions, Feedback, H264Profile, LAYOUT_ATTRIBUTE, NegotiatedVideo,
+    ProfileLevelId, Rid, Simulcast, SimulcastId, VIDEO_CLOCK_RATE, VideoCodec, VideoConfig,
+    VideoSession, accept_video_answer, answer_video, offer_video,
 };

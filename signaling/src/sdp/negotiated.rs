@@ -12,6 +12,7 @@ use super::direction::Direction;
 use super::error::SdpError;
 use super::media::MediaDescription;
 use super::session::SessionDescription;
+use super::video::VideoSession;
 
 /// The audio codec chosen for the leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub struct Negotiated {
     pub remote_ssrc: Option<Ssrc>,
     /// The remote's bandwidth limit in bit/s (`b=TIAS`, else `b=AS` times 1000), if any.
     pub remote_max_bitrate_bps: Option<u64>,
+    /// The video m-line agreed, if any (`OfferAnswerConfig::video`).
+    pub video: Option<VideoSession>,
 }
 
 /// Remote RTP and RTCP addresses of media section `index`, whether RTCP is muxed, and

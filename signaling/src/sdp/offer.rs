@@ -14,6 +14,10 @@
 //! - Our key for a suite is kept across re-offers (see [`LocalSession`]).
 //! - The answer's codec is the first of its formats that we offered and support (the
 //!   answerer's preference), under the answer's payload type.
+//! - With `OfferAnswerConfig::video` and a local video address, a second m-line offers video
+//!   ([`offer_video`]) with the same profile and its own crypto lines, our video streams'
+//!   `a=ssrc` and `SIM`/`FID` groups, in the same direction as the audio. An answer that
+//!   refuses it (port 0) or that we cannot read leaves the call audio-only.
 
 use std::net::SocketAddr;
 
@@ -27,7 +31,7 @@ use super::config::{OfferAnswerConfig, SrtpPolicy};
 use super::connection::Connection;
 use super::direction::Direction;
 use super::error::SdpError;
-use super::local_session::LocalSession;
+use super::local_session::{LocalSession, Stream, VideoSource, ssrc_line};
 use super::media::{MediaDescription, MediaKind};
 use super::negotiated::{
     Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_comfort_noise,
@@ -36,6 +40,7 @@ use super::negotiated::{
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 use super::session::{SessionDescription, Timing};
+use super::video::{VideoSession, accept_video_answer, announced_sources, offer_video};
 
 /// Payload type of `telephone-event/8000` in our offers.
 pub const OFFER_EVENT_PT_8000: Pt = Pt(101);
@@ -53,6 +58,8 @@ pub struct PendingOffer {
     local_crypto: Vec<CryptoAttribute>,
     direction: Direction,
     media_index: usize,
+    /// The video m-line's index and our crypto lines on it.
+    video: Option<(usize, Vec<CryptoAttribute>)>,
 }
 
 impl PendingOffer {
@@ -132,22 +139,32 @@ pub fn make_offer(
     if let Some(source) = &local.source {
         attributes.push(source.attribute());
     }
-    let mut local_crypto = Vec::new();
-    if config.srtp != SrtpPolicy::Off {
-        for (tag, &suite) in (1..).zip(&config.srtp_suites) {
-            let crypto = local.srtp_key(tag, suite).map_err(SdpError::Keying)?;
-            attributes.push(Attribute::new("crypto", &crypto));
-            local_crypto.push(crypto);
-        }
-    }
+    let local_crypto = offer_crypto(local, Stream::Audio, config, &mut attributes)?;
     let protocol = match config.srtp {
         SrtpPolicy::Required => Protocol::RtpSavp,
         SrtpPolicy::Optional | SrtpPolicy::Off => Protocol::RtpAvp,
     };
-    let media = MediaDescription {
+    let mut media = vec![MediaDescription {
         attributes,
-        ..MediaDescription::new(MediaKind::Audio, local_rtp.port(), protocol, formats)
-    };
+        ..MediaDescription::new(
+            MediaKind::Audio,
+            local_rtp.port(),
+            protocol.clone(),
+            formats,
+        )
+    }];
+    let mut video = None;
+    if let (Some(video_config), Some(video_rtp)) = (&config.video, local.video_rtp) {
+        let mut m = offer_video(video_rtp.port(), protocol, video_config);
+        m.attributes.retain(|a| a.name != "sendrecv");
+        m.attributes.push(Attribute::flag(direction.attribute()));
+        let crypto = offer_crypto(local, Stream::Video, config, &mut m.attributes)?;
+        if let Some(cname) = local.source.as_ref().map(|s| s.cname.as_str()) {
+            announce_sources(&mut m.attributes, &local.video_sources, cname);
+        }
+        video = Some((media.len(), crypto));
+        media.push(m);
+    }
     let sdp = SessionDescription {
         origin: local.next_origin(),
         session_name: "chorus".to_owned(),
@@ -156,13 +173,105 @@ pub fn make_offer(
         timing: vec![Timing::default()],
         other_lines: Vec::new(),
         attributes: Vec::new(),
-        media: vec![media],
+        media,
     };
     Ok(PendingOffer {
         sdp,
         local_crypto,
         direction,
         media_index: 0,
+        video,
+    })
+}
+
+/// Our crypto lines for `stream` (one per configured suite, tags 1, 2, ...), added to
+/// `attributes`; none under [`SrtpPolicy::Off`].
+fn offer_crypto(
+    local: &LocalSession,
+    stream: Stream,
+    config: &OfferAnswerConfig,
+    attributes: &mut Vec<Attribute>,
+) -> Result<Vec<CryptoAttribute>, SdpError> {
+    let mut crypto = Vec::new();
+    if config.srtp != SrtpPolicy::Off {
+        for (tag, &suite) in (1..).zip(&config.srtp_suites) {
+            let c = local
+                .srtp_key(stream, tag, suite)
+                .map_err(SdpError::Keying)?;
+            attributes.push(Attribute::new("crypto", &c));
+            crypto.push(c);
+        }
+    }
+    Ok(crypto)
+}
+
+/// `a=ssrc` for each of our video streams and their RTX, `a=ssrc-group:FID` pairing them and
+/// `a=ssrc-group:SIM` listing the layers lowest first (the shape browsers use).
+fn announce_sources(attributes: &mut Vec<Attribute>, sources: &[VideoSource], cname: &str) {
+    for s in sources {
+        attributes.push(ssrc_line(s.ssrc, cname));
+        if let Some(rtx) = s.rtx {
+            attributes.push(ssrc_line(rtx, cname));
+            attributes.push(Attribute::new(
+                "ssrc-group",
+                format!("FID {} {rtx}", s.ssrc),
+            ));
+        }
+    }
+    if sources.len() > 1 {
+        let ssrcs: Vec<String> = sources.iter().map(|s| s.ssrc.to_string()).collect();
+        attributes.push(Attribute::new(
+            "ssrc-group",
+            format!("SIM {}", ssrcs.join(" ")),
+        ));
+    }
+}
+
+/// Reads the answer's video m-line for our offered one (`Ok(None)`: refused or unreadable,
+/// so the call stays audio-only).
+fn answered_video(
+    pending: &PendingOffer,
+    answer: &SessionDescription,
+    config: &OfferAnswerConfig,
+) -> Option<VideoSession> {
+    let (index, ours) = pending.video.as_ref()?;
+    let video_config = config.video.as_ref()?;
+    let offered = pending.sdp.media.get(*index)?;
+    let media = answer.media.get(*index)?;
+    let negotiated = accept_video_answer(offered, media, video_config)
+        .map_err(|e| tracing::debug!(error = %e, "video answer not taken"))
+        .ok()?;
+    let transport = RemoteTransport::of(answer, *index, media, offered.rtcp_mux()).ok()?;
+    let srtp = match matching_crypto(media, ours) {
+        Some(keys) => Some(keys),
+        None if media.protocol.is_sdes_srtp() || media.has_attribute("crypto") => return None,
+        None if config.srtp == SrtpPolicy::Required => return None,
+        None => None,
+    };
+    let mut negotiated = negotiated;
+    negotiated.direction = pending.direction.intersect(negotiated.direction);
+    Some(VideoSession {
+        media: negotiated,
+        media_index: *index,
+        remote_rtp: transport.rtp,
+        remote_rtcp: transport.rtcp,
+        rtcp_mux: transport.rtcp_mux,
+        srtp,
+        remote_sources: announced_sources(media),
+        receive_all: false,
+    })
+}
+
+/// The answer's crypto line that matches one of ours (tag and suite), with ours.
+fn matching_crypto(media: &MediaDescription, ours: &[CryptoAttribute]) -> Option<SrtpKeys> {
+    media.crypto().into_iter().flatten().find_map(|remote| {
+        let local = ours
+            .iter()
+            .find(|l| l.tag == remote.tag && l.suite == remote.suite)?;
+        Some(SrtpKeys {
+            local: local.clone(),
+            remote,
+        })
     })
 }
 
@@ -200,16 +309,7 @@ pub fn process_answer(
         })
         .ok_or(SdpError::NoCommonCodec)?;
     let transport = RemoteTransport::of(answer, index, media, offered.rtcp_mux())?;
-    let srtp = media.crypto().into_iter().flatten().find_map(|remote| {
-        let local = pending
-            .local_crypto
-            .iter()
-            .find(|l| l.tag == remote.tag && l.suite == remote.suite)?;
-        Some(SrtpKeys {
-            local: local.clone(),
-            remote,
-        })
-    });
+    let srtp = matching_crypto(media, &pending.local_crypto);
     if srtp.is_none() {
         if media.protocol.is_sdes_srtp() || media.has_attribute("crypto") {
             return Err(SdpError::NoUsableCrypto);
@@ -232,7 +332,11 @@ pub fn process_answer(
         .comfort_noise
         .then(|| pick_comfort_noise(media, codec.clock_rate()))
         .flatten();
-    local.set_srtp_key(srtp.as_ref().map(|k| &k.local));
+    local.set_srtp_key(Stream::Audio, srtp.as_ref().map(|k| &k.local));
+    let video = answered_video(pending, answer, config);
+    if let Some(v) = &video {
+        local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
+    }
     Ok(Negotiated {
         media_index: index,
         remote_rtp: transport.rtp,
@@ -253,6 +357,7 @@ pub fn process_answer(
         srtp,
         remote_ssrc: media.ssrcs().first().map(|s| s.ssrc),
         remote_max_bitrate_bps: max_bitrate_bps(answer, media),
+        video,
     })
 }
 
@@ -260,6 +365,7 @@ pub fn process_answer(
 mod tests {
     use super::*;
     use crate::sdp::answer::answer_offer;
+    use crate::sdp::{LocalSource, VideoCodec};
     use chorus_engine::srtp::SrtpSuite;
 
     fn ours() -> LocalSession {
@@ -516,5 +622,129 @@ mod tests {
         assert_eq!(k1.local, k2.local);
         assert_eq!(k1.remote, k2.remote, "the remote kept its key too");
         assert_eq!(theirs_neg.srtp.unwrap().remote, k2.local);
+    }
+
+    /// A simulcast publisher's offer (the load generator's shape) answered by the server's
+    /// answerer: both sides agree on the format, the keys (the video m-line's own), the
+    /// layers and the layout, and the server's engine config has the layers lowest first.
+    #[test]
+    fn video_offer_with_simulcast_round_trip() {
+        use crate::sdp::{Rid, VideoConfig, VideoSource};
+        use chorus_engine::runtime::VideoLayout;
+        let publisher = VideoConfig {
+            codecs: vec![VideoCodec::H264],
+            send_simulcast: vec![
+                Rid::sending("q", 180),
+                Rid::sending("h", 360),
+                Rid::sending("f", 720),
+            ],
+            receive_all: true,
+            ..VideoConfig::default()
+        };
+        let ours_cfg = OfferAnswerConfig {
+            srtp: SrtpPolicy::Required,
+            video: Some(publisher),
+            ..OfferAnswerConfig::default()
+        };
+        let server_cfg = OfferAnswerConfig {
+            video: Some(VideoConfig::default()),
+            ..OfferAnswerConfig::default()
+        };
+        let (mut session, mut server) = (ours(), theirs());
+        session.source = Some(LocalSource {
+            ssrc: 1,
+            cname: "load".into(),
+        });
+        session.video_rtp = Some("192.0.2.50:30010".parse().unwrap());
+        session.video_sources = (0..3)
+            .map(|i| VideoSource {
+                ssrc: 100 + i,
+                rtx: Some(200 + i),
+            })
+            .collect();
+        server.video_rtp = Some("198.51.100.9:40002".parse().unwrap());
+        let our_rtp = OUR_RTP.parse().unwrap();
+        let pending = make_offer(&mut session, our_rtp, &ours_cfg, Direction::SendRecv).unwrap();
+        let text = pending.sdp().to_string();
+        assert!(text.contains("m=video 30010 RTP/SAVP 96 97\r\n"), "{text}");
+        assert!(text.contains("a=ssrc-group:SIM 100 101 102\r\n"), "{text}");
+        assert!(text.contains("a=ssrc-group:FID 100 200\r\n"), "{text}");
+        assert!(text.contains("a=rid:q send max-height=180\r\n"), "{text}");
+        assert!(text.contains("a=simulcast:send q;h;f\r\n"), "{text}");
+        assert!(text.contains("a=chorus-video-layout:all\r\n"), "{text}");
+        let offer = SessionDescription::parse(text.as_bytes()).unwrap();
+        let (answer, theirs_neg) =
+            answer_offer(&offer, &mut server, THEIR_RTP.parse().unwrap(), &server_cfg).unwrap();
+        let answer = SessionDescription::parse(answer.to_string().as_bytes()).unwrap();
+        let ours_neg = process_answer(&pending, &answer, &mut session, &ours_cfg).unwrap();
+        let (ov, tv) = (ours_neg.video.unwrap(), theirs_neg.video.unwrap());
+        assert_eq!(
+            (ov.media.codec, tv.media.codec),
+            (VideoCodec::H264, VideoCodec::H264)
+        );
+        assert_eq!(
+            (ov.media.rtx_pt, tv.media.rtx_pt),
+            (Some(Pt(97)), Some(Pt(97)))
+        );
+        assert_eq!(ov.remote_rtp, "198.51.100.9:40002".parse().unwrap());
+        assert_eq!(tv.remote_rtp, "192.0.2.50:30010".parse().unwrap());
+        let (ok, tk) = (ov.srtp.unwrap(), tv.srtp.clone().unwrap());
+        assert_eq!((&ok.local, &ok.remote), (&tk.remote, &tk.local));
+        let audio_key = ours_neg.srtp.unwrap().local;
+        assert_ne!(ok.local.key_material, audio_key.key_material);
+        let rids: Vec<&str> = tv.media.simulcast.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(rids, ["q", "h", "f"]);
+        assert!(tv.receive_all && tv.media.feedback.nack && tv.media.feedback.remb);
+        assert_eq!(tv.remote_sources.len(), 3);
+        assert_eq!(
+            tv.remote_sources[2],
+            VideoSource {
+                ssrc: 102,
+                rtx: Some(202)
+            }
+        );
+
+        let engine = crate::media_leg::video_config(&tv, 1);
+        assert_eq!(engine.pair, Some(1));
+        assert_eq!(engine.layout, VideoLayout::All);
+        assert!(engine.srtp_in.is_some() && engine.remote_rtcp.is_none());
+        let producer = engine.producer.unwrap();
+        let layers: Vec<_> = (producer.encodings.iter())
+            .map(|e| {
+                (
+                    e.ssrc.map(|s| s.0),
+                    e.rid.as_deref(),
+                    e.height,
+                    e.rtx.map(|r| r.ssrc.0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            layers,
+            [
+                (Some(100), Some("q"), 180, Some(200)),
+                (Some(101), Some("h"), 360, Some(201)),
+                (Some(102), Some("f"), 720, Some(202)),
+            ]
+        );
+        assert_eq!(
+            producer.rid_ext_id,
+            tv.media.extensions.id(crate::sdp::Extension::Rid)
+        );
+        assert!(producer.rid_ext_id.is_some());
+        assert_eq!(engine.receive.len(), 1);
+
+        // A server without video refuses the m-line: the call goes on with audio only.
+        let (answer, theirs_neg) = answer_offer(
+            &offer,
+            &mut theirs(),
+            THEIR_RTP.parse().unwrap(),
+            &OfferAnswerConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(answer.media[1].port, 0);
+        assert!(theirs_neg.video.is_none());
+        let ours_neg = process_answer(&pending, &answer, &mut session, &ours_cfg).unwrap();
+        assert!(ours_neg.video.is_none());
     }
 }

@@ -13,6 +13,7 @@
 //! [`accept_video_answer`] reads the answer to it.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use chorus_engine::rtp::Pt;
 
@@ -20,7 +21,9 @@ use super::attribute::Attribute;
 use super::bandwidth::{Bandwidth, BandwidthKind};
 use super::direction::Direction;
 use super::error::SdpError;
+use super::local_session::VideoSource;
 use super::media::{MediaDescription, MediaKind};
+use super::negotiated::SrtpKeys;
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 
@@ -369,6 +372,18 @@ impl fmt::Display for Simulcast {
     }
 }
 
+/// An `a=simulcast` stream list of `rids`, one unpaused alternative each.
+fn streams(rids: &[Rid]) -> Vec<Vec<SimulcastId>> {
+    (rids.iter())
+        .map(|r| {
+            vec![SimulcastId {
+                rid: r.id.clone(),
+                paused: false,
+            }]
+        })
+        .collect()
+}
+
 /// RFC 8851 `rid-id`: letters, digits, `-` and `_`; RFC 8852 limits it to 255 bytes... and
 /// the header extension to 16, which is what we accept.
 fn valid_rid(rid: &str) -> bool {
@@ -392,6 +407,16 @@ pub struct Rid {
 }
 
 impl Rid {
+    /// A layer we send, at most `max_height` lines tall.
+    pub fn sending(id: &str, max_height: u32) -> Rid {
+        Rid {
+            id: id.to_owned(),
+            max_width: None,
+            max_height: Some(max_height),
+            restrictions: format!("max-height={max_height}"),
+        }
+    }
+
     /// Parses `a=rid` values; `(rid, is_send)`.
     fn parse(value: &str) -> Option<(Rid, bool)> {
         let mut fields = value.split_ascii_whitespace();
@@ -439,6 +464,80 @@ pub struct VideoConfig {
     pub simulcast: bool,
     /// The most a publisher may send us, in bits per second (`b=TIAS` in our SDP).
     pub max_receive_bps: Option<u64>,
+    /// Simulcast layers our offers send, lowest first (`a=rid:<id> send` and
+    /// `a=simulcast:send`); empty: one stream. For a publisher such as the load generator.
+    pub send_simulcast: Vec<Rid>,
+    /// Our offers ask for one stream per other publisher ([`LAYOUT_ATTRIBUTE`]`:all`) rather
+    /// than the one stream following the active speaker a SIP video endpoint gets.
+    pub receive_all: bool,
+}
+
+/// `a=chorus-video-layout:all` in an offer's m=video: the offerer takes one stream per other
+/// publisher on that m-line (told apart by SSRC, RFC 8108) instead of one that follows the
+/// active speaker. Without it a SIP video endpoint, which has one decoder per m-line, gets
+/// the speaker.
+pub const LAYOUT_ATTRIBUTE: &str = "chorus-video-layout";
+
+/// One video m-line agreed in full: the formats and feedback ([`NegotiatedVideo`]), where the
+/// peer's video goes and comes from, its keys, and the streams it announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoSession {
+    /// Formats, feedback, extensions, simulcast, caps, direction.
+    pub media: NegotiatedVideo,
+    /// Index of the video m-line.
+    pub media_index: usize,
+    /// Where to send video RTP.
+    pub remote_rtp: SocketAddr,
+    /// Where to send video RTCP (`remote_rtp` under rtcp-mux).
+    pub remote_rtcp: SocketAddr,
+    /// RTP and RTCP share the video port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// The video m-line's own SDES keys; None for plain RTP.
+    pub srtp: Option<SrtpKeys>,
+    /// The streams the peer announced (`a=ssrc-group:SIM` lowest layer first with their
+    /// `FID` RTX streams, else its first `a=ssrc`); empty if it announced none.
+    pub remote_sources: Vec<VideoSource>,
+    /// The peer takes one stream per publisher ([`LAYOUT_ATTRIBUTE`]).
+    pub receive_all: bool,
+}
+
+/// The video streams an m-line announces: the `SIM` group's SSRCs in order (else the first
+/// `a=ssrc` that is not some group's RTX), each with the RTX SSRC its `FID` group names.
+pub(crate) fn announced_sources(media: &MediaDescription) -> Vec<VideoSource> {
+    let groups: Vec<(String, Vec<u32>)> = media
+        .attribute_values("ssrc-group")
+        .filter_map(|v| {
+            let mut fields = v.split_ascii_whitespace();
+            let semantics = fields.next()?.to_ascii_uppercase();
+            let ssrcs: Option<Vec<u32>> = fields.map(|s| s.parse().ok()).collect();
+            Some((semantics, ssrcs?))
+        })
+        .collect();
+    let fid = |ssrc: u32| {
+        groups
+            .iter()
+            .find_map(|(sem, ssrcs)| match ssrcs.as_slice() {
+                [primary, rtx] if sem == "FID" && *primary == ssrc => Some(*rtx),
+                _ => None,
+            })
+    };
+    let is_rtx =
+        |ssrc: u32| (groups.iter()).any(|(sem, ssrcs)| sem == "FID" && ssrcs.get(1) == Some(&ssrc));
+    let primaries: Vec<u32> = match groups.iter().find(|(sem, _)| sem == "SIM") {
+        Some((_, ssrcs)) => ssrcs.clone(),
+        None => (media.ssrcs().iter())
+            .map(|s| s.ssrc.0)
+            .find(|&s| !is_rtx(s))
+            .into_iter()
+            .collect(),
+    };
+    primaries
+        .into_iter()
+        .map(|ssrc| VideoSource {
+            ssrc,
+            rtx: fid(ssrc),
+        })
+        .collect()
 }
 
 impl Default for VideoConfig {
@@ -452,6 +551,8 @@ impl Default for VideoConfig {
             rtx: true,
             simulcast: true,
             max_receive_bps: Some(2_500_000),
+            send_simulcast: Vec::new(),
+            receive_all: false,
         }
     }
 }
@@ -562,8 +663,14 @@ fn format_lines(m: &mut MediaDescription, (codec, pt, rtx_pt, h264): Format, fee
     }
 }
 
-/// The m-line's lines after its formats, once: our bandwidth cap, the extensions, rtcp-mux.
-fn shared_lines(m: &mut MediaDescription, extensions: &Extensions, max_receive_bps: Option<u64>) {
+/// The m-line's lines after its formats, once: our bandwidth cap, the extensions, rtcp-mux
+/// (always in an offer, echoed in an answer only when offered: RFC 5761 section 5.1.1).
+fn shared_lines(
+    m: &mut MediaDescription,
+    extensions: &Extensions,
+    max_receive_bps: Option<u64>,
+    rtcp_mux: bool,
+) {
     if let Some(bps) = max_receive_bps {
         m.bandwidths.push(Bandwidth {
             kind: BandwidthKind::Tias,
@@ -575,7 +682,9 @@ fn shared_lines(m: &mut MediaDescription, extensions: &Extensions, max_receive_b
         });
     }
     m.attributes.extend(extensions.attributes());
-    m.attributes.push(Attribute::flag("rtcp-mux"));
+    if rtcp_mux {
+        m.attributes.push(Attribute::flag("rtcp-mux"));
+    }
 }
 
 /// Answers an offered video m-line (RFC 3264 section 6.1) on our `port`, with the offer's
@@ -634,7 +743,12 @@ pub fn answer_video(
         m.attributes.push(Attribute::new("mid", mid));
     }
     format_lines(&mut m, (codec, pt, rtx_pt, h264), feedback);
-    shared_lines(&mut m, &extensions, config.max_receive_bps);
+    shared_lines(
+        &mut m,
+        &extensions,
+        config.max_receive_bps,
+        offered.rtcp_mux(),
+    );
     m.attributes.push(Attribute::flag(direction.attribute()));
     if !simulcast.is_empty() {
         for rid in &simulcast {
@@ -643,15 +757,7 @@ pub fn answer_video(
         }
         let recv = Simulcast {
             send: Vec::new(),
-            recv: simulcast
-                .iter()
-                .map(|r| {
-                    vec![SimulcastId {
-                        rid: r.id.clone(),
-                        paused: false,
-                    }]
-                })
-                .collect(),
+            recv: streams(&simulcast),
         };
         m.attributes
             .push(Attribute::new("simulcast", recv.to_string()));
@@ -670,8 +776,9 @@ pub fn answer_video(
     Ok((m, negotiated))
 }
 
-/// Our video offer on `port` (for a SIP endpoint: one stream each way, no simulcast), with
-/// payload types from 96 up: each format, then each one's RTX.
+/// Our video offer on `port`, with payload types from 96 up: each format, then each one's
+/// RTX. One stream each way (what the server offers a SIP endpoint), unless the config sends
+/// simulcast or asks for every publisher's stream.
 pub fn offer_video(port: u16, protocol: Protocol, config: &VideoConfig) -> MediaDescription {
     let mut pts = (96u8..=127).map(Pt);
     let mut formats: Vec<(VideoCodec, Pt, Option<Pt>)> = Vec::new();
@@ -706,8 +813,23 @@ pub fn offer_video(port: u16, protocol: Protocol, config: &VideoConfig) -> Media
         let plid = (codec == VideoCodec::H264).then_some(h264);
         format_lines(&mut m, (codec, pt, rtx, plid), config.feedback);
     }
-    shared_lines(&mut m, &extensions, config.max_receive_bps);
+    shared_lines(&mut m, &extensions, config.max_receive_bps, true);
     m.attributes.push(Attribute::flag("sendrecv"));
+    if !config.send_simulcast.is_empty() {
+        for rid in &config.send_simulcast {
+            let line = format!("{} send {}", rid.id, rid.restrictions);
+            m.attributes.push(Attribute::new("rid", line.trim_end()));
+        }
+        let send = Simulcast {
+            send: streams(&config.send_simulcast),
+            recv: Vec::new(),
+        };
+        m.attributes
+            .push(Attribute::new("simulcast", send.to_string()));
+    }
+    if config.receive_all {
+        m.attributes.push(Attribute::new(LAYOUT_ATTRIBUTE, "all"));
+    }
     m
 }
 

@@ -32,7 +32,7 @@ use crate::media_leg;
 use crate::message::{ParseError, SipMessage};
 use crate::sdp::{
     Codec, Direction, LocalSession, LocalSource, Negotiated, OfferAnswerConfig, PendingOffer,
-    SessionDescription, SrtpPolicy, answer_offer, make_offer, process_answer,
+    SessionDescription, SrtpPolicy, VideoSession, answer_offer, make_offer, process_answer,
 };
 use crate::session_timer::{
     Negotiation, Refresher, SessionExpires, SessionTimer, TimerPolicy, TimerReason, negotiate,
@@ -292,6 +292,8 @@ pub struct UserAgent<P: SipPeer> {
     by_leg: HashMap<LegId, DialogKey>,
     /// The SRTP keys each leg was given, to tell a rekeying re-offer from a repeated one.
     leg_keys: HashMap<LegId, (Option<SrtpKey>, Option<SrtpKey>)>,
+    /// The video each leg's core was given (`SetVideo`), to send it again only on a change.
+    leg_video: HashMap<LegId, VideoSession>,
     /// Initial INVITE transactions not answered yet (for CANCEL).
     answering_tx: HashMap<TransactionId, DialogKey>,
     timers: BinaryHeap<Reverse<(Instant, UaTimer)>>,
@@ -450,6 +452,7 @@ impl<P: SipPeer> UserAgent<P> {
             dialogs: HashMap::new(),
             by_leg: HashMap::new(),
             leg_keys: HashMap::new(),
+            leg_video: HashMap::new(),
             answering_tx: HashMap::new(),
             timers: BinaryHeap::new(),
             own_requests: HashMap::new(),
@@ -777,6 +780,7 @@ impl<P: SipPeer> UserAgent<P> {
         let leg = LegId(self.next_leg);
         self.next_leg = self.next_leg.wrapping_add(1).max(1);
         local_session.source = Some(LocalSource::of_leg(leg));
+        local_session.video_rtp = self.video_rtp(core, pair);
         // With an offer: answer it and start the leg now. Without one (delayed offer): offer
         // in the 200 and start the leg when the ACK brings the answer (RFC 3264 section 2).
         // The negotiated codec and profile, once known (an offer in the INVITE).
@@ -1083,6 +1087,44 @@ impl<P: SipPeer> UserAgent<P> {
         };
         tracing::info!(%leg, direction = ?neg.direction, rekeyed = update.srtp.is_some(), "call re-negotiated");
         self.engine(core, Command::UpdateLeg(Box::new(update)));
+        let pair = (self.by_leg.get(&leg))
+            .and_then(|k| self.dialogs.get(k))
+            .map(|d| d.pair);
+        if let Some(pair) = pair {
+            self.set_video(core, pair, leg, neg);
+        }
+    }
+
+    /// Gives the leg's core its negotiated video (or takes it away), if it changed. The video
+    /// listens on the socket pair after the audio's (`Placement::video_pair`), the address our
+    /// SDP named.
+    fn set_video(&mut self, core: CoreId, audio_pair: u16, leg: LegId, neg: &Negotiated) {
+        if self.leg_video.get(&leg) == neg.video.as_ref() {
+            return;
+        }
+        let video = match &neg.video {
+            Some(v) => {
+                let Some((pair, _)) = self.placement.video_pair(core, audio_pair) else {
+                    return;
+                };
+                self.leg_video.insert(leg, v.clone());
+                tracing::info!(%leg, codec = ?v.media.codec, remote = %v.remote_rtp, layers = v.media.simulcast.len().max(v.remote_sources.len()), all = v.receive_all, "video negotiated");
+                Some(Box::new(media_leg::video_config(v, pair)))
+            }
+            None => {
+                self.leg_video.remove(&leg);
+                None
+            }
+        };
+        self.engine(core, Command::SetVideo { leg, video });
+    }
+
+    /// Our video address for a leg on `core` whose audio is on `audio_pair`, when video is on.
+    fn video_rtp(&self, core: CoreId, audio_pair: u16) -> Option<SocketAddr> {
+        self.cfg.offer_answer.video.as_ref()?;
+        self.placement
+            .video_pair(core, audio_pair)
+            .map(|(_, addr)| addr)
     }
 
     /// Creates the media leg of a negotiated call on its core.
@@ -1099,6 +1141,7 @@ impl<P: SipPeer> UserAgent<P> {
         if self.cfg.echo {
             self.engine(core, Command::Connect { from: leg, to: leg });
         }
+        self.set_video(core, pair, leg, neg);
         tracing::info!(%leg, %core, remote = %neg.remote_rtp, codec = ?neg.codec.codec, srtp = neg.srtp.is_some(), "media leg started");
     }
 
@@ -1319,6 +1362,21 @@ impl<P: SipPeer> UserAgent<P> {
                     });
                 }
             }
+            Event::VideoReady { id, rtp, .. } => {
+                tracing::debug!(leg = %id, local = %rtp, "video ready");
+            }
+            Event::VideoRejected { id, reason } => {
+                // The answer named a video port already: the call goes on with audio only.
+                tracing::warn!(leg = %id, %reason, "video refused by the media core");
+                self.leg_video.remove(&id);
+            }
+            Event::VideoSwitched {
+                leg,
+                source,
+                encoding,
+            } => {
+                tracing::debug!(%leg, %source, encoding, "video switched");
+            }
             Event::LegRejected { id, reason } => {
                 if let Some(key) = self.by_leg.get(&id).cloned() {
                     tracing::warn!(leg = %id, %reason, "media leg refused: ending the call");
@@ -1348,6 +1406,12 @@ impl<P: SipPeer> UserAgent<P> {
                 let from = std::mem::replace(&mut d.core, to);
                 d.pair = pair;
                 d.local_rtp = rtp;
+                // The video stayed behind (dropped on detach): the answer to the re-offer
+                // gives it to the new core, at the new core's video address.
+                self.leg_video.remove(&id);
+                d.local_session.video_rtp = (self.cfg.offer_answer.video.as_ref())
+                    .and_then(|_| self.placement.video_pair(to, pair))
+                    .map(|(_, addr)| addr);
                 self.placement.release(from);
                 tracing::info!(leg = %id, %from, %to, local = %rtp, "media leg moved: offering its new address");
                 self.out.push_back(UaOutput::CallMoved {
@@ -1653,6 +1717,7 @@ impl<P: SipPeer> UserAgent<P> {
         }
         self.by_leg.remove(&d.leg);
         self.leg_keys.remove(&d.leg);
+        self.leg_video.remove(&d.leg);
         if self.by_call_id.get(&key.call_id) == Some(key) {
             self.by_call_id.remove(&key.call_id);
         }

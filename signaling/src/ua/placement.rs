@@ -59,6 +59,16 @@ impl Placement {
         Some((pair as u16, c.addrs[pair]))
     }
 
+    /// The socket pair for the video of a leg whose audio is on `core`'s `audio_pair`: the
+    /// next pair, so audio and video have different local ports (the pair itself on a core
+    /// with one). Not counted as a leg.
+    pub fn video_pair(&self, core: CoreId, audio_pair: u16) -> Option<(u16, SocketAddr)> {
+        let c = self.cores.get(usize::from(core.0))?;
+        let pair = (usize::from(audio_pair) + 1).checked_rem(c.addrs.len())?;
+        // INVARIANT: pair < addrs.len() (checked_rem is None for an empty list).
+        Some((pair as u16, c.addrs[pair]))
+    }
+
     /// A leg on `core` is gone.
     pub fn release(&mut self, core: CoreId) {
         if let Some(c) = self.cores.get_mut(usize::from(core.0)) {
@@ -89,5 +99,9 @@ mod tests {
         p.release(CoreId(0));
         assert_eq!(p.place().unwrap().0, CoreId(0));
         assert!(Placement::new(vec![]).place().is_none());
+        assert_eq!(p.video_pair(CoreId(0), 0), Some((1, a(20002))));
+        assert_eq!(p.video_pair(CoreId(0), 1), Some((0, a(20000))));
+        assert_eq!(p.video_pair(CoreId(1), 0), Some((0, a(20004))));
+        assert_eq!(p.video_pair(CoreId(2), 0), None);
     }
 }

@@ -19,8 +19,6 @@ mod proc_cpu;
 mod report;
 mod run;
 mod sip;
-// The socket side and the run wiring come next; until then only the tests use it.
-#[allow(dead_code, unused_imports)]
 mod video;
 
 use std::net::{IpAddr, SocketAddr};
@@ -507,19 +505,40 @@ mod tests {
             let Cmd::Run(args) = Cli::try_parse_from(argv).unwrap().cmd;
             args.validate()
         };
-        assert_eq!(video(&["--video", "--video-loss", "3", "--video-lossy", "1"]), Ok(()));
-        assert!(video(&["--video-loss", "3"]).unwrap_err().contains("needs --video"));
-        assert!(video(&["--video", "--video-loss", "60"]).unwrap_err().contains("0..50"));
+        assert_eq!(
+            video(&["--video", "--video-loss", "3", "--video-lossy", "1"]),
+            Ok(())
+        );
         assert!(
-            video(&["--video", "--video-bandwidth", "300", "--video-limited", "4"])
+            video(&["--video-loss", "3"])
                 .unwrap_err()
-                .contains("more than --conference-size 3")
+                .contains("needs --video")
+        );
+        assert!(
+            video(&["--video", "--video-loss", "60"])
+                .unwrap_err()
+                .contains("0..50")
+        );
+        assert!(
+            video(&[
+                "--video",
+                "--video-bandwidth",
+                "300",
+                "--video-limited",
+                "4"
+            ])
+            .unwrap_err()
+            .contains("more than --conference-size 3")
         );
         assert!(
             video(&["--video", "--video-limited", "1"])
                 .unwrap_err()
                 .contains("needs --video-bandwidth")
         );
-        assert!(video(&["--video", "--video-bandwidth", "10"]).unwrap_err().contains("50..100000"));
+        assert!(
+            video(&["--video", "--video-bandwidth", "10"])
+                .unwrap_err()
+                .contains("50..100000")
+        );
     }
 }

@@ -15,18 +15,49 @@
 mod link;
 mod publisher;
 mod report;
-mod stats;
 mod socket;
+mod stats;
 mod subscriber;
 
 pub use link::{Link, LinkConfig};
 pub use publisher::{Publisher, PublisherConfig, PublisherCounters};
-pub use stats::{LayerStats, StreamSummary, SubscriberStats, VideoSummary};
 pub use report::VideoReport;
 pub use socket::{CallerPlan, CallerVideo, VideoLeg, VideoSide};
+pub use stats::SubscriberStats;
 pub use subscriber::{Subscriber, SubscriberConfig};
 
 use std::time::{Duration, Instant};
+
+use chorus_engine::codecs::h264::ClipConfig;
+use chorus_engine::rtp::Ssrc;
+
+/// The clip every publisher loops: 4 s at 30 fps, a key frame every 2 s, 320x180 at 150
+/// kbit/s, 640x360 at 500 kbit/s, 1280x720 at 1.5 Mbit/s.
+pub fn clip_config() -> ClipConfig {
+    ClipConfig::simulcast(4)
+}
+
+/// The heights of [`clip_config`]'s layers, lowest first (what the SDP announces).
+pub const LAYER_HEIGHTS: [u32; 3] = [180, 360, 720];
+
+/// The RID of layer `layer` (lowest 0).
+pub fn rid(layer: usize) -> String {
+    format!("l{layer}")
+}
+
+/// Caller `index`'s publisher SSRCs, (media, RTX) per layer lowest first; its subscriber
+/// sends feedback as [`subscriber_ssrc`].
+pub fn publisher_ssrcs(index: usize) -> Vec<(Ssrc, Ssrc)> {
+    let base = 0x4c00_0000u32.wrapping_add((index as u32).wrapping_mul(8));
+    (0..LAYER_HEIGHTS.len() as u32)
+        .map(|l| (Ssrc(base + l), Ssrc(base + 4 + l)))
+        .collect()
+}
+
+/// Caller `index`'s feedback SSRC.
+pub fn subscriber_ssrc(index: usize) -> Ssrc {
+    Ssrc(0x4c00_0000u32.wrapping_add((index as u32).wrapping_mul(8)) + 7)
+}
 
 /// What a transmit is, so the driver protects it with the right SRTP function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

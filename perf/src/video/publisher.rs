@@ -181,11 +181,6 @@ impl Publisher {
         self.counters
     }
 
-    /// The SSRCs it sends media with, lowest layer first.
-    pub fn ssrcs(&self) -> &[Ssrc] {
-        &self.config.ssrcs
-    }
-
     fn frame_due(&self, k: u64) -> Instant {
         let fps = u64::from(self.clip.fps().max(1));
         self.start + Duration::from_nanos(k * 1_000_000_000 / fps)

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::stats::{VideoSummary, percentile};
 use super::CallerVideo;
+use super::stats::{VideoSummary, percentile};
 
 /// Every video caller's results.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +70,11 @@ impl VideoReport {
     pub fn print_table(&self) {
         let s = self.summary();
         let t = &s.totals;
-        let publishers = self.callers.iter().filter(|(_, _, c)| c.publisher.is_some()).count();
+        let publishers = self
+            .callers
+            .iter()
+            .filter(|(_, _, c)| c.publisher.is_some())
+            .count();
         println!(
             "video callers         {} ({publishers} publishing)",
             self.callers.len()
@@ -125,7 +129,11 @@ impl VideoReport {
             })
             .collect();
         let (mut sent, mut resent, mut key_requests, mut key_jumps) = (0, 0, 0, 0);
-        for p in self.callers.iter().filter_map(|(_, _, c)| c.publisher.as_ref()) {
+        for p in self
+            .callers
+            .iter()
+            .filter_map(|(_, _, c)| c.publisher.as_ref())
+        {
             sent += p.packets;
             resent += p.retransmitted;
             key_requests += p.key_requests;

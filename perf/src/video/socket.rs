@@ -13,8 +13,10 @@ use chorus_engine::rtcp::{NtpClock, NtpTime, PacketKind as Wire, classify};
 use chorus_engine::rtp::{Pt, Ssrc};
 use chorus_engine::runtime::SrtpKey;
 use chorus_engine::srtp::SrtpContext;
+use chorus_engine::srtp::sdes::CryptoAttribute;
+use chorus_signaling::sdp::{Extension, VideoSession};
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     LinkConfig, PacketKind, Publisher, PublisherConfig, PublisherCounters, Subscriber,
@@ -36,12 +38,10 @@ pub struct VideoLeg {
     pub pt: Pt,
     /// RTX's payload type, when negotiated.
     pub rtx_pt: Option<Pt>,
-    /// Generic NACK, PLI, FIR, REMB negotiated.
+    /// Generic NACK, PLI, REMB negotiated (we ask for key frames with PLI only).
     pub nack: bool,
     /// See `nack`.
     pub pli: bool,
-    /// See `nack`.
-    pub fir: bool,
     /// See `nack`.
     pub remb: bool,
     /// The `rtp-stream-id` extension's id.
@@ -52,6 +52,36 @@ pub struct VideoLeg {
     pub rids: Vec<String>,
     /// (RTX SSRC, media SSRC) pairs of the server's streams, if it announced them.
     pub rtx_ssrcs: Vec<(u32, u32)>,
+}
+
+impl VideoLeg {
+    /// The leg the signaling agreed: its addresses, keys, formats, feedback and extensions;
+    /// we send the clip's layers as RIDs `l0`, `l1`, ... (our offer's `a=rid` lines).
+    pub fn from_session(v: &VideoSession) -> VideoLeg {
+        let key = |c: &CryptoAttribute| SrtpKey {
+            suite: c.suite,
+            key: c.key_material.key().to_vec(),
+            salt: c.key_material.salt().to_vec(),
+        };
+        let m = &v.media;
+        VideoLeg {
+            remote_rtp: v.remote_rtp,
+            remote_rtcp: v.remote_rtcp,
+            rtcp_mux: v.rtcp_mux,
+            srtp: v.srtp.as_ref().map(|k| (key(&k.remote), key(&k.local))),
+            pt: m.pt,
+            rtx_pt: m.rtx_pt,
+            nack: m.feedback.nack,
+            pli: m.feedback.pli,
+            remb: m.feedback.remb,
+            rid_ext: m.extensions.id(Extension::Rid),
+            abs_send_time_ext: m.extensions.id(Extension::AbsSendTime),
+            rids: (0..super::LAYER_HEIGHTS.len()).map(super::rid).collect(),
+            rtx_ssrcs: (v.remote_sources.iter())
+                .filter_map(|s| Some((s.rtx?, s.ssrc)))
+                .collect(),
+        }
+    }
 }
 
 /// What to do on a caller's path.
@@ -92,6 +122,7 @@ pub struct VideoSide {
 
 struct Running {
     stop: oneshot::Sender<()>,
+    update: mpsc::UnboundedSender<VideoLeg>,
     task: tokio::task::JoinHandle<CallerVideo>,
 }
 
@@ -118,13 +149,6 @@ impl VideoSide {
         })
     }
 
-    /// The clip's RIDs, lowest layer first ("l0", "l1", ...), and their heights.
-    pub fn layers(&self) -> Vec<(String, u32)> {
-        (self.clip.layers().iter().enumerate())
-            .map(|(i, l)| (format!("l{i}"), l.spec.height))
-            .collect()
-    }
-
     /// A socket for a caller's video on `ip` (any free port), to offer before the call.
     pub fn bind(ip: std::net::IpAddr) -> Result<StdUdpSocket> {
         let s = StdUdpSocket::bind((ip, 0)).context("binding a video socket")?;
@@ -141,16 +165,16 @@ impl VideoSide {
         plan: CallerPlan,
     ) -> Result<()> {
         let now = Instant::now();
-        let base = 0x4c00_0000u32 + (index as u32) * 8;
-        let layers = self.clip.layers().len() as u32;
+        let ssrcs = super::publisher_ssrcs(index);
         let publisher = if plan.publish {
             let config = PublisherConfig {
-                ssrcs: (0..layers).map(|l| Ssrc(base + l)).collect(),
+                ssrcs: ssrcs.iter().map(|s| s.0).collect(),
                 rids: leg.rids.clone(),
                 pt: leg.pt,
-                // The server knows our streams by RID only, not RTX SSRCs: resend in the
-                // media stream.
-                rtx: None,
+                // Our offer announced the RTX SSRCs (FID groups).
+                rtx: leg
+                    .rtx_pt
+                    .map(|pt| (pt, ssrcs.iter().map(|s| s.1).collect())),
                 rid_ext: leg.rid_ext,
                 abs_send_time_ext: leg.abs_send_time_ext,
                 cname: format!("load{index}@chorus-load"),
@@ -167,7 +191,7 @@ impl VideoSide {
             now,
             self.epoch,
             SubscriberConfig {
-                ssrc: Ssrc(base + 7),
+                ssrc: super::subscriber_ssrc(index),
                 pt: leg.pt,
                 rtx_pt: leg.rtx_pt,
                 rtx_ssrcs: (leg.rtx_ssrcs.iter())
@@ -185,12 +209,12 @@ impl VideoSide {
             Some((remote, local)) => Some((
                 SrtpContext::new(remote.suite, &remote.key, &remote.salt)
                     .context("SRTP keys of the server")?,
-                SrtpContext::new(local.suite, &local.key, &local.salt)
-                    .context("our SRTP keys")?,
+                SrtpContext::new(local.suite, &local.key, &local.salt).context("our SRTP keys")?,
             )),
             None => None,
         };
         let (stop, stopped) = oneshot::channel();
+        let (update, updates) = mpsc::unbounded_channel();
         let _guard = self.runtime.enter();
         let socket = UdpSocket::from_std(socket).context("video socket")?;
         let result = CallerVideo {
@@ -198,14 +222,29 @@ impl VideoSide {
             limit_bps: plan.link.bandwidth_bps,
             ..CallerVideo::default()
         };
-        let task = self.runtime.spawn(caller(
-            socket, leg, publisher, subscriber, srtp, stopped, result,
-        ));
-        if let Some(old) = self.tasks.insert(index, Running { stop, task }) {
+        let task = self.runtime.spawn(caller(CallerTask {
+            socket,
+            leg,
+            publisher,
+            subscriber,
+            srtp,
+            stopped,
+            updates,
+            result,
+        }));
+        if let Some(old) = self.tasks.insert(index, Running { stop, update, task }) {
             let _ = old.stop.send(());
             self.done.push((index, old.task));
         }
         Ok(())
+    }
+
+    /// Points caller `index`'s video at a renegotiated leg (a re-INVITE moved the call):
+    /// new addresses, and new SRTP contexts if the keys changed.
+    pub fn update(&mut self, index: usize, leg: VideoLeg) {
+        if let Some(r) = self.tasks.get(&index) {
+            let _ = r.update.send(leg);
+        }
     }
 
     /// Stops caller `index`'s video (its call ended).
@@ -216,24 +255,21 @@ impl VideoSide {
         }
     }
 
-    /// Stops everything and collects each caller's results.
-    pub fn finish(mut self) -> Vec<(usize, CallerVideo)> {
+    /// Stops everything and collects each caller's results (a caller whose video was
+    /// restarted by a re-offer is summed over its tasks).
+    pub async fn finish(mut self) -> Vec<(usize, CallerVideo)> {
         let ids: Vec<usize> = self.tasks.keys().copied().collect();
         for i in ids {
             self.stop(i);
         }
-        let done = std::mem::take(&mut self.done);
-        let mut out: Vec<(usize, CallerVideo)> = self.runtime.block_on(async {
-            let mut out = Vec::new();
-            for (i, task) in done {
-                if let Ok(v) = task.await {
-                    out.push((i, v));
-                }
+        let mut out: Vec<(usize, CallerVideo)> = Vec::new();
+        for (i, task) in std::mem::take(&mut self.done) {
+            if let Ok(v) = task.await {
+                out.push((i, v));
             }
-            out
-        });
+        }
         out.sort_by_key(|(i, _)| *i);
-        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        self.runtime.shutdown_background();
         out
     }
 }
@@ -241,23 +277,38 @@ impl VideoSide {
 /// Room after a packet for SRTP's tag and index.
 const SRTP_ROOM: usize = 32;
 
-async fn caller(
+/// One caller's video task: its socket, leg, machines and SRTP contexts.
+struct CallerTask {
     socket: UdpSocket,
     leg: VideoLeg,
-    mut publisher: Option<Publisher>,
-    mut subscriber: Subscriber,
-    mut srtp: Option<(SrtpContext, SrtpContext)>,
-    mut stopped: oneshot::Receiver<()>,
-    mut result: CallerVideo,
-) -> CallerVideo {
+    publisher: Option<Publisher>,
+    subscriber: Subscriber,
+    srtp: Option<(SrtpContext, SrtpContext)>,
+    stopped: oneshot::Receiver<()>,
+    updates: mpsc::UnboundedReceiver<VideoLeg>,
+    result: CallerVideo,
+}
+
+async fn caller(task: CallerTask) -> CallerVideo {
+    let CallerTask {
+        socket,
+        leg,
+        mut publisher,
+        mut subscriber,
+        mut srtp,
+        mut stopped,
+        mut updates,
+        mut result,
+    } = task;
+    let mut leg = leg;
     let mut tx = vec![0u8; 1_500 + SRTP_ROOM];
     let mut rx = vec![0u8; 2_048];
-    let rtcp_to = if leg.rtcp_mux {
-        leg.remote_rtp
-    } else {
-        leg.remote_rtcp
-    };
     loop {
+        let rtcp_to = if leg.rtcp_mux {
+            leg.remote_rtp
+        } else {
+            leg.remote_rtcp
+        };
         let now = Instant::now();
         if let Some(p) = publisher.as_mut() {
             if p.poll_timeout() <= now {
@@ -275,14 +326,38 @@ async fn caller(
             subscriber.handle_timeout(now);
         }
         while let Some(n) = subscriber.poll_transmit(now, &mut tx[..1_500]) {
-            send(&socket, &mut srtp, &mut tx, n, PacketKind::Rtcp, rtcp_to, &mut result).await;
+            send(
+                &socket,
+                &mut srtp,
+                &mut tx,
+                n,
+                PacketKind::Rtcp,
+                rtcp_to,
+                &mut result,
+            )
+            .await;
         }
         let wake = publisher
             .as_ref()
-            .map_or(subscriber.poll_timeout(), |p| p.poll_timeout().min(subscriber.poll_timeout()))
+            .map_or(subscriber.poll_timeout(), |p| {
+                p.poll_timeout().min(subscriber.poll_timeout())
+            })
             .max(now + Duration::from_micros(500));
         tokio::select! {
             _ = &mut stopped => break,
+            Some(new) = updates.recv() => {
+                if new.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
+                    != leg.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
+                {
+                    srtp = new.srtp.as_ref().and_then(|(remote, local)| {
+                        Some((
+                            SrtpContext::new(remote.suite, &remote.key, &remote.salt).ok()?,
+                            SrtpContext::new(local.suite, &local.key, &local.salt).ok()?,
+                        ))
+                    });
+                }
+                leg = new;
+            }
             got = socket.recv_from(&mut rx) => {
                 let Ok((n, _from)) = got else { continue };
                 let now = Instant::now();

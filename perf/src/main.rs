@@ -216,6 +216,9 @@ pub struct RunArgs {
     /// encoded once at 180p/360p/720p and looped), publishes it and checks what it receives.
     #[arg(long)]
     pub video: bool,
+    /// With `--video`: UDP ports of the callers' video sockets (one per caller).
+    #[arg(long, default_value = "41000-41999", value_parser = parse_ports)]
+    pub video_ports: (u16, u16),
     /// With `--video`: what each caller takes, one stream per other publisher (`all`) or one
     /// following the active speaker (`speaker`, the SIP endpoint default).
     #[arg(long, value_enum, default_value = "all")]

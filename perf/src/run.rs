@@ -222,7 +222,7 @@ pub fn run(args: &RunArgs) -> Result<Report> {
             clip.bytes() / 1_000,
             clip.elapsed().as_secs_f64()
         );
-        Some(VideoSide::new(Arc::new(clip))?)
+        Some(VideoSide::new(Arc::new(clip), args.video_ports)?)
     } else {
         None
     };
@@ -345,8 +345,8 @@ async fn drive<S: CallSetup>(
         };
         while placed < callers.len() && due_at(placed) <= now {
             let c = &mut callers[placed];
-            if video.is_some() {
-                match VideoSide::bind(args.bind) {
+            if let Some(side) = video.as_mut() {
+                match side.bind(args.bind) {
                     Ok(s) => c.video_socket = Some(s),
                     Err(e) => {
                         c.record.failed = Some((0, format!("no video socket: {e:#}")));

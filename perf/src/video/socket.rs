@@ -118,6 +118,9 @@ pub struct VideoSide {
     ntp: NtpClock,
     tasks: HashMap<usize, Running>,
     done: Vec<(usize, tokio::task::JoinHandle<CallerVideo>)>,
+    /// The ports video sockets take (`--video-ports`), and the next one to try.
+    ports: (u16, u16),
+    next_port: u16,
 }
 
 struct Running {
@@ -127,8 +130,8 @@ struct Running {
 }
 
 impl VideoSide {
-    /// A video side looping `clip`.
-    pub fn new(clip: Arc<Clip>) -> Result<Self> {
+    /// A video side looping `clip`, its sockets on `ports` (inclusive).
+    pub fn new(clip: Arc<Clip>, ports: (u16, u16)) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("chorus-load-video")
@@ -146,14 +149,24 @@ impl VideoSide {
             ntp: NtpClock::new(epoch, NtpTime::from_unix(unix)),
             tasks: HashMap::new(),
             done: Vec::new(),
+            ports,
+            next_port: ports.0,
         })
     }
 
-    /// A socket for a caller's video on `ip` (any free port), to offer before the call.
-    pub fn bind(ip: std::net::IpAddr) -> Result<StdUdpSocket> {
-        let s = StdUdpSocket::bind((ip, 0)).context("binding a video socket")?;
-        s.set_nonblocking(true)?;
-        Ok(s)
+    /// A socket for a caller's video on `ip`, the next free port of the range, to offer
+    /// before the call.
+    pub fn bind(&mut self, ip: std::net::IpAddr) -> Result<StdUdpSocket> {
+        let (lo, hi) = self.ports;
+        for _ in lo..=hi {
+            let port = self.next_port;
+            self.next_port = if port >= hi { lo } else { port + 1 };
+            if let Ok(s) = StdUdpSocket::bind((ip, port)) {
+                s.set_nonblocking(true)?;
+                return Ok(s);
+            }
+        }
+        anyhow::bail!("no free port in --video-ports {lo}-{hi}")
     }
 
     /// Starts caller `index`'s video on `socket` toward `leg`.

@@ -21,10 +21,14 @@ impl VideoReport {
         VideoSummary::of(self.callers.iter().map(|(_, _, c)| &c.subscriber))
     }
 
-    /// Subscribers that got no complete frame.
+    /// Subscribers that got no complete frame though another caller of their conference
+    /// published.
     pub fn blind(&self) -> Vec<usize> {
+        let others_publish = |i: usize, conf: u64| {
+            (self.callers.iter()).any(|(j, c, v)| *j != i && *c == conf && v.publisher.is_some())
+        };
         (self.callers.iter())
-            .filter(|(_, _, c)| c.subscriber.frames() == 0)
+            .filter(|(i, conf, c)| c.subscriber.frames() == 0 && others_publish(*i, *conf))
             .map(|(i, _, _)| *i)
             .collect()
     }

@@ -205,3 +205,70 @@ impl VideoReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::stats::LayerStats;
+    use crate::video::{PublisherCounters, SubscriberStats};
+
+    fn caller(frames: u64, broken: u64, over_limit: u64, publishes: bool) -> CallerVideo {
+        let mut sub = SubscriberStats::default();
+        sub.layers.insert(
+            720,
+            LayerStats {
+                frames,
+                broken,
+                broken_over_limit: over_limit,
+                delays_ms: vec![1.0, 2.0, 30.0],
+            },
+        );
+        CallerVideo {
+            publisher: publishes.then(PublisherCounters::default),
+            subscriber: sub,
+            ..CallerVideo::default()
+        }
+    }
+
+    fn room(callers: Vec<CallerVideo>) -> VideoReport {
+        VideoReport {
+            expected: callers.len(),
+            callers: callers
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (i, 7_000, c))
+                .collect(),
+            no_video_answer: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn verdict_fails_broken_frames_and_blind_subscribers_only() {
+        let ok = room(vec![caller(100, 0, 3, true), caller(90, 0, 0, true)]);
+        assert_eq!(
+            ok.verdict(),
+            Ok(()),
+            "over-limit breakage is reported, not failed"
+        );
+        let broken = room(vec![caller(100, 1, 0, true), caller(90, 0, 0, true)]);
+        assert!(broken.verdict().unwrap_err().contains("caller 0: 1"));
+        let blind = room(vec![caller(100, 0, 0, true), caller(0, 0, 0, true)]);
+        assert!(blind.verdict().unwrap_err().contains("got no video: [1]"));
+        // The only publisher has nobody to watch: no frames is right.
+        let alone = room(vec![caller(0, 0, 0, true), caller(90, 0, 0, false)]);
+        assert_eq!(alone.verdict(), Ok(()));
+        let mut refused = room(vec![caller(100, 0, 0, true)]);
+        refused.no_video_answer.push(3);
+        assert!(
+            refused
+                .verdict()
+                .unwrap_err()
+                .contains("without video: [3]")
+        );
+        let json = ok.to_json();
+        assert_eq!(json["layers"]["720"]["frames"], 190);
+        assert_eq!(json["layers"]["720"]["broken_over_limit"], 3);
+        assert_eq!(json["layers"]["720"]["delay_ms"]["p50"], 2.0);
+        assert_eq!(json["subscribers"][1]["frames"], 90);
+    }
+}

@@ -447,3 +447,108 @@ fn receive(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_engine::rtp::RtpPacket;
+    use chorus_engine::srtp::SrtpSuite;
+    use chorus_engine::srtp::sdes::KeyMaterial;
+
+    fn key() -> SrtpKey {
+        let m = KeyMaterial::generate(SrtpSuite::AesCm128HmacSha1_80).unwrap();
+        SrtpKey {
+            suite: SrtpSuite::AesCm128HmacSha1_80,
+            key: m.key().to_vec(),
+            salt: m.salt().to_vec(),
+        }
+    }
+
+    /// A caller's video against a stand-in server socket: what it sends is SRTP with the
+    /// RID of each layer, and the 180p stream sent back (as a server would forward it,
+    /// under another SSRC) comes out as complete 180p frames.
+    #[test]
+    fn a_caller_publishes_srtp_simulcast_and_receives_what_is_forwarded() {
+        let server = StdUdpSocket::bind("127.0.0.1:63600").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let (theirs, ours) = (key(), key());
+        let mut side = VideoSide::new(super::super::tests::clip(), (63601, 63610)).unwrap();
+        let socket = side.bind("127.0.0.1".parse().unwrap()).unwrap();
+        let caller_addr = socket.local_addr().unwrap();
+        let leg = VideoLeg {
+            remote_rtp: server.local_addr().unwrap(),
+            remote_rtcp: server.local_addr().unwrap(),
+            rtcp_mux: true,
+            srtp: Some((theirs.clone(), ours.clone())),
+            pt: Pt(102),
+            rtx_pt: Some(Pt(103)),
+            nack: true,
+            pli: true,
+            remb: true,
+            rid_ext: Some(4),
+            abs_send_time_ext: Some(3),
+            rids: (0..3).map(super::super::rid).collect(),
+            rtx_ssrcs: Vec::new(),
+        };
+        let plan = CallerPlan {
+            publish: true,
+            link: LinkConfig {
+                loss: 0.0,
+                bandwidth_bps: None,
+                burst: Duration::from_millis(500),
+                limit_from: None,
+                seed: 1,
+            },
+        };
+        side.start(0, socket, leg, plan).unwrap();
+        let mut unprotect = SrtpContext::new(ours.suite, &ours.key, &ours.salt).unwrap();
+        let mut protect = SrtpContext::new(theirs.suite, &theirs.key, &theirs.salt).unwrap();
+        let mut rids = std::collections::BTreeSet::new();
+        let (mut rtp, mut rtcp) = (0, 0);
+        let mut buf = [0u8; 2_048];
+        let end = Instant::now() + Duration::from_millis(2_500);
+        while Instant::now() < end {
+            let Ok((n, from)) = server.recv_from(&mut buf) else {
+                continue;
+            };
+            assert_eq!(from, caller_addr);
+            match classify(&buf[..n]) {
+                Wire::Rtp => {
+                    let len = unprotect.unprotect_rtp(&mut buf[..n]).unwrap();
+                    let p = RtpPacket::parse(&buf[..len]).unwrap();
+                    rids.insert(p.extension(4).unwrap().to_vec());
+                    rtp += 1;
+                    if p.extension(4) == Some(b"l0") {
+                        // Forward the 180p layer back as the server's stream 0xabc.
+                        buf[8..12].copy_from_slice(&0xabc_u32.to_be_bytes());
+                        let n = protect.protect_rtp(&mut buf, len).unwrap();
+                        server.send_to(&buf[..n], from).unwrap();
+                    }
+                }
+                Wire::Rtcp => {
+                    unprotect.unprotect_rtcp(&mut buf[..n]).unwrap();
+                    rtcp += 1;
+                }
+                _ => panic!("neither RTP nor RTCP"),
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = runtime.block_on(side.finish());
+        let (index, v) = &results[0];
+        assert_eq!(*index, 0);
+        assert_eq!(rids.len(), 3, "{rids:?}");
+        assert!(rtp > 100 && rtcp > 0, "{rtp} {rtcp}");
+        assert_eq!(v.srtp_failures, 0);
+        let sub = &v.subscriber;
+        assert!(sub.layers[&180].frames > 20, "{sub:?}");
+        assert_eq!(sub.broken(), 0);
+        assert_eq!(sub.streams.len(), 1);
+        assert_eq!(sub.streams[0].ssrc, 0xabc);
+        assert!(v.publisher.unwrap().packets >= rtp);
+    }
+}

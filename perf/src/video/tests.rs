@@ -16,7 +16,7 @@ use chorus_engine::sfu::{
 use super::*;
 
 /// Two seconds at 15 fps, a key frame a second, the usual three sizes; encoded once.
-fn clip() -> Arc<Clip> {
+pub(super) fn clip() -> Arc<Clip> {
     static CLIP: OnceLock<Arc<Clip>> = OnceLock::new();
     CLIP.get_or_init(|| {
         let config = ClipConfig {

@@ -433,7 +433,8 @@ async fn drive<S: CallSetup>(
                             Some(v) => {
                                 let plan = video_plan(args, c.slot, i, at);
                                 let leg = VideoLeg::from_session(v);
-                                if let Err(e) = side.start(i, socket, leg, plan) {
+                                let conference = c.record.conference;
+                                if let Err(e) = side.start(i, conference, socket, leg, plan) {
                                     eprintln!("chorus-load: caller {i}: video not started: {e:#}");
                                     no_video_answer.push(i);
                                 }
@@ -618,9 +619,9 @@ async fn drive<S: CallSetup>(
         tokio::select! {
             input = setup.recv() => input?,
             Some((_, event)) = events.recv() => {
-                on_event(engine, &mut callers, event, &mut delays, args);
+                on_event(engine, &mut callers, event, &mut delays, args, &mut video);
                 while let Ok((_, event)) = events.try_recv() {
-                    on_event(engine, &mut callers, event, &mut delays, args);
+                    on_event(engine, &mut callers, event, &mut delays, args, &mut video);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
@@ -755,12 +756,18 @@ fn on_event(
     event: Event,
     delays: &mut Vec<f32>,
     args: &RunArgs,
+    video: &mut Option<VideoSide>,
 ) {
     let index = |id: LegId| (id.0 as usize).checked_sub(1);
     match event {
         Event::PlayStarted { leg, at, .. } => {
-            if let Some(c) = index(leg).and_then(|i| callers.get_mut(i)) {
+            if let Some(i) = index(leg).filter(|&i| i < callers.len()) {
+                let c = &mut callers[i];
                 c.bursts.push(at);
+                // A talk burst: the speaker's video should follow (speaker layout).
+                if let Some(v) = video.as_mut() {
+                    v.speaker(c.record.conference, i, at);
+                }
             }
         }
         Event::ToneOnset { leg, tone, at } => {

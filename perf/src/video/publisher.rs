@@ -43,6 +43,9 @@ pub struct PublisherConfig {
     pub cname: String,
     /// Seeds the initial sequence numbers and timestamps.
     pub seed: u64,
+    /// Who it is, told in an SEI added to each key frame's first packet (a STAP-A with the
+    /// parameter sets): [`super::source_sei`].
+    pub source: Option<u32>,
 }
 
 /// What a publisher did.
@@ -339,8 +342,25 @@ impl Publisher {
             extension_form: ExtensionForm::OneByte,
         };
         let at = header.write(buf).ok()?;
-        let end = at + p.data.len();
+        let mut end = at + p.data.len();
         buf.get_mut(at..end)?.copy_from_slice(&p.data);
+        // A key frame's parameter sets travel in a STAP-A: the SEI joins them (RFC 6184
+        // section 5.7.1: a 16-bit size, then the NAL unit).
+        let frame = self.clip.layers().get(layer)?.frame(s.frame);
+        if let Some(source) = self.config.source
+            && frame.key
+            && s.payload == 0
+            && p.data
+                .first()
+                .is_some_and(|b| b & 0x1f == chorus_engine::codecs::h264::STAP_A)
+        {
+            let sei = super::source_sei(source);
+            let size = (sei.len() as u16).to_be_bytes();
+            buf.get_mut(end..end + 2)?.copy_from_slice(&size);
+            buf.get_mut(end + 2..end + 2 + sei.len())?
+                .copy_from_slice(&sei);
+            end += 2 + sei.len();
+        }
         Some(end)
     }
 

@@ -102,6 +102,17 @@ impl VideoReport {
             sw(50.0),
             sw(99.0)
         );
+        if !s.speaker_switch_ms.is_empty() || t.source_changes > 0 {
+            let sp =
+                |p| percentile(&s.speaker_switch_ms, p).map_or("-".into(), |v| format!("{v:.0}"));
+            println!(
+                "video speaker changes {} ({} timed from the talk burst: p50 / p99 {} / {} ms)",
+                t.source_changes,
+                s.speaker_switch_ms.len(),
+                sp(50.0),
+                sp(99.0)
+            );
+        }
         println!(
             "video repair          NACKs {} ({} packets asked), RTX received {}, PLIs {}, REMBs {}",
             t.nacks_sent, t.nacked, t.rtx_received, t.plis_sent, t.rembs_sent
@@ -163,6 +174,8 @@ impl VideoReport {
                             .collect::<serde_json::Map<_, _>>(),
                     })).collect::<Vec<_>>(),
                     "switch_ms": sub.switch_ms,
+                    "speaker_switch_ms": sub.speaker_switch_ms,
+                    "source_changes": sub.source_changes,
                     "nacked": sub.nacked,
                     "rtx_received": sub.rtx_received,
                     "rtx_unmatched": sub.rtx_unmatched,
@@ -184,6 +197,12 @@ impl VideoReport {
                 "count": s.switch_ms.len(),
             },
             "switches": t.switches,
+            "speaker_switch_ms": {
+                "p50": percentile(&s.speaker_switch_ms, 50.0),
+                "p99": percentile(&s.speaker_switch_ms, 99.0),
+                "count": s.speaker_switch_ms.len(),
+            },
+            "source_changes": t.source_changes,
             "nacks_sent": t.nacks_sent,
             "nacked": t.nacked,
             "rtx_received": t.rtx_received,
@@ -195,6 +214,7 @@ impl VideoReport {
             "broken_at_start": t.broken_at_start,
             "frames_waiting_key": t.frames_waiting_key,
             "bad_packets": t.bad_packets,
+            "broken_reasons": t.broken_reasons,
             "publishers": {
                 "packets": sent,
                 "retransmitted": resent,

@@ -123,9 +123,19 @@ pub struct VideoSide {
     next_port: u16,
 }
 
+/// What the driver tells a running caller.
+#[derive(Debug)]
+enum Control {
+    /// The call was renegotiated.
+    Leg(Box<VideoLeg>),
+    /// A publisher of its conference started talking.
+    Speaker(u32, Instant),
+}
+
 struct Running {
+    conference: u64,
     stop: oneshot::Sender<()>,
-    update: mpsc::UnboundedSender<VideoLeg>,
+    update: mpsc::UnboundedSender<Control>,
     task: tokio::task::JoinHandle<CallerVideo>,
 }
 
@@ -169,10 +179,11 @@ impl VideoSide {
         anyhow::bail!("no free port in --video-ports {lo}-{hi}")
     }
 
-    /// Starts caller `index`'s video on `socket` toward `leg`.
+    /// Starts caller `index`'s video (in `conference`) on `socket` toward `leg`.
     pub fn start(
         &mut self,
         index: usize,
+        conference: u64,
         socket: StdUdpSocket,
         leg: VideoLeg,
         plan: CallerPlan,
@@ -192,6 +203,7 @@ impl VideoSide {
                 abs_send_time_ext: leg.abs_send_time_ext,
                 cname: format!("load{index}@chorus-load"),
                 seed: index as u64,
+                source: Some(index as u32),
             };
             Some(
                 Publisher::new(now, self.epoch, self.ntp, self.clip.clone(), config)
@@ -245,7 +257,13 @@ impl VideoSide {
             updates,
             result,
         }));
-        if let Some(old) = self.tasks.insert(index, Running { stop, update, task }) {
+        let running = Running {
+            conference,
+            stop,
+            update,
+            task,
+        };
+        if let Some(old) = self.tasks.insert(index, running) {
             let _ = old.stop.send(());
             self.done.push((index, old.task));
         }
@@ -256,7 +274,17 @@ impl VideoSide {
     /// new addresses, and new SRTP contexts if the keys changed.
     pub fn update(&mut self, index: usize, leg: VideoLeg) {
         if let Some(r) = self.tasks.get(&index) {
-            let _ = r.update.send(leg);
+            let _ = r.update.send(Control::Leg(Box::new(leg)));
+        }
+    }
+
+    /// Caller `index` of `conference` started a talk burst at `at`: its conference's other
+    /// callers time how long until its video is on their streams.
+    pub fn speaker(&mut self, conference: u64, index: usize, at: Instant) {
+        for (&i, r) in &self.tasks {
+            if i != index && r.conference == conference {
+                let _ = r.update.send(Control::Speaker(index as u32, at));
+            }
         }
     }
 
@@ -298,7 +326,7 @@ struct CallerTask {
     subscriber: Subscriber,
     srtp: Option<(SrtpContext, SrtpContext)>,
     stopped: oneshot::Receiver<()>,
-    updates: mpsc::UnboundedReceiver<VideoLeg>,
+    updates: mpsc::UnboundedReceiver<Control>,
     result: CallerVideo,
 }
 
@@ -358,19 +386,23 @@ async fn caller(task: CallerTask) -> CallerVideo {
             .max(now + Duration::from_micros(500));
         tokio::select! {
             _ = &mut stopped => break,
-            Some(new) = updates.recv() => {
-                if new.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
-                    != leg.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
-                {
-                    srtp = new.srtp.as_ref().and_then(|(remote, local)| {
-                        Some((
-                            SrtpContext::new(remote.suite, &remote.key, &remote.salt).ok()?,
-                            SrtpContext::new(local.suite, &local.key, &local.salt).ok()?,
-                        ))
-                    });
+            Some(control) = updates.recv() => match control {
+                Control::Speaker(source, at) => subscriber.handle_speaker(at, source),
+                Control::Leg(new) => {
+                    let new = *new;
+                    if new.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
+                        != leg.srtp.as_ref().map(|(r, l)| (&r.key, &r.salt, &l.key, &l.salt))
+                    {
+                        srtp = new.srtp.as_ref().and_then(|(remote, local)| {
+                            Some((
+                                SrtpContext::new(remote.suite, &remote.key, &remote.salt).ok()?,
+                                SrtpContext::new(local.suite, &local.key, &local.salt).ok()?,
+                            ))
+                        });
+                    }
+                    leg = new;
                 }
-                leg = new;
-            }
+            },
             got = socket.recv_from(&mut rx) => {
                 let Ok((n, _from)) = got else { continue };
                 let now = Instant::now();
@@ -502,7 +534,7 @@ mod tests {
                 seed: 1,
             },
         };
-        side.start(0, socket, leg, plan).unwrap();
+        side.start(0, 7_000, socket, leg, plan).unwrap();
         let mut unprotect = SrtpContext::new(ours.suite, &ours.key, &ours.salt).unwrap();
         let mut protect = SrtpContext::new(theirs.suite, &theirs.key, &theirs.salt).unwrap();
         let mut rids = std::collections::BTreeSet::new();

@@ -48,6 +48,11 @@ pub struct SubscriberStats {
     pub switch_ms: Vec<f32>,
     /// Layer changes seen (with or without a wanted change before them).
     pub switches: u64,
+    /// Speaker switch times, ms: from a talker starting a burst to the first complete key
+    /// frame of its video on a stream that showed someone else (speaker layout).
+    pub speaker_switch_ms: Vec<f32>,
+    /// Times a stream's source (the publisher named in its key frames) changed.
+    pub source_changes: u64,
     /// Its streams.
     pub streams: Vec<StreamSummary>,
     /// RTP packets that reached it (after the simulated link).
@@ -74,6 +79,8 @@ pub struct SubscriberStats {
     pub broken_at_start: u64,
     /// Complete frames dropped while waiting for a key frame after a broken one.
     pub frames_waiting_key: u64,
+    /// Broken frames by the depacketizer's reason (`Gap`, `MissingEnd`, ...), all kinds.
+    pub broken_reasons: BTreeMap<String, u64>,
     /// Malformed or unexpected packets (bad RTP, wrong payload type, too many streams).
     pub bad_packets: u64,
 }
@@ -102,6 +109,8 @@ pub struct VideoSummary {
     pub layers: BTreeMap<u16, LayerStats>,
     /// Switch times, all subscribers.
     pub switch_ms: Vec<f32>,
+    /// Speaker switch times, all subscribers.
+    pub speaker_switch_ms: Vec<f32>,
     /// All counters summed (layers and samples left empty).
     pub totals: SubscriberStats,
 }
@@ -115,6 +124,9 @@ impl VideoSummary {
                 s.layers.entry(*h).or_default().add(l);
             }
             s.switch_ms.extend_from_slice(&sub.switch_ms);
+            s.speaker_switch_ms
+                .extend_from_slice(&sub.speaker_switch_ms);
+            s.totals.source_changes += sub.source_changes;
             let t = &mut s.totals;
             t.switches += sub.switches;
             t.packets += sub.packets;
@@ -130,6 +142,9 @@ impl VideoSummary {
             t.broken_at_start += sub.broken_at_start;
             t.frames_waiting_key += sub.frames_waiting_key;
             t.bad_packets += sub.bad_packets;
+            for (why, n) in &sub.broken_reasons {
+                *t.broken_reasons.entry(why.clone()).or_default() += n;
+            }
         }
         s
     }

@@ -74,6 +74,8 @@ struct Stream {
     last_packet: Instant,
     /// A wanted change (the announced bandwidth) not yet followed by a layer change.
     want_at: Option<Instant>,
+    /// The publisher its last key frame named.
+    source: Option<u32>,
     frames_by_height: std::collections::BTreeMap<u16, u64>,
 }
 
@@ -92,6 +94,8 @@ pub struct Subscriber {
     announced: Option<u64>,
     last_over_limit: Option<Instant>,
     nack_buf: Vec<u16>,
+    /// A talker that started speaking, and when, not yet shown.
+    speaker_want: Option<(u32, Instant)>,
 }
 
 impl Subscriber {
@@ -107,6 +111,7 @@ impl Subscriber {
             announced: None,
             last_over_limit: None,
             nack_buf: vec![0; NACK_MAX],
+            speaker_want: None,
         }
     }
 
@@ -121,6 +126,13 @@ impl Subscriber {
             })
             .collect();
         s
+    }
+
+    /// Publisher `source` started talking at `now`: unless a stream already shows it, the
+    /// time to its first key frame on a stream is a speaker switch.
+    pub fn handle_speaker(&mut self, now: Instant, source: u32) {
+        let shown = self.streams.iter().any(|s| s.source == Some(source));
+        self.speaker_want = (!shown).then_some((source, now));
     }
 
     /// Takes one unprotected RTP packet (`buf[..len]`, which RTX unwrapping rewrites).
@@ -279,6 +291,7 @@ impl Subscriber {
             last_pli: None,
             last_packet: now,
             want_at: None,
+            source: None,
             frames_by_height: Default::default(),
         });
         Some(self.streams.len() - 1)
@@ -309,6 +322,22 @@ impl Subscriber {
                         st.height = Some(h);
                         st.synced = true;
                         st.started = true;
+                        let source = au.nals().find_map(super::parse_source_sei);
+                        if let Some(src) = source {
+                            if st.source.is_some_and(|old| old != src) {
+                                self.stats.source_changes += 1;
+                            }
+                            if let Some((want, at)) = self.speaker_want
+                                && want == src
+                            {
+                                if st.source.is_some_and(|old| old != src) {
+                                    let ms = now.saturating_duration_since(at).as_secs_f32() * 1e3;
+                                    self.stats.speaker_switch_ms.push(ms);
+                                }
+                                self.speaker_want = None;
+                            }
+                            st.source = Some(src);
+                        }
                     }
                     match (st.synced, st.height) {
                         (true, Some(h)) => {
@@ -326,7 +355,10 @@ impl Subscriber {
                     }
                     st.depacketizer.recycle(au);
                 }
-                Reassembled::Broken(_) => {
+                Reassembled::Broken(b) => {
+                    *(self.stats.broken_reasons)
+                        .entry(format!("{:?}", b.reason))
+                        .or_default() += 1;
                     match (st.started, st.height) {
                         (true, Some(h)) => {
                             let layer = self.stats.layers.entry(h).or_default();

@@ -33,15 +33,22 @@ const PT: Pt = Pt(102);
 const RTX_PT: Pt = Pt(103);
 
 fn publisher(now: Instant, epoch: Instant, rtx: bool) -> Publisher {
+    publisher_as(now, epoch, rtx, 1)
+}
+
+/// Publisher `source`, its SSRCs and seed its own.
+fn publisher_as(now: Instant, epoch: Instant, rtx: bool, source: u32) -> Publisher {
+    let base = 0x100 * source;
     let config = PublisherConfig {
-        ssrcs: vec![Ssrc(0x100), Ssrc(0x101), Ssrc(0x102)],
+        ssrcs: vec![Ssrc(base), Ssrc(base + 1), Ssrc(base + 2)],
         rids: vec!["q".into(), "h".into(), "f".into()],
         pt: PT,
-        rtx: rtx.then(|| (RTX_PT, vec![Ssrc(0x200), Ssrc(0x201), Ssrc(0x202)])),
+        rtx: rtx.then(|| (RTX_PT, vec![Ssrc(base + 4), Ssrc(base + 5), Ssrc(base + 6)])),
         rid_ext: Some(4),
         abs_send_time_ext: Some(3),
         cname: "pub@load".into(),
-        seed: 7,
+        seed: u64::from(source),
+        source: Some(source),
     };
     Publisher::new(
         now,
@@ -197,14 +204,29 @@ impl SfuTransmit for Sink {
 }
 
 #[test]
-fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
-    let t0 = Instant::now();
+fn source_sei_round_trips_and_ignores_other_seis() {
+    for id in [0, 7, 0x00ff_0000, u32::MAX] {
+        let nal = source_sei(id);
+        assert!(
+            !nal.windows(3).any(|w| w[..2] == [0, 0] && w[2] <= 3),
+            "{nal:?}"
+        );
+        assert_eq!(parse_source_sei(&nal), Some(id));
+    }
+    let mut other = source_sei(3);
+    other[5] ^= 1;
+    assert_eq!(parse_source_sei(&other), None);
+    assert_eq!(parse_source_sei(&[0x06, 5]), None);
+    assert_eq!(parse_source_sei(&[0x65, 0x88]), None);
+}
+
+/// A producer on `router` of a publisher's three layers, known by RID.
+fn add_producer(router: &mut Router, now: Instant) -> chorus_engine::sfu::ProducerId {
     let clip = clip();
-    let mut router = Router::new(t0, RouterConfig::new(NtpClock::new(t0, NtpTime(1 << 32))));
     let layers = clip.layers();
-    let producer = router
+    router
         .add_producer(
-            t0,
+            now,
             ProducerConfig {
                 codec: VideoCodec::H264,
                 pt: PT,
@@ -223,7 +245,151 @@ fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
                 rid_ext_id: Some(4),
             },
         )
+        .unwrap()
+}
+
+#[test]
+fn a_speaker_change_is_timed_to_the_new_speakers_first_key_frame() {
+    // Publisher 2 starts talking at 3.3 s; the mixer's detection follows 100 ms later. The
+    // publishers' frames are in step, so the switch falls between two frames.
+    let s = speaker_run(3_300, 3_400, false);
+    eprintln!("{:?}", brief(&s));
+    assert_eq!(s.streams.len(), 1);
+    assert_eq!(s.source_changes, 1);
+    assert_eq!(s.speaker_switch_ms.len(), 1);
+    // Detection, the key-frame request to publisher 2 and back, one frame: well under the
+    // 2 s key-frame interval the switch would wait without the request.
+    let ms = s.speaker_switch_ms[0];
+    assert!((100.0..400.0).contains(&ms), "{ms} ms");
+    assert_eq!(s.broken(), 0);
+}
+
+/// Found with chorus-load's speaker layout (an occasional broken frame with no packet lost):
+/// when the publishers' packets interleave, the speaker's consumer switches at the new
+/// speaker's key frame in the middle of the old speaker's frame, and the receiver gets that
+/// frame cut (an FU-A without its end). Ignored until the SFU lets the old frame finish.
+#[test]
+#[ignore = "the SFU cuts the old speaker's frame at a speaker switch"]
+fn a_speaker_switch_between_interleaved_publishers_breaks_no_frame() {
+    let s = speaker_run(3_300, 3_400, true);
+    assert_eq!(s.speaker_switch_ms.len(), 1);
+    assert_eq!(s.broken(), 0, "{:?}", s.broken_reasons);
+}
+
+/// Two publishers (sources 1 and 2) through the engine's router to one receiver following
+/// the speaker: publisher 1 speaks from the start, publisher 2 starts talking at `talk_ms`
+/// and the router hears it at `detect_ms`. With `interleave` the publishers' packets
+/// alternate on the way (two sockets), publisher 2's frames 10 ms out of step.
+fn speaker_run(talk_ms: u64, detect_ms: u64, interleave: bool) -> SubscriberStats {
+    let t0 = Instant::now();
+    let mut router = Router::new(t0, RouterConfig::new(NtpClock::new(t0, NtpTime(1 << 32))));
+    let producers = [add_producer(&mut router, t0), add_producer(&mut router, t0)];
+    let mut publishers = [
+        publisher_as(t0, t0, false, 1),
+        publisher_as(t0, t0, false, 2),
+    ];
+    let viewer = router
+        .add_consumer(
+            t0,
+            ConsumerConfig {
+                source: ConsumerSource::ActiveSpeaker { except: None },
+                ssrc: Ssrc(0xc00),
+                pt: PT,
+                rtx: None,
+                max_height: 720,
+                nack_limits: NackLimits::default(),
+            },
+        )
         .unwrap();
+    router.handle_active_speaker(t0, producers[0]);
+    let mut sub = subscriber(t0, t0, lossy(0.0, 1));
+    let (mut up, mut down, mut feedback, mut to_pub) = (
+        Wire::default(),
+        Wire::default(),
+        Wire::default(),
+        Wire::default(),
+    );
+    let mut buf = vec![0u8; 1_600];
+    let mut sink = Sink::default();
+    let mut spoke = false;
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(6) {
+        if !spoke && now >= t0 + Duration::from_millis(talk_ms) {
+            sub.handle_speaker(now, 2);
+            spoke = true;
+        }
+        if now == t0 + Duration::from_millis(detect_ms) {
+            router.handle_active_speaker(now, producers[1]);
+        }
+        for p in publishers.iter_mut() {
+            if p.poll_timeout() <= now {
+                p.handle_timeout(now);
+            }
+        }
+        // One publisher's packets after the other's, or alternating.
+        let mut any = true;
+        while any {
+            any = false;
+            for (k, p) in publishers.iter_mut().enumerate() {
+                while let Some((n, kind)) = p.poll_transmit(now, &mut buf) {
+                    any = true;
+                    if kind == PacketKind::Rtp {
+                        let mut tagged = vec![k as u8];
+                        tagged.extend_from_slice(&buf[..n]);
+                        up.send(now + ONE_WAY, &tagged);
+                    }
+                    if interleave {
+                        break;
+                    }
+                }
+            }
+        }
+        while let Some(p) = up.due(now) {
+            router.handle_rtp(now, producers[usize::from(p[0])], &p[1..], &mut sink);
+        }
+        while let Some(p) = feedback.due(now) {
+            router.handle_consumer_rtcp(now, &p, &mut sink);
+        }
+        while router.poll_timeout().is_some_and(|(t, _)| t <= now) {
+            router.handle_timeout(now, &mut sink);
+        }
+        for (to, p) in sink.rtp.drain(..) {
+            assert_eq!(to, viewer);
+            down.send(now + ONE_WAY, &p);
+        }
+        for (to, p) in sink.rtcp.drain(..) {
+            if let Some(k) = producers
+                .iter()
+                .position(|&id| to == RtcpTarget::Producer(id))
+            {
+                let mut tagged = vec![k as u8];
+                tagged.extend_from_slice(&p);
+                to_pub.send(now + ONE_WAY, &tagged);
+            }
+        }
+        while let Some(p) = to_pub.due(now) {
+            publishers[usize::from(p[0])].handle_rtcp(now, &p[1..]);
+        }
+        while let Some(mut p) = down.due(now) {
+            let n = p.len();
+            sub.handle_rtp(now, &mut p, n);
+        }
+        if sub.poll_timeout() <= now {
+            sub.handle_timeout(now);
+        }
+        while let Some(n) = sub.poll_transmit(now, &mut buf) {
+            feedback.send(now + ONE_WAY, &buf[..n]);
+        }
+        now += Duration::from_millis(1);
+    }
+    sub.stats()
+}
+
+#[test]
+fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
+    let t0 = Instant::now();
+    let mut router = Router::new(t0, RouterConfig::new(NtpClock::new(t0, NtpTime(1 << 32))));
+    let producer = add_producer(&mut router, t0);
     let consumer = |ssrc: u32| ConsumerConfig {
         source: ConsumerSource::Producer(producer),
         ssrc: Ssrc(ssrc),

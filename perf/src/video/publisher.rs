@@ -208,18 +208,24 @@ impl Publisher {
             }
             let step = self.clip.timestamp_step();
             let frame = self.position;
-            for (layer, send) in self.layers.iter().enumerate() {
-                let timestamp = send
-                    .ts_base
-                    .wrapping_add((self.sent as u32).wrapping_mul(step));
-                let count = self.clip.layers()[layer].frame(frame).payloads.len();
-                for payload in 0..count {
-                    self.queue.push_back(Out::Media {
-                        layer,
-                        frame,
-                        payload: payload as u16,
-                        timestamp,
-                    });
+            // The layers' packets interleave, as from one encoder per layer.
+            let counts: Vec<usize> = (0..self.layers.len())
+                .map(|l| self.clip.layers()[l].frame(frame).payloads.len())
+                .collect();
+            let most = counts.iter().copied().max().unwrap_or(0);
+            for payload in 0..most {
+                for (layer, send) in self.layers.iter().enumerate() {
+                    if payload < counts[layer] {
+                        let timestamp = send
+                            .ts_base
+                            .wrapping_add((self.sent as u32).wrapping_mul(step));
+                        self.queue.push_back(Out::Media {
+                            layer,
+                            frame,
+                            payload: payload as u16,
+                            timestamp,
+                        });
+                    }
                 }
             }
             self.sent += 1;

@@ -209,6 +209,7 @@ impl Publisher {
             let step = self.clip.timestamp_step();
             let frame = self.position;
             // The layers' packets interleave, as from one encoder per layer.
+            // INVARIANT: `self.layers` has one entry per clip layer (checked in `new`), so `l` and `layer` index both.
             let counts: Vec<usize> = (0..self.layers.len())
                 .map(|l| self.clip.layers()[l].frame(frame).payloads.len())
                 .collect();
@@ -234,6 +235,7 @@ impl Publisher {
         }
         if self.next_report <= now {
             for layer in 0..self.layers.len() {
+                // INVARIANT: `layer` ranges over `self.layers`.
                 if self.layers[layer].packets > 0 {
                     self.queue.push_back(Out::Report { layer });
                 }
@@ -254,6 +256,7 @@ impl Publisher {
                     };
                     for seq in nack.lost() {
                         self.counters.nacked += 1;
+                        // INVARIANT: `layer_of` found `layer` in the SSRCs, one per layer; histories are HISTORY long.
                         let sent = self.layers[layer].history[usize::from(seq) % HISTORY];
                         if !sent.valid || sent.seq != seq {
                             self.counters.nack_misses += 1;
@@ -321,6 +324,7 @@ impl Publisher {
             .payloads
             .get(usize::from(s.payload))?;
         let abs = s.abs_send.to_be_bytes();
+        // INVARIANT: at most two elements are put in `exts` below (`n` <= 2).
         let mut exts = [Extension { id: 1, data: &[] }; 2];
         let mut n = 0;
         if let (Some(id), Some(rid)) = (self.config.rid_ext, self.config.rids.get(layer)) {
@@ -389,9 +393,11 @@ impl Publisher {
             valid: true,
         };
         let len = self.write_rtp(buf, layer, seq, &sent)?;
+        // INVARIANT: queued `Media` items name a layer and payload that exist (`handle_timeout`).
         let payload_len = self.clip.layers()[layer].frame(frame).payloads[usize::from(payload)]
             .data
             .len();
+        // INVARIANT: `write_rtp` above returned Some, so `layer` exists.
         let l = &mut self.layers[layer];
         l.history[usize::from(seq) % HISTORY] = sent;
         l.seq = seq.wrapping_add(1);
@@ -414,6 +420,7 @@ impl Publisher {
                     ssrc: *ssrcs.get(layer)?,
                     pt: *pt,
                 };
+                // INVARIANT: `write_rtp` above returned Some, so `layer` exists.
                 let l = &mut self.layers[layer];
                 let n = rtx::wrap_in_place(buf, len, rtx, l.rtx_seq)?;
                 l.rtx_seq = l.rtx_seq.wrapping_add(1);

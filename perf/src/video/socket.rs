@@ -355,6 +355,7 @@ async fn caller(task: CallerTask) -> CallerVideo {
             if p.poll_timeout() <= now {
                 p.handle_timeout(now);
             }
+            // INVARIANT: `tx` is 1,500 bytes plus SRTP_ROOM.
             while let Some((n, kind)) = p.poll_transmit(now, &mut tx[..1_500]) {
                 let to = match kind {
                     PacketKind::Rtp => leg.remote_rtp,
@@ -366,6 +367,7 @@ async fn caller(task: CallerTask) -> CallerVideo {
         if subscriber.poll_timeout() <= now {
             subscriber.handle_timeout(now);
         }
+        // INVARIANT: as above.
         while let Some(n) = subscriber.poll_transmit(now, &mut tx[..1_500]) {
             send(
                 &socket,
@@ -406,9 +408,11 @@ async fn caller(task: CallerTask) -> CallerVideo {
             got = socket.recv_from(&mut rx) => {
                 let Ok((n, _from)) = got else { continue };
                 let now = Instant::now();
+                // INVARIANT: `recv_from` returns at most `rx.len()` bytes.
                 receive(now, &mut rx[..n], &mut srtp, &mut publisher, &mut subscriber, &mut result);
                 // Take what else is waiting before the timers.
                 while let Ok((n, _)) = socket.try_recv_from(&mut rx) {
+                    // INVARIANT: `recv_from` returns at most `rx.len()` bytes.
                     receive(now, &mut rx[..n], &mut srtp, &mut publisher, &mut subscriber, &mut result);
                 }
             }
@@ -438,6 +442,7 @@ async fn send(
         result.send_errors += 1;
         return;
     };
+    // INVARIANT: `len` is the caller's (<= 1,500) or what SRTP protected in place, within `buf`.
     if socket.send_to(&buf[..len], to).await.is_err() {
         result.send_errors += 1;
     }
@@ -470,6 +475,7 @@ fn receive(
             match len {
                 Ok(len) => {
                     if let Some(p) = publisher.as_mut() {
+                        // INVARIANT: `unprotect_rtcp` returns a length within the buffer it was given.
                         p.handle_rtcp(now, &buf[..len]);
                     }
                 }

@@ -167,6 +167,7 @@ impl Subscriber {
                 self.stats.rtx_unmatched += 1;
                 return;
             };
+            // INVARIANT: `stream_of_rtx` returns an index into `self.streams`.
             let media = self.streams[index].ssrc;
             let Some((n, _)) = rtx::unwrap_in_place(buf, len, media, self.config.pt) else {
                 self.stats.bad_packets += 1;
@@ -193,6 +194,7 @@ impl Subscriber {
             .filter(|d| d.len() == 3)
             .map(|d| u32::from_be_bytes([0, d[0], d[1], d[2]]));
         let epoch = self.epoch;
+        // INVARIANT: `index` came from `stream_index` (an index into `self.streams`).
         let st = &mut self.streams[index];
         st.last_packet = now;
         let seq = st.seqs.extend(packet.seq());
@@ -239,6 +241,7 @@ impl Subscriber {
         }
         if let Some(&(_, media)) = self.config.rtx_ssrcs.iter().find(|(r, _)| *r == rtx_ssrc) {
             let i = self.streams.iter().position(|s| s.ssrc == media)?;
+            // INVARIANT: `i` is a position in `self.streams`.
             self.streams[i].rtx_ssrc = Some(rtx_ssrc);
             return Some(i);
         }
@@ -252,6 +255,7 @@ impl Subscriber {
             }
         }
         let i = found?;
+        // INVARIANT: `i` is a position in `self.streams`.
         self.streams[i].rtx_ssrc = Some(rtx_ssrc);
         Some(i)
     }
@@ -302,6 +306,7 @@ impl Subscriber {
             .last_over_limit
             .is_some_and(|t| now.saturating_duration_since(t) < OVER_LIMIT_BLAME);
         let epoch = self.epoch;
+        // INVARIANT: `index` came from `stream_index` (an index into `self.streams`).
         let st = &mut self.streams[index];
         while let Some(out) = st.depacketizer.poll_frame() {
             match out {
@@ -399,6 +404,7 @@ impl Subscriber {
     /// to send is then written by [`Self::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..self.streams.len() {
+            // INVARIANT: `i` ranges over `self.streams`.
             if self.streams[i]
                 .depacketizer
                 .poll_timeout()
@@ -433,6 +439,7 @@ impl Subscriber {
             if self.config.nack {
                 let n = st.nacks.poll_nacks(now, &mut self.nack_buf);
                 if n > 0 {
+                    // INVARIANT: `poll_nacks` writes at most `nack_buf.len()` numbers.
                     let lost = &self.nack_buf[..n];
                     if b.append(|out| Nack::write(out, sender, st.ssrc, lost.iter().copied()))
                         .is_ok()
@@ -464,6 +471,7 @@ impl Subscriber {
             let mut ssrcs = [Ssrc(0); 32];
             let mut n = 0;
             for st in &self.streams {
+                // INVARIANT: `n < ssrcs.len()` is checked before each write.
                 if n < ssrcs.len()
                     && now.saturating_duration_since(st.last_packet) < Duration::from_secs(3)
                 {

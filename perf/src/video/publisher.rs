@@ -48,6 +48,15 @@ pub struct PublisherConfig {
     pub source: Option<u32>,
 }
 
+/// Why a publisher wants [`Publisher::handle_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherTimer {
+    /// The next frame is due.
+    Frame,
+    /// Sender reports are due.
+    Report,
+}
+
 /// What a publisher did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublisherCounters {
@@ -189,9 +198,14 @@ impl Publisher {
         self.start + Duration::from_nanos(k * 1_000_000_000 / fps)
     }
 
-    /// When [`Self::handle_timeout`] is next due: the next frame or report.
-    pub fn poll_timeout(&self) -> Instant {
-        self.frame_due(self.sent).min(self.next_report)
+    /// When [`Self::handle_timeout`] is next due, and why.
+    pub fn poll_timeout(&self) -> (Instant, PublisherTimer) {
+        let frame = self.frame_due(self.sent);
+        if frame <= self.next_report {
+            (frame, PublisherTimer::Frame)
+        } else {
+            (self.next_report, PublisherTimer::Report)
+        }
     }
 
     /// Queues the frames and reports that are due at `now`. A publisher that fell behind

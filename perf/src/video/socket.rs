@@ -352,7 +352,7 @@ async fn caller(task: CallerTask) -> CallerVideo {
         };
         let now = Instant::now();
         if let Some(p) = publisher.as_mut() {
-            if p.poll_timeout() <= now {
+            if p.poll_timeout().0 <= now {
                 p.handle_timeout(now);
             }
             // INVARIANT: `tx` is 1,500 bytes plus SRTP_ROOM.
@@ -364,7 +364,7 @@ async fn caller(task: CallerTask) -> CallerVideo {
                 send(&socket, &mut srtp, &mut tx, n, kind, to, &mut result).await;
             }
         }
-        if subscriber.poll_timeout() <= now {
+        if subscriber.poll_timeout().0 <= now {
             subscriber.handle_timeout(now);
         }
         // INVARIANT: as above.
@@ -382,8 +382,8 @@ async fn caller(task: CallerTask) -> CallerVideo {
         }
         let wake = publisher
             .as_ref()
-            .map_or(subscriber.poll_timeout(), |p| {
-                p.poll_timeout().min(subscriber.poll_timeout())
+            .map_or(subscriber.poll_timeout().0, |p| {
+                p.poll_timeout().0.min(subscriber.poll_timeout().0)
             })
             .max(now + Duration::from_micros(500));
         tokio::select! {

@@ -28,6 +28,19 @@ const ASKED: usize = 512;
 /// Sequence numbers per NACK packet at most.
 const NACK_MAX: usize = 128;
 
+/// Why a subscriber wants [`Subscriber::handle_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberTimer {
+    /// A REMB is due.
+    Remb,
+    /// A packet behind a gap waited long enough: its frame is given up.
+    Reassembly,
+    /// A NACK is due.
+    Nack,
+    /// A PLI held back by the rate limit is due.
+    Pli,
+}
+
 /// How a subscriber receives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriberConfig {
@@ -382,22 +395,22 @@ impl Subscriber {
         }
     }
 
-    /// When [`Self::handle_timeout`] is next due.
-    pub fn poll_timeout(&self) -> Instant {
-        let mut at = self.next_remb;
+    /// When [`Self::handle_timeout`] (then [`Self::poll_transmit`]) is next due, and why.
+    pub fn poll_timeout(&self) -> (Instant, SubscriberTimer) {
+        let mut next = (self.next_remb, SubscriberTimer::Remb);
         for s in &self.streams {
-            for t in [
-                s.depacketizer.poll_timeout(),
-                s.nacks.poll_timeout(),
-                (s.pli_due).then(|| s.last_pli.map_or(at, |l| l + PLI_INTERVAL)),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                at = at.min(t);
+            let pli = (s.pli_due).then(|| s.last_pli.map_or(next.0, |l| l + PLI_INTERVAL));
+            for (t, why) in [
+                (s.depacketizer.poll_timeout(), SubscriberTimer::Reassembly),
+                (s.nacks.poll_timeout(), SubscriberTimer::Nack),
+                (pli, SubscriberTimer::Pli),
+            ] {
+                if let Some(t) = t.filter(|&t| t < next.0) {
+                    next = (t, why);
+                }
             }
         }
-        at
+        next
     }
 
     /// Gives up gaps that waited too long (finishing their frames as broken); what is due

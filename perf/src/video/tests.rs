@@ -125,12 +125,14 @@ fn a_lossy_path_loses_no_frame_after_nack_and_rtx() {
     let t0 = Instant::now();
     let mut publisher = publisher(t0, t0, true);
     let mut sub = subscriber(t0, t0, lossy(0.05, 3));
+    assert_eq!(publisher.poll_timeout(), (t0, publisher::PublisherTimer::Frame));
+    assert_eq!(sub.poll_timeout(), (t0, subscriber::SubscriberTimer::Remb));
     let (mut down, mut up) = (Wire::default(), Wire::default());
     let mut buf = vec![0u8; 1_600];
     let end = t0 + Duration::from_secs(6);
     let mut now = t0;
     while now < end {
-        if publisher.poll_timeout() <= now {
+        if publisher.poll_timeout().0 <= now {
             publisher.handle_timeout(now);
         }
         while let Some((n, kind)) = publisher.poll_transmit(now, &mut buf) {
@@ -142,7 +144,7 @@ fn a_lossy_path_loses_no_frame_after_nack_and_rtx() {
             let n = p.len();
             sub.handle_rtp(now, &mut p, n);
         }
-        if sub.poll_timeout() <= now {
+        if sub.poll_timeout().0 <= now {
             sub.handle_timeout(now);
         }
         while let Some(n) = sub.poll_transmit(now, &mut buf) {
@@ -331,7 +333,7 @@ fn speaker_run(talk_ms: u64, detect_ms: u64, interleave: bool) -> SubscriberStat
             router.handle_active_speaker(now, producers[1]);
         }
         for p in publishers.iter_mut() {
-            if p.poll_timeout() <= now {
+            if p.poll_timeout().0 <= now {
                 p.handle_timeout(now);
             }
         }
@@ -383,7 +385,7 @@ fn speaker_run(talk_ms: u64, detect_ms: u64, interleave: bool) -> SubscriberStat
             let n = p.len();
             sub.handle_rtp(now, &mut p, n);
         }
-        if sub.poll_timeout() <= now {
+        if sub.poll_timeout().0 <= now {
             sub.handle_timeout(now);
         }
         while let Some(n) = sub.poll_transmit(now, &mut buf) {
@@ -435,7 +437,7 @@ fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
     let end = t0 + Duration::from_secs(12);
     let mut now = t0;
     while now < end {
-        if publisher.poll_timeout() <= now {
+        if publisher.poll_timeout().0 <= now {
             publisher.handle_timeout(now);
         }
         while let Some((n, kind)) = publisher.poll_transmit(now, &mut buf) {
@@ -470,7 +472,7 @@ fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
                 let n = p.len();
                 sub.handle_rtp(now, &mut p, n);
             }
-            if sub.poll_timeout() <= now {
+            if sub.poll_timeout().0 <= now {
                 sub.handle_timeout(now);
             }
             while let Some(n) = sub.poll_transmit(now, &mut buf) {

@@ -79,3 +79,35 @@ fn video_rooms_repair_loss_and_fit_capped_subscribers() {
         "{stdout}"
     );
 }
+
+#[test]
+fn video_flags_are_refused_in_one_line() {
+    let refused = |args: &[&str]| {
+        let out = Command::new(load_bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    };
+    assert_eq!(
+        refused(&["run", "--video-loss", "3"]),
+        "chorus-load: --video-loss needs --video"
+    );
+    assert_eq!(
+        refused(&["run", "--video", "--video-limited", "2"]),
+        "chorus-load: --video-limited needs --video-bandwidth KBPS"
+    );
+    assert_eq!(
+        refused(&[
+            "run",
+            "--video",
+            "--conference-size",
+            "3",
+            "--video-publishers",
+            "5"
+        ]),
+        "chorus-load: --video-publishers 5 is more than --conference-size 3"
+    );
+    assert_eq!(
+        refused(&["run", "--video", "--target", "janus", "--srtp", "none"]),
+        "chorus-load: --video works with --target sip only (AudioBridge has no video)"
+    );
+}

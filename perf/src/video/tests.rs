@@ -125,7 +125,10 @@ fn a_lossy_path_loses_no_frame_after_nack_and_rtx() {
     let t0 = Instant::now();
     let mut publisher = publisher(t0, t0, true);
     let mut sub = subscriber(t0, t0, lossy(0.05, 3));
-    assert_eq!(publisher.poll_timeout(), (t0, publisher::PublisherTimer::Frame));
+    assert_eq!(
+        publisher.poll_timeout(),
+        (t0, publisher::PublisherTimer::Frame)
+    );
     assert_eq!(sub.poll_timeout(), (t0, subscriber::SubscriberTimer::Remb));
     let (mut down, mut up) = (Wire::default(), Wire::default());
     let mut buf = vec![0u8; 1_600];

@@ -320,6 +320,7 @@ async fn drive<S: CallSetup>(
     let mut churned = 0usize;
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_packets = (0u64, 0u64);
+    let mut last_video_frames = 0u64;
     // The run over time, a sample a second: calls up, the RTP short of 50 packets a second
     // per call up, the delays measured, the server's CPU.
     let mut series = Series::default();
@@ -593,8 +594,14 @@ async fn drive<S: CallSetup>(
                 let so_far = series
                     .steady_short_pct()
                     .map_or("-".to_string(), |s| format!("{s:.2}%"));
+                let video_line = video.as_ref().map_or(String::new(), |v| {
+                    let (frames, broken) = v.progress();
+                    let per_s = frames - last_video_frames;
+                    last_video_frames = frames;
+                    format!(", video frames/s {per_s} ({broken} broken so far)")
+                });
                 eprintln!(
-                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, short of 50/s {short:.1}% (steady so far {so_far}), delay {ms}, server CPU {cpu}",
+                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, short of 50/s {short:.1}% (steady so far {so_far}), delay {ms}, server CPU {cpu}{video_line}",
                     now.duration_since(start).as_secs_f64(),
                     rx - last_packets.0,
                     tx - last_packets.1,

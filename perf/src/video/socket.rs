@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -121,6 +122,18 @@ pub struct VideoSide {
     /// The ports video sockets take (`--video-ports`), and the next one to try.
     ports: (u16, u16),
     next_port: u16,
+    /// Complete and broken frames all subscribers reported so far (updated by the tasks
+    /// about once a second, for the progress line).
+    progress: Arc<Progress>,
+}
+
+/// Running totals the tasks keep for the progress line.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Complete frames.
+    pub frames: AtomicU64,
+    /// Frames broken within the path's limit.
+    pub broken: AtomicU64,
 }
 
 /// What the driver tells a running caller.
@@ -161,6 +174,7 @@ impl VideoSide {
             done: Vec::new(),
             ports,
             next_port: ports.0,
+            progress: Arc::default(),
         })
     }
 
@@ -256,6 +270,7 @@ impl VideoSide {
             stopped,
             updates,
             result,
+            progress: self.progress.clone(),
         }));
         let running = Running {
             conference,
@@ -268,6 +283,14 @@ impl VideoSide {
             self.done.push((index, old.task));
         }
         Ok(())
+    }
+
+    /// (complete, broken) frames received so far, all callers (about a second behind).
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.progress.frames.load(Ordering::Relaxed),
+            self.progress.broken.load(Ordering::Relaxed),
+        )
     }
 
     /// Points caller `index`'s video at a renegotiated leg (a re-INVITE moved the call):
@@ -328,6 +351,7 @@ struct CallerTask {
     stopped: oneshot::Receiver<()>,
     updates: mpsc::UnboundedReceiver<Control>,
     result: CallerVideo,
+    progress: Arc<Progress>,
 }
 
 async fn caller(task: CallerTask) -> CallerVideo {
@@ -340,11 +364,21 @@ async fn caller(task: CallerTask) -> CallerVideo {
         mut stopped,
         mut updates,
         mut result,
+        progress,
     } = task;
+    // What this task has added to `progress`, and when it next adds.
+    let (mut told, mut tell_at) = ((0u64, 0u64), Instant::now());
     let mut leg = leg;
     let mut tx = vec![0u8; 1_500 + SRTP_ROOM];
     let mut rx = vec![0u8; 2_048];
     loop {
+        if Instant::now() >= tell_at {
+            let now = (subscriber.frames(), subscriber.broken());
+            progress.frames.fetch_add(now.0 - told.0, Ordering::Relaxed);
+            progress.broken.fetch_add(now.1 - told.1, Ordering::Relaxed);
+            told = now;
+            tell_at += Duration::from_secs(1);
+        }
         let rtcp_to = if leg.rtcp_mux {
             leg.remote_rtp
         } else {

@@ -128,6 +128,16 @@ impl Subscriber {
         }
     }
 
+    /// Complete frames so far, all layers.
+    pub fn frames(&self) -> u64 {
+        self.stats.frames()
+    }
+
+    /// Frames broken within the path's limit so far.
+    pub fn broken(&self) -> u64 {
+        self.stats.broken()
+    }
+
     /// What it measured so far.
     pub fn stats(&self) -> SubscriberStats {
         let mut s = self.stats.clone();

@@ -769,11 +769,20 @@ fn on_event(
     match event {
         Event::PlayStarted { leg, at, .. } => {
             if let Some(i) = index(leg).filter(|&i| i < callers.len()) {
-                let c = &mut callers[i];
-                c.bursts.push(at);
-                // A talk burst: the speaker's video should follow (speaker layout).
+                callers[i].bursts.push(at);
+                // A talk burst: the speaker's video should follow (speaker layout), from when
+                // this talker has the floor: its burst's start, or the end of the bursts of
+                // its conference's other talkers that are still going.
                 if let Some(v) = video.as_mut() {
-                    v.speaker(c.record.conference, i, at);
+                    let (first, conference) = (callers[i].first, callers[i].record.conference);
+                    let size = args.conference_size as usize;
+                    let floor = (first..first + size)
+                        .filter(|&j| j != i)
+                        .filter_map(|j| callers.get(j))
+                        .filter(|t| t.record.talker && !t.finished)
+                        .filter_map(|t| t.bursts.last().map(|&b| b + audio::BURST))
+                        .fold(at, Instant::max);
+                    v.speaker(conference, i, floor);
                 }
             }
         }

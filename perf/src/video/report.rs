@@ -106,7 +106,7 @@ impl VideoReport {
             let sp =
                 |p| percentile(&s.speaker_switch_ms, p).map_or("-".into(), |v| format!("{v:.0}"));
             println!(
-                "video speaker changes {} ({} timed from the talk burst: p50 / p99 {} / {} ms)",
+                "video speaker changes {} ({} timed from having the floor: p50 / p99 {} / {} ms)",
                 t.source_changes,
                 s.speaker_switch_ms.len(),
                 sp(50.0),

@@ -151,11 +151,12 @@ impl Subscriber {
         s
     }
 
-    /// Publisher `source` started talking at `now`: unless a stream already shows it, the
-    /// time to its first key frame on a stream is a speaker switch.
-    pub fn handle_speaker(&mut self, now: Instant, source: u32) {
+    /// Publisher `source` has the floor from `from` (its talk burst's start, or later when
+    /// others were still talking): unless a stream already shows it, the time from then to
+    /// its first key frame on a stream is a speaker switch.
+    pub fn handle_speaker(&mut self, from: Instant, source: u32) {
         let shown = self.streams.iter().any(|s| s.source == Some(source));
-        self.speaker_want = (!shown).then_some((source, now));
+        self.speaker_want = (!shown).then_some((source, from));
     }
 
     /// Takes one unprotected RTP packet (`buf[..len]`, which RTX unwrapping rewrites).

@@ -179,6 +179,8 @@ pub struct ServeConfig {
     /// Accept and offer video (the SFU): a call's first m=video is answered on the next
     /// socket pair of its core.
     pub video: bool,
+    /// Forward only the video of a conference's N most recent speakers; 0: everyone's.
+    pub video_last_n: usize,
 }
 
 /// A configured trunk: where its calls come from and how we reach it.
@@ -359,6 +361,7 @@ impl Default for ServeConfig {
             talkers: 3,
             mix_rate: 16_000,
             video: true,
+            video_last_n: 0,
         }
     }
 }
@@ -397,6 +400,7 @@ pub const KEYS: &[&str] = &[
     "talkers",
     "mix_rate",
     "video",
+    "video_last_n",
     "user",
     "trunk",
 ];
@@ -536,6 +540,13 @@ impl ServeConfig {
             "auth" => self.auth = value.parse()?,
             "allow_adhoc" => self.allow_adhoc = parse_bool(value)?,
             "video" => self.video = parse_bool(value)?,
+            "video_last_n" => {
+                let n: usize = parse_num(value, "number of speakers")?;
+                if n > 1_000 {
+                    return Err(format!("{n} is outside 0..=1000 (0: everyone)"));
+                }
+                self.video_last_n = n
+            }
             "ivr_digit_timeout_s" => {
                 let n: u64 = parse_num(value, "number of seconds")?;
                 if !(1..=120).contains(&n) {
@@ -768,6 +779,7 @@ impl ServeConfig {
             pin_cores: self.pin_cores,
             talkers: self.talkers,
             mix_rate: self.mix_rate,
+            video_last_n: (self.video_last_n > 0).then_some(self.video_last_n),
             ..EngineConfig::default()
         }
     }
@@ -842,6 +854,11 @@ calls_per_s_per_source = 2000
             (20_000, 2000.0, 2000.0)
         );
         assert_eq!(c.engine().tick, Duration::from_millis(10));
+        assert_eq!(c.engine().video_last_n, None, "0 (the default) is everyone");
+        c.apply_toml("video = false\nvideo_last_n = 4", Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(c.engine().video_last_n, Some(4));
+        assert_eq!(c.ua("chorus".into()).offer_answer.video, None);
     }
 
     #[test]
@@ -934,6 +951,11 @@ allow = ["198.51.100.0/24"]
             ("[[trunk]]\nname = \"x\"", "needs an address or allow"),
             ("max_calls = 0", "key `max_calls`: 0 is outside"),
             ("calls_per_s = -1", "key `calls_per_s`"),
+            (
+                "video = \"yes\"",
+                "key `video`: \"yes\" is not true or false",
+            ),
+            ("video_last_n = 5000", "key `video_last_n`: 5000 is outside"),
         ];
         for (text, want) in cases {
             let err = ServeConfig::default()

@@ -162,6 +162,10 @@ struct ServeArgs {
     /// Accept and offer video, forwarded by the SFU: true or false [default: true]
     #[arg(long, value_name = "BOOL")]
     video: Option<String>,
+    /// Forward only the video of each conference's N most recent speakers (last-N); 0:
+    /// everyone's [default: 0]
+    #[arg(long, value_name = "N")]
+    video_last_n: Option<String>,
     /// Digest algorithms challenged with, preferred first: SHA-256, MD5 [default:
     /// SHA-256,MD5; some phones read only the first challenge and know only MD5]
     #[arg(long, value_name = "LIST")]
@@ -203,7 +207,7 @@ impl ServeArgs {
                 }
             }
         }
-        let flags: [(&str, &Option<String>); 31] = [
+        let flags: [(&str, &Option<String>); 32] = [
             ("media_ip", &self.media_ip),
             ("media_ports", &self.media_ports),
             ("data_dir", &self.data_dir),
@@ -235,6 +239,7 @@ impl ServeArgs {
             ("talkers", &self.talkers),
             ("mix_rate", &self.mix_rate),
             ("video", &self.video),
+            ("video_last_n", &self.video_last_n),
         ];
         debug_assert_eq!(flags.len() + 3, KEYS.len());
         for (key, value) in flags {

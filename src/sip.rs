@@ -359,7 +359,7 @@ pub async fn run<S>(
             Some((core, event)) = events.recv() => {
                 match &event {
                     Event::LegRemoved { id, stats } => {
-                        tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, "media leg removed");
+                        tracing::info!(leg = %id, rtp_in = stats.rtp_in, rtp_out = stats.rtp_out, lost = stats.lost, dtmf_digits = stats.dtmf_digits, video_rtp_in = stats.video_rtp_in, video_out = stats.video_out, video_dropped = stats.video_dropped, "media leg removed");
                         recorder.leg_removed(*id, stats);
                     }
                     Event::LegStats { id, stats } => recorder.leg_stats(Instant::now(), *id, stats),

@@ -38,9 +38,11 @@ fn three_callers_hear_each_other_through_the_ivr_and_mute_works() {
         user: "conf",
         codec,
         freq,
+        talk: (0.0, f64::INFINITY),
         rtp_ports,
         secs: 17,
         keys,
+        video: false,
     };
     let callers = [
         script(
@@ -186,9 +188,11 @@ fn callers_on_two_cores_hear_each_other_when_the_conference_spans_them() {
         user: "conf",
         codec: "PCMU",
         freq,
+        talk: (0.0, f64::INFINITY),
         rtp_ports,
         secs: 10,
         keys: &[(1_500, "5151#")],
+        video: false,
     };
     let callers = [
         script("span-a", 350.0, "46300-46399"),
@@ -223,4 +227,159 @@ fn callers_on_two_cores_hear_each_other_when_the_conference_spans_them() {
             context()
         );
     }
+}
+
+/// The active speaker's picture with real video phones: three baresips send VP8 and key the
+/// conference; A talks first and stops, then B talks, C never does. C (a SIP endpoint, one
+/// stream) is switched from A's picture to B's, at a key frame, and keeps decoding.
+#[test]
+fn a_video_phone_follows_the_active_speaker() {
+    let server = Server::start_with("conference-speaker", "46500-46549", false, &[]);
+    let script = |name, freq, talk, rtp_ports| Baresip {
+        name,
+        user: "conf",
+        codec: "PCMU",
+        freq,
+        talk,
+        rtp_ports,
+        secs: 16,
+        keys: &[(2_500, "5353#")],
+        video: true,
+    };
+    let callers = [
+        script("speaker-a", 350.0, (0.0, 9.0), "46550-46565"),
+        script("speaker-b", 620.0, (10.0, f64::INFINITY), "46566-46581"),
+        script("speaker-c", 1_100.0, (0.0, 0.0), "46582-46597"),
+    ];
+    let calls = Baresip::call_together(&callers, &server);
+    let log = server.log();
+    // Which leg is whose: "video negotiated leg=legN ... remote=127.0.0.1:PORT", PORT in the
+    // caller's range.
+    let leg_of = |caller: usize| -> String {
+        let (lo, hi) = callers[caller].rtp_ports.split_once('-').unwrap();
+        let range = lo.parse::<u16>().unwrap()..=hi.parse::<u16>().unwrap();
+        (log.lines())
+            .filter(|l| l.contains("video negotiated"))
+            .find(|l| {
+                common::sip::log_field(l, "remote")
+                    .and_then(|r| r.rsplit(':').next()?.parse::<u16>().ok())
+                    .is_some_and(|p| range.contains(&p))
+            })
+            .and_then(|l| common::sip::log_field(l, "leg"))
+            .unwrap_or_else(|| panic!("caller {caller}'s video: {log}"))
+            .to_owned()
+    };
+    let (a, b, c) = (leg_of(0), leg_of(1), leg_of(2));
+    let sources: Vec<String> = (log.lines())
+        .filter(|l| l.contains("video switched") && common::sip::log_field(l, "leg") == Some(&c))
+        .filter_map(|l| common::sip::log_field(l, "source").map(str::to_owned))
+        .collect();
+    let first_a = sources.iter().position(|s| *s == a);
+    let b_after_a = first_a.is_some_and(|i| sources[i..].contains(&b));
+    assert!(
+        b_after_a,
+        "C ({c}) follows A ({a}) then B ({b}): switched to {sources:?}
+{log}"
+    );
+    let context = || {
+        format!(
+            "{}
+{}
+server:
+{log}",
+            calls[2].status, calls[2].log
+        )
+    };
+    assert!(
+        calls[2]
+            .log
+            .contains("video: receiving with resolution 320 x 240"),
+        "C decodes no video: {}",
+        context()
+    );
+    let decoded = (calls[2].status.split("efps=").nth(1))
+        .and_then(|s| s.split('/').nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        decoded > 10.0,
+        "C decodes {decoded} fps at the end: {}",
+        context()
+    );
+}
+
+/// Video through the SFU with real video phones: two baresips send VP8 (its `fakevideo`
+/// test picture, 320x240 at 15 fps, SDES SRTP on its own m=video) and a third calls with
+/// audio only; all three key the conference ID in the IVR. Each video caller decodes the
+/// other's picture (a SIP endpoint with one m=video gets the active speaker's), the phone
+/// caller and the video callers hear each other through the mixer, and the server's final
+/// counters show video in from and out to both video legs and none for the phone.
+#[test]
+fn video_phones_see_each_other_and_a_phone_caller_hears_them() {
+    let server = Server::start_with("conference-video", "36000-36049", false, &[]);
+    let script = |name, freq, rtp_ports, video| Baresip {
+        name,
+        user: "conf",
+        codec: "PCMU",
+        freq,
+        talk: (0.0, f64::INFINITY),
+        rtp_ports,
+        secs: 12,
+        keys: &[(2_500, "5252#")],
+        video,
+    };
+    let callers = [
+        script("video-a", 350.0, "36050-36065", true),
+        script("video-b", 620.0, "36066-36081", true),
+        script("phone-c", 1_100.0, "36082-36097", false),
+    ];
+    let calls = Baresip::call_together(&callers, &server);
+    let log = server.log();
+    for (i, call) in calls.iter().enumerate() {
+        let context = || format!("caller {i}:\n{}\n{}\nserver:\n{log}", call.status, call.log);
+        for (j, other) in callers.iter().enumerate().filter(|(j, _)| *j != i) {
+            let heard = call.heard.tone_share(other.freq, 7.0, 11.0);
+            assert!(
+                heard > 0.1,
+                "caller {i} hears {j} at {heard:.3}: {}",
+                context()
+            );
+        }
+        if !callers[i].video {
+            continue;
+        }
+        assert!(
+            call.log
+                .contains("video: receiving with resolution 320 x 240"),
+            "caller {i} decodes no video: {}",
+            context()
+        );
+        // "efps=15.0/14.4": frames per second encoded / decoded, at the end of the call.
+        let decoded = (call.status.split("efps=").nth(1))
+            .and_then(|s| s.split('/').nth(1))
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no frame rate: {}", context()));
+        assert!(
+            decoded > 10.0,
+            "caller {i} decodes {decoded} fps: {}",
+            context()
+        );
+    }
+    let removed = server.wait_log_lines("media leg removed", 3, std::time::Duration::from_secs(3));
+    let field = |line: &str, key: &str| {
+        common::sip::log_field(line, key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    let with_video = removed
+        .iter()
+        .filter(|l| field(l, "video_rtp_in") > 100 && field(l, "video_out") > 100)
+        .count();
+    let without = removed
+        .iter()
+        .filter(|l| field(l, "video_rtp_in") == 0 && field(l, "video_out") == 0)
+        .count();
+    assert_eq!((with_video, without), (2, 1), "{removed:?}\n{log}");
 }

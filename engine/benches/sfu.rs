@@ -85,6 +85,7 @@ fn forward(c: &mut Criterion) {
                     key_frame_method: KeyFrameMethod::Pli,
                     nack: true,
                     rid_ext_id: None,
+                    extensions: Default::default(),
                 },
             )
             .unwrap();
@@ -99,6 +100,7 @@ fn forward(c: &mut Criterion) {
                         rtx: None,
                         max_height: 720,
                         nack_limits: NackLimits::default(),
+                        extensions: Default::default(),
                     },
                 )
                 .unwrap();

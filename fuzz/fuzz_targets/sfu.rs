@@ -52,6 +52,7 @@ fn producer(codec: VideoCodec, base: u32) -> ProducerConfig {
         key_frame_method: KeyFrameMethod::Fir,
         nack: true,
         rid_ext_id: Some(3),
+        extensions: Default::default(),
     }
 }
 
@@ -86,6 +87,7 @@ fuzz_target!(|data: &[u8]| {
         }),
         max_height: 720,
         nack_limits: NackLimits::default(),
+        extensions: Default::default(),
     };
     let c = [
         r.add_consumer(now, consumer(ConsumerSource::Producer(h264), 1_000, Some(1_001))).unwrap(),

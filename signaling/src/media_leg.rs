@@ -8,7 +8,7 @@ use chorus_engine::runtime::{
     AudioFormat, LegConfig, LegId, SrtpKey, TelephoneEventPt, VideoConfig, VideoLayout,
     VideoReceiveCodec,
 };
-use chorus_engine::sfu::{EncodingConfig, KeyFrameMethod, ProducerConfig, RtxConfig};
+use chorus_engine::sfu::{EncodingConfig, ExtensionIds, KeyFrameMethod, ProducerConfig, RtxConfig};
 use chorus_engine::srtp::sdes::CryptoAttribute;
 
 use crate::sdp::{
@@ -114,6 +114,7 @@ pub fn video_config(v: &VideoSession, pair: u16) -> VideoConfig {
         },
         max_height: DEFAULT_MAX_HEIGHT,
         bandwidth_bps: (m.remote_max_bps).map(|b| u32::try_from(b).unwrap_or(u32::MAX)),
+        extensions: extension_ids(v),
     }
 }
 
@@ -176,5 +177,13 @@ fn producer_config(v: &VideoSession) -> ProducerConfig {
         },
         nack: m.feedback.nack,
         rid_ext_id: m.extensions.id(Extension::Rid),
+        extensions: extension_ids(v),
+    }
+}
+
+/// The extension ids the SFU carries across, as this m-line numbered them.
+fn extension_ids(v: &VideoSession) -> ExtensionIds {
+    ExtensionIds {
+        abs_send_time: v.media.extensions.id(Extension::AbsSendTime),
     }
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::sip::Server;
 
-/// A 16-bit mono 8 kHz WAV of a sine tone.
-pub fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
+/// A 16-bit mono 8 kHz WAV, `secs` long, of a sine tone from `talk.0` to `talk.1` seconds and
+/// silence around it.
+pub fn tone_wav(freq_hz: f64, secs: f64, talk: (f64, f64)) -> Vec<u8> {
     let n = (8000.0 * secs) as u32;
     let mut w = Vec::with_capacity(44 + 2 * n as usize);
     w.extend_from_slice(b"RIFF");
@@ -26,7 +27,9 @@ pub fn tone_wav(freq_hz: f64, secs: f64) -> Vec<u8> {
     w.extend_from_slice(b"data");
     w.extend_from_slice(&(2 * n).to_le_bytes());
     for i in 0..n {
-        let s = (f64::from(i) * freq_hz * std::f64::consts::TAU / 8000.0).sin() * 16_000.0;
+        let t = f64::from(i) / 8000.0;
+        let on = (talk.0..talk.1).contains(&t);
+        let s = (t * freq_hz * std::f64::consts::TAU).sin() * if on { 16_000.0 } else { 0.0 };
         w.extend_from_slice(&(s as i16).to_le_bytes());
     }
     w
@@ -110,6 +113,9 @@ pub fn read_wav(bytes: &[u8]) -> Wav {
 pub struct BaresipCall {
     /// baresip's own log, without its once-a-tick bit rate lines.
     pub log: String,
+    /// The last of those lines: `[0:00:09] audio=64000/64000 video=17125/17125 (bit/s)
+    /// efps=15.0/15.0` (sent/received; efps: frames per second encoded/decoded).
+    pub status: String,
     /// Events from its control socket (JSON, in order).
     pub events: String,
     /// What it decoded from the server, as recorded.
@@ -159,14 +165,20 @@ pub struct Baresip<'a> {
     pub user: &'a str,
     /// The only codec offered (baresip's name: `PCMU`, `opus/48000/2`).
     pub codec: &'a str,
-    /// The microphone: a sine at this frequency for the whole call.
+    /// The microphone: a sine at this frequency, from `talk.0` to `talk.1` seconds after
+    /// baresip starts (silence around it).
     pub freq: f64,
+    /// See `freq`; `(0.0, f64::INFINITY)` for the whole call.
+    pub talk: (f64, f64),
     /// baresip's own RTP port range.
     pub rtp_ports: &'a str,
     /// baresip exits after this many seconds (`-t`), ending the call.
     pub secs: u32,
     /// Keys to press (RFC 4733), each this many milliseconds after the call is established.
     pub keys: &'a [(u64, &'a str)],
+    /// Offer video too: VP8 from baresip's `fakevideo` source (a moving 320x240 test
+    /// picture), decoded into its `fakevideo` display.
+    pub video: bool,
 }
 
 impl Baresip<'_> {
@@ -178,9 +190,11 @@ impl Baresip<'_> {
             user: "echo",
             codec,
             freq: 440.0,
+            talk: (0.0, f64::INFINITY),
             rtp_ports,
             secs: 9,
             keys: if keys[0].1.is_empty() { &[] } else { &keys },
+            video: false,
         }
         .call(server)
     }
@@ -203,7 +217,7 @@ impl Baresip<'_> {
         std::fs::create_dir_all(&rec).unwrap();
         std::fs::write(
             dir.join("tone.wav"),
-            tone_wav(self.freq, f64::from(self.secs) + 2.0),
+            tone_wav(self.freq, f64::from(self.secs) + 2.0, self.talk),
         )
         .unwrap();
         let free_port = || {
@@ -224,10 +238,17 @@ impl Baresip<'_> {
                  module g711.so\nmodule opus.so\nmodule aufile.so\nmodule srtp.so\n\
                  module sndfile.so\nsnd_path {rec}\nmodule_app menu.so\nmodule_app account.so\n\
                  module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                 rtp_ports {rtp_ports}\n",
+                 rtp_ports {rtp_ports}\n{video}",
                 rec = rec.display(),
                 dir = dir.display(),
                 rtp_ports = self.rtp_ports,
+                video = if self.video {
+                    "module vp8.so\nmodule fakevideo.so\nvideo_source fakevideo,nil\n\
+                     video_display fakevideo,nil\nvideo_size 320x240\nvideo_bitrate 300000\n\
+                     video_fps 15\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();
@@ -288,6 +309,10 @@ impl Baresip<'_> {
         );
         let _ = child.0.wait();
         // Its status line ("[0:00:03] audio=64320/55040 (bit/s)") comes many times a second.
+        let status = (log().split(['\n', '\r']))
+            .rfind(|l| l.contains("audio="))
+            .map(str::to_owned)
+            .unwrap_or_default();
         let log: String = (log().split(['\n', '\r']))
             .filter(|l| !l.trim().is_empty() && !l.contains("audio="))
             .map(|l| format!("{l}\n"))
@@ -300,6 +325,7 @@ impl Baresip<'_> {
             .unwrap_or_else(|| panic!("baresip recorded nothing: {log}"));
         BaresipCall {
             log,
+            status,
             events: String::from_utf8_lossy(&events).into_owned(),
             heard,
         }

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use crate::rtp::{ExtensionIter, Pt, RtpError, Ssrc};
+use crate::rtp::{ExtensionForm, ExtensionIter, Pt, RtpError, Ssrc};
 
 /// Bytes of the fixed header.
 pub const FIXED_HEADER_LEN: usize = 12;
@@ -293,6 +293,56 @@ impl<'a> RtpPacketMut<'a> {
         self.fixed_mut()[8..12].copy_from_slice(&ssrc.0.to_be_bytes());
     }
 
+    /// Renumbers the header extension elements in place (RFC 8285 ids belong to one
+    /// session, so a forwarder must map them to the receiver's): each element's id becomes
+    /// `map(id)`; an element `map` gives no id, or one the block's form cannot carry, becomes
+    /// padding (zero bytes), and so does the rest of a malformed block. Lengths never change.
+    /// A block that is not RFC 8285 is left as it is.
+    pub fn remap_extensions(&mut self, map: impl Fn(u8) -> Option<u8>) {
+        let Some(start) = self.layout.ext_data_start else {
+            return;
+        };
+        let profile = match self.buf.get(start - 4..start - 2) {
+            Some(&[a, b]) => u16::from_be_bytes([a, b]),
+            _ => return,
+        };
+        let Some(form) = ExtensionForm::from_profile(profile) else {
+            return;
+        };
+        let Some(data) = self.buf.get_mut(start..self.layout.header_len) else {
+            return;
+        };
+        let mut i = 0;
+        while let Some(&first) = data.get(i) {
+            if first == 0 {
+                i += 1;
+                continue;
+            }
+            let (id, len) = match form {
+                ExtensionForm::OneByte if first >> 4 == 15 => return,
+                ExtensionForm::OneByte => (first >> 4, 2 + usize::from(first & 0x0f)),
+                ExtensionForm::TwoByte { .. } => match data.get(i + 1) {
+                    Some(&n) => (first, 2 + usize::from(n)),
+                    None => (first, data.len() - i + 1),
+                },
+            };
+            let Some(element) = data.get_mut(i..i + len) else {
+                if let Some(rest) = data.get_mut(i..) {
+                    rest.fill(0);
+                }
+                return;
+            };
+            match (map(id), form) {
+                (Some(new @ 1..=14), ExtensionForm::OneByte) => {
+                    element[0] = (new << 4) | (first & 0x0f)
+                }
+                (Some(new @ 1..), ExtensionForm::TwoByte { .. }) => element[0] = new,
+                _ => element.fill(0),
+            }
+            i += len;
+        }
+    }
+
     /// The payload, writable in place.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let range = self.layout.header_len..self.layout.payload_end;
@@ -303,6 +353,7 @@ impl<'a> RtpPacketMut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::Extension;
 
     /// A packet with every optional part: 2 CSRCs, a one-byte extension, 3 bytes of padding.
     fn full_packet() -> Vec<u8> {
@@ -341,6 +392,68 @@ mod tests {
         assert_eq!(p.payload(), b"payload");
         assert_eq!(p.payload_range(), 28..35);
         assert_eq!(p.as_bytes().len(), 38);
+    }
+
+    /// A packet with the extension elements `exts` in `form`, then a payload.
+    fn with_extensions(form: ExtensionForm, exts: &[Extension<'_>]) -> Vec<u8> {
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+        let mut block = [0u8; 64];
+        let n = form.write(exts, &mut block).unwrap();
+        p.extend_from_slice(&block[..n]);
+        p.extend_from_slice(b"payload");
+        p
+    }
+
+    #[test]
+    fn extensions_are_renumbered_or_turned_into_padding() {
+        let ext = |id, data| Extension { id, data };
+        let exts = [
+            ext(3, &[1, 2, 3][..]),
+            ext(4, &[9][..]),
+            ext(10, &[7, 7][..]),
+        ];
+        for form in [
+            ExtensionForm::OneByte,
+            ExtensionForm::TwoByte { appbits: 0 },
+        ] {
+            let mut buf = with_extensions(form, &exts);
+            let before = buf.len();
+            // 3 -> 12 and 10 -> 5 kept; 4 dropped.
+            let map = |id| match id {
+                3 => Some(12),
+                10 => Some(5),
+                _ => None,
+            };
+            RtpPacketMut::parse(&mut buf).unwrap().remap_extensions(map);
+            assert_eq!(buf.len(), before);
+            let p = RtpPacket::parse(&buf).unwrap();
+            let got: Vec<(u8, Vec<u8>)> = (p.extensions().unwrap())
+                .map(|e| e.map(|e| (e.id, e.data.to_vec())))
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(got, [(12, vec![1, 2, 3]), (5, vec![7, 7])], "{form:?}");
+            assert_eq!(p.payload(), b"payload");
+        }
+        // A one-byte block cannot carry id 15 or above: the element goes.
+        let mut buf = with_extensions(ExtensionForm::OneByte, &exts[..1]);
+        RtpPacketMut::parse(&mut buf)
+            .unwrap()
+            .remap_extensions(|_| Some(20));
+        assert_eq!(
+            RtpPacket::parse(&buf)
+                .unwrap()
+                .extensions()
+                .unwrap()
+                .count(),
+            0
+        );
+        // An element running past the block is zeroed with the rest of it.
+        let mut buf = with_extensions(ExtensionForm::OneByte, &exts[..1]);
+        buf[16] = 0x3f; // id 3, 16 bytes: more than the block holds
+        RtpPacketMut::parse(&mut buf)
+            .unwrap()
+            .remap_extensions(Some);
+        assert_eq!(&buf[16..20], &[0, 0, 0, 0]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub use super::leg::MovingLeg;
 pub use crate::mixer::AudioFormat;
 use crate::rtp::Pt;
-pub use crate::sfu::{ProducerConfig, VideoCodec};
+pub use crate::sfu::{ExtensionIds, ProducerConfig, VideoCodec};
 use crate::srtp::SrtpSuite;
 
 /// A media core, by index.
@@ -178,6 +178,9 @@ pub struct VideoConfig {
     /// Its bandwidth cap for all the video it receives, in bits/s (shared equally among its
     /// streams); None: no cap but what its REMB says.
     pub bandwidth_bps: Option<u32>,
+    /// Its header extension ids that the SFU carries across (what it receives is renumbered
+    /// to these; its producer's `extensions` are what it sends).
+    pub extensions: ExtensionIds,
 }
 
 /// How a leg's engine-made audio carries silence (what phone-network gateways and phones do).

@@ -90,6 +90,8 @@ pub(crate) struct CoreParams {
     pub talkers: usize,
     /// The rate conferences mix at.
     pub mix_rate: u32,
+    /// Last-N for the conferences' video routers.
+    pub video_last_n: Option<usize>,
 }
 
 /// What a core reports once it is running (or why it could not start).
@@ -147,6 +149,8 @@ pub(crate) struct CoreState {
     /// The rate conferences mix at and the engine's own audio (prompts, silence) is framed
     /// at before each leg's encoder.
     pub mix_rate: u32,
+    /// Each conference's video router forwards only its N most recent speakers' video.
+    pub video_last_n: Option<usize>,
     /// Clips (prompts, tones) resampled to the mix rate once, not per leg and tick.
     clips: ClipCache,
     pub counters: Counters,
@@ -190,6 +194,7 @@ impl CoreState {
             talker_config: TalkerConfig::default(),
             tick_ms: 20,
             mix_rate: crate::mixer::MIX_RATE,
+            video_last_n: None,
             clips: ClipCache::default(),
             counters: Counters::default(),
             events_emitted: false,
@@ -1180,9 +1185,10 @@ impl CoreState {
         let id = leg.id;
         let producer_cfg = video.config.producer.clone();
         let layout = video.config.layout;
-        let ntp = self.ntp;
+        let (ntp, last_n) = (self.ntp, self.video_last_n);
         let room = self.videos.entry(cid).or_insert_with(|| {
             let mut config = RouterConfig::new(ntp);
+            config.last_n = last_n;
             config.rtcp_ssrc = Ssrc(0x5f0_0000 ^ cid.0.rotate_left(8));
             VideoRoom::new(Router::new(now, config))
         });
@@ -1279,6 +1285,7 @@ impl CoreState {
             .find(|r| codec.is_none_or(|c| r.codec == c))
             .copied()?;
         let (base, max_height) = (leg.local_ssrc, video.config.max_height);
+        let extensions = video.config.extensions;
         // A speaker follower takes every codec the receiver does, each in its own payload
         // type (the stream changes payload type with the speaker's codec).
         let pt_of = |codec| {
@@ -1300,6 +1307,7 @@ impl CoreState {
                 }),
                 max_height,
                 nack_limits: NackLimits::default(),
+                extensions,
             };
             match room.router.add_consumer(now, config) {
                 Ok(c) => {
@@ -2120,6 +2128,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
         metrics,
         talkers,
         mix_rate,
+        video_last_n,
     } = params;
     if let Some(cpu) = pin_cpu
         && let Err(e) = sys::pin_current_thread(cpu)
@@ -2160,6 +2169,7 @@ pub(crate) fn run_core(params: CoreParams, ready: std::sync::mpsc::Sender<CoreRe
     state.tick_ms = tick.as_millis().clamp(1, 1000) as u32;
     state.talker_config.max_talkers = talkers.clamp(1, 16);
     state.mix_rate = mix_rate;
+    state.video_last_n = video_last_n;
     let _ = ready.send(Ok((backend.kind(), fallback.map(|e| e.to_string()))));
     drop(ready);
     tracing::debug!(%core, io = %backend.kind(), tid = sys::thread_id(), "media core running");
@@ -3842,6 +3852,7 @@ mod tests {
                 key_frame_method: KeyFrameMethod::Pli,
                 nack: true,
                 rid_ext_id: None,
+                extensions: Default::default(),
             }
         }
 
@@ -3869,6 +3880,8 @@ mod tests {
             /// Outbound video: per encoding (sequence number); key frame due.
             seqs: [u16; 3],
             key_due: bool,
+            /// Video RTP as it arrived (SRTP), by tick.
+            raw: Vec<(u64, Vec<u8>)>,
         }
 
         struct Room {
@@ -3899,23 +3912,13 @@ mod tests {
                                 encoding(SIMULCAST[2], 720, 1_500_000),
                             ],
                         )),
-                        // Retransmissions to an SRTP leg need RTX: the same SSRC and
-                        // sequence number again would reuse its keystream.
-                        receive: vec![
-                            VideoReceiveCodec {
-                                codec: VideoCodec::H264,
-                                pt: Pt(96),
-                                rtx_pt: None,
-                            },
-                            VideoReceiveCodec {
-                                codec: VideoCodec::Vp8,
-                                pt: Pt(98),
-                                rtx_pt: Some(Pt(99)),
-                            },
-                        ],
+                        // No RTX: retransmissions to this SRTP leg repeat the original
+                        // SRTP packet, byte for byte.
+                        receive: receive(&[(VideoCodec::H264, 96), (VideoCodec::Vp8, 98)]),
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: None,
+                        extensions: Default::default(),
                     },
                     VideoConfig {
                         remote_rtp: video_addr(2),
@@ -3933,6 +3936,7 @@ mod tests {
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: Some(4_000_000),
+                        extensions: Default::default(),
                     },
                     VideoConfig {
                         remote_rtp: video_addr(3),
@@ -3946,6 +3950,7 @@ mod tests {
                         layout: VideoLayout::ActiveSpeaker,
                         max_height: 360,
                         bandwidth_bps: None,
+                        extensions: Default::default(),
                     },
                 ];
                 let mut peers = Vec::new();
@@ -3971,6 +3976,7 @@ mod tests {
                         rtcp: Vec::new(),
                         seqs: [100 * id as u16, 60_000, 65_500],
                         key_due: true,
+                        raw: Vec::new(),
                     });
                     let video = Some(Box::new(v));
                     r.state.on_command(
@@ -4057,10 +4063,17 @@ mod tests {
                         continue; // Audio.
                     };
                     let rtcp = crate::rtcp::classify(&pkt) == PacketKind::Rtcp;
+                    if !rtcp {
+                        p.raw.push((index, pkt.clone()));
+                    }
                     let n = match (p.down.as_mut(), rtcp) {
                         (None, _) => pkt.len(),
                         (Some(d), true) => d.unprotect_rtcp(&mut pkt).unwrap(),
-                        (Some(d), false) => d.unprotect_rtp(&mut pkt).unwrap(),
+                        // A retransmission of a packet this peer did get is a replay to it.
+                        (Some(d), false) => match d.unprotect_rtp(&mut pkt) {
+                            Err(crate::srtp::SrtpError::Replayed) => continue,
+                            n => n.unwrap(),
+                        },
                     };
                     pkt.truncate(n);
                     if rtcp {
@@ -4198,14 +4211,15 @@ mod tests {
             room.step(60);
             let again = ids(&room.peer(2).rtp, 60);
             assert!(again.iter().any(|&(_, _, s)| s == seq), "retransmitted");
-            let rtx = (room.peer(1).rtp.iter().filter(|(t, _)| *t >= 60))
-                .map(|(_, b)| RtpPacket::parse(b).unwrap())
-                .any(|p| {
-                    p.pt() == Pt(99)
-                        && p.ssrc().0 != ssrc1
-                        && p.payload().get(..2) == Some(&seq1.to_be_bytes()[..])
-                });
-            assert!(rtx, "retransmitted over RTX and SRTP");
+            // Leg 1 has no RTX: the retransmission is the original SRTP packet again, byte
+            // for byte (no keystream reused on other data).
+            let raw = &room.peer(1).raw;
+            let repeated = (raw.iter().filter(|(t, _)| *t >= 60)).any(|(_, b)| {
+                let p = RtpPacket::parse(b).unwrap();
+                (p.ssrc().0, p.seq()) == (ssrc1, seq1)
+                    && raw.iter().any(|(t, first)| *t < 60 && first == b)
+            });
+            assert!(repeated, "retransmitted over SRTP as the same packet");
 
             // PLIs from both receivers of leg 1 (several each) reach leg 1 as one PLI per
             // encoding asked for, SRTCP-protected on its video address.
@@ -4393,6 +4407,7 @@ mod tests {
                 layout: VideoLayout::All,
                 max_height: 720,
                 bandwidth_bps: None,
+                extensions: Default::default(),
             };
             let publisher = producer(VideoCodec::H264, 96, vec![encoding(0x77, 720, 1_000_000)]);
             for (id, v) in [(1, video(1, Some(publisher))), (2, video(2, None))] {
@@ -4529,6 +4544,7 @@ mod tests {
                 layout: VideoLayout::All,
                 max_height: 720,
                 bandwidth_bps: None,
+                extensions: Default::default(),
             };
             let cmd = Command::SetVideo {
                 leg: LegId(4),

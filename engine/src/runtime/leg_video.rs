@@ -48,9 +48,21 @@ impl LegVideo {
             (false, Some(r)) => r,
             (false, None) => SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
         };
+        let mut srtp_out = context(&config.srtp_out)?;
+        // A receiver without RTX for some codec gets retransmissions with the original SSRC
+        // and sequence number, so its context must protect an index again. That reuses no
+        // keystream on different data: the router rebuilds a retransmission from the same
+        // stored packet with the same rewrite (SSRC, PT, sequence number, timestamp, VP8
+        // picture IDs) as the first send, so the bytes protected, and the SRTP packet, are
+        // identical (libsrtp's `allow_repeat_tx` serves the same case).
+        if let Some(ctx) = srtp_out.as_mut()
+            && config.receive.iter().any(|c| c.rtx_pt.is_none())
+        {
+            ctx.set_allow_repeat_tx(true);
+        }
         Ok(LegVideo {
             srtp_in: context(&config.srtp_in)?,
-            srtp_out: context(&config.srtp_out)?,
+            srtp_out,
             rtp_sock,
             rtcp_sock,
             remote_rtcp,

@@ -113,6 +113,9 @@ pub struct EngineConfig {
     /// The rate conferences mix at, Hz: 16,000 (wideband, the default) or 8,000 (for
     /// callers who are all G.711: no resampling, less CPU and delay).
     pub mix_rate: u32,
+    /// Forward only the video of a conference's N most recent speakers (last-N); None:
+    /// everyone's.
+    pub video_last_n: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -130,6 +133,7 @@ impl Default for EngineConfig {
             socket_buffer_bytes: 4 << 20,
             talkers: 3,
             mix_rate: crate::mixer::MIX_RATE,
+            video_last_n: None,
         }
     }
 }
@@ -283,6 +287,7 @@ impl Engine {
                 metrics: metrics.clone(),
                 talkers: cfg.talkers,
                 mix_rate: cfg.mix_rate,
+                video_last_n: cfg.video_last_n,
             };
             let (tx, rx) = std::sync::mpsc::channel::<CoreReady>();
             let thread = std::thread::Builder::new()

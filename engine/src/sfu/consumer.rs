@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::rtp::{Pt, RtpPacket, RtpPacketMut, SeqNo, Ssrc};
 use crate::sfu::producer::Encoding;
 use crate::sfu::vp8::Vp8Descriptor;
-use crate::sfu::{NackLimits, NackResponder, RtxConfig, SentPacket, VideoCodec};
+use crate::sfu::{ExtensionIds, NackLimits, NackResponder, RtxConfig, SentPacket, VideoCodec};
 
 /// Where a consumer's video comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct ConsumerConfig {
     pub max_height: u16,
     /// Limits on answering this receiver's NACKs.
     pub nack_limits: NackLimits,
+    /// The receiver's extension ids, which forwarded packets are renumbered to.
+    pub extensions: ExtensionIds,
 }
 
 /// What one consumer did.
@@ -131,6 +133,7 @@ pub(crate) struct Incoming<'a> {
     pub key_frame: bool,
     pub clock_rate: u32,
     pub codec: VideoCodec,
+    pub extensions: ExtensionIds,
 }
 
 /// How a forwarded packet is rewritten.
@@ -142,6 +145,8 @@ pub(crate) struct Rewrite {
     pub timestamp: u32,
     pub picture_id: Option<u16>,
     pub tl0_pic_idx: Option<u8>,
+    /// Header extension ids: the publisher's, the receiver's.
+    pub extensions: (ExtensionIds, ExtensionIds),
 }
 
 /// Copies `src` into `out` with `rw` applied; returns the length, 0 if it does not fit.
@@ -159,6 +164,10 @@ pub(crate) fn write_rewritten(out: &mut [u8], src: &[u8], rw: &Rewrite) -> usize
     p.set_timestamp(rw.timestamp);
     if p.set_pt(rw.pt).is_err() {
         return 0;
+    }
+    if p.as_packet().has_extension() {
+        let (from, to) = rw.extensions;
+        p.remap_extensions(|id| from.map_to(to, id));
     }
     if rw.picture_id.is_some() || rw.tl0_pic_idx.is_some() {
         let payload = p.payload_mut();
@@ -340,6 +349,7 @@ impl Consumer {
             timestamp,
             picture_id: pid,
             tl0_pic_idx: tl0,
+            extensions: (inc.extensions, self.config.extensions),
         };
         let src = inc.packet.as_bytes();
         if !send(&|out: &mut [u8]| write_rewritten(out, src, &rw)) {

@@ -92,6 +92,7 @@
 //!     key_frame_method: KeyFrameMethod::Pli,
 //!     nack: true,
 //!     rid_ext_id: None,
+//!     extensions: Default::default(),
 //! })?;
 //! let viewer = router.add_consumer(now, ConsumerConfig {
 //!     source: ConsumerSource::Producer(camera),
@@ -100,6 +101,7 @@
 //!     rtx: None,
 //!     max_height: 720,
 //!     nack_limits: NackLimits::default(),
+//!     extensions: Default::default(),
 //! })?;
 //! let mut tx = Tx(Vec::new());
 //! // An IDR slice (single NAL unit) of the 720p encoding: the consumer starts there.
@@ -134,7 +136,7 @@ pub use key_frame_requester::{
 pub use nack_generator::{Arrival, NackGenerator, NackGeneratorConfig, NackGeneratorCounters};
 pub use nack_responder::{NackCounters, NackLimits, NackResponder};
 pub use packet_store::PacketStore;
-pub use producer::{BufferSizes, EncodingConfig, ProducerConfig, VideoCodec};
+pub use producer::{BufferSizes, EncodingConfig, ExtensionIds, ProducerConfig, VideoCodec};
 pub use router::{
     ConsumerId, ConsumerLayers, ProducerId, Router, RouterConfig, RouterCounters, RtcpTarget,
     SfuError, SfuEvent, SfuTimer, SfuTransmit,

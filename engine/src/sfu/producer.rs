@@ -41,6 +41,28 @@ pub struct EncodingConfig {
     pub max_bitrate_bps: u32,
 }
 
+/// The RTP header extension ids a leg negotiated that the SFU carries across legs. Ids are
+/// per session (RFC 8285), so a forwarded packet's are renumbered to the receiver's; the
+/// elements that describe the publisher's own transport or stream (mid, rid, transport-wide
+/// sequence numbers, and any the SFU does not know) are turned into padding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtensionIds {
+    /// abs-send-time: the publisher's send time, for the receiver's delay-based estimate (and
+    /// the load generator's frame delay).
+    pub abs_send_time: Option<u8>,
+}
+
+impl ExtensionIds {
+    /// The receiver's id (`to`) for element `id` of a packet from a publisher with `self`.
+    pub fn map_to(self, to: ExtensionIds, id: u8) -> Option<u8> {
+        if Some(id) == self.abs_send_time {
+            to.abs_send_time
+        } else {
+            None
+        }
+    }
+}
+
 /// A producer's configuration: the codec, its payload type on the publisher's leg, the
 /// encodings from lowest to highest, and what the publisher takes as feedback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +81,8 @@ pub struct ProducerConfig {
     pub nack: bool,
     /// The RFC 8852 `rtp-stream-id` extension id, when RIDs identify the encodings.
     pub rid_ext_id: Option<u8>,
+    /// The extension ids forwarded packets are renumbered from.
+    pub extensions: ExtensionIds,
 }
 
 /// Bytes received over a sliding window, as bits per second.

@@ -744,6 +744,7 @@ impl Router {
             key_frame,
             clock_rate: prod.config.clock_rate,
             codec: prod.config.codec,
+            extensions: prod.config.extensions,
         };
         let fixed = self
             .by_producer
@@ -903,18 +904,18 @@ impl Router {
             return;
         };
         let producers = &self.producers;
-        let (ssrc, rtx) = (c.config.ssrc, c.config.rtx);
+        let (ssrc, rtx, to) = (c.config.ssrc, c.config.rtx, c.config.extensions);
         let codec_pt = |codec| c.pt_for(codec).unwrap_or(c.config.pt);
         let pts = [codec_pt(VideoCodec::H264), codec_pt(VideoCodec::Vp8)];
         let mut rtx_seq = c.rtx_seq;
         let mut sent = 0u64;
         c.nack.handle_nack(now, nack, |s| {
-            let Some((src, codec)) = producers
+            let Some((src, codec, from)) = producers
                 .get(s.producer as usize)
                 .and_then(Option::as_ref)
                 .and_then(|p| {
                     let e = p.encodings.get(usize::from(s.encoding))?;
-                    Some((e.store.get(s.src_seq)?, p.config.codec))
+                    Some((e.store.get(s.src_seq)?, p.config.codec, p.config.extensions))
                 })
             else {
                 return false;
@@ -927,6 +928,7 @@ impl Router {
                 timestamp: s.timestamp,
                 picture_id: s.picture_id,
                 tl0_pic_idx: s.tl0_pic_idx,
+                extensions: (from, to),
             };
             let this_rtx_seq = rtx_seq;
             let ok = sink.send_rtp(ConsumerId(slot), &|out: &mut [u8]| {
@@ -1163,6 +1165,7 @@ mod tests {
             key_frame_method: KeyFrameMethod::Pli,
             nack: true,
             rid_ext_id: Some(4),
+            extensions: Default::default(),
         }
     }
 
@@ -1174,6 +1177,7 @@ mod tests {
             rtx: None,
             max_height: 720,
             nack_limits: NackLimits::default(),
+            extensions: Default::default(),
         }
     }
 
@@ -1369,6 +1373,54 @@ mod tests {
             r.add_producer(now, producer(Some(50), "x")),
             Err(SfuError::SsrcCollision(Ssrc(50)))
         );
+    }
+
+    #[test]
+    fn forwarded_extensions_are_renumbered_for_the_receiver_and_the_rest_removed() {
+        let now = Instant::now();
+        let mut r = router(now);
+        let mut config = producer(Some(80), "r");
+        config.extensions.abs_send_time = Some(3);
+        let p = r.add_producer(now, config).unwrap();
+        let mut c = consumer(p, 90);
+        c.extensions.abs_send_time = Some(9);
+        c.rtx = None;
+        r.add_consumer(now, c).unwrap();
+        let exts = [
+            Extension { id: 4, data: b"r" },
+            Extension {
+                id: 3,
+                data: &[1, 2, 3],
+            },
+        ];
+        let h = RtpHeader {
+            pt: Pt(96),
+            seq: 5,
+            ssrc: Ssrc(80),
+            extensions: &exts,
+            extension_form: ExtensionForm::OneByte,
+            ..Default::default()
+        };
+        let mut pkt = vec![0; 200];
+        let n = h.write(&mut pkt).unwrap();
+        pkt.truncate(n);
+        pkt.extend_from_slice(&[0x65, 0x88]);
+        let mut out = Out::default();
+        r.handle_rtp(now, p, &pkt, &mut out);
+        // A NACK for it: the retransmission is renumbered the same way.
+        let mut b = [0u8; 64];
+        let wire = RtpPacket::parse(&out.0[0].1).unwrap().seq();
+        let n = crate::rtcp::Nack::write(&mut b, Ssrc(1), Ssrc(90), [wire]).unwrap();
+        r.handle_consumer_rtcp(now, &b[..n], &mut out);
+        assert_eq!(out.0.len(), 2, "forwarded and retransmitted");
+        for (_, bytes) in &out.0 {
+            let f = RtpPacket::parse(bytes).unwrap();
+            let got: Vec<(u8, Vec<u8>)> = (f.extensions().unwrap())
+                .map(|e| e.map(|e| (e.id, e.data.to_vec())).unwrap())
+                .collect();
+            assert_eq!(got, [(9, vec![1, 2, 3])], "abs-send-time as 9, no rid");
+            assert_eq!(f.payload(), [0x65, 0x88]);
+        }
     }
 
     #[test]

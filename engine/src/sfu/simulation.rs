@@ -274,6 +274,7 @@ impl Sim {
                         },
                         nack: true,
                         rid_ext_id: None,
+                        extensions: Default::default(),
                     },
                 )
                 .unwrap();
@@ -335,6 +336,7 @@ impl Sim {
                         }),
                         max_height: 720,
                         nack_limits: NackLimits::default(),
+                        extensions: Default::default(),
                     },
                 )
                 .unwrap();

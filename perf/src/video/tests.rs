@@ -9,8 +9,9 @@ use chorus_engine::codecs::h264::{Clip, ClipConfig};
 use chorus_engine::rtcp::{NtpClock, NtpTime};
 use chorus_engine::rtp::{Pt, Ssrc};
 use chorus_engine::sfu::{
-    ConsumerConfig, ConsumerId, ConsumerSource, EncodingConfig, KeyFrameMethod, NackLimits,
-    ProducerConfig, Router, RouterConfig, RtcpTarget, RtxConfig, SfuTransmit, VideoCodec,
+    ConsumerConfig, ConsumerId, ConsumerSource, EncodingConfig, ExtensionIds, KeyFrameMethod,
+    NackLimits, ProducerConfig, Router, RouterConfig, RtcpTarget, RtxConfig, SfuTransmit,
+    VideoCodec,
 };
 
 use super::*;
@@ -257,6 +258,9 @@ fn add_producer(router: &mut Router, now: Instant) -> chorus_engine::sfu::Produc
                 key_frame_method: KeyFrameMethod::Pli,
                 nack: true,
                 rid_ext_id: Some(4),
+                extensions: ExtensionIds {
+                    abs_send_time: Some(3),
+                },
             },
         )
         .unwrap()
@@ -312,6 +316,9 @@ fn speaker_run(talk_ms: u64, detect_ms: u64, interleave: bool) -> SubscriberStat
                 rtx: None,
                 max_height: 720,
                 nack_limits: NackLimits::default(),
+                extensions: ExtensionIds {
+                    abs_send_time: Some(3),
+                },
             },
         )
         .unwrap();
@@ -414,6 +421,9 @@ fn through_the_sfu_a_capped_receiver_switches_down_and_a_lossy_one_recovers() {
         }),
         max_height: 720,
         nack_limits: NackLimits::default(),
+        extensions: ExtensionIds {
+            abs_send_time: Some(3),
+        },
     };
     let lossy_id = router.add_consumer(t0, consumer(0xa00)).unwrap();
     let capped_id = router.add_consumer(t0, consumer(0xb00)).unwrap();

@@ -207,24 +207,12 @@ fn accept_audio(
         .comfort_noise
         .then(|| pick_comfort_noise(offered, codec.clock_rate()))
         .flatten();
-    let mut offered_direction = offer.media_direction(index);
-    if transport.hold_address {
-        offered_direction = offered_direction.intersect(Direction::SendOnly);
-    }
-    let direction = offered_direction.reversed();
+    let direction = offered_direction(offer, index, &transport).reversed();
     let mut ptime_ms = offered.ptime_ms().unwrap_or(config.ptime_ms);
     if let Some(max) = offered.maxptime_ms() {
         ptime_ms = ptime_ms.min(max);
     }
-    let srtp = match remote_crypto {
-        Some(remote) => Some(SrtpKeys {
-            local: local
-                .srtp_key(Stream::Audio, remote.tag, remote.suite)
-                .map_err(SdpError::Keying)?,
-            remote,
-        }),
-        None => None,
-    };
+    let srtp = answer_keys(local, Stream::Audio, remote_crypto)?;
     let fmtp = offered.fmtp(pt).map(|f| f.params);
 
     let mut formats = vec![pt.to_string()];
@@ -310,6 +298,35 @@ fn accept_audio(
     Ok((answer, negotiated))
 }
 
+/// The offer's direction for m-line `index`; an RFC 2543 hold address cannot receive, as if
+/// the offerer had removed `recv`.
+fn offered_direction(
+    offer: &SessionDescription,
+    index: usize,
+    transport: &RemoteTransport,
+) -> Direction {
+    let direction = offer.media_direction(index);
+    if transport.hold_address {
+        direction.intersect(Direction::SendOnly)
+    } else {
+        direction
+    }
+}
+
+/// The keys of an m-line answered with SRTP: the offer's, and ours for `stream` in its suite
+/// under its tag.
+fn answer_keys(
+    local: &LocalSession,
+    stream: Stream,
+    remote: Option<CryptoAttribute>,
+) -> Result<Option<SrtpKeys>, SdpError> {
+    let Some(remote) = remote else {
+        return Ok(None);
+    };
+    let local = (local.srtp_key(stream, remote.tag, remote.suite)).map_err(SdpError::Keying)?;
+    Ok(Some(SrtpKeys { local, remote }))
+}
+
 /// Answers the offered video m-line at `index` on our `video_rtp` (see the module docs).
 fn accept_video(
     offer: &SessionDescription,
@@ -322,21 +339,9 @@ fn accept_video(
 ) -> Result<(MediaDescription, VideoSession), SdpError> {
     let remote_crypto = choose_srtp(offered, config)?;
     let transport = RemoteTransport::of(offer, index, offered, true)?;
-    let mut offered_direction = offer.media_direction(index);
-    if transport.hold_address {
-        offered_direction = offered_direction.intersect(Direction::SendOnly);
-    }
-    let (mut answer, negotiated) =
-        answer_video(offered, offered_direction, video_rtp.port(), video)?;
-    let srtp = match remote_crypto {
-        Some(remote) => Some(SrtpKeys {
-            local: local
-                .srtp_key(Stream::Video, remote.tag, remote.suite)
-                .map_err(SdpError::Keying)?,
-            remote,
-        }),
-        None => None,
-    };
+    let direction = offered_direction(offer, index, &transport);
+    let (mut answer, negotiated) = answer_video(offered, direction, video_rtp.port(), video)?;
+    let srtp = answer_keys(local, Stream::Video, remote_crypto)?;
     if let Some(keys) = &srtp {
         answer
             .attributes

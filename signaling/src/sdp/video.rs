@@ -147,13 +147,22 @@ pub struct Feedback {
 }
 
 impl Feedback {
-    /// Everything the SFU can use.
+    /// Every kind this module reads and writes.
     pub const ALL: Feedback = Feedback {
         nack: true,
         pli: true,
         fir: true,
         remb: true,
         transport_cc: true,
+    };
+
+    /// What the SFU acts on, and so negotiates by default: not `transport-cc`. The router
+    /// neither sends transport-wide feedback to publishers nor estimates bandwidth from a
+    /// subscriber's (it takes REMB), and a peer that agreed transport-cc stops sending REMB
+    /// (a browser does), which would leave its streams without an estimate.
+    pub const USED: Feedback = Feedback {
+        transport_cc: false,
+        ..Feedback::ALL
     };
 
     /// The feedback the m-line offers for `pt` (its own lines and the `*` wildcard).
@@ -229,6 +238,16 @@ impl Extension {
     pub const ALL: [Extension; 6] = [
         Extension::AbsSendTime,
         Extension::TransportCc,
+        Extension::AudioLevel,
+        Extension::Mid,
+        Extension::Rid,
+        Extension::RepairedRid,
+    ];
+
+    /// The ones negotiated by default: all but the transport-wide sequence numbers, which
+    /// only serve transport-cc feedback ([`Feedback::USED`]).
+    pub const USED: [Extension; 5] = [
+        Extension::AbsSendTime,
         Extension::AudioLevel,
         Extension::Mid,
         Extension::Rid,
@@ -546,8 +565,8 @@ impl Default for VideoConfig {
             codecs: vec![VideoCodec::Vp8, VideoCodec::H264],
             h264_profiles: vec![H264Profile::ConstrainedBaseline, H264Profile::Baseline],
             h264_max_level: 0x1f,
-            feedback: Feedback::ALL,
-            extensions: Extension::ALL.to_vec(),
+            feedback: Feedback::USED,
+            extensions: Extension::USED.to_vec(),
             rtx: true,
             simulcast: true,
             max_receive_bps: Some(2_500_000),
@@ -924,6 +943,7 @@ mod tests {
 
     #[test]
     fn answers_vp8_with_rtx_feedback_extensions_and_the_unpaused_layers() {
+        // By default transport-cc and its extension are left out (`Feedback::USED`).
         let (m, n) = answer_video(
             &offered(),
             Direction::SendRecv,
@@ -931,6 +951,15 @@ mod tests {
             &VideoConfig::default(),
         )
         .unwrap();
+        assert_eq!(n.feedback, Feedback::USED);
+        assert_eq!(n.extensions.id(Extension::TransportCc), None);
+        assert!(!values(&m, "rtcp-fb").contains(&"96 transport-cc"));
+        let all = VideoConfig {
+            feedback: Feedback::ALL,
+            extensions: Extension::ALL.to_vec(),
+            ..VideoConfig::default()
+        };
+        let (m, n) = answer_video(&offered(), Direction::SendRecv, 30000, &all).unwrap();
         assert_eq!(
             (n.codec, n.pt, n.rtx_pt),
             (VideoCodec::Vp8, Pt(96), Some(Pt(97)))

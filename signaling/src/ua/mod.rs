@@ -1375,7 +1375,7 @@ impl<P: SipPeer> UserAgent<P> {
                 source,
                 encoding,
             } => {
-                tracing::debug!(%leg, %source, encoding, "video switched");
+                tracing::info!(%leg, %source, encoding, "video switched");
             }
             Event::LegRejected { id, reason } => {
                 if let Some(key) = self.by_leg.get(&id).cloned() {

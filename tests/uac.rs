@@ -72,6 +72,8 @@ impl Driver {
                 local_rtp: media,
                 offer_answer: OfferAnswerConfig::default(),
                 source: None,
+                video_rtp: None,
+                video_sources: Vec::new(),
             },
             extra_headers: Vec::new(),
         }

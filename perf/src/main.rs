@@ -19,6 +19,7 @@ mod proc_cpu;
 mod report;
 mod run;
 mod sip;
+mod video;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -115,6 +116,15 @@ pub enum DialArg {
     Direct,
 }
 
+/// What a video caller receives.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoLayoutArg {
+    /// One stream per other publisher (`a=chorus-video-layout:all`).
+    All,
+    /// One stream following the active speaker.
+    Speaker,
+}
+
 /// Settings of one run.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -202,6 +212,41 @@ pub struct RunArgs {
     /// Draw calls, loss, delay and server CPU over time into this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Video too: every caller offers audio and an m=video with simulcast H.264 (a clip
+    /// encoded once at 180p/360p/720p and looped), publishes it and checks what it receives.
+    #[arg(long)]
+    pub video: bool,
+    /// With `--video`: UDP ports of the callers' video sockets (one per caller).
+    #[arg(long, default_value = "41000-41999", value_parser = parse_ports)]
+    pub video_ports: (u16, u16),
+    /// With `--video`: what each caller takes, one stream per other publisher (`all`) or one
+    /// following the active speaker (`speaker`, the SIP endpoint default).
+    #[arg(long, value_enum, default_value = "all")]
+    pub video_layout: VideoLayoutArg,
+    /// With `--video`: callers per conference that publish (the first ones; default all).
+    #[arg(long)]
+    pub video_publishers: Option<u32>,
+    /// With `--video`: random loss, percent, on the path to each of the `--video-lossy`
+    /// subscribers (seeded), to exercise NACK and RTX.
+    #[arg(long, default_value_t = 0.0)]
+    pub video_loss: f64,
+    /// With `--video-loss`: subscribers per conference with the lossy path (the first ones;
+    /// default all).
+    #[arg(long)]
+    pub video_lossy: Option<u32>,
+    /// With `--video`: a bandwidth limit, kbit/s, on the path to each of the
+    /// `--video-limited` subscribers (a token bucket dropping what is over it, announced in
+    /// REMB), to exercise layer selection.
+    #[arg(long)]
+    pub video_bandwidth: Option<u32>,
+    /// With `--video-bandwidth`: subscribers per conference with the limit (the last ones;
+    /// default all).
+    #[arg(long)]
+    pub video_limited: Option<u32>,
+    /// With `--video-bandwidth`: the limit starts this long after the call is answered (so
+    /// the switch down is seen and timed).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub video_limit_after: Duration,
     /// Progress line every second on stderr.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub progress: bool,
@@ -301,6 +346,7 @@ impl RunArgs {
         if self.ivr_number.is_empty() {
             return Err("--ivr-number must not be empty".into());
         }
+        self.validate_video()?;
         if self.target == TargetArg::Janus {
             janus::JanusUrl::parse(&self.janus_url)?;
             if self.srtp != SrtpArg::None {
@@ -317,6 +363,66 @@ impl RunArgs {
             if self.silence == SilenceArg::Cn {
                 return Err("--target janus: AudioBridge does not take RFC 3389 comfort noise (--silence cn)".into());
             }
+        }
+        Ok(())
+    }
+}
+
+impl RunArgs {
+    /// The `--video-*` flags: only with `--video`, counts within a conference, sane values.
+    fn validate_video(&self) -> Result<(), String> {
+        let set = [
+            ("--video-publishers", self.video_publishers.is_some()),
+            ("--video-loss", self.video_loss != 0.0),
+            ("--video-lossy", self.video_lossy.is_some()),
+            ("--video-bandwidth", self.video_bandwidth.is_some()),
+            ("--video-limited", self.video_limited.is_some()),
+            ("--video-layout", self.video_layout != VideoLayoutArg::All),
+        ];
+        if !self.video {
+            if let Some((flag, _)) = set.iter().find(|(_, on)| *on) {
+                return Err(format!("{flag} needs --video"));
+            }
+            return Ok(());
+        }
+        if self.target == TargetArg::Janus {
+            return Err("--video works with --target sip only (AudioBridge has no video)".into());
+        }
+        if !(0.0..=50.0).contains(&self.video_loss) {
+            return Err(format!(
+                "--video-loss {} is outside 0..50 (percent)",
+                self.video_loss
+            ));
+        }
+        if let Some(kbps) = self.video_bandwidth
+            && !(50..=100_000).contains(&kbps)
+        {
+            return Err(format!(
+                "--video-bandwidth {kbps} is outside 50..100000 kbit/s"
+            ));
+        }
+        for (flag, n) in [
+            ("--video-publishers", self.video_publishers),
+            ("--video-lossy", self.video_lossy),
+            ("--video-limited", self.video_limited),
+        ] {
+            if let Some(n) = n
+                && n > self.conference_size
+            {
+                return Err(format!(
+                    "{flag} {n} is more than --conference-size {}",
+                    self.conference_size
+                ));
+            }
+        }
+        if self.video_lossy.is_some() && self.video_loss == 0.0 {
+            return Err("--video-lossy needs --video-loss PCT".into());
+        }
+        if self.video_limited.is_some() && self.video_bandwidth.is_none() {
+            return Err("--video-limited needs --video-bandwidth KBPS".into());
+        }
+        if self.video_publishers == Some(0) {
+            return Err("--video-publishers 0: nobody would send video".into());
         }
         Ok(())
     }
@@ -396,5 +502,46 @@ mod tests {
         .unwrap();
         let Cmd::Run(args) = cli.cmd;
         assert!(args.validate().unwrap_err().contains("--talkers 5"));
+        let video = |extra: &[&str]| {
+            let mut argv = vec!["chorus-load", "run", "--conference-size", "3"];
+            argv.extend_from_slice(extra);
+            let Cmd::Run(args) = Cli::try_parse_from(argv).unwrap().cmd;
+            args.validate()
+        };
+        assert_eq!(
+            video(&["--video", "--video-loss", "3", "--video-lossy", "1"]),
+            Ok(())
+        );
+        assert!(
+            video(&["--video-loss", "3"])
+                .unwrap_err()
+                .contains("needs --video")
+        );
+        assert!(
+            video(&["--video", "--video-loss", "60"])
+                .unwrap_err()
+                .contains("0..50")
+        );
+        assert!(
+            video(&[
+                "--video",
+                "--video-bandwidth",
+                "300",
+                "--video-limited",
+                "4"
+            ])
+            .unwrap_err()
+            .contains("more than --conference-size 3")
+        );
+        assert!(
+            video(&["--video", "--video-limited", "1"])
+                .unwrap_err()
+                .contains("needs --video-bandwidth")
+        );
+        assert!(
+            video(&["--video", "--video-bandwidth", "10"])
+                .unwrap_err()
+                .contains("50..100000")
+        );
     }
 }

@@ -58,6 +58,8 @@ pub struct Report {
     pub generator_cpu: Vec<Option<f64>>,
     /// The generator's media cores (`--cores`).
     pub generator_cores: usize,
+    /// The video side's results (`--video`).
+    pub video: Option<crate::video::VideoReport>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -299,6 +301,9 @@ impl Report {
                 "{srtp} SRTP packets failed authentication or were replays"
             ));
         }
+        if let Some(video) = &self.video {
+            video.verdict()?;
+        }
         Ok(())
     }
 
@@ -369,6 +374,9 @@ impl Report {
         );
         for (name, n) in self.drops.iter().filter(|(_, n)| *n > 0) {
             println!("dropped {name:<14}{n}");
+        }
+        if let Some(video) = &self.video {
+            video.print_table();
         }
     }
 
@@ -448,6 +456,7 @@ impl Report {
             "dropped": self.drops.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
             "wall_s": self.wall_s,
             "calls": calls,
+            "video": self.video.as_ref().map(crate::video::VideoReport::to_json),
         });
         // INVARIANT: a json! value always serializes.
         serde_json::to_string_pretty(&v).unwrap_or_default()

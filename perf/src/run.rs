@@ -29,7 +29,9 @@ use crate::plot::Series;
 use crate::proc_cpu::ProcCpu;
 use crate::report::{CallRecord, Report};
 use crate::sip::{self, SipSetup};
+use crate::video::{self, CallerPlan, LinkConfig, VideoLeg, VideoReport, VideoSide};
 use crate::{DialArg, RunArgs, SilenceArg, TargetArg};
+use chorus_engine::codecs::h264::Clip;
 
 /// From a caller's last key to when it is surely in its conference: the server's prompt for
 /// the next key or its join announcement, and the join.
@@ -74,6 +76,8 @@ struct Caller {
     bursts: Vec<Instant>,
     /// How long it holds once answered.
     hold: Duration,
+    /// Its video socket, from dialing until its video starts (`--video`).
+    video_socket: Option<std::net::UdpSocket>,
     /// It hangs up this far into its hold and a new caller takes its place (`--churn`).
     churn_after: Option<Duration>,
 }
@@ -109,6 +113,7 @@ impl Caller {
             bursts: Vec::new(),
             hold,
             churn_after: None,
+            video_socket: None,
         }
     }
 
@@ -159,6 +164,8 @@ pub struct Dial {
     pub local_rtp: SocketAddr,
     /// Its leg (whose SSRC and CNAME an SDP offer announces).
     pub leg: LegId,
+    /// Its video socket's address (`--video`): the offer carries an m=video there.
+    pub video_rtp: Option<SocketAddr>,
 }
 
 /// How callers reach the server under test. Callers are named by their index in the
@@ -205,6 +212,20 @@ pub fn run(args: &RunArgs) -> Result<Report> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
+    let video = if args.video {
+        let config = video::clip_config();
+        let clip = Clip::encode(&config).context("encoding the video clip")?;
+        eprintln!(
+            "video clip: {} s, {} layers, {} kB, encoded once in {:.1} s",
+            config.seconds,
+            clip.layers().len(),
+            clip.bytes() / 1_000,
+            clip.elapsed().as_secs_f64()
+        );
+        Some(VideoSide::new(Arc::new(clip), args.video_ports)?)
+    } else {
+        None
+    };
     let (events_tx, events_rx) = mpsc::channel(65_536);
     let stop = AtomicBool::new(false);
     let report = std::thread::scope(|s| {
@@ -222,11 +243,11 @@ pub fn run(args: &RunArgs) -> Result<Report> {
             match args.target {
                 TargetArg::Sip => {
                     let setup = SipSetup::bind(args).await?;
-                    drive(args, &engine, events_rx, setup).await
+                    drive(args, &engine, events_rx, setup, video).await
                 }
                 TargetArg::Janus => {
                     let setup = Janus::connect(args).await?;
-                    drive(args, &engine, events_rx, setup).await
+                    drive(args, &engine, events_rx, setup, None).await
                 }
             }
         });
@@ -243,6 +264,7 @@ async fn drive<S: CallSetup>(
     engine: &Engine,
     mut events: mpsc::Receiver<(CoreId, Event)>,
     mut setup: S,
+    mut video: Option<VideoSide>,
 ) -> Result<Report> {
     let cores = engine.core_count().max(1);
     let talkers = args.talkers as usize;
@@ -283,6 +305,8 @@ async fn drive<S: CallSetup>(
         })
         .collect();
     let mut due: BinaryHeap<Reverse<(Instant, usize, Due)>> = BinaryHeap::new();
+    // Video callers answered without video.
+    let mut no_video_answer = Vec::new();
 
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.ramp);
@@ -296,6 +320,7 @@ async fn drive<S: CallSetup>(
     let mut churned = 0usize;
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_packets = (0u64, 0u64);
+    let mut last_video_frames = 0u64;
     // The run over time, a sample a second: calls up, the RTP short of 50 packets a second
     // per call up, the delays measured, the server's CPU.
     let mut series = Series::default();
@@ -321,11 +346,23 @@ async fn drive<S: CallSetup>(
         };
         while placed < callers.len() && due_at(placed) <= now {
             let c = &mut callers[placed];
+            if let Some(side) = video.as_mut() {
+                match side.bind(args.bind) {
+                    Ok(s) => c.video_socket = Some(s),
+                    Err(e) => {
+                        c.record.failed = Some((0, format!("no video socket: {e:#}")));
+                        c.done = true;
+                        placed += 1;
+                        continue;
+                    }
+                }
+            }
             let dial = Dial {
                 user: c.record.index,
                 conference: c.record.conference,
                 local_rtp: engine.media_addrs(c.core)[usize::from(c.pair)],
                 leg: c.leg,
+                video_rtp: c.video_socket.as_ref().and_then(|s| s.local_addr().ok()),
             };
             match setup.dial(now, placed, dial) {
                 Ok(()) => c.dialed = Some(now),
@@ -356,10 +393,12 @@ async fn drive<S: CallSetup>(
                 Due::Hangup => {
                     setup.hangup(now, i);
                     finish(engine, c, now);
+                    stop_video(&mut video, i);
                 }
                 Due::Redial => {
                     setup.hangup(now, i);
                     finish(engine, c, now);
+                    stop_video(&mut video, i);
                     let rest = c.answered.map_or(Duration::ZERO, |a| {
                         c.hold.saturating_sub(now.saturating_duration_since(a))
                     });
@@ -377,6 +416,7 @@ async fn drive<S: CallSetup>(
                     c.record.failed = Some((408, "no answer before the run ended".into()));
                 }
                 finish(engine, c, now);
+                stop_video(&mut video, i);
             }
         }
         setup.flush();
@@ -389,6 +429,20 @@ async fn drive<S: CallSetup>(
                     c.record.setup_ms = c
                         .dialed
                         .map(|d| at.saturating_duration_since(d).as_secs_f64() * 1000.0);
+                    if let (Some(side), Some(socket)) = (video.as_mut(), c.video_socket.take()) {
+                        match &negotiated.video {
+                            Some(v) => {
+                                let plan = video_plan(args, c.slot, i, at);
+                                let leg = VideoLeg::from_session(v);
+                                let conference = c.record.conference;
+                                if let Err(e) = side.start(i, conference, socket, leg, plan) {
+                                    eprintln!("chorus-load: caller {i}: video not started: {e:#}");
+                                    no_video_answer.push(i);
+                                }
+                            }
+                            None => no_video_answer.push(i),
+                        }
+                    }
                     let mut cfg = media_leg::leg_config(c.leg, &negotiated);
                     c.keys = (cfg.srtp_in.clone(), cfg.srtp_out.clone());
                     cfg.latch = true;
@@ -457,6 +511,9 @@ async fn drive<S: CallSetup>(
                 // The server moved the call (a leg moved to its conference's core) or changed
                 // its media: point the leg at the new address, rekey only if keys changed.
                 SetupEvent::Renegotiated(negotiated) => {
+                    if let (Some(side), Some(v)) = (video.as_mut(), &negotiated.video) {
+                        side.update(i, VideoLeg::from_session(v));
+                    }
                     let keys = media_leg::srtp_keys(&negotiated);
                     let srtp = (keys != c.keys).then(|| keys.clone());
                     c.keys = keys;
@@ -478,6 +535,7 @@ async fn drive<S: CallSetup>(
                 SetupEvent::Ended { reason } if !c.finished => {
                     c.record.ended_by_server = Some(reason);
                     finish(engine, c, Instant::now());
+                    stop_video(&mut video, i);
                 }
                 SetupEvent::Ended { .. } => {}
             }
@@ -536,8 +594,14 @@ async fn drive<S: CallSetup>(
                 let so_far = series
                     .steady_short_pct()
                     .map_or("-".to_string(), |s| format!("{s:.2}%"));
+                let video_line = video.as_ref().map_or(String::new(), |v| {
+                    let (frames, broken) = v.progress();
+                    let per_s = frames - last_video_frames;
+                    last_video_frames = frames;
+                    format!(", video frames/s {per_s} ({broken} broken so far)")
+                });
                 eprintln!(
-                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, short of 50/s {short:.1}% (steady so far {so_far}), delay {ms}, server CPU {cpu}",
+                    "[{:>4.0}s] calls up {up}, placed {placed}, failed {failed}, packets/s in {} out {}, short of 50/s {short:.1}% (steady so far {so_far}), delay {ms}, server CPU {cpu}{video_line}",
                     now.duration_since(start).as_secs_f64(),
                     rx - last_packets.0,
                     tx - last_packets.1,
@@ -562,9 +626,9 @@ async fn drive<S: CallSetup>(
         tokio::select! {
             input = setup.recv() => input?,
             Some((_, event)) = events.recv() => {
-                on_event(engine, &mut callers, event, &mut delays, args);
+                on_event(engine, &mut callers, event, &mut delays, args, &mut video);
                 while let Ok((_, event)) = events.try_recv() {
-                    on_event(engine, &mut callers, event, &mut delays, args);
+                    on_event(engine, &mut callers, event, &mut delays, args, &mut video);
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
@@ -616,7 +680,21 @@ async fn drive<S: CallSetup>(
         (m.name(), n)
     })
     .collect();
+    let video = match video {
+        Some(side) => {
+            let results = side.finish().await;
+            Some(VideoReport {
+                expected: callers.iter().filter(|c| c.answered.is_some()).count(),
+                callers: (results.into_iter())
+                    .map(|(i, v)| (i, callers.get(i).map_or(0, |c| c.record.conference), v))
+                    .collect(),
+                no_video_answer,
+            })
+        }
+        None => None,
+    };
     Ok(Report {
+        video,
         drops,
         calls: callers.into_iter().map(|c| c.record).collect(),
         wall_s: start.elapsed().as_secs_f64(),
@@ -629,6 +707,36 @@ async fn drive<S: CallSetup>(
         generator_cpu,
         generator_cores: engine.core_count(),
     })
+}
+
+/// Caller `index`'s video ends with its call.
+fn stop_video(video: &mut Option<VideoSide>, index: usize) {
+    if let Some(v) = video.as_mut() {
+        v.stop(index);
+    }
+}
+
+/// What caller `index` (in `slot` of its conference, answered at `answered`) does with
+/// video: publish if among the first `--video-publishers`, a lossy path if among the first
+/// `--video-lossy`, a bandwidth limit (from `--video-limit-after` on) if among the last
+/// `--video-limited`.
+fn video_plan(args: &RunArgs, slot: usize, index: usize, answered: Instant) -> CallerPlan {
+    let size = args.conference_size as usize;
+    let publish = slot < args.video_publishers.map_or(size, |n| n as usize);
+    let lossy = slot < args.video_lossy.map_or(size, |n| n as usize);
+    let limited = slot >= size.saturating_sub(args.video_limited.map_or(size, |n| n as usize));
+    CallerPlan {
+        publish,
+        link: LinkConfig {
+            loss: if lossy { args.video_loss / 100.0 } else { 0.0 },
+            bandwidth_bps: (args.video_bandwidth)
+                .filter(|_| limited)
+                .map(|kbps| u64::from(kbps) * 1_000),
+            burst: Duration::from_millis(500),
+            limit_from: Some(answered + args.video_limit_after),
+            seed: 0x5eed ^ index as u64,
+        },
+    }
 }
 
 /// The call is over for us: remove its leg (its counters come back in `LegRemoved`).
@@ -655,12 +763,27 @@ fn on_event(
     event: Event,
     delays: &mut Vec<f32>,
     args: &RunArgs,
+    video: &mut Option<VideoSide>,
 ) {
     let index = |id: LegId| (id.0 as usize).checked_sub(1);
     match event {
         Event::PlayStarted { leg, at, .. } => {
-            if let Some(c) = index(leg).and_then(|i| callers.get_mut(i)) {
-                c.bursts.push(at);
+            if let Some(i) = index(leg).filter(|&i| i < callers.len()) {
+                callers[i].bursts.push(at);
+                // A talk burst: the speaker's video should follow (speaker layout), from when
+                // this talker has the floor: its burst's start, or the end of the bursts of
+                // its conference's other talkers that are still going.
+                if let Some(v) = video.as_mut() {
+                    let (first, conference) = (callers[i].first, callers[i].record.conference);
+                    let size = args.conference_size as usize;
+                    let floor = (first..first + size)
+                        .filter(|&j| j != i)
+                        .filter_map(|j| callers.get(j))
+                        .filter(|t| t.record.talker && !t.finished)
+                        .filter_map(|t| t.bursts.last().map(|&b| b + audio::BURST))
+                        .fold(at, Instant::max);
+                    v.speaker(conference, i, floor);
+                }
             }
         }
         Event::ToneOnset { leg, tone, at } => {

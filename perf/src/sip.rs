@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chorus_engine::srtp::SrtpSuite;
-use chorus_signaling::sdp::{Codec, LocalSource, OfferAnswerConfig, SrtpPolicy};
+use chorus_signaling::sdp::{
+    Codec, Extension, Feedback, LocalSource, OfferAnswerConfig, Rid, SrtpPolicy, VideoCodec,
+    VideoConfig, VideoSource,
+};
 use chorus_signaling::transaction::TransactionId;
 use chorus_signaling::transport::{
     Inbound, InboundFrame, ListenSpec, Peer, Transport, TransportConfig, Transports,
@@ -19,7 +22,7 @@ use chorus_signaling::uac::{
 use tokio::sync::mpsc;
 
 use crate::run::{CallSetup, Dial, SetupEvent};
-use crate::{CodecArg, DialArg, RunArgs, SrtpArg, TransportArg};
+use crate::{CodecArg, DialArg, RunArgs, SrtpArg, TransportArg, VideoLayoutArg};
 
 /// The codec every caller offers.
 pub fn codec(args: &RunArgs) -> Codec {
@@ -47,7 +50,32 @@ fn offer_config(args: &RunArgs) -> OfferAnswerConfig {
             cfg.srtp_suites = vec![SrtpSuite::AeadAes128Gcm];
         }
     }
+    cfg.video = args.video.then(|| video_offer(args));
     cfg
+}
+
+/// With `--video`: H.264 only (what the clip is), simulcast sent as the clip's layers (RIDs
+/// `l0`, `l1`, ... lowest first), RTX, NACK/PLI/FIR/REMB, abs-send-time (frame delay) and the
+/// RID element, and one stream per other publisher unless `--video-layout speaker`.
+fn video_offer(args: &RunArgs) -> VideoConfig {
+    VideoConfig {
+        codecs: vec![VideoCodec::H264],
+        feedback: Feedback {
+            transport_cc: false,
+            ..Feedback::ALL
+        },
+        extensions: vec![Extension::AbsSendTime, Extension::Rid],
+        rtx: true,
+        simulcast: true,
+        max_receive_bps: Some(8_000_000),
+        send_simulcast: crate::video::LAYER_HEIGHTS
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| Rid::sending(&crate::video::rid(i), h))
+            .collect(),
+        receive_all: args.video_layout == VideoLayoutArg::All,
+        ..VideoConfig::default()
+    }
 }
 
 /// Asks the server for OPTIONS before anything else, so an unreachable server is one clear
@@ -188,6 +216,18 @@ impl CallSetup for SipSetup {
                 local_rtp: dial.local_rtp,
                 offer_answer: self.offer.clone(),
                 source: Some(LocalSource::of_leg(dial.leg)),
+                video_rtp: dial.video_rtp,
+                video_sources: dial
+                    .video_rtp
+                    .map(|_| {
+                        (crate::video::publisher_ssrcs(dial.user as usize).into_iter())
+                            .map(|(ssrc, rtx)| VideoSource {
+                                ssrc: ssrc.0,
+                                rtx: Some(rtx.0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             },
             extra_headers: Vec::new(),
         };

@@ -40,7 +40,7 @@ use crate::digest::{Algorithm, Challenge, Credentials};
 use crate::message::{SipMessage, needs_stream_transport};
 use crate::sdp::{
     Direction, LocalSession, LocalSource, Negotiated, OfferAnswerConfig, SessionDescription,
-    answer_offer, make_offer, process_answer,
+    VideoSource, answer_offer, make_offer, process_answer,
 };
 use crate::token::{Tokens, random_hex};
 use crate::transaction::{
@@ -94,6 +94,12 @@ pub struct MediaOffer {
     pub offer_answer: OfferAnswerConfig,
     /// The source the call's media leg sends as, announced as `a=ssrc` (None: not announced).
     pub source: Option<LocalSource>,
+    /// Our video address: with `offer_answer.video`, the offer carries an m=video there
+    /// (`LocalSession::video_rtp`). None: audio only.
+    pub video_rtp: Option<SocketAddr>,
+    /// The video streams we send, lowest simulcast layer first, announced with their RTX
+    /// (`LocalSession::video_sources`); empty: none announced.
+    pub video_sources: Vec<VideoSource>,
 }
 
 /// One outgoing call to place.
@@ -330,6 +336,8 @@ impl<P: DialPeer> Uac<P> {
         let call_id = format!("{}@chorus", self.token());
         let mut session = LocalSession::new(self.tokens.next_u64(), req.media.local_rtp.ip());
         session.source = req.media.source.clone();
+        session.video_rtp = req.media.video_rtp;
+        session.video_sources = req.media.video_sources.clone();
         let pending = make_offer(
             &mut session,
             req.media.local_rtp,

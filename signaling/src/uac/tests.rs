@@ -59,6 +59,8 @@ fn request(extra: Vec<(String, String)>) -> DialRequest<FakePeer> {
             local_rtp: "127.0.0.1:47000".parse().unwrap(),
             offer_answer: OfferAnswerConfig::default(),
             source: None,
+            video_rtp: None,
+            video_sources: Vec::new(),
         },
         extra_headers: extra,
     }

@@ -41,6 +41,7 @@ use super::negotiated::{
     Negotiated, NegotiatedCodec, RemoteTransport, SrtpKeys, max_bitrate_bps, pick_codec,
     pick_comfort_noise, pick_telephone_event,
 };
+use super::offer::announce_sources;
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 use super::session::{SessionDescription, Timing};
@@ -114,6 +115,7 @@ pub fn answer_offer(
     if let Some(v) = &video {
         local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
     }
+    local.video_receive_layers = (video.as_ref()).map_or(Vec::new(), |v| v.media.simulcast.clone());
     negotiated.video = video;
     let answer = SessionDescription {
         origin: local.next_origin(),
@@ -347,6 +349,9 @@ fn accept_video(
         answer
             .attributes
             .push(Attribute::new("crypto", &keys.local));
+    }
+    if let Some(cname) = local.source.as_ref().map(|s| s.cname.as_str()) {
+        announce_sources(&mut answer.attributes, &local.video_sources, cname);
     }
     let session = VideoSession {
         media: negotiated,

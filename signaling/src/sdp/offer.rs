@@ -41,7 +41,9 @@ use super::negotiated::{
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 use super::session::{SessionDescription, Timing};
-use super::video::{VideoSession, accept_video_answer, announced_sources, offer_video};
+use super::video::{
+    LAYOUT_ATTRIBUTE, VideoSession, accept_video_answer, announced_sources, offer_video,
+};
 
 /// Payload type of `telephone-event/8000` in our offers.
 pub const OFFER_EVENT_PT_8000: Pt = Pt(101);
@@ -156,7 +158,12 @@ pub fn make_offer(
     }];
     let mut video = None;
     if let (Some(video_config), Some(video_rtp)) = (&config.video, local.video_rtp) {
-        let mut m = offer_video(video_rtp.port(), protocol, video_config);
+        let mut m = offer_video(
+            video_rtp.port(),
+            protocol,
+            video_config,
+            &local.video_receive_layers,
+        );
         m.attributes.retain(|a| a.name != "sendrecv");
         m.attributes.push(Attribute::flag(direction.attribute()));
         let crypto = offer_crypto(local, Stream::Video, config, &mut m.attributes)?;
@@ -208,7 +215,11 @@ fn offer_crypto(
 
 /// `a=ssrc` for each of our video streams and their RTX, `a=ssrc-group:FID` pairing them and
 /// `a=ssrc-group:SIM` listing the layers lowest first (the shape browsers use).
-fn announce_sources(attributes: &mut Vec<Attribute>, sources: &[VideoSource], cname: &str) {
+pub(crate) fn announce_sources(
+    attributes: &mut Vec<Attribute>,
+    sources: &[VideoSource],
+    cname: &str,
+) {
     for s in sources {
         attributes.push(ssrc_line(s.ssrc, cname));
         if let Some(rtx) = s.rtx {
@@ -265,7 +276,7 @@ fn answered_video(
         rtcp_mux: transport.rtcp_mux,
         srtp,
         remote_sources: announced_sources(media),
-        receive_all: false,
+        receive_all: media.attribute(LAYOUT_ATTRIBUTE) == Some("all"),
     })
 }
 
@@ -344,6 +355,7 @@ pub fn process_answer(
     if let Some(v) = &video {
         local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
     }
+    local.video_receive_layers = (video.as_ref()).map_or(Vec::new(), |v| v.media.simulcast.clone());
     Ok(Negotiated {
         media_index: index,
         remote_rtp: transport.rtp,
@@ -748,6 +760,35 @@ mod tests {
         );
         assert!(producer.rid_ext_id.is_some());
         assert_eq!(engine.receive.len(), 1);
+
+        // The server's re-offer (a move to another core, say) lists the publisher's layers to
+        // receive; the publisher's answer sends them again, with its SSRCs and its layout,
+        // so the server keeps simulcast and one stream per publisher.
+        let reoffer = make_offer(
+            &mut server,
+            "198.51.100.9:40100".parse().unwrap(),
+            &server_cfg,
+            Direction::SendRecv,
+        )
+        .unwrap();
+        let text = reoffer.sdp().to_string();
+        assert!(text.contains("a=simulcast:recv q;h;f\r\n"), "{text}");
+        let (reanswer, _) =
+            answer_offer(reoffer.sdp(), &mut session.clone(), our_rtp, &ours_cfg).unwrap();
+        let text = reanswer.to_string();
+        assert!(text.contains("a=simulcast:send q;h;f\r\n"), "{text}");
+        assert!(text.contains("a=rid:f send max-height=720\r\n"), "{text}");
+        let again = process_answer(&reoffer, &reanswer, &mut server, &server_cfg).unwrap();
+        let again = again.video.unwrap();
+        let rids: Vec<&str> = again
+            .media
+            .simulcast
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(rids, ["q", "h", "f"]);
+        assert!(again.receive_all);
+        assert_eq!(again.remote_sources, tv.remote_sources);
 
         // A server without video refuses the m-line: the call goes on with audio only.
         let (answer, theirs_neg) = answer_offer(

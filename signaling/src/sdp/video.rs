@@ -732,22 +732,13 @@ pub fn answer_video(
     let extensions = Extensions::offered(offered, &config.extensions);
     let direction = offered_direction.reversed();
 
-    // Simulcast the peer sends: its `send` streams (first alternative each), described by its
-    // `a=rid ... send` lines; we receive them.
-    let rids: Vec<Rid> = offered
-        .attribute_values("rid")
-        .filter_map(Rid::parse)
-        .filter_map(|(rid, send)| send.then_some(rid))
+    let simulcast = sent_layers(offered, &extensions, config);
+    // Ours, if we send simulcast and the offer takes it: the layers it lists to receive.
+    let takes = receive_list(offered);
+    let ours: Vec<Rid> = (config.send_simulcast.iter())
+        .filter(|r| extensions.id(Extension::Rid).is_some() && takes.contains(&r.id))
+        .cloned()
         .collect();
-    let simulcast: Vec<Rid> = match offered.attribute("simulcast").and_then(Simulcast::parse) {
-        Some(sc) if config.simulcast && extensions.id(Extension::Rid).is_some() => sc
-            .send
-            .iter()
-            .filter_map(|alts| alts.iter().find(|id| !id.paused))
-            .filter_map(|id| rids.iter().find(|r| r.id == id.rid).cloned())
-            .collect(),
-        _ => Vec::new(),
-    };
 
     let mut m = MediaDescription::new(
         MediaKind::Video,
@@ -769,17 +760,9 @@ pub fn answer_video(
         offered.rtcp_mux(),
     );
     m.attributes.push(Attribute::flag(direction.attribute()));
-    if !simulcast.is_empty() {
-        for rid in &simulcast {
-            m.attributes
-                .push(Attribute::new("rid", format!("{} recv", rid.id)));
-        }
-        let recv = Simulcast {
-            send: Vec::new(),
-            recv: streams(&simulcast),
-        };
-        m.attributes
-            .push(Attribute::new("simulcast", recv.to_string()));
+    simulcast_lines(&mut m, &ours, &simulcast);
+    if config.receive_all {
+        m.attributes.push(Attribute::new(LAYOUT_ATTRIBUTE, "all"));
     }
     let negotiated = NegotiatedVideo {
         codec,
@@ -795,10 +778,71 @@ pub fn answer_video(
     Ok((m, negotiated))
 }
 
+/// The layers `media`'s sender sends: its `a=simulcast` send streams (the first unpaused
+/// alternative of each) described by its `a=rid ... send` lines, when we take simulcast and
+/// the rid extension is agreed.
+fn sent_layers(
+    media: &MediaDescription,
+    extensions: &Extensions,
+    config: &VideoConfig,
+) -> Vec<Rid> {
+    let rids: Vec<Rid> = media
+        .attribute_values("rid")
+        .filter_map(Rid::parse)
+        .filter_map(|(rid, send)| send.then_some(rid))
+        .collect();
+    match media.attribute("simulcast").and_then(Simulcast::parse) {
+        Some(sc) if config.simulcast && extensions.id(Extension::Rid).is_some() => sc
+            .send
+            .iter()
+            .filter_map(|alts| alts.iter().find(|id| !id.paused))
+            .filter_map(|id| rids.iter().find(|r| r.id == id.rid).cloned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The rids `media`'s sender takes (its `a=simulcast` recv streams, first alternative each).
+fn receive_list(media: &MediaDescription) -> Vec<String> {
+    let sc = media.attribute("simulcast").and_then(Simulcast::parse);
+    (sc.iter().flat_map(|sc| &sc.recv))
+        .filter_map(|alts| alts.first().map(|id| id.rid.clone()))
+        .collect()
+}
+
+/// `a=rid` lines for the layers we `send` (with their restrictions) and those we `recv`, and
+/// the `a=simulcast` naming both; nothing when both are empty.
+fn simulcast_lines(m: &mut MediaDescription, send: &[Rid], recv: &[Rid]) {
+    if send.is_empty() && recv.is_empty() {
+        return;
+    }
+    for rid in send {
+        let line = format!("{} send {}", rid.id, rid.restrictions);
+        m.attributes.push(Attribute::new("rid", line.trim_end()));
+    }
+    for rid in recv {
+        m.attributes
+            .push(Attribute::new("rid", format!("{} recv", rid.id)));
+    }
+    let sc = Simulcast {
+        send: streams(send),
+        recv: streams(recv),
+    };
+    m.attributes
+        .push(Attribute::new("simulcast", sc.to_string()));
+}
+
 /// Our video offer on `port`, with payload types from 96 up: each format, then each one's
 /// RTX. One stream each way (what the server offers a SIP endpoint), unless the config sends
-/// simulcast or asks for every publisher's stream.
-pub fn offer_video(port: u16, protocol: Protocol, config: &VideoConfig) -> MediaDescription {
+/// simulcast or asks for every publisher's stream, or `receive` names the layers the peer
+/// sends us (a re-offer keeps them: RFC 8853 simulcast lasts only as long as each offer and
+/// answer restate it).
+pub fn offer_video(
+    port: u16,
+    protocol: Protocol,
+    config: &VideoConfig,
+    receive: &[Rid],
+) -> MediaDescription {
     let mut pts = (96u8..=127).map(Pt);
     let mut formats: Vec<(VideoCodec, Pt, Option<Pt>)> = Vec::new();
     for &codec in &config.codecs {
@@ -834,18 +878,7 @@ pub fn offer_video(port: u16, protocol: Protocol, config: &VideoConfig) -> Media
     }
     shared_lines(&mut m, &extensions, config.max_receive_bps, true);
     m.attributes.push(Attribute::flag("sendrecv"));
-    if !config.send_simulcast.is_empty() {
-        for rid in &config.send_simulcast {
-            let line = format!("{} send {}", rid.id, rid.restrictions);
-            m.attributes.push(Attribute::new("rid", line.trim_end()));
-        }
-        let send = Simulcast {
-            send: streams(&config.send_simulcast),
-            recv: Vec::new(),
-        };
-        m.attributes
-            .push(Attribute::new("simulcast", send.to_string()));
-    }
+    simulcast_lines(&mut m, &config.send_simulcast, receive);
     if config.receive_all {
         m.attributes.push(Attribute::new(LAYOUT_ATTRIBUTE, "all"));
     }
@@ -885,6 +918,10 @@ pub fn accept_video_answer(
     let feedback = Feedback::offered(answer, pt).and(config.feedback);
     let extensions = Extensions::offered(answer, &config.extensions);
     let direction = answer.direction().unwrap_or(Direction::SendRecv).reversed();
+    // The layers the answerer sends, if our offer took them (it listed them to receive).
+    let takes = receive_list(offer);
+    let mut simulcast = sent_layers(answer, &extensions, config);
+    simulcast.retain(|r| takes.contains(&r.id));
     Ok(NegotiatedVideo {
         codec,
         pt,
@@ -892,7 +929,7 @@ pub fn accept_video_answer(
         h264: plid,
         feedback,
         extensions,
-        simulcast: Vec::new(),
+        simulcast,
         remote_max_bps: remote_cap(answer),
         direction,
     })
@@ -1112,7 +1149,7 @@ mod tests {
     #[test]
     fn our_offer_is_answered_and_read_back() {
         let config = VideoConfig::default();
-        let offer = offer_video(30000, Protocol::parse("RTP/AVP"), &config);
+        let offer = offer_video(30000, Protocol::parse("RTP/AVP"), &config, &[]);
         assert_eq!(offer.formats, ["96", "97", "98", "99"]);
         assert_eq!(
             values(&offer, "fmtp"),

@@ -13,7 +13,9 @@ use common::{Serve, load_bin};
 
 #[test]
 fn video_rooms_repair_loss_and_fit_capped_subscribers() {
-    let server = Serve::start("video", "63300-63399");
+    // Two cores: callers placed on the other core are moved to their conference's with a
+    // re-INVITE, whose video must keep its format, simulcast and layout.
+    let server = Serve::start_on("video", "63300-63399", 2);
     let json = server.dir.join("video.json");
     let out = Command::new(load_bin())
         .args(["run", "--server", &format!("127.0.0.1:{}", server.port)])

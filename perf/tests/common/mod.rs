@@ -32,6 +32,12 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(name: &str, media: &str) -> Serve {
+        Serve::start_on(name, media, 1)
+    }
+
+    /// As `start`, on `cores` media cores (a caller placed on another core than its
+    /// conference's is moved there with a re-INVITE).
+    pub fn start_on(name: &str, media: &str, cores: u32) -> Serve {
         let dir = std::env::temp_dir().join(format!("chorus-load-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new(chorus_bin())
@@ -43,7 +49,13 @@ impl Serve {
                 "tls:127.0.0.1:0",
             ])
             .args(["--media-ports", media])
-            .args(["--cores", "1", "--pin-cores", "false", "--data-dir"])
+            .args([
+                "--cores",
+                &cores.to_string(),
+                "--pin-cores",
+                "false",
+                "--data-dir",
+            ])
             .arg(&dir)
             .stderr(Stdio::piped())
             .spawn()

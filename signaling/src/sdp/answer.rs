@@ -115,7 +115,7 @@ pub fn answer_offer(
     if let Some(v) = &video {
         local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
     }
-    local.video_receive_layers = (video.as_ref()).map_or(Vec::new(), |v| v.media.simulcast.clone());
+    local.video_current = video.as_ref().map(|v| v.media.clone());
     negotiated.video = video;
     let answer = SessionDescription {
         origin: local.next_origin(),

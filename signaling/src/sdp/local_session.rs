@@ -81,9 +81,9 @@ pub struct LocalSession {
     /// `a=ssrc-group:SIM` and `FID` (a publisher such as the load generator); empty for the
     /// server, whose forwarded streams are not known in advance.
     pub video_sources: Vec<VideoSource>,
-    /// The simulcast layers the peer sends us (the last agreement), which our re-offers list
-    /// to receive so that the peer may go on sending them (RFC 8853).
-    pub video_receive_layers: Vec<super::video::Rid>,
+    /// The video last agreed, which our re-offers keep (its format and payload types, its
+    /// extension ids, the simulcast layers the peer sends us).
+    pub video_current: Option<super::video::NegotiatedVideo>,
     version: SessionVersion,
     written: bool,
     srtp_keys: [Option<CryptoAttribute>; 2],
@@ -100,7 +100,7 @@ impl LocalSession {
             source: None,
             video_rtp: None,
             video_sources: Vec::new(),
-            video_receive_layers: Vec::new(),
+            video_current: None,
             version: SessionVersion(session_id),
             written: false,
             srtp_keys: [None, None],

@@ -162,7 +162,7 @@ pub fn make_offer(
             video_rtp.port(),
             protocol,
             video_config,
-            &local.video_receive_layers,
+            local.video_current.as_ref(),
         );
         m.attributes.retain(|a| a.name != "sendrecv");
         m.attributes.push(Attribute::flag(direction.attribute()));
@@ -355,7 +355,7 @@ pub fn process_answer(
     if let Some(v) = &video {
         local.set_srtp_key(Stream::Video, v.srtp.as_ref().map(|k| &k.local));
     }
-    local.video_receive_layers = (video.as_ref()).map_or(Vec::new(), |v| v.media.simulcast.clone());
+    local.video_current = video.as_ref().map(|v| v.media.clone());
     Ok(Negotiated {
         media_index: index,
         remote_rtp: transport.rtp,
@@ -773,6 +773,17 @@ mod tests {
         .unwrap();
         let text = reoffer.sdp().to_string();
         assert!(text.contains("a=simulcast:recv q;h;f\r\n"), "{text}");
+        // The format agreed, under the same payload types (the server's own order would put
+        // VP8 at 96), and the same extension ids.
+        assert!(text.contains("m=video 40002 RTP/AVP 96 97\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:96 H264/90000\r\n"), "{text}");
+        let rid_id = tv.media.extensions.id(crate::sdp::Extension::Rid).unwrap();
+        assert!(
+            text.contains(&format!(
+                "a=extmap:{rid_id} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+            )),
+            "{text}"
+        );
         let (reanswer, _) =
             answer_offer(reoffer.sdp(), &mut session.clone(), our_rtp, &ours_cfg).unwrap();
         let text = reanswer.to_string();

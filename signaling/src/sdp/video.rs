@@ -834,21 +834,29 @@ fn simulcast_lines(m: &mut MediaDescription, send: &[Rid], recv: &[Rid]) {
 
 /// Our video offer on `port`, with payload types from 96 up: each format, then each one's
 /// RTX. One stream each way (what the server offers a SIP endpoint), unless the config sends
-/// simulcast or asks for every publisher's stream, or `receive` names the layers the peer
-/// sends us (a re-offer keeps them: RFC 8853 simulcast lasts only as long as each offer and
-/// answer restate it).
+/// simulcast or asks for every publisher's stream.
+///
+/// A re-offer passes the `current` agreement and keeps it: its one format under its payload
+/// types (RFC 3264 8.3.2: a mapping does not change within a session), its extension ids,
+/// and the layers the peer sends us listed to receive (RFC 8853 simulcast lasts only as long
+/// as each offer and answer restate it).
 pub fn offer_video(
     port: u16,
     protocol: Protocol,
     config: &VideoConfig,
-    receive: &[Rid],
+    current: Option<&NegotiatedVideo>,
 ) -> MediaDescription {
     let mut pts = (96u8..=127).map(Pt);
     let mut formats: Vec<(VideoCodec, Pt, Option<Pt>)> = Vec::new();
-    for &codec in &config.codecs {
-        let Some(pt) = pts.next() else { break };
-        let rtx = if config.rtx { pts.next() } else { None };
-        formats.push((codec, pt, rtx));
+    match current {
+        Some(c) => formats.push((c.codec, c.pt, c.rtx_pt)),
+        None => {
+            for &codec in &config.codecs {
+                let Some(pt) = pts.next() else { break };
+                let rtx = if config.rtx { pts.next() } else { None };
+                formats.push((codec, pt, rtx));
+            }
+        }
     }
     let mut m = MediaDescription::new(
         MediaKind::Video,
@@ -860,24 +868,28 @@ pub fn offer_video(
             .map(|p| p.to_string())
             .collect(),
     );
-    let extensions = Extensions(
-        (config.extensions.iter())
-            .filter(|e| !matches!(e, Extension::AudioLevel))
-            .zip(1u8..)
-            .map(|(e, id)| (*e, id))
-            .collect(),
-    );
-    let h264 = ProfileLevelId {
+    let extensions = match current {
+        Some(c) => c.extensions.clone(),
+        None => Extensions(
+            (config.extensions.iter())
+                .filter(|e| !matches!(e, Extension::AudioLevel))
+                .zip(1u8..)
+                .map(|(e, id)| (*e, id))
+                .collect(),
+        ),
+    };
+    let h264 = current.and_then(|c| c.h264).unwrap_or(ProfileLevelId {
         profile_idc: 0x42,
         profile_iop: 0xe0,
         level_idc: config.h264_max_level,
-    };
+    });
     for &(codec, pt, rtx) in &formats {
         let plid = (codec == VideoCodec::H264).then_some(h264);
         format_lines(&mut m, (codec, pt, rtx, plid), config.feedback);
     }
     shared_lines(&mut m, &extensions, config.max_receive_bps, true);
     m.attributes.push(Attribute::flag("sendrecv"));
+    let receive = current.map_or(&[][..], |c| &c.simulcast[..]);
     simulcast_lines(&mut m, &config.send_simulcast, receive);
     if config.receive_all {
         m.attributes.push(Attribute::new(LAYOUT_ATTRIBUTE, "all"));
@@ -1149,7 +1161,7 @@ mod tests {
     #[test]
     fn our_offer_is_answered_and_read_back() {
         let config = VideoConfig::default();
-        let offer = offer_video(30000, Protocol::parse("RTP/AVP"), &config, &[]);
+        let offer = offer_video(30000, Protocol::parse("RTP/AVP"), &config, None);
         assert_eq!(offer.formats, ["96", "97", "98", "99"]);
         assert_eq!(
             values(&offer, "fmtp"),

@@ -1952,6 +1952,74 @@ mod tests {
             .collect()
     }
 
+    /// The video the UA gives the engine: `SetVideo` with the answer's video on the pair
+    /// after the audio's, nothing for a re-offer that changes nothing, `None` when the peer
+    /// drops its video.
+    #[test]
+    fn video_is_given_to_the_core_and_taken_away() {
+        use crate::sdp::VideoConfig;
+        let t0 = Instant::now();
+        let pairs = vec![
+            "127.0.0.1:20000".parse().unwrap(),
+            "127.0.0.1:20002".parse().unwrap(),
+        ];
+        let mut ua = ua_on(t0, vec![pairs]);
+        ua.cfg.offer_answer.video = Some(VideoConfig::default());
+        let peer = FakePeer("127.0.0.1:7000".parse().unwrap());
+        let video = format!(
+            "{SDP}m=video 6002 RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\n"
+        );
+        let set_video =
+            |out: &[UaOutput<FakePeer>]| -> Vec<Option<chorus_engine::runtime::VideoConfig>> {
+                (out.iter())
+                    .filter_map(|o| match o {
+                        UaOutput::Engine {
+                            command: Command::SetVideo { video, .. },
+                            ..
+                        } => Some(video.as_deref().cloned()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+        let out = invite_outputs(&mut ua, t0, &peer, request("INVITE", "v1", 1, None, &video));
+        let given = set_video(&out);
+        let v = given[0].as_ref().expect("video given");
+        assert_eq!(given.len(), 1);
+        assert_eq!((v.remote_rtp.port(), v.pair), (6002, Some(1)));
+        assert!(v.producer.is_some() && v.receive.len() == 1);
+        let answer = (out.iter())
+            .find_map(|o| match o {
+                UaOutput::Send { message, .. } if message.status() == Some(200) => {
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let sdp = SessionDescription::parse(answer.body()).unwrap();
+        assert_eq!((sdp.media[0].port, sdp.media[1].port), (20000, 20002));
+        let tag = answer.to().unwrap().tag().unwrap().to_string();
+        ua.handle_message(t0, peer.clone(), request("ACK", "v1", 1, Some(&tag), ""));
+        outputs(&mut ua);
+        // The same offer again (a session refresh): nothing new for the core.
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("UPDATE", "v2", 2, Some(&tag), &video),
+        );
+        assert!(set_video(&outputs(&mut ua)).is_empty());
+        // The peer drops its video: taken away.
+        ua.handle_message(
+            t0,
+            peer.clone(),
+            request("UPDATE", "v3", 3, Some(&tag), SDP),
+        );
+        let taken: Vec<bool> = set_video(&outputs(&mut ua))
+            .iter()
+            .map(Option::is_none)
+            .collect();
+        assert_eq!(taken, [true]);
+    }
+
     #[test]
     fn options_invite_ack_bye() {
         let t0 = Instant::now();

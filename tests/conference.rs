@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::baresip::{Baresip, read_wav};
+use common::baresip::{Baresip, decoded_fps, read_wav};
 use common::sip::Server;
 
 /// Conference 4711 with PIN 2468 is created with `chorus conference create` while the server
@@ -297,11 +297,7 @@ server:
         "C decodes no video: {}",
         context()
     );
-    let decoded = (calls[2].status.split("efps=").nth(1))
-        .and_then(|s| s.split('/').nth(1))
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let decoded = decoded_fps(&calls[2].status);
     assert!(
         decoded > 10.0,
         "C decodes {decoded} fps at the end: {}",
@@ -356,11 +352,7 @@ fn video_phones_see_each_other_and_a_phone_caller_hears_them() {
             context()
         );
         // "efps=15.0/14.4": frames per second encoded / decoded, at the end of the call.
-        let decoded = (call.status.split("efps=").nth(1))
-            .and_then(|s| s.split('/').nth(1))
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no frame rate: {}", context()));
+        let decoded = decoded_fps(&call.status);
         assert!(
             decoded > 10.0,
             "caller {i} decodes {decoded} fps: {}",

@@ -109,6 +109,15 @@ pub fn read_wav(bytes: &[u8]) -> Wav {
     }
 }
 
+/// Frames per second decoded, from a status line's `efps=ENCODED/DECODED`; 0 without one.
+pub fn decoded_fps(status: &str) -> f64 {
+    (status.split("efps=").nth(1))
+        .and_then(|s| s.split('/').nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// What a baresip call left behind.
 pub struct BaresipCall {
     /// baresip's own log, without its once-a-tick bit rate lines.

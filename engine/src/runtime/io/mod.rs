@@ -319,19 +319,24 @@ pub struct TxPlanner {
 }
 
 impl TxPlanner {
+    /// One send per datagram, in queue order.
+    fn singles(&mut self, entries: &[TxEntry]) -> &[TxBatch] {
+        self.batches
+            .extend((0..entries.len() as u32).map(|start| TxBatch {
+                start,
+                count: 1,
+                // INVARIANT: start < entries.len().
+                seg_len: entries[start as usize].len,
+            }));
+        &self.batches
+    }
+
     /// Plans the sends of `entries`, reordering them (per-destination order kept) when `gso`
     /// is on. The batches index into `entries` as it is left.
     pub fn plan(&mut self, entries: &mut Vec<TxEntry>, gso: bool) -> &[TxBatch] {
         self.batches.clear();
         if !gso || entries.len() < 2 {
-            self.batches
-                .extend((0..entries.len() as u32).map(|start| TxBatch {
-                    start,
-                    count: 1,
-                    // INVARIANT: start < entries.len().
-                    seg_len: entries[start as usize].len,
-                }));
-            return &self.batches;
+            return self.singles(entries);
         }
         self.groups.clear();
         self.ends.clear();
@@ -353,14 +358,7 @@ impl TxPlanner {
         }
         if self.ends.len() == entries.len() {
             // Every datagram has its own destination: nothing to batch or reorder.
-            self.batches
-                .extend((0..entries.len() as u32).map(|start| TxBatch {
-                    start,
-                    count: 1,
-                    // INVARIANT: start < entries.len().
-                    seg_len: entries[start as usize].len,
-                }));
-            return &self.batches;
+            return self.singles(entries);
         }
         self.ordered.clear();
         for g in 0..self.ends.len() {

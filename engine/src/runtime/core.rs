@@ -1112,9 +1112,12 @@ impl CoreState {
             self.video_leave(now, slot, c);
         }
         let old = self.leg_mut(slot).and_then(|l| l.video.take());
-        if let Some(old) = &old {
+        if let Some(old) = old {
             for k in std::iter::once(old.flow_rtp).chain(old.flow_rtcp) {
                 self.flows.remove(k, slot);
+            }
+            if let Some(leg) = self.leg_mut(slot) {
+                leg.video_srtp = old.into_srtp();
             }
         }
         let Some(cfg) = video else {
@@ -1153,17 +1156,12 @@ impl CoreState {
                 return;
             }
         };
-        // A key that did not change keeps its context (RFC 4568 7.1.4): the rollover
+        // A key that did not change keeps its context (RFC 4568 7.1.4), whether the video
+        // was replaced, taken away and given back, or moved here with the leg: the rollover
         // counter, replay window and SRTCP index go on. A fresh context under an old key
         // would protect indexes it already used.
-        if let Some(old) = old {
-            let old = *old;
-            if old.config.srtp_in == video.config.srtp_in {
-                video.srtp_in = old.srtp_in;
-            }
-            if old.config.srtp_out == video.config.srtp_out {
-                video.srtp_out = old.srtp_out;
-            }
+        if let Some(leg) = self.leg_mut(slot) {
+            video.resume_srtp(&mut leg.video_srtp);
         }
         let (rtp_key, rtcp_key) = (video.flow_rtp, video.flow_rtcp);
         if self.flows.insert(rtp_key, slot, None).is_err() {
@@ -3538,9 +3536,20 @@ mod tests {
         r.tx.take_queued(&mut sent);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].dst, pb);
-        // A re-offer with a new key: the old key no longer authenticates, the new one does.
+        // A re-offer with a new key from the caller and ours unchanged: the old key no
+        // longer authenticates, the new one does, and our sending context goes on (a new one
+        // under the same key would start its indexes over).
+        let protected = |r: &Rig| {
+            let slot = r.state.by_id[&LegId(1)];
+            (r.state.legs[slot as usize].as_ref())
+                .and_then(|l| l.srtp_out.as_ref())
+                .map_or(0, |c| c.rtp_packets_protected())
+        };
+        let before = protected(&r);
+        assert!(before >= 1);
         r.state
             .on_command(r.now, update(true, Some((Some(kb.clone()), Some(key(3))))));
+        assert_eq!(protected(&r), before, "the outbound context is kept");
         r.packet(pb, srtp(&mut a, 7, 3));
         assert_eq!(r.stats(1).auth_failed, 1);
         let mut b = ctx(&kb);
@@ -3935,6 +3944,8 @@ mod tests {
             /// Outbound video: per encoding (sequence number); key frame due.
             seqs: [u16; 3],
             key_due: bool,
+            /// Video RTP as it arrived (SRTP), by tick.
+            raw: Vec<(u64, Vec<u8>)>,
         }
 
         struct Room {
@@ -3965,20 +3976,9 @@ mod tests {
                                 encoding(SIMULCAST[2], 720, 1_500_000),
                             ],
                         )),
-                        // Retransmissions to an SRTP leg need RTX: the same SSRC and
-                        // sequence number again would reuse its keystream.
-                        receive: vec![
-                            VideoReceiveCodec {
-                                codec: VideoCodec::H264,
-                                pt: Pt(96),
-                                rtx_pt: None,
-                            },
-                            VideoReceiveCodec {
-                                codec: VideoCodec::Vp8,
-                                pt: Pt(98),
-                                rtx_pt: Some(Pt(99)),
-                            },
-                        ],
+                        // No RTX: retransmissions to this SRTP leg repeat the original
+                        // SRTP packet, byte for byte.
+                        receive: receive(&[(VideoCodec::H264, 96), (VideoCodec::Vp8, 98)]),
                         layout: VideoLayout::All,
                         max_height: 720,
                         bandwidth_bps: None,
@@ -4040,6 +4040,7 @@ mod tests {
                         rtcp: Vec::new(),
                         seqs: [100 * id as u16, 60_000, 65_500],
                         key_due: true,
+                        raw: Vec::new(),
                     });
                     let video = Some(Box::new(v));
                     r.state.on_command(
@@ -4126,10 +4127,17 @@ mod tests {
                         continue; // Audio.
                     };
                     let rtcp = crate::rtcp::classify(&pkt) == PacketKind::Rtcp;
+                    if !rtcp {
+                        p.raw.push((index, pkt.clone()));
+                    }
                     let n = match (p.down.as_mut(), rtcp) {
                         (None, _) => pkt.len(),
                         (Some(d), true) => d.unprotect_rtcp(&mut pkt).unwrap(),
-                        (Some(d), false) => d.unprotect_rtp(&mut pkt).unwrap(),
+                        // A retransmission of a packet this peer did get is a replay to it.
+                        (Some(d), false) => match d.unprotect_rtp(&mut pkt) {
+                            Err(crate::srtp::SrtpError::Replayed) => continue,
+                            n => n.unwrap(),
+                        },
                     };
                     pkt.truncate(n);
                     if rtcp {
@@ -4309,14 +4317,15 @@ mod tests {
             room.step(60);
             let again = ids(&room.peer(2).rtp, 60);
             assert!(again.iter().any(|&(_, _, s)| s == seq), "retransmitted");
-            let rtx = (room.peer(1).rtp.iter().filter(|(t, _)| *t >= 60))
-                .map(|(_, b)| RtpPacket::parse(b).unwrap())
-                .any(|p| {
-                    p.pt() == Pt(99)
-                        && p.ssrc().0 != ssrc1
-                        && p.payload().get(..2) == Some(&seq1.to_be_bytes()[..])
-                });
-            assert!(rtx, "retransmitted over RTX and SRTP");
+            // Leg 1 has no RTX: the retransmission is the original SRTP packet again, byte
+            // for byte (no keystream reused on other data).
+            let raw = &room.peer(1).raw;
+            let repeated = (raw.iter().filter(|(t, _)| *t >= 60)).any(|(_, b)| {
+                let p = RtpPacket::parse(b).unwrap();
+                (p.ssrc().0, p.seq()) == (ssrc1, seq1)
+                    && raw.iter().any(|(t, first)| *t < 60 && first == b)
+            });
+            assert!(repeated, "retransmitted over SRTP as the same packet");
 
             // PLIs from both receivers of leg 1 (several each) reach leg 1 as one PLI per
             // encoding asked for, SRTCP-protected on its video address.

@@ -107,6 +107,9 @@ pub(crate) struct Leg {
     pub latched: bool,
     pub srtp_in: Option<SrtpContext>,
     pub srtp_out: Option<SrtpContext>,
+    /// The keys of `srtp_in` and `srtp_out`, so a renegotiation rebuilds only a context
+    /// whose key changed.
+    srtp_keys: (Option<SrtpKey>, Option<SrtpKey>),
     /// RTP may be sent to the remote (not held).
     pub send: bool,
     pub remote_ssrc: Option<u32>,
@@ -174,6 +177,8 @@ pub(crate) struct Leg {
     /// across `SetVideo` replacements, so one outbound SRTP context never sees an SSRC (and
     /// its sequence numbers) start over.
     pub video_ssrcs_used: u32,
+    /// Its video's SRTP contexts while it has no video on a core (see `VideoSrtp`).
+    pub video_srtp: super::leg_video::VideoSrtp,
 }
 
 pub(super) fn context(key: &Option<SrtpKey>) -> Result<Option<SrtpContext>, SrtpError> {
@@ -216,6 +221,7 @@ impl Leg {
             latched: false,
             srtp_in: context(&cfg.srtp_in)?,
             srtp_out: context(&cfg.srtp_out)?,
+            srtp_keys: (cfg.srtp_in.clone(), cfg.srtp_out.clone()),
             send: cfg.send,
             remote_ssrc: cfg.remote_ssrc,
             targets: Vec::new(),
@@ -251,6 +257,7 @@ impl Leg {
             audio_out: (0, 0),
             video: None,
             video_ssrcs_used: 0,
+            video_srtp: Default::default(),
         };
         if let Some(rtp) = cfg.remote_rtp {
             leg.set_remote(rtp, cfg.remote_rtcp);
@@ -291,8 +298,11 @@ impl Leg {
         self.targets.clear();
         self.sources.clear();
         // Video is bound to the old core's sockets and router: the control side gives it
-        // again (`SetVideo`) with the re-INVITE that tells the remote the new addresses.
-        self.video = None;
+        // again (`SetVideo`) with the re-INVITE that tells the remote the new addresses. Its
+        // SRTP contexts go with the leg, to continue under unchanged keys.
+        if let Some(v) = self.video.take() {
+            self.video_srtp = v.into_srtp();
+        }
         MovingLeg(Box::new(self))
     }
 
@@ -304,15 +314,28 @@ impl Leg {
         self.latched = false;
     }
 
-    /// New SRTP keys from a renegotiation (None: plain RTP from now on).
+    /// New SRTP keys from a renegotiation (None: plain RTP from now on). Only a context
+    /// whose key changed is rebuilt: one whose key stayed goes on (RFC 4568 7.1.4), since a
+    /// new context under the same key would start its indexes over and reuse keystream.
     pub fn rekey(
         &mut self,
         srtp_in: &Option<SrtpKey>,
         srtp_out: &Option<SrtpKey>,
     ) -> Result<(), SrtpError> {
-        let (i, o) = (context(srtp_in)?, context(srtp_out)?);
-        self.srtp_in = i;
-        self.srtp_out = o;
+        let i = (self.srtp_keys.0 != *srtp_in)
+            .then(|| context(srtp_in))
+            .transpose()?;
+        let o = (self.srtp_keys.1 != *srtp_out)
+            .then(|| context(srtp_out))
+            .transpose()?;
+        if let Some(i) = i {
+            self.srtp_in = i;
+            self.srtp_keys.0 = srtp_in.clone();
+        }
+        if let Some(o) = o {
+            self.srtp_out = o;
+            self.srtp_keys.1 = srtp_out.clone();
+        }
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::command::VideoConfig;
+use super::command::{SrtpKey, VideoConfig};
 use super::flow::FlowKey;
 use super::io::SockId;
 use super::leg::context;
@@ -34,7 +34,41 @@ pub(crate) struct LegVideo {
     pub consumers: Vec<ConsumerId>,
 }
 
+/// A leg's video SRTP contexts with their keys, kept on the leg while it has no video on a
+/// core (taken away, or moving to another core), so video given again under the same keys
+/// continues them (RFC 4568 7.1.4): a new context under a used key would start its indexes
+/// over and reuse keystream.
+#[derive(Default)]
+pub(crate) struct VideoSrtp {
+    key_in: Option<SrtpKey>,
+    srtp_in: Option<SrtpContext>,
+    key_out: Option<SrtpKey>,
+    srtp_out: Option<SrtpContext>,
+}
+
 impl LegVideo {
+    /// Its SRTP contexts and their keys, for [`LegVideo::resume_srtp`].
+    pub fn into_srtp(self) -> VideoSrtp {
+        VideoSrtp {
+            key_in: self.config.srtp_in,
+            srtp_in: self.srtp_in,
+            key_out: self.config.srtp_out,
+            srtp_out: self.srtp_out,
+        }
+    }
+
+    /// Takes the contexts of `parked` whose keys are this video's keys.
+    pub fn resume_srtp(&mut self, parked: &mut VideoSrtp) {
+        if parked.key_in.is_some() && parked.key_in == self.config.srtp_in {
+            self.srtp_in = parked.srtp_in.take();
+            parked.key_in = None;
+        }
+        if parked.key_out.is_some() && parked.key_out == self.config.srtp_out {
+            self.srtp_out = parked.srtp_out.take();
+            parked.key_out = None;
+        }
+    }
+
     /// A leg's video on the given sockets (the RTCP socket is the RTP one with rtcp-mux).
     pub fn new(
         config: VideoConfig,
@@ -48,9 +82,21 @@ impl LegVideo {
             (false, Some(r)) => r,
             (false, None) => SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
         };
+        let mut srtp_out = context(&config.srtp_out)?;
+        // A receiver without RTX for some codec gets retransmissions with the original SSRC
+        // and sequence number, so its context must protect an index again. The router
+        // rebuilds a retransmission from the same stored packet with the same rewrite, so the
+        // bytes are normally the first ones; the context checks it (it lets a repeat out only
+        // with the tag it gave that index before) and refuses anything else, so no keystream
+        // or GCM nonce is ever used on other bytes.
+        if let Some(ctx) = srtp_out.as_mut()
+            && config.receive.iter().any(|c| c.rtx_pt.is_none())
+        {
+            ctx.set_allow_repeat_tx(true);
+        }
         Ok(LegVideo {
             srtp_in: context(&config.srtp_in)?,
-            srtp_out: context(&config.srtp_out)?,
+            srtp_out,
             rtp_sock,
             rtcp_sock,
             remote_rtcp,

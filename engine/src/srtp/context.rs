@@ -69,7 +69,24 @@ pub struct SrtpContext {
     rtcp_packets_protected: u64,
     rtp_packet_limit: u64,
     rtcp_packet_limit: u64,
-    allow_repeat_tx: bool,
+    /// With `allow_repeat_tx`: the tags of recently protected packets.
+    sent_tags: Option<Box<[SentTag; SENT_TAGS]>>,
+}
+
+/// Recently protected packets remembered for `allow_repeat_tx`, by SSRC and index.
+const SENT_TAGS: usize = 256;
+
+/// One protected packet: its SSRC, its index and its tag (zero-padded to 16 bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SentTag {
+    ssrc: u32,
+    index: u64,
+    tag: [u8; 16],
+}
+
+/// Where `(ssrc, index)` is remembered.
+fn sent_tag_slot(ssrc: u32, index: u64) -> usize {
+    ((index ^ u64::from(ssrc).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % SENT_TAGS as u64) as usize
 }
 
 impl std::fmt::Debug for SrtpContext {
@@ -139,7 +156,7 @@ impl SrtpContext {
             rtcp_packets_protected: 0,
             rtp_packet_limit: MAX_SRTP_PACKETS,
             rtcp_packet_limit: MAX_SRTCP_PACKETS,
-            allow_repeat_tx: false,
+            sent_tags: None,
         }
     }
 
@@ -155,12 +172,16 @@ impl SrtpContext {
         self.rtcp_packet_limit = packets.min(MAX_SRTCP_PACKETS);
     }
 
-    /// Lets `protect_rtp` protect an already used index again (a
-    /// retransmission of the same packet). Off by default: protecting two
-    /// different packets under one index reuses keystream, so only enable
-    /// this if retransmissions are byte-identical.
+    /// Lets `protect_rtp` protect an already used index again, for a retransmission of the
+    /// same packet (the receiver lost it). Off by default. Protecting two different packets
+    /// under one index would reuse keystream (with AES-GCM, the nonce, which gives away the
+    /// authentication key), so the context checks it: it remembers the tags of the last
+    /// packets it protected and lets a repeat out only if it protects to the same tag, that
+    /// is, the same bytes; any other repeat, or one too old to be remembered, is refused as
+    /// `Replayed` and its bytes must not be sent. Only packets protected while this is on
+    /// are remembered.
     pub fn set_allow_repeat_tx(&mut self, allow: bool) {
-        self.allow_repeat_tx = allow;
+        self.sent_tags = allow.then(|| Box::new([SentTag::default(); SENT_TAGS]));
     }
 
     /// Drops the state of `ssrc` (after BYE or a timeout), freeing its slot.
@@ -210,10 +231,13 @@ impl SrtpContext {
             .map(|s| s.rtp)
             .unwrap_or_default();
         let index = packet_index(&window, header.seq)?;
-        match window.check(index) {
-            Err(SrtpError::Replayed) if self.allow_repeat_tx => {}
-            checked => checked?,
-        }
+        let repeat = match window.check(index) {
+            Err(SrtpError::Replayed) if self.sent_tags.is_some() => true,
+            checked => {
+                checked?;
+                false
+            }
+        };
         let slot = match slot {
             Some(slot) => slot,
             None => self.streams.insert(Stream::new(header.ssrc))?,
@@ -231,6 +255,26 @@ impl SrtpContext {
                 let iv = rtp.rtp_iv(header.ssrc, roc_of(index), header.seq);
                 tag.copy_from_slice(&rtp.seal(iv, head, payload)?);
             }
+        }
+        if let Some(tags) = self.sent_tags.as_mut() {
+            let mut padded = [0u8; 16];
+            padded[..tag_len].copy_from_slice(tag);
+            let this = SentTag {
+                ssrc: header.ssrc,
+                index,
+                tag: padded,
+            };
+            let remembered = &mut tags[sent_tag_slot(header.ssrc, index)];
+            if repeat {
+                if *remembered != this {
+                    // Other bytes under a used index: never let them out.
+                    payload.fill(0);
+                    tag.fill(0);
+                    return Err(SrtpError::Replayed);
+                }
+                return Ok(protected_len);
+            }
+            *remembered = this;
         }
 
         if let Some(stream) = self.streams.get_mut(slot) {
@@ -1230,11 +1274,42 @@ mod tests {
                 tx.protect_rtp(&mut buf, packet.len()),
                 Err(SrtpError::Replayed)
             );
+            // Allowed: the same packet again goes out, byte for byte; other bytes under the
+            // same index never do, nor a repeat of a packet protected before it was allowed.
             tx.set_allow_repeat_tx(true);
+            let mut buf = packet.clone();
+            buf.resize(first.len(), 0);
+            assert_eq!(
+                tx.protect_rtp(&mut buf, packet.len()),
+                Err(SrtpError::Replayed),
+                "not remembered"
+            );
+            let packet = rtp(78, 3, 10);
+            let first = protect(&mut tx, &packet);
             assert_eq!(
                 protect(&mut tx, &packet),
                 first,
                 "a retransmission is byte-identical"
+            );
+            let mut other = packet.clone();
+            *other.last_mut().unwrap() ^= 1;
+            other.resize(first.len(), 0);
+            assert_eq!(
+                tx.protect_rtp(&mut other, packet.len()),
+                Err(SrtpError::Replayed),
+                "different bytes under a used index"
+            );
+            assert!(
+                other[12..].iter().all(|&b| b == 0),
+                "nothing of it is left to send"
+            );
+            let mut marked = packet.clone();
+            marked[1] |= 0x80;
+            marked.resize(first.len(), 0);
+            assert_eq!(
+                tx.protect_rtp(&mut marked, packet.len()),
+                Err(SrtpError::Replayed),
+                "a different header under a used index"
             );
             protect(&mut tx, &rtp(77 + 200, 3, 10));
             buf = packet.clone();

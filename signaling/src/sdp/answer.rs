@@ -14,9 +14,8 @@
 //!   plain under `Optional`.
 //! - RFC 2543 hold (`c=0.0.0.0`): the offerer cannot receive, so it is treated as if it had
 //!   removed `recv` from its direction (sendrecv becomes sendonly) and we answer recvonly.
-//! - Our audio SRTP key is kept across re-offers of the same dialog while the suite stays the
-//!   same, our video key is new in every answer (see [`LocalSession`]); the tag is always the
-//!   offer's.
+//! - Our SRTP key (audio, and video's own) is kept across re-offers of the same dialog while
+//!   the suite stays the same (see [`LocalSession`]); the tag is always the offer's.
 //! - `a=rtcp-mux` is echoed only when offered; `a=ptime` always written (offer's, else ours,
 //!   capped by `a=maxptime`); `a=mid` echoed when present.
 //! - With `OfferAnswerConfig::video` and a local video address, the first offered video

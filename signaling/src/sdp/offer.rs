@@ -11,8 +11,7 @@
 //!   (GCM first by default), tags 1, 2, ... in that order.
 //! - An answer with `a=crypto` lines none of which matches one of ours (tag and suite) is
 //!   refused rather than run as plain RTP: the answerer would send SRTP.
-//! - Our audio key for a suite is kept across re-offers; video gets a new one in every offer
-//!   (see [`LocalSession`]).
+//! - Our key for a suite (audio's, video's) is kept across re-offers (see [`LocalSession`]).
 //! - The answer's codec is the first of its formats that we offered and support (the
 //!   answerer's preference), under the answer's payload type.
 //! - With `OfferAnswerConfig::video` and a local video address, a second m-line offers video

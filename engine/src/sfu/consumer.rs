@@ -426,6 +426,7 @@ impl Consumer {
 
     /// Forgets a producer that was removed (its slot may be reused by another).
     pub fn forget_producer(&mut self, p: u32) {
+        self.nack.forget_producer(p);
         if self.current.is_some_and(|(cp, _)| cp == p) {
             self.current = None;
         }

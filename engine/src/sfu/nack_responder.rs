@@ -79,6 +79,11 @@ impl NackResponder {
         self.history.record(sent);
     }
 
+    /// Forgets what was sent from `producer` (see [`SendHistory::forget_producer`]).
+    pub fn forget_producer(&mut self, producer: u32) {
+        self.history.forget_producer(producer);
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &NackCounters {
         &self.counters

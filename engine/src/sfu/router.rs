@@ -1424,6 +1424,36 @@ mod tests {
     }
 
     #[test]
+    fn a_nack_after_a_publisher_left_never_resends_another_publishers_packet() {
+        let now = Instant::now();
+        let mut r = router(now);
+        let a = r.add_producer(now, producer(Some(10), "a")).unwrap();
+        let mut follower = consumer(a, 90);
+        follower.source = ConsumerSource::ActiveSpeaker { except: None };
+        follower.rtx = None;
+        r.add_consumer(now, follower).unwrap();
+        r.handle_active_speaker(now, a);
+        let mut out = Out::default();
+        r.handle_rtp(now, a, &rtp(10, 96, 1, &[0x65, 0xaa], None), &mut out);
+        assert_eq!(out.0.len(), 1);
+        let wire = RtpPacket::parse(&out.0[0].1).unwrap().seq();
+        // A leaves; B takes its slot and sends a packet with the same sequence number.
+        r.remove_producer(now, a).unwrap();
+        let b = r.add_producer(now, producer(Some(20), "b")).unwrap();
+        assert_eq!(b, a, "the slot is reused");
+        r.handle_rtp(now, b, &rtp(20, 96, 1, &[0x65, 0xbb], None), &mut out);
+        let before = out.0.len();
+        // The receiver NACKs A's packet: it is gone, and B's is not sent in its place.
+        let mut buf = [0u8; 64];
+        let n = crate::rtcp::Nack::write(&mut buf, Ssrc(1), Ssrc(90), [wire]).unwrap();
+        r.handle_consumer_rtcp(now, &buf[..n], &mut out);
+        let resent = out.0[before..].iter().any(|(_, p)| {
+            RtpPacket::parse(p).is_ok_and(|p| p.seq() == wire && p.payload() == [0x65, 0xbb])
+        });
+        assert!(!resent, "B's packet under A's sequence number");
+    }
+
+    #[test]
     fn an_unannounced_stream_is_learned_from_its_media_payload_type() {
         let now = Instant::now();
         let mut r = router(now);

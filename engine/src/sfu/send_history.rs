@@ -102,6 +102,16 @@ impl SendHistory {
         }
     }
 
+    /// Forgets every packet that came from `producer` (it left the router, whose slot may be
+    /// reused: a later NACK must not rebuild another publisher's packet in its place).
+    pub fn forget_producer(&mut self, producer: u32) {
+        for e in self.entries.iter_mut() {
+            if e.is_some_and(|e| e.sent.producer == producer) {
+                *e = None;
+            }
+        }
+    }
+
     /// The entry for a 16-bit outgoing sequence number from a NACK (taken as the nearest
     /// extended value at or below the highest sent), if still held.
     pub fn lookup(&mut self, wire: u16) -> Option<HistoryEntry<'_>> {

@@ -160,9 +160,12 @@ fn video_frames_forwarded_with_and_without_gso_arrive_whole_and_in_order() {
         assert_eq!(errors, 0, "gso={gso}");
         if gso {
             assert!(sends >= 1, "frames went out as GSO sends");
+            // Most of what was forwarded left inside GSO sends (a frame's packets to one
+            // receiver together), not one datagram per send.
+            let forwarded: u64 = got.iter().map(|r| r.len() as u64).sum();
             assert!(
-                segments >= 2 * sends,
-                "{segments} segments in {sends} sends"
+                2 * segments >= forwarded,
+                "{segments} of {forwarded} datagrams in {sends} GSO sends"
             );
         } else {
             assert_eq!(

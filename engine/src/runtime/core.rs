@@ -37,7 +37,7 @@ use crate::sfu::{
     ConsumerConfig, ConsumerId, ConsumerSource, NackLimits, Router, RouterConfig, RtxConfig,
     SfuError, SfuEvent, VideoCodec,
 };
-use crate::srtp::SrtpError;
+use crate::srtp::{SrtpContext, SrtpError};
 
 /// The source id under which a leg's mixed audio goes through its outbound numbering (so a
 /// switch between forwarded and mixed audio continues the stream).
@@ -272,12 +272,7 @@ impl CoreState {
             return;
         };
         let producer = video.producer;
-        let plain_len = match video.srtp_in.as_mut() {
-            None => Ok(buf.len()),
-            Some(ctx) if kind == PacketKind::Rtcp => ctx.unprotect_rtcp(buf),
-            Some(ctx) => ctx.unprotect_rtp(buf),
-        };
-        let len = match plain_len {
+        let len = match unprotect_with(video.srtp_in.as_mut(), buf, kind) {
             Ok(n) => n,
             Err(e) => {
                 leg.count_srtp_error(e);
@@ -315,9 +310,13 @@ impl CoreState {
             routes: &room.routes,
             counters: &mut self.counters,
         };
+        // (RTP from a leg without a producer returned above.)
         match (kind, producer) {
-            (PacketKind::Rtp, Some(p)) => room.router.handle_rtp(now, p, plain, &mut sink),
-            (PacketKind::Rtp, None) => {}
+            (PacketKind::Rtp, p) => {
+                if let Some(p) = p {
+                    room.router.handle_rtp(now, p, plain, &mut sink);
+                }
+            }
             (_, p) => {
                 if let Some(p) = p {
                     room.router.handle_producer_rtcp(now, p, plain);
@@ -1005,14 +1004,12 @@ impl CoreState {
         self.leave(now, slot);
         self.by_id.remove(&id);
         let leg = self.legs.get_mut(slot as usize).and_then(Option::take)?;
-        let video_flows = leg.video.as_ref().map(|v| (v.flow_rtp, v.flow_rtcp));
+        let video_flows = leg.video.as_ref().map(|v| v.flow_keys());
         for k in [leg.flow_rtp, leg.flow_rtcp].into_iter().flatten() {
             self.flows.remove(k, slot);
         }
-        if let Some((rtp, rtcp)) = video_flows {
-            for k in std::iter::once(rtp).chain(rtcp) {
-                self.flows.remove(k, slot);
-            }
+        for k in video_flows.into_iter().flatten() {
+            self.flows.remove(k, slot);
         }
         self.drop_pending(slot);
         self.dtmf_open.retain(|&s| s != slot);
@@ -1113,7 +1110,7 @@ impl CoreState {
         }
         let old = self.leg_mut(slot).and_then(|l| l.video.take());
         if let Some(old) = old {
-            for k in std::iter::once(old.flow_rtp).chain(old.flow_rtcp) {
+            for k in old.flow_keys() {
                 self.flows.remove(k, slot);
             }
             if let Some(leg) = self.leg_mut(slot) {
@@ -2115,20 +2112,25 @@ fn unprotect(
     buf: &mut [u8],
     kind: PacketKind,
 ) -> Option<usize> {
-    let Some(ctx) = leg.srtp_in.as_mut() else {
-        return Some(buf.len());
-    };
-    let result = if kind == PacketKind::Rtcp {
-        ctx.unprotect_rtcp(buf)
-    } else {
-        ctx.unprotect_rtp(buf)
-    };
-    result
+    unprotect_with(leg.srtp_in.as_mut(), buf, kind)
         .map_err(|e| {
             leg.count_srtp_error(e);
             counters.inc(drop_metric(e));
         })
         .ok()
+}
+
+/// Decrypts `buf` in place with `ctx` (None: plain, passed through): its plain length.
+fn unprotect_with(
+    ctx: Option<&mut SrtpContext>,
+    buf: &mut [u8],
+    kind: PacketKind,
+) -> Result<usize, SrtpError> {
+    match ctx {
+        None => Ok(buf.len()),
+        Some(ctx) if kind == PacketKind::Rtcp => ctx.unprotect_rtcp(buf),
+        Some(ctx) => ctx.unprotect_rtp(buf),
+    }
 }
 
 fn drop_metric(e: SrtpError) -> Metric {

@@ -114,6 +114,11 @@ impl LegVideo {
         })
     }
 
+    /// Its flow-table keys: RTP, and RTCP without rtcp-mux.
+    pub fn flow_keys(&self) -> impl Iterator<Item = FlowKey> + use<> {
+        std::iter::once(self.flow_rtp).chain(self.flow_rtcp)
+    }
+
     /// Whether a packet that arrived with this flow key is the leg's video.
     pub fn owns(&self, key: &FlowKey) -> bool {
         self.flow_rtp == *key || self.flow_rtcp.as_ref() == Some(key)

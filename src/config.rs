@@ -478,20 +478,8 @@ impl ServeConfig {
                 }
                 self.queue_capacity = n
             }
-            "pin_cores" => {
-                self.pin_cores = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("{value:?} is not true or false")),
-                }
-            }
-            "gso" => {
-                self.gso = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("{value:?} is not true or false")),
-                }
-            }
+            "pin_cores" => self.pin_cores = parse_bool(value)?,
+            "gso" => self.gso = parse_bool(value)?,
             "rtp_timeout_s" => {
                 let n: u64 = parse_num(value, "number of seconds")?;
                 if !(5..=86_400).contains(&n) {

@@ -160,7 +160,7 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     talkers: Option<String>,
     /// The rate conferences mix at, Hz: 16000 (wideband) or 8000 (every caller G.711: no
-    /// resampling, less CPU and about 10 ms less delay) [default: 16000]
+    /// resampling, less CPU and about 20 ms less delay) [default: 16000]
     #[arg(long, value_name = "HZ")]
     mix_rate: Option<String>,
     /// Accept and offer video, forwarded by the SFU: true or false [default: true]

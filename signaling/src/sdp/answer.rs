@@ -19,7 +19,7 @@
 //! - `a=rtcp-mux` is echoed only when offered; `a=ptime` always written (offer's, else ours,
 //!   capped by `a=maxptime`); `a=mid` echoed when present.
 //! - With `OfferAnswerConfig::video` and a local video address, the first offered video
-//!   m-line is answered too ([`answer_video`]), with its own SRTP key under the same policy.
+//!   m-line we can take is answered too ([`answer_video`]), with its own SRTP key under the same policy.
 //!   Video from the same remote address and port as the audio (BUNDLE without the BUNDLE
 //!   group, which we do not do) is refused with port 0, as is any other video m-line. A video
 //!   m-line we cannot take never fails the call: audio goes on.
@@ -32,7 +32,6 @@ use super::attribute::Attribute;
 use super::codec::TELEPHONE_EVENT;
 use super::config::{OfferAnswerConfig, SrtpPolicy};
 use super::connection::Connection;
-use super::direction::Direction;
 use super::error::SdpError;
 use super::local_session::{LocalSession, Stream};
 use super::media::{MediaDescription, MediaKind};
@@ -44,7 +43,9 @@ use super::offer::announce_sources;
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 use super::session::{SessionDescription, Timing};
-use super::video::{LAYOUT_ATTRIBUTE, VideoConfig, VideoSession, announced_sources, answer_video};
+use super::video::{
+    LAYOUT_ATTRIBUTE, NegotiatedVideo, VideoConfig, VideoSession, announced_sources, answer_video,
+};
 
 /// `fmtp` we write for `telephone-event` when the offer gave none: DTMF digits and flash.
 pub(crate) const DEFAULT_EVENTS: &str = "0-16";
@@ -209,7 +210,7 @@ fn accept_audio(
         .comfort_noise
         .then(|| pick_comfort_noise(offered, codec.clock_rate()))
         .flatten();
-    let direction = offered_direction(offer, index, &transport).reversed();
+    let direction = transport.direction(offer, index).reversed();
     let mut ptime_ms = offered.ptime_ms().unwrap_or(config.ptime_ms);
     if let Some(max) = offered.maxptime_ms() {
         ptime_ms = ptime_ms.min(max);
@@ -300,21 +301,6 @@ fn accept_audio(
     Ok((answer, negotiated))
 }
 
-/// The offer's direction for m-line `index`; an RFC 2543 hold address cannot receive, as if
-/// the offerer had removed `recv`.
-fn offered_direction(
-    offer: &SessionDescription,
-    index: usize,
-    transport: &RemoteTransport,
-) -> Direction {
-    let direction = offer.media_direction(index);
-    if transport.hold_address {
-        direction.intersect(Direction::SendOnly)
-    } else {
-        direction
-    }
-}
-
 /// The keys of an m-line answered with SRTP: the offer's, and ours for `stream` in its suite
 /// under its tag.
 fn answer_keys(
@@ -341,7 +327,7 @@ fn accept_video(
 ) -> Result<(MediaDescription, VideoSession), SdpError> {
     let remote_crypto = choose_srtp(offered, config)?;
     let transport = RemoteTransport::of(offer, index, offered, true)?;
-    let direction = offered_direction(offer, index, &transport);
+    let direction = transport.direction(offer, index);
     let (mut answer, negotiated) = answer_video(offered, direction, video_rtp.port(), video)?;
     let srtp = answer_keys(local, Stream::Video, remote_crypto)?;
     if let Some(keys) = &srtp {
@@ -353,7 +339,11 @@ fn accept_video(
         announce_sources(&mut answer.attributes, &local.video_sources, cname);
     }
     let session = VideoSession {
-        media: negotiated,
+        // The m-line's cap, else the session's.
+        media: NegotiatedVideo {
+            remote_max_bps: max_bitrate_bps(offer, offered).filter(|&b| b > 0),
+            ..negotiated
+        },
         media_index: index,
         remote_rtp: transport.rtp,
         remote_rtcp: transport.rtcp,
@@ -374,6 +364,7 @@ fn answer_protocol(offered: &Protocol) -> Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdp::Direction;
     use crate::sdp::codec::Codec;
     use crate::sdp::testdata::*;
     use chorus_engine::rtp::Pt;
@@ -596,6 +587,28 @@ mod tests {
             (p.encodings[0].ssrc, p.encodings[0].rid.as_ref()),
             (None, None)
         );
+
+        // The peer's cap: the session's `b=AS` when the m-line has none; a huge one saturates
+        // rather than overflows.
+        for (line, want) in [("b=AS:500", 500_000), ("b=AS:18446744073709552", u64::MAX)] {
+            let capped = offer
+                .to_string()
+                .replace("t=0 0\r\n", &format!("{line}\r\nt=0 0\r\n"));
+            let capped: SessionDescription = capped.parse().unwrap();
+            let (_, n) = answer_offer(&capped, &mut session, rtp(), &config).unwrap();
+            assert_eq!(n.video.unwrap().media.remote_max_bps, Some(want), "{line}");
+            let m = capped.to_string().replace(
+                "m=video 5002 RTP/AVP 100\r\n",
+                &format!("m=video 5002 RTP/AVP 100\r\n{line}\r\n"),
+            );
+            let m: SessionDescription = m.parse().unwrap();
+            let (_, n) = answer_offer(&m, &mut session, rtp(), &config).unwrap();
+            assert_eq!(
+                n.video.unwrap().media.remote_max_bps,
+                Some(want),
+                "media {line}"
+            );
+        }
 
         // Video on the audio's own address (bundled without BUNDLE) is refused, audio kept.
         let bundled = offer.to_string().replace("m=video 5002", "m=video 5000");

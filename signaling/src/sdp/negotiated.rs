@@ -99,6 +99,17 @@ pub(crate) struct RemoteTransport {
 }
 
 impl RemoteTransport {
+    /// The direction `sdp` gives m-line `index` (session level included); an RFC 2543 hold
+    /// address cannot receive, as if its sender had removed `recv`.
+    pub(crate) fn direction(&self, sdp: &SessionDescription, index: usize) -> Direction {
+        let direction = sdp.media_direction(index);
+        if self.hold_address {
+            direction.intersect(Direction::SendOnly)
+        } else {
+            direction
+        }
+    }
+
     pub(crate) fn of(
         sdp: &SessionDescription,
         index: usize,
@@ -130,12 +141,14 @@ impl RemoteTransport {
 
 /// The remote's bandwidth limit in bit/s, media level first.
 pub(crate) fn max_bitrate_bps(sdp: &SessionDescription, media: &MediaDescription) -> Option<u64> {
-    let of = |bw: &[super::bandwidth::Bandwidth]| {
-        let find = |k: BandwidthKind| bw.iter().find(|b| b.kind == k).map(|b| b.value);
-        find(BandwidthKind::Tias)
-            .or_else(|| find(BandwidthKind::As).map(|kbps| kbps.saturating_mul(1000)))
-    };
-    of(&media.bandwidths).or_else(|| of(&sdp.bandwidths))
+    bitrate_bps(&media.bandwidths).or_else(|| bitrate_bps(&sdp.bandwidths))
+}
+
+/// The limit in bit/s that `b=` lines give: `b=TIAS`, else `b=AS` times 1000.
+pub(crate) fn bitrate_bps(bw: &[super::bandwidth::Bandwidth]) -> Option<u64> {
+    let find = |k: BandwidthKind| bw.iter().find(|b| b.kind == k).map(|b| b.value);
+    find(BandwidthKind::Tias)
+        .or_else(|| find(BandwidthKind::As).map(|kbps| kbps.saturating_mul(1000)))
 }
 
 /// The first offered codec in `preference` order: `(codec, pt)`.

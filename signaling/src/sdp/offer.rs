@@ -261,12 +261,10 @@ fn answered_video(
     };
     // The answer's direction for the line, session level and RFC 2543 hold included, as
     // for audio.
-    let mut answered = answer.media_direction(*index);
-    if transport.hold_address {
-        answered = answered.intersect(Direction::SendOnly);
-    }
+    let answered = transport.direction(answer, *index);
     let mut negotiated = negotiated;
     negotiated.direction = pending.direction.intersect(answered.reversed());
+    negotiated.remote_max_bps = max_bitrate_bps(answer, media).filter(|&b| b > 0);
     Some(VideoSession {
         media: negotiated,
         media_index: *index,
@@ -335,10 +333,7 @@ pub fn process_answer(
             return Err(SdpError::SrtpRequired);
         }
     }
-    let mut answered = answer.media_direction(index);
-    if transport.hold_address {
-        answered = answered.intersect(Direction::SendOnly);
-    }
+    let answered = transport.direction(answer, index);
     let direction = pending.direction.intersect(answered.reversed());
     let telephone_event = if config.telephone_event {
         pick_telephone_event(media, codec.clock_rate())

@@ -23,7 +23,7 @@ use super::direction::Direction;
 use super::error::SdpError;
 use super::local_session::VideoSource;
 use super::media::{MediaDescription, MediaKind};
-use super::negotiated::SrtpKeys;
+use super::negotiated::{SrtpKeys, bitrate_bps};
 use super::protocol::Protocol;
 use super::rtpmap::Rtpmap;
 
@@ -647,12 +647,10 @@ fn rtx_for(media: &MediaDescription, pt: Pt) -> Option<Pt> {
     })
 }
 
-/// The peer's cap on what we send: `b=TIAS` (bits/s), else `b=AS` (kbit/s).
+/// The peer's cap on what we send, from the m-line's `b=` lines (the callers, which see the
+/// whole description, fall back to the session's).
 fn remote_cap(media: &MediaDescription) -> Option<u64> {
-    media
-        .bandwidth(&BandwidthKind::Tias)
-        .or_else(|| media.bandwidth(&BandwidthKind::As).map(|kbps| kbps * 1000))
-        .filter(|&bps| bps > 0)
+    bitrate_bps(&media.bandwidths).filter(|&bps| bps > 0)
 }
 
 /// One video format as written: the codec, its payload type, its RTX payload type and, for

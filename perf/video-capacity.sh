@@ -63,7 +63,12 @@ for rooms in "$@"; do
 import json, re, sys
 r = json.load(open(sys.argv[1]))
 v = r["video"]
-rooms, hold = int(sys.argv[3]), float(sys.argv[4].rstrip("s"))
+def secs(t):  # chorus-load's duration syntax: 500ms, 30s, 2m
+    for unit, k in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if t.endswith(unit):
+            return float(t[: -len(unit)]) * k
+    return float(t)
+rooms, hold = int(sys.argv[3]), secs(sys.argv[4])
 out = sum(int(m) for m in re.findall(r"video_out=(\d+)", open(sys.argv[2]).read()))
 layers = v["layers"]
 frames = sum(l["frames"] for l in layers.values())

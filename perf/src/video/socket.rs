@@ -372,7 +372,8 @@ async fn caller(task: CallerTask) -> CallerVideo {
     let mut tx = vec![0u8; 1_500 + SRTP_ROOM];
     let mut rx = vec![0u8; 2_048];
     loop {
-        if Instant::now() >= tell_at {
+        let now = Instant::now();
+        if now >= tell_at {
             let now = (subscriber.frames(), subscriber.broken());
             progress.frames.fetch_add(now.0 - told.0, Ordering::Relaxed);
             progress.broken.fetch_add(now.1 - told.1, Ordering::Relaxed);
@@ -384,7 +385,6 @@ async fn caller(task: CallerTask) -> CallerVideo {
         } else {
             leg.remote_rtcp
         };
-        let now = Instant::now();
         if let Some(p) = publisher.as_mut() {
             if p.poll_timeout().0 <= now {
                 p.handle_timeout(now);
@@ -414,11 +414,9 @@ async fn caller(task: CallerTask) -> CallerVideo {
             )
             .await;
         }
-        let wake = publisher
-            .as_ref()
-            .map_or(subscriber.poll_timeout().0, |p| {
-                p.poll_timeout().0.min(subscriber.poll_timeout().0)
-            })
+        let subscriber_due = subscriber.poll_timeout().0;
+        let wake = (publisher.as_ref())
+            .map_or(subscriber_due, |p| p.poll_timeout().0.min(subscriber_due))
             .max(now + Duration::from_micros(500));
         tokio::select! {
             _ = &mut stopped => break,

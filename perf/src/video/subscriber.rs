@@ -180,8 +180,8 @@ impl Subscriber {
         self.stats.packets += 1;
         self.stats.bytes += len as u64;
         let (ssrc, pt) = (packet.ssrc(), packet.pt());
-        let mut len = len;
-        if Some(pt) == self.config.rtx_pt && pt != self.config.pt {
+        // A media packet is parsed once; an RTX one again after unwrapping.
+        let packet = if Some(pt) == self.config.rtx_pt && pt != self.config.pt {
             let payload = packet.payload();
             let Some(osn) = payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 // Padding-only RTX (bandwidth probing): nothing to repair.
@@ -198,14 +198,16 @@ impl Subscriber {
                 return;
             };
             self.stats.rtx_received += 1;
-            len = n;
+            let Some(packet) = buf.get(..n).and_then(|b| RtpPacket::parse(b).ok()) else {
+                self.stats.bad_packets += 1;
+                return;
+            };
+            packet
         } else if pt != self.config.pt {
             self.stats.bad_packets += 1;
             return;
-        }
-        let Some(packet) = buf.get(..len).and_then(|b| RtpPacket::parse(b).ok()) else {
-            self.stats.bad_packets += 1;
-            return;
+        } else {
+            packet
         };
         let Some(index) = self.stream_index(now, packet.ssrc()) else {
             self.stats.bad_packets += 1;

@@ -185,9 +185,11 @@ fn a_lossy_path_loses_no_frame_after_nack_and_rtx() {
     );
     assert!(s.dropped_loss > 50, "{}", s.dropped_loss);
     assert!(s.nacked >= s.dropped_loss / 2 && s.rtx_received > 0);
-    assert_eq!(
-        p.retransmitted,
-        s.rtx_received + (p.retransmitted - s.rtx_received)
+    assert!(
+        s.rtx_received <= p.retransmitted,
+        "{} > {}",
+        s.rtx_received,
+        p.retransmitted
     );
     assert_eq!(s.rtx_unmatched, 0);
     // Only a stream whose very first packets were lost starts mid-frame.

@@ -62,7 +62,8 @@ pub struct Report {
     pub video: Option<crate::video::VideoReport>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+/// The nearest-rank `p`th percentile of `sorted`.
+pub(crate) fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
         return None;
     }

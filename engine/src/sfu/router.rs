@@ -279,11 +279,7 @@ impl Router {
             return Err(SfuError::Encodings(n));
         }
         let rtx_pts = config.encodings.iter().filter_map(|e| e.rtx.map(|r| r.pt));
-        for pt in std::iter::once(config.pt).chain(rtx_pts) {
-            if !pt.is_valid() {
-                return Err(SfuError::PayloadType(pt.0));
-            }
-        }
+        check_pts(std::iter::once(config.pt).chain(rtx_pts))?;
         let mut new_ssrcs = Vec::new();
         for e in &config.encodings {
             new_ssrcs.extend(e.ssrc.map(|s| s.0));
@@ -358,11 +354,7 @@ impl Router {
         {
             return Err(SfuError::UnknownProducer(p));
         }
-        for pt in std::iter::once(config.pt).chain(config.rtx.map(|r| r.pt)) {
-            if !pt.is_valid() {
-                return Err(SfuError::PayloadType(pt.0));
-            }
-        }
+        check_pts(std::iter::once(config.pt).chain(config.rtx.map(|r| r.pt)))?;
         let mut new_ssrcs = vec![config.ssrc.0];
         new_ssrcs.extend(config.rtx.map(|r| r.ssrc.0));
         for (i, s) in new_ssrcs.iter().enumerate() {
@@ -467,11 +459,7 @@ impl Router {
         h264: Option<Pt>,
         vp8: Option<Pt>,
     ) -> Result<(), SfuError> {
-        for pt in [h264, vp8].into_iter().flatten() {
-            if !pt.is_valid() {
-                return Err(SfuError::PayloadType(pt.0));
-            }
-        }
+        check_pts([h264, vp8].into_iter().flatten())?;
         let c = self.consumer_mut(id)?;
         c.codec_pts = [h264, vp8];
         self.update_forwarding(now);
@@ -1091,6 +1079,14 @@ impl Router {
                 self.counters.reports_sent += 1;
             }
         }
+    }
+}
+
+/// Refuses a payload type that does not fit RTP's 7 bits.
+fn check_pts(pts: impl IntoIterator<Item = Pt>) -> Result<(), SfuError> {
+    match pts.into_iter().find(|pt| !pt.is_valid()) {
+        Some(pt) => Err(SfuError::PayloadType(pt.0)),
+        None => Ok(()),
     }
 }
 

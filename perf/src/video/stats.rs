@@ -157,6 +157,5 @@ pub fn percentile(samples: &[f32], p: f64) -> Option<f32> {
     }
     let mut v = samples.to_vec();
     v.sort_by(f32::total_cmp);
-    let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
-    v.get(rank.min(v.len() - 1)).copied()
+    crate::report::percentile(&v, p)
 }

@@ -162,9 +162,8 @@ pub fn make_offer(
             protocol,
             video_config,
             local.video_current.as_ref(),
+            direction,
         );
-        m.attributes.retain(|a| a.name != "sendrecv");
-        m.attributes.push(Attribute::flag(direction.attribute()));
         let crypto = offer_crypto(local, Stream::Video, config, &mut m.attributes)?;
         if let Some(cname) = local.source.as_ref().map(|s| s.cname.as_str()) {
             announce_sources(&mut m.attributes, &local.video_sources, cname);

@@ -843,6 +843,7 @@ pub fn offer_video(
     protocol: Protocol,
     config: &VideoConfig,
     current: Option<&NegotiatedVideo>,
+    direction: Direction,
 ) -> MediaDescription {
     let mut pts = (96u8..=127).map(Pt);
     let mut formats: Vec<(VideoCodec, Pt, Option<Pt>)> = Vec::new();
@@ -886,7 +887,7 @@ pub fn offer_video(
         format_lines(&mut m, (codec, pt, rtx, plid), config.feedback);
     }
     shared_lines(&mut m, &extensions, config.max_receive_bps, true);
-    m.attributes.push(Attribute::flag("sendrecv"));
+    m.attributes.push(Attribute::flag(direction.attribute()));
     let receive = current.map_or(&[][..], |c| &c.simulcast[..]);
     simulcast_lines(&mut m, &config.send_simulcast, receive);
     if config.receive_all {
@@ -1159,7 +1160,13 @@ mod tests {
     #[test]
     fn our_offer_is_answered_and_read_back() {
         let config = VideoConfig::default();
-        let offer = offer_video(30000, Protocol::parse("RTP/AVP"), &config, None);
+        let offer = offer_video(
+            30000,
+            Protocol::parse("RTP/AVP"),
+            &config,
+            None,
+            Direction::SendRecv,
+        );
         assert_eq!(offer.formats, ["96", "97", "98", "99"]);
         assert_eq!(
             values(&offer, "fmtp"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::baresip::{Baresip, decoded_fps, read_wav};
+use common::baresip::{Baresip, read_wav};
 use common::sip::Server;
 
 /// Conference 4711 with PIN 2468 is created with `chorus conference create` while the server
@@ -278,31 +278,9 @@ fn a_video_phone_follows_the_active_speaker() {
     let b_after_a = first_a.is_some_and(|i| sources[i..].contains(&b));
     assert!(
         b_after_a,
-        "C ({c}) follows A ({a}) then B ({b}): switched to {sources:?}
-{log}"
+        "C ({c}) follows A ({a}) then B ({b}): switched to {sources:?}\n{log}"
     );
-    let context = || {
-        format!(
-            "{}
-{}
-server:
-{log}",
-            calls[2].status, calls[2].log
-        )
-    };
-    assert!(
-        calls[2]
-            .log
-            .contains("video: receiving with resolution 320 x 240"),
-        "C decodes no video: {}",
-        context()
-    );
-    let decoded = decoded_fps(&calls[2].status);
-    assert!(
-        decoded > 10.0,
-        "C decodes {decoded} fps at the end: {}",
-        context()
-    );
+    calls[2].assert_decodes_video("C", &log);
 }
 
 /// Video through the SFU with real video phones: two baresips send VP8 (its `fakevideo`
@@ -345,19 +323,7 @@ fn video_phones_see_each_other_and_a_phone_caller_hears_them() {
         if !callers[i].video {
             continue;
         }
-        assert!(
-            call.log
-                .contains("video: receiving with resolution 320 x 240"),
-            "caller {i} decodes no video: {}",
-            context()
-        );
-        // "efps=15.0/14.4": frames per second encoded / decoded, at the end of the call.
-        let decoded = decoded_fps(&call.status);
-        assert!(
-            decoded > 10.0,
-            "caller {i} decodes {decoded} fps: {}",
-            context()
-        );
+        call.assert_decodes_video(&format!("caller {i}"), &log);
     }
     let removed = server.wait_log_lines("media leg removed", 3, std::time::Duration::from_secs(3));
     let field = |line: &str, key: &str| {

@@ -110,7 +110,7 @@ pub fn read_wav(bytes: &[u8]) -> Wav {
 }
 
 /// Frames per second decoded, from a status line's `efps=ENCODED/DECODED`; 0 without one.
-pub fn decoded_fps(status: &str) -> f64 {
+fn decoded_fps(status: &str) -> f64 {
     (status.split("efps=").nth(1))
         .and_then(|s| s.split('/').nth(1))
         .and_then(|s| s.split_whitespace().next())
@@ -129,6 +129,31 @@ pub struct BaresipCall {
     pub events: String,
     /// What it decoded from the server, as recorded.
     pub heard: Wav,
+}
+
+impl BaresipCall {
+    /// Panics (with its log and `server_log`) unless the call decoded the others' 320x240
+    /// VP8 picture and still decoded more than 10 frames per second at the end.
+    pub fn assert_decodes_video(&self, who: &str, server_log: &str) {
+        let context = || {
+            format!(
+                "{who}:\n{}\n{}\nserver:\n{server_log}",
+                self.status, self.log
+            )
+        };
+        assert!(
+            self.log
+                .contains("video: receiving with resolution 320 x 240"),
+            "{who} decodes no video: {}",
+            context()
+        );
+        let decoded = decoded_fps(&self.status);
+        assert!(
+            decoded > 10.0,
+            "{who} decodes {decoded} fps at the end: {}",
+            context()
+        );
+    }
 }
 
 /// Kills baresip if the test fails while it runs.
